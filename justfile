@@ -1,0 +1,90 @@
+# refcat's tasks. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+tools_dir := env_var_or_default("REFCAT_TOOLS", env_var("HOME") / ".cache/refcat/tools")
+export PATH := tools_dir / "bin" + ":" + env_var("PATH")
+export GRYPE_DB_CACHE_DIR := tools_dir / "grype-db"
+export GRYPE_DB_AUTO_UPDATE := "false"
+export GRYPE_DB_VALIDATE_AGE := "false"
+export GRYPE_CHECK_FOR_APP_UPDATE := "false"
+export SYFT_CHECK_FOR_APP_UPDATE := "false"
+
+# Pinned tool versions. grype and syft are pinned together: syft is the version grype's go.mod requires.
+oras_version := "v1.3.3"
+cosign_version := "v3.1.2"
+grype_version := "v0.121.2"
+syft_version := "v1.57.0"
+crane_version := "v0.22.1"
+
+default:
+    @just --list
+
+# Install the pinned real tools into the version-keyed cache (skips what is there).
+tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    T="{{tools_dir}}"
+    mkdir -p "$T/bin"
+    fail() { echo "just tools: $*" >&2; exit 1; }
+    command -v go >/dev/null || fail "Go is not installed; install Go 1.26.8 or newer (see README prerequisites)"
+    # install NAME VERSION MODULE PACKAGE [TAGS]
+    # A throwaway module that requires MODULE@VERSION gives the same build list as
+    # `go install PACKAGE@VERSION`, without the module-list queries that some proxies refuse.
+    install() {
+        local name=$1 version=$2 module=$3 package=$4 tags=${5:-}
+        local dir="$T/$name-$version"
+        if [ ! -x "$dir/$name" ]; then
+            echo "installing $name $version (go install $package, one-time, cached in $dir)" >&2
+            mkdir -p "$dir/module"
+            printf 'module refcat.local/tools/%s\n\ngo %s\n\nrequire %s %s\n' \
+                "$name" "$(go env GOVERSION | sed 's/^go//')" "$module" "$version" > "$dir/module/go.mod"
+            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install ${tags:+-tags "$tags"} "$package") \
+                || fail "go install of $name $version failed: see the go output above"
+        fi
+        ln -sfn "$dir/$name" "$T/bin/$name"
+    }
+    install oras {{oras_version}} oras.land/oras oras.land/oras/cmd/oras
+    install cosign {{cosign_version}} github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign
+    install syft {{syft_version}} github.com/anchore/syft github.com/anchore/syft/cmd/syft
+    install grype {{grype_version}} github.com/anchore/grype github.com/anchore/grype/cmd/grype
+    install crane {{crane_version}} github.com/google/go-containerregistry github.com/google/go-containerregistry/cmd/crane
+    if ! command -v docker-registry >/dev/null; then
+        echo "installing Debian's docker-registry with apt" >&2
+        if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+        $SUDO apt-get update -qq || fail "apt-get update failed"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null \
+            || fail "apt-get install docker-registry failed"
+    fi
+    just grype-db
+
+# Build the Grype DB fixture from testdata/grypedb/ and import it (offline) into the tools cache.
+grype-db built="2026-11-01T00:00:00Z":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    T="{{tools_dir}}"
+    stamp="$T/grype-db/.source-$(cat testdata/grypedb/*.go testdata/grypedb/go.* $(find testdata/grypedb/providers -type f | sort) | sha256sum | cut -c1-16)-{{built}}"
+    if [ -f "$stamp" ]; then exit 0; fi
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    (cd testdata/grypedb && go build -o "$work/build-grype-db" .)
+    archive=$("$work/build-grype-db" -providers testdata/grypedb/providers -out "$work/db" -built "{{built}}")
+    rm -rf "$T/grype-db"
+    mkdir -p "$T/grype-db"
+    grype db import "$archive" >&2
+    grype db status -o json >&2
+    touch "$stamp"
+
+# Push the deterministic sample images to REGISTRY (host:port).
+fixtures registry: tools
+    cargo run --quiet --example push_fixtures -- {{registry}}
+
+# Run every test (unit and integration, against the real tools).
+test: tools
+    cargo fmt --check
+    cargo clippy --all-targets --quiet -- -D warnings
+    cargo test
+
+# Start a registry, push the fixtures, and show `refcat discover` on them.
+demo: tools
+    cargo run --quiet --example demo

@@ -1,0 +1,39 @@
+//! The one table of media types refcat speaks. Every other module names these
+//! constants instead of spelling the strings.
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker schema 2 manifest list.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image config.
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI gzip-compressed layer.
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The OCI empty descriptor's media type, used as artifact config.
+pub const EMPTY_JSON: &str = "application/vnd.oci.empty.v1+json";
+/// The bytes of the OCI empty JSON blob.
+pub const EMPTY_JSON_BYTES: &[u8] = b"{}";
+
+/// Syft's native JSON SBOM.
+pub const SYFT_JSON: &str = "application/vnd.syft+json";
+/// SPDX JSON SBOM.
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// Grype's JSON results (no registered type exists; this follows Syft's).
+pub const GRYPE_JSON: &str = "application/vnd.grype+json";
+
+/// Every manifest media type refcat can read, for `Accept` headers.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Whether `media_type` names an index (OCI or Docker list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// Whether `media_type` names a manifest or index, as opposed to a blob.
+pub fn is_manifest(media_type: &str) -> bool {
+    is_index(media_type) || media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
+}

@@ -1,0 +1,17 @@
+//! What refcat writes into registries and reads back: media types, annotation keys
+//! and the builders for artifact manifests and referrer descriptors.
+
+pub mod manifest;
+pub mod media_types;
+
+pub use manifest::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
+
+/// Annotation keys refcat sets or reads.
+pub mod annotations {
+    /// When the artifact was created (RFC 3339); Ratify and regctl pick the newest by it.
+    pub const CREATED: &str = "org.opencontainers.image.created";
+    /// The file name `oras pull` writes a layer to.
+    pub const TITLE: &str = "org.opencontainers.image.title";
+    /// Prefix of refcat's own annotations.
+    pub const REFCAT_PREFIX: &str = "dev.refcat.";
+}

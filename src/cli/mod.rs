@@ -1,0 +1,89 @@
+//! Command-line definitions, one file per subcommand, and the mapping from errors to
+//! exit codes. This is the only place `anyhow` is used.
+
+mod discover;
+mod registry_args;
+
+use clap::{Parser, Subcommand};
+
+pub use discover::DiscoverArgs;
+pub use registry_args::RegistryArgs;
+
+use crate::reference::ReferenceError;
+use crate::registry::RegistryError;
+
+/// Exit code for bad input (also clap's).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the thing asked for does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit code when the registry refused the credentials.
+pub const EXIT_AUTH: u8 = 4;
+/// Exit code when the registry is unreachable or failing.
+pub const EXIT_UNAVAILABLE: u8 = 5;
+
+/// refcat: signed SBOM and vulnerability referrers for every image in an OCI registry,
+/// and a catalog read straight from the registry.
+#[derive(Debug, Parser)]
+#[command(name = "refcat", version, about, long_about = None)]
+pub struct Cli {
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the referrers tree of an image, like `oras discover`.
+    Discover(DiscoverArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Discover(args) => args.run().await,
+        }
+    }
+}
+
+/// Sets up logging to stderr.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "refcat=debug,info",
+        _ => "refcat=trace,debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The exit code for an error: 2 bad input, 3 not found, 4 auth, 5 registry unavailable, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<ReferenceError>()
+            || cause.is::<crate::oci::PlatformError>()
+            || cause.is::<crate::digest::DigestError>()
+        {
+            return EXIT_USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<RegistryError>() {
+            return match e {
+                RegistryError::NotFound { .. } => EXIT_NOT_FOUND,
+                RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. } => EXIT_AUTH,
+                RegistryError::Unavailable { .. }
+                | RegistryError::Timeout { .. }
+                | RegistryError::Connect { .. } => EXIT_UNAVAILABLE,
+                _ => 1,
+            };
+        }
+    }
+    1
+}

@@ -1,0 +1,15 @@
+//! refcat: a registry-native OCI referrers publisher and catalog.
+//!
+//! The registry is the database. [`registry`] is the only module that speaks the
+//! distribution API; [`catalog`] builds read views from it; [`artifact`] knows what
+//! refcat writes; [`fixture`] builds the deterministic sample images used by the demo
+//! and the tests.
+
+pub mod artifact;
+pub mod catalog;
+pub mod cli;
+pub mod digest;
+pub mod fixture;
+pub mod oci;
+pub mod reference;
+pub mod registry;

@@ -1,0 +1,175 @@
+//! Blobs: streamed, size-limited, digest-verified fetch; existence checks; push.
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+
+use super::client::Client;
+use super::counter::RequestKind;
+use super::error::RegistryError;
+use super::transport::{pull_scope, push_scope, Request};
+use crate::digest::{Digest, Hasher};
+use crate::reference::RepositoryName;
+
+impl Client {
+    /// Fetches a blob, refusing more than `limit` bytes (default: the client's
+    /// `max_blob_bytes`) and checking the digest as the bytes arrive.
+    pub async fn get_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        limit: Option<u64>,
+    ) -> Result<Bytes, RegistryError> {
+        let limit = limit.unwrap_or(self.inner.config.max_blob_bytes);
+        let what = format!("GET blob {repository}@{digest}");
+        let req = Request::new(
+            Method::GET,
+            RequestKind::Blob,
+            format!("/v2/{repository}/blobs/{digest}"),
+            pull_scope(repository.as_str()),
+            what.clone(),
+        );
+        let mut response = self.send(req).await?;
+        if !response.status().is_success() {
+            return Err(self.unexpected(response, what).await);
+        }
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(RegistryError::TooLarge { what, limit });
+        }
+        let mut hasher = Hasher::for_digest(digest);
+        let mut out = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (out.len() + chunk.len()) as u64 > limit {
+                        return Err(RegistryError::TooLarge { what, limit });
+                    }
+                    hasher.update(&chunk);
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(RegistryError::Connect {
+                        registry: self.registry().to_string(),
+                        what,
+                        source: e.without_url(),
+                    })
+                }
+            }
+        }
+        hasher
+            .verify(digest)
+            .map_err(|source| RegistryError::Digest { what, source })?;
+        Ok(Bytes::from(out))
+    }
+
+    /// Whether the repository holds the blob.
+    pub async fn blob_exists(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let what = format!("HEAD blob {repository}@{digest}");
+        let req = Request::new(
+            Method::HEAD,
+            RequestKind::Blob,
+            format!("/v2/{repository}/blobs/{digest}"),
+            pull_scope(repository.as_str()),
+            what.clone(),
+        );
+        let response = self.send(req).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            _ => Err(self.unexpected(response, what).await),
+        }
+    }
+
+    /// Pushes a blob: one monolithic POST where the registry allows it, else POST then PUT.
+    pub async fn push_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        data: Bytes,
+    ) -> Result<(), RegistryError> {
+        crate::digest::verify(digest, &data).map_err(|source| RegistryError::Digest {
+            what: format!("push blob {repository}@{digest}"),
+            source,
+        })?;
+        let what = format!("POST blob upload {repository}@{digest}");
+        let mut post = Request::new(
+            Method::POST,
+            RequestKind::Upload,
+            format!("/v2/{repository}/blobs/uploads/?digest={digest}"),
+            push_scope(repository.as_str()),
+            what.clone(),
+        )
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(data.clone());
+        // A retried POST opens a fresh upload session; the content is addressed by digest, so that is harmless.
+        post.idempotent = true;
+        let response = self.send(post).await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            StatusCode::ACCEPTED => {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| RegistryError::InvalidResponse {
+                        what: what.clone(),
+                        reason: "202 without Location".into(),
+                    })?;
+                let url = upload_url(location, digest);
+                let what = format!("PUT blob upload {repository}@{digest}");
+                let put = Request::new(
+                    Method::PUT,
+                    RequestKind::Upload,
+                    url,
+                    push_scope(repository.as_str()),
+                    what.clone(),
+                )
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(data);
+                let response = self.send(put).await?;
+                if response.status() == StatusCode::CREATED {
+                    Ok(())
+                } else {
+                    Err(self.unexpected(response, what).await)
+                }
+            }
+            _ => Err(self.unexpected(response, what).await),
+        }
+    }
+}
+
+/// The upload `Location` with `digest=` added; relative locations stay on the registry.
+fn upload_url(location: &str, digest: &Digest) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let path = match url::Url::parse(location) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => location.to_string(),
+    };
+    format!("{path}{separator}digest={digest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_url_appends_the_digest() {
+        let d = crate::digest::sha256(b"{}");
+        assert_eq!(
+            upload_url("/v2/a/blobs/uploads/u1", &d),
+            format!("/v2/a/blobs/uploads/u1?digest={d}")
+        );
+        assert_eq!(
+            upload_url("http://h:1/v2/a/blobs/uploads/u1?_state=x", &d),
+            format!("/v2/a/blobs/uploads/u1?_state=x&digest={d}")
+        );
+    }
+}

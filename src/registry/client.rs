@@ -1,0 +1,157 @@
+//! The registry client: one per registry host, cheap to clone, safe to share.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::counter::RequestCounter;
+use super::credentials::{Credentials, Secret};
+
+/// How to reach and talk to one registry.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Registry host[:port].
+    pub registry: String,
+    /// Credentials (redacted in `Debug`).
+    pub credentials: Credentials,
+    /// Use plain HTTP. Loopback hosts always use it; others only when asked.
+    pub plain_http: bool,
+    /// Timeout for each request attempt.
+    pub request_timeout: Duration,
+    /// Attempts for idempotent requests that fail with 429/5xx or time out.
+    pub max_attempts: u32,
+    /// First backoff delay; it doubles per attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound on any single wait, including a registry's `Retry-After`.
+    pub max_backoff: Duration,
+    /// Largest manifest refcat will read (the distribution spec suggests 4 MiB).
+    pub max_manifest_bytes: u64,
+    /// Largest blob refcat will read into memory.
+    pub max_blob_bytes: u64,
+    /// Page size for `_catalog` and tags listings.
+    pub page_size: u32,
+}
+
+impl ClientConfig {
+    /// Defaults for `registry`: anonymous, 30 s per request, 4 attempts.
+    pub fn new(registry: impl Into<String>) -> Self {
+        ClientConfig {
+            registry: registry.into(),
+            credentials: Credentials::Anonymous,
+            plain_http: false,
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 256 * 1024 * 1024,
+            page_size: 100,
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.plain_http || is_loopback(&self.registry) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+}
+
+/// Whether `host[:port]` names this machine, where plain HTTP is acceptable.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A client for one registry.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
+    pub(super) config: ClientConfig,
+    pub(super) base: String,
+    pub(super) counter: RequestCounter,
+    /// `Authorization` values by auth scope; "" holds a registry-wide Basic header.
+    pub(super) auth: Mutex<HashMap<String, Secret>>,
+    /// Per repository: whether the registry serves the referrers API.
+    pub(super) referrers_api: Mutex<HashMap<String, bool>>,
+    /// Serialises read-modify-write of tag-schema referrers indexes, per subject.
+    pub(super) subject_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Client {
+    /// A client for `config.registry`.
+    pub fn new(config: ClientConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("refcat/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .expect("the TLS backend initialises");
+        let base = format!("{}://{}", config.scheme(), config.registry);
+        Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                base,
+                counter: RequestCounter::default(),
+                auth: Mutex::new(HashMap::new()),
+                referrers_api: Mutex::new(HashMap::new()),
+                subject_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The registry host this client talks to.
+    pub fn registry(&self) -> &str {
+        &self.inner.config.registry
+    }
+
+    /// The requests this client has sent so far.
+    pub fn counter(&self) -> &RequestCounter {
+        &self.inner.counter
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_unless_asked() {
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example:5000"));
+        assert_eq!(ClientConfig::new("registry.example").scheme(), "https");
+        assert_eq!(ClientConfig::new("127.0.0.1:5000").scheme(), "http");
+    }
+
+    #[test]
+    fn debug_of_a_client_redacts_the_password() {
+        let mut config = ClientConfig::new("r.example");
+        config.credentials = Credentials::Basic {
+            username: "u".into(),
+            password: Secret::new("pa55word"),
+        };
+        let client = Client::new(config);
+        assert!(!format!("{client:?}").contains("pa55word"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Errors from talking to a registry. None of them carries a credential: URLs are
+//! built without userinfo and response bodies are cut to the registry's error codes.
+
+use std::time::Duration;
+
+use crate::digest::DigestError;
+
+/// What went wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry refused the credentials, or demanded some that were not given.
+    #[error("{registry} answered 401 Unauthorized for {what}: {hint}")]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// The request, as `GET manifest fixtures/app:1`.
+        what: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// The credentials were accepted but do not allow this action.
+    #[error("{registry} answered 403 Forbidden for {what}: the credentials lack permission for this repository")]
+    Forbidden {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+    },
+    /// The repository, tag, manifest or blob does not exist.
+    #[error("not found: {what} ({code})")]
+    NotFound {
+        /// The request.
+        what: String,
+        /// The registry's error code, e.g. `MANIFEST_UNKNOWN`.
+        code: String,
+    },
+    /// The registry kept failing (429/5xx) after every retry.
+    #[error("{registry} kept failing for {what}: HTTP {status} after {attempts} attempts{retry_after}; try again later", retry_after = .retry_after.map(|d| format!(" (it asked to wait {}s)", d.as_secs())).unwrap_or_default())]
+    Unavailable {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// The last status.
+        status: u16,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Any other unexpected status.
+    #[error("{registry} answered HTTP {status} for {what}: {message}")]
+    Status {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Error codes and messages from the body, shortened.
+        message: String,
+    },
+    /// No answer within the timeout, after every retry.
+    #[error("{registry} did not answer {what} within {timeout:?} ({attempts} attempts)")]
+    Timeout {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The connection failed.
+    #[error("cannot reach {registry} for {what}: {source}")]
+    Connect {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// The transport error (reqwest strips userinfo from URLs it prints).
+        source: reqwest::Error,
+    },
+    /// Content larger than the configured limit.
+    #[error(
+        "{what} is larger than the limit of {limit} bytes; raise the limit if this is expected"
+    )]
+    TooLarge {
+        /// The request.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Content that does not match its digest, or a malformed digest header.
+    #[error("{what}: {source}")]
+    Digest {
+        /// The request.
+        what: String,
+        /// The digest problem.
+        source: DigestError,
+    },
+    /// A document the registry served is not what the spec says it must be.
+    #[error("{what}: invalid response: {reason}")]
+    InvalidResponse {
+        /// The request.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Reading docker credentials failed.
+    #[error("cannot read registry credentials: {0}")]
+    Credentials(String),
+}
+
+impl RegistryError {
+    /// Whether this error means the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::NotFound { .. })
+    }
+}

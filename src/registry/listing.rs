@@ -1,0 +1,207 @@
+//! `_catalog` and tags listing with `n`/`last` paging and `Link` headers.
+//!
+//! Registries differ: distribution 2.8 ignores `n` on tags, zot answers 404 for a
+//! `last` that is not an existing tag. Paging follows `Link` until it ends, and a
+//! repeated link stops the walk instead of looping forever.
+
+use reqwest::header::LINK;
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::client::Client;
+use super::counter::RequestKind;
+use super::error::RegistryError;
+use super::transport::{pull_scope, read_limited, Request};
+use crate::reference::{RepositoryName, Tag};
+
+const MAX_PAGES: usize = 100_000;
+const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Client {
+    /// Every repository in the registry's `_catalog`, in the registry's order.
+    pub async fn list_repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Vec<String>,
+        }
+        let first = format!("/v2/_catalog?n={}", self.inner.config.page_size);
+        let names = self
+            .walk_pages(
+                first,
+                RequestKind::Catalog,
+                "registry:catalog:*".into(),
+                "GET _catalog".into(),
+                |body| serde_json::from_slice::<Page>(body).map(|p| p.repositories),
+            )
+            .await?;
+        Ok(parse_all(names, "repository"))
+    }
+
+    /// Every tag of `repository`. With `last`, only tags after it (lexically), even
+    /// where the registry answers 404 for a `last` that is not an existing tag.
+    pub async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+    ) -> Result<Vec<Tag>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut first = format!(
+            "/v2/{repository}/tags/list?n={}",
+            self.inner.config.page_size
+        );
+        if let Some(last) = last {
+            first.push_str(&format!("&last={last}"));
+        }
+        let what = format!("GET tags of {repository}");
+        let parse =
+            |body: &[u8]| serde_json::from_slice::<Page>(body).map(|p| p.tags.unwrap_or_default());
+        let walked = self
+            .walk_pages(
+                first,
+                RequestKind::Tags,
+                pull_scope(repository.as_str()),
+                what.clone(),
+                parse,
+            )
+            .await;
+        let names = match (walked, last) {
+            (Err(e), Some(_)) if e.is_not_found() => {
+                // zot: `last` must name an existing tag. List everything, then cut.
+                let all = format!(
+                    "/v2/{repository}/tags/list?n={}",
+                    self.inner.config.page_size
+                );
+                self.walk_pages(
+                    all,
+                    RequestKind::Tags,
+                    pull_scope(repository.as_str()),
+                    what,
+                    parse,
+                )
+                .await?
+            }
+            (result, _) => result?,
+        };
+        let mut tags: Vec<Tag> = parse_all(names, "tag");
+        if let Some(last) = last {
+            // distribution 2.8 ignores `last` on tags; apply it here so every registry agrees.
+            tags.retain(|t| t.as_str() > last.as_str());
+        }
+        Ok(tags)
+    }
+
+    async fn walk_pages<F>(
+        &self,
+        first: String,
+        kind: RequestKind,
+        scope: String,
+        what: String,
+        parse: F,
+    ) -> Result<Vec<String>, RegistryError>
+    where
+        F: Fn(&[u8]) -> Result<Vec<String>, serde_json::Error>,
+    {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(url) = next.take() {
+            if !seen.insert(url.clone()) || seen.len() > MAX_PAGES {
+                tracing::warn!(%what, "registry repeated a page link; stopping the listing there");
+                break;
+            }
+            let response = self
+                .send(Request::new(
+                    Method::GET,
+                    kind,
+                    url,
+                    scope.clone(),
+                    what.clone(),
+                ))
+                .await?;
+            if !response.status().is_success() {
+                return Err(self.unexpected(response, what).await);
+            }
+            next = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = read_limited(response, MAX_PAGE_BYTES)
+                .await
+                .map_err(|limit| RegistryError::TooLarge {
+                    what: what.clone(),
+                    limit,
+                })?;
+            let page = parse(&body).map_err(|e| RegistryError::InvalidResponse {
+                what: what.clone(),
+                reason: e.to_string(),
+            })?;
+            items.extend(page);
+        }
+        Ok(items)
+    }
+}
+
+/// The target of a `Link: <…>; rel="next"` header, as a path on the same registry.
+pub(super) fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        if !is_next {
+            return None;
+        }
+        // Absolute links are reduced to path and query: refcat never follows a link off the registry.
+        match url::Url::parse(target) {
+            Ok(u) => Some(match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            }),
+            Err(_) if target.starts_with('/') => Some(target.to_string()),
+            Err(_) => None,
+        }
+    })
+}
+
+fn parse_all<T: std::str::FromStr>(names: Vec<String>, kind: &str) -> Vec<T>
+where
+    T::Err: std::fmt::Display,
+{
+    names
+        .into_iter()
+        .filter_map(|n| match n.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(%kind, error = %e, "registry listed a name refcat cannot use; skipping it");
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn follows_only_next_links_on_the_same_registry() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#),
+            Some("/v2/_catalog?last=b&n=2".into())
+        );
+        assert_eq!(
+            next_link(r#"<http://evil.example/v2/x/tags/list?n=1>; rel="next""#),
+            Some("/v2/x/tags/list?n=1".into())
+        );
+        assert_eq!(next_link(r#"</v2/a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}

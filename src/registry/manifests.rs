@@ -1,0 +1,243 @@
+//! Manifests and indexes: fetch (verified against their digest), HEAD, push, delete.
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+
+use super::client::Client;
+use super::counter::RequestKind;
+use super::error::RegistryError;
+use super::transport::{pull_scope, push_scope, read_limited, Request};
+use crate::artifact::media_types::MANIFEST_ACCEPT;
+use crate::digest::{self, Digest};
+use crate::oci::{Descriptor, Manifest};
+use crate::reference::{RepositoryName, Target};
+
+const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
+const OCI_SUBJECT: &str = "oci-subject";
+
+/// A manifest as served, with the digest of its exact bytes.
+#[derive(Clone, Debug)]
+pub struct FetchedManifest {
+    /// The served media type.
+    pub media_type: String,
+    /// The digest of `bytes`.
+    pub digest: Digest,
+    /// The exact bytes served.
+    pub bytes: Bytes,
+    /// The parsed document.
+    pub manifest: Manifest,
+}
+
+impl FetchedManifest {
+    /// A descriptor of this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+}
+
+/// What a manifest push reported.
+#[derive(Clone, Debug)]
+pub struct PushedManifest {
+    /// The digest of the pushed bytes.
+    pub digest: Digest,
+    /// Whether the registry answered with `OCI-Subject`, i.e. it indexes referrers itself.
+    pub subject_acknowledged: bool,
+}
+
+impl Client {
+    /// Fetches a manifest or index by tag or digest and checks its digest: against the
+    /// reference when it names one, else against `Docker-Content-Digest`.
+    pub async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        target: &Target,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let reference = target.manifest_reference();
+        let what = format!("GET manifest {repository}:{reference}");
+        let req = Request::new(
+            Method::GET,
+            RequestKind::Manifest,
+            format!("/v2/{repository}/manifests/{reference}"),
+            pull_scope(repository.as_str()),
+            what.clone(),
+        )
+        .header(ACCEPT, MANIFEST_ACCEPT);
+        let response = self.send(req).await?;
+        if !response.status().is_success() {
+            return Err(self.unexpected(response, what).await);
+        }
+        let served_digest = response
+            .headers()
+            .get(DOCKER_CONTENT_DIGEST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let media_type = header_media_type(&response);
+        let limit = self.inner.config.max_manifest_bytes;
+        let bytes =
+            read_limited(response, limit)
+                .await
+                .map_err(|limit| RegistryError::TooLarge {
+                    what: what.clone(),
+                    limit,
+                })?;
+        let expected = match (target.digest(), served_digest) {
+            (Some(d), _) => d.clone(),
+            (None, Some(header)) => {
+                digest::parse(&header).map_err(|source| RegistryError::Digest {
+                    what: what.clone(),
+                    source,
+                })?
+            }
+            (None, None) => digest::sha256(&bytes),
+        };
+        digest::verify(&expected, &bytes).map_err(|source| RegistryError::Digest {
+            what: what.clone(),
+            source,
+        })?;
+        let manifest =
+            Manifest::parse(&media_type, &bytes).map_err(|e| RegistryError::InvalidResponse {
+                what: what.clone(),
+                reason: e.to_string(),
+            })?;
+        let media_type = match &manifest {
+            Manifest::Image(m) => m.media_type.clone(),
+            Manifest::Index(i) => i.media_type.clone(),
+        }
+        .unwrap_or(media_type);
+        Ok(FetchedManifest {
+            media_type,
+            digest: expected,
+            bytes,
+            manifest,
+        })
+    }
+
+    /// HEADs a manifest: its descriptor, or `None` when it does not exist.
+    pub async fn head_manifest(
+        &self,
+        repository: &RepositoryName,
+        target: &Target,
+    ) -> Result<Option<Descriptor>, RegistryError> {
+        let reference = target.manifest_reference();
+        let what = format!("HEAD manifest {repository}:{reference}");
+        let req = Request::new(
+            Method::HEAD,
+            RequestKind::Manifest,
+            format!("/v2/{repository}/manifests/{reference}"),
+            pull_scope(repository.as_str()),
+            what.clone(),
+        )
+        .header(ACCEPT, MANIFEST_ACCEPT);
+        let response = self.send(req).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let digest = match (
+                    target.digest(),
+                    response
+                        .headers()
+                        .get(DOCKER_CONTENT_DIGEST)
+                        .and_then(|v| v.to_str().ok()),
+                ) {
+                    (Some(d), _) => d.clone(),
+                    (None, Some(h)) => {
+                        digest::parse(h).map_err(|source| RegistryError::Digest {
+                            what: what.clone(),
+                            source,
+                        })?
+                    }
+                    (None, None) => {
+                        return Err(RegistryError::InvalidResponse {
+                            what,
+                            reason: "no Docker-Content-Digest header".into(),
+                        })
+                    }
+                };
+                Ok(Some(Descriptor {
+                    media_type: header_media_type(&response),
+                    digest,
+                    size: response.content_length().unwrap_or_default(),
+                    artifact_type: None,
+                    annotations: Default::default(),
+                    platform: None,
+                }))
+            }
+            _ => Err(self.unexpected(response, what).await),
+        }
+    }
+
+    /// Pushes manifest bytes under `target` (a tag, or the bytes' own digest).
+    pub async fn put_manifest(
+        &self,
+        repository: &RepositoryName,
+        target: &Target,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<PushedManifest, RegistryError> {
+        let digest = digest::sha256(&bytes);
+        if let Some(named) = target.digest() {
+            digest::verify(named, &bytes).map_err(|source| RegistryError::Digest {
+                what: format!("PUT manifest {repository}@{named}"),
+                source,
+            })?;
+        }
+        let reference = target.manifest_reference();
+        let what = format!("PUT manifest {repository}:{reference}");
+        let req = Request::new(
+            Method::PUT,
+            RequestKind::Manifest,
+            format!("/v2/{repository}/manifests/{reference}"),
+            push_scope(repository.as_str()),
+            what.clone(),
+        )
+        .header(CONTENT_TYPE, media_type)
+        .body(bytes);
+        let response = self.send(req).await?;
+        if !response.status().is_success() {
+            return Err(self.unexpected(response, what).await);
+        }
+        let subject_acknowledged = response.headers().contains_key(OCI_SUBJECT);
+        Ok(PushedManifest {
+            digest,
+            subject_acknowledged,
+        })
+    }
+
+    /// Deletes a manifest by digest. A manifest that is already gone is not an error.
+    pub async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let what = format!("DELETE manifest {repository}@{digest}");
+        let req = Request::new(
+            Method::DELETE,
+            RequestKind::Manifest,
+            format!("/v2/{repository}/manifests/{digest}"),
+            push_scope(repository.as_str()),
+            what.clone(),
+        );
+        let response = self.send(req).await?;
+        match response.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(self.unexpected(response, what).await),
+        }
+    }
+}
+
+fn header_media_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+        .unwrap_or_default()
+}

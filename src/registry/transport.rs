@@ -1,0 +1,413 @@
+//! Sending one logical request: authentication, per-attempt timeouts, retries with
+//! backoff for idempotent requests, and counting.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+
+use super::auth::{basic_header, Challenge, TokenResponse};
+use super::client::Client;
+use super::counter::RequestKind;
+use super::credentials::{Credentials, Secret};
+use super::error::RegistryError;
+
+/// One request to send, rebuildable for each attempt.
+#[derive(Clone, Debug)]
+pub(super) struct Request {
+    pub method: Method,
+    /// Path and query below the registry base, or an absolute URL on the same registry.
+    pub url: String,
+    pub kind: RequestKind,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    /// The auth scope, e.g. `repository:a/b:pull`.
+    pub scope: String,
+    /// Safe to send again after a failure or timeout.
+    pub idempotent: bool,
+    /// For messages: `GET manifest a/b:tag`.
+    pub what: String,
+}
+
+impl Request {
+    pub fn new(
+        method: Method,
+        kind: RequestKind,
+        url: String,
+        scope: String,
+        what: String,
+    ) -> Self {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        Request {
+            method,
+            url,
+            kind,
+            headers: HeaderMap::new(),
+            body: None,
+            scope,
+            idempotent,
+            what,
+        }
+    }
+
+    pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// A pull scope for `repository`.
+pub(super) fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+/// A pull+push scope for `repository`.
+pub(super) fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+impl Client {
+    /// Sends `req`, answering auth challenges and retrying what may be retried.
+    /// Returns the response for any status other than 401, 403 and exhausted 429/5xx.
+    pub(super) async fn send(&self, req: Request) -> Result<Response, RegistryError> {
+        let config = &self.inner.config;
+        let mut attempt = 0;
+        let mut authenticated_after_challenge = false;
+        loop {
+            attempt += 1;
+            let url = if req.url.starts_with("http://") || req.url.starts_with("https://") {
+                req.url.clone()
+            } else {
+                format!("{}{}", self.inner.base, req.url)
+            };
+            let mut builder = self
+                .inner
+                .http
+                .request(req.method.clone(), &url)
+                .headers(req.headers.clone());
+            if let Some(auth) = self.auth_header(&req.scope) {
+                builder = builder.header(AUTHORIZATION, auth.expose());
+            }
+            if let Some(body) = &req.body {
+                builder = builder.body(body.clone());
+            }
+            self.inner.counter.record(&req.method, req.kind);
+            let outcome = tokio::time::timeout(config.request_timeout, builder.send()).await;
+            let retryable_left = req.idempotent && attempt < config.max_attempts;
+            let response = match outcome {
+                Err(_elapsed) if retryable_left => {
+                    tracing::warn!(what = %req.what, attempt, "request timed out; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+                Err(_elapsed) => {
+                    return Err(RegistryError::Timeout {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        timeout: config.request_timeout,
+                        attempts: attempt,
+                    })
+                }
+                Ok(Err(e))
+                    if retryable_left && (e.is_connect() || e.is_timeout() || e.is_request()) =>
+                {
+                    tracing::warn!(what = %req.what, attempt, error = %e.without_url(), "request failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    return Err(RegistryError::Connect {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        source: e.without_url(),
+                    })
+                }
+                Ok(Ok(response)) => response,
+            };
+            match response.status() {
+                StatusCode::UNAUTHORIZED if !authenticated_after_challenge => {
+                    authenticated_after_challenge = true;
+                    attempt -= 1;
+                    let challenge = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(Challenge::parse);
+                    self.answer_challenge(challenge, &req).await?;
+                }
+                StatusCode::UNAUTHORIZED => {
+                    let hint = match config.credentials {
+                        Credentials::Anonymous => {
+                            "the registry requires credentials: pass --username with --password-stdin, or log in with a docker config.json"
+                        }
+                        _ => "the credentials were rejected: check the username and password",
+                    };
+                    return Err(RegistryError::Unauthorized {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        hint,
+                    });
+                }
+                StatusCode::FORBIDDEN => {
+                    return Err(RegistryError::Forbidden {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                    })
+                }
+                status if is_transient(status) => {
+                    let retry_after = retry_after(response.headers());
+                    if retryable_left {
+                        let wait = retry_after
+                            .unwrap_or_else(|| self.backoff(attempt))
+                            .min(config.max_backoff);
+                        tracing::warn!(what = %req.what, attempt, status = status.as_u16(), wait_ms = wait.as_millis() as u64, "registry busy or failing; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(RegistryError::Unavailable {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        status: status.as_u16(),
+                        attempts: attempt,
+                        retry_after,
+                    });
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let config = &self.inner.config;
+        config
+            .initial_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(config.max_backoff)
+    }
+
+    fn auth_header(&self, scope: &str) -> Option<Secret> {
+        let auth = self.inner.auth.lock().expect("auth lock");
+        auth.get(scope).or_else(|| auth.get("")).cloned()
+    }
+
+    async fn answer_challenge(
+        &self,
+        challenge: Option<Challenge>,
+        req: &Request,
+    ) -> Result<(), RegistryError> {
+        let config = &self.inner.config;
+        let unauthorized = |hint| RegistryError::Unauthorized {
+            registry: config.registry.clone(),
+            what: req.what.clone(),
+            hint,
+        };
+        match challenge {
+            Some(Challenge::Basic) => {
+                let header = basic_header(&config.credentials).ok_or_else(|| {
+                    unauthorized("the registry requires credentials: pass --username with --password-stdin, or log in with a docker config.json")
+                })?;
+                self.inner
+                    .auth
+                    .lock()
+                    .expect("auth lock")
+                    .insert(String::new(), header);
+                Ok(())
+            }
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let scope = scope.unwrap_or_else(|| req.scope.clone());
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), &scope, &req.what)
+                    .await?;
+                self.inner
+                    .auth
+                    .lock()
+                    .expect("auth lock")
+                    .insert(req.scope.clone(), token);
+                Ok(())
+            }
+            None => Err(unauthorized(
+                "the registry sent no usable WWW-Authenticate challenge",
+            )),
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        what: &str,
+    ) -> Result<Secret, RegistryError> {
+        let config = &self.inner.config;
+        let mut url = url::Url::parse(realm).map_err(|e| RegistryError::InvalidResponse {
+            what: what.to_string(),
+            reason: format!("bearer realm is not a URL: {e}"),
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", scope);
+            if let Credentials::Basic { username, .. } = &config.credentials {
+                query.append_pair("account", username);
+            }
+        }
+        let mut token_req = Request::new(
+            Method::GET,
+            RequestKind::Token,
+            url.to_string(),
+            String::new(),
+            format!("token for {what}"),
+        );
+        token_req.scope = "\u{0}token".to_string();
+        let mut builder = self.inner.http.get(url);
+        match &config.credentials {
+            Credentials::Basic { .. } => {
+                if let Some(basic) = basic_header(&config.credentials) {
+                    builder = builder.header(AUTHORIZATION, basic.expose());
+                }
+            }
+            Credentials::IdentityToken(token) => {
+                builder = builder.query(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose()),
+                ]);
+            }
+            Credentials::Anonymous => {}
+        }
+        self.inner.counter.record(&Method::GET, RequestKind::Token);
+        let response = tokio::time::timeout(config.request_timeout, builder.send())
+            .await
+            .map_err(|_| RegistryError::Timeout {
+                registry: config.registry.clone(),
+                what: token_req.what.clone(),
+                timeout: config.request_timeout,
+                attempts: 1,
+            })?
+            .map_err(|e| RegistryError::Connect {
+                registry: config.registry.clone(),
+                what: token_req.what.clone(),
+                source: e.without_url(),
+            })?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Unauthorized {
+                registry: config.registry.clone(),
+                what: token_req.what,
+                hint: "the token service refused the credentials",
+            });
+        }
+        let body: TokenResponse =
+            response
+                .json()
+                .await
+                .map_err(|e| RegistryError::InvalidResponse {
+                    what: token_req.what.clone(),
+                    reason: format!("token response is not JSON: {}", e.without_url()),
+                })?;
+        body.into_bearer().ok_or(RegistryError::InvalidResponse {
+            what: token_req.what,
+            reason: "token response has no token".into(),
+        })
+    }
+
+    /// Turns an unexpected response into an error, reading at most 8 KiB of its body.
+    pub(super) async fn unexpected(&self, response: Response, what: String) -> RegistryError {
+        let status = response.status();
+        let body = read_limited(response, 8 * 1024).await.unwrap_or_default();
+        let codes = error_codes(&body);
+        if status == StatusCode::NOT_FOUND {
+            return RegistryError::NotFound {
+                what,
+                code: codes.first().cloned().unwrap_or_else(|| "404".into()),
+            };
+        }
+        let message = if codes.is_empty() {
+            crate::reference::shorten(String::from_utf8_lossy(&body).trim())
+        } else {
+            codes.join(", ")
+        };
+        RegistryError::Status {
+            registry: self.inner.config.registry.clone(),
+            what,
+            status: status.as_u16(),
+            message,
+        }
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The `errors[].code` values of a distribution error body.
+pub(super) fn error_codes(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: String,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| b.errors.into_iter().map(|e| e.code).collect())
+        .unwrap_or_default()
+}
+
+/// Reads a response body, refusing more than `limit` bytes.
+pub(super) async fn read_limited(mut response: Response, limit: u64) -> Result<Bytes, u64> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(limit);
+    }
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(limit);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_error_codes_and_retry_after() {
+        let body = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#;
+        assert_eq!(error_codes(body), vec!["NAME_UNKNOWN"]);
+        assert!(error_codes(b"404 page not found").is_empty());
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+    }
+}
