@@ -15,7 +15,6 @@ oras_version := "v1.3.3"
 cosign_version := "v3.1.2"
 grype_version := "v0.121.2"
 syft_version := "v1.57.0"
-crane_version := "v0.22.1"
 
 default:
     @just --list
@@ -48,7 +47,15 @@ tools:
     install cosign {{cosign_version}} github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign
     install syft {{syft_version}} github.com/anchore/syft github.com/anchore/syft/cmd/syft
     install grype {{grype_version}} github.com/anchore/grype github.com/anchore/grype/cmd/grype
-    install crane {{crane_version}} github.com/google/go-containerregistry github.com/google/go-containerregistry/cmd/crane
+    # The registry with the OCI 1.1 referrers API for tests: go-containerregistry's, referrers switched on.
+    rr="$T/referrers-registry-$(cat testdata/referrers-registry/main.go testdata/referrers-registry/go.mod | sha256sum | cut -c1-12)"
+    if [ ! -x "$rr/referrers-registry" ]; then
+        echo "building referrers-registry (go-containerregistry) into $rr" >&2
+        mkdir -p "$rr"
+        (cd testdata/referrers-registry && GOFLAGS=-mod=mod go build -o "$rr/referrers-registry" .) \
+            || fail "building testdata/referrers-registry failed: see the go output above"
+    fi
+    ln -sfn "$rr/referrers-registry" "$T/bin/referrers-registry"
     if ! command -v docker-registry >/dev/null; then
         echo "installing Debian's docker-registry with apt" >&2
         if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

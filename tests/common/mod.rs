@@ -1,0 +1,246 @@
+//! The integration-test harness: real registries on free loopback ports, and the real
+//! CLIs from the pinned tools cache (`just tools` fills it).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use refcat::registry::{Client, ClientConfig, Credentials, Secret};
+
+/// The pinned tools' bin directory.
+pub fn tools_bin() -> PathBuf {
+    let root = std::env::var_os("REFCAT_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cache/refcat/tools")
+        });
+    root.join("bin")
+}
+
+/// A pinned tool, or a panic that says how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = tools_bin().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `just tools` first",
+        path.display()
+    );
+    path
+}
+
+/// A system binary, or a panic that says how to get it.
+pub fn system_tool(name: &str) -> PathBuf {
+    let path = PathBuf::from("/usr/bin").join(name);
+    assert!(
+        path.exists(),
+        "{name} is missing: run `just tools` (it installs Debian's docker-registry)"
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Which kind of registry a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A registry that serves the OCI 1.1 referrers API.
+    ReferrersApi,
+    /// Debian's docker-registry 2.8: no referrers API, tag-schema fallback.
+    Distribution,
+}
+
+impl Kind {
+    /// The `artifactType` this registry lists for a referrer whose manifest declares
+    /// `artifact_type` over an empty config. go-containerregistry v0.22.1 lists the
+    /// config media type instead (pkg/registry/manifest.go:436), unlike the spec and zot.
+    pub fn listed_artifact_type(self, artifact_type: &str) -> String {
+        match self {
+            Kind::ReferrersApi => refcat::artifact::media_types::EMPTY_JSON.to_string(),
+            Kind::Distribution => artifact_type.to_string(),
+        }
+    }
+}
+
+/// A running registry, stopped on drop.
+pub struct Registry {
+    pub kind: Kind,
+    pub host: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    /// Starts a registry of `kind`.
+    pub fn start(kind: Kind) -> Registry {
+        match kind {
+            Kind::ReferrersApi => Self::referrers_api(),
+            Kind::Distribution => Self::distribution(None),
+        }
+    }
+
+    /// go-containerregistry's registry with its referrers API on (testdata/referrers-registry).
+    pub fn referrers_api() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(tool("referrers-registry"))
+            .args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start referrers-registry");
+        Self::ready(Registry {
+            kind: Kind::ReferrersApi,
+            host: format!("127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// Debian's docker-registry 2.8 with deletes enabled, optionally behind htpasswd
+    /// auth for `(user, password)`.
+    pub fn distribution(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            let hash = bcrypt::hash(password, 5).unwrap();
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: refcat-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let child = Command::new(system_tool("docker-registry"))
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        Self::ready(Registry {
+            kind: Kind::Distribution,
+            host: format!("127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        })
+    }
+
+    fn ready(mut registry: Registry) -> Registry {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = registry.child.try_wait() {
+                panic!("registry exited during start-up: {status}");
+            }
+            if let Ok(r) = reqwest::blocking_get(&format!("http://{}/v2/", registry.host)) {
+                if r == 200 || r == 401 {
+                    return registry;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry at {} not ready after 20 s",
+                registry.host
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An anonymous client.
+    pub fn client(&self) -> Client {
+        Client::new(ClientConfig::new(self.host.clone()))
+    }
+
+    /// A client with a small page size, to force paging.
+    pub fn client_with_page_size(&self, page_size: u32) -> Client {
+        let mut config = ClientConfig::new(self.host.clone());
+        config.page_size = page_size;
+        Client::new(config)
+    }
+
+    /// A client with basic credentials.
+    pub fn client_as(&self, user: &str, password: &str) -> Client {
+        let mut config = ClientConfig::new(self.host.clone());
+        config.credentials = Credentials::Basic {
+            username: user.into(),
+            password: Secret::new(password),
+        };
+        Client::new(config)
+    }
+}
+
+/// Minimal blocking GET used only while waiting for start-up.
+mod reqwest {
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut buf = [0u8; 12];
+        stream.read_exact(&mut buf)?;
+        Ok(std::str::from_utf8(&buf[9..12])
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0))
+    }
+}
+
+/// Runs a command and returns its output, panicking with stderr on failure.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// `oras` with plain HTTP, for 127.0.0.1 registries.
+pub fn oras(args: &[&str]) -> Output {
+    let mut cmd = Command::new(tool("oras"));
+    cmd.args(args).arg("--plain-http");
+    run_ok(&mut cmd)
+}
+
+/// The refcat binary under test.
+pub fn refcat() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_refcat"))
+}
+
+/// The fixture images directory.
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+/// Builds and pushes the fixture in `testdata/images/<name>`.
+pub async fn push_fixture(client: &Client, name: &str) -> refcat::fixture::BuiltImage {
+    let image = refcat::fixture::build(&testdata().join("images").join(name)).unwrap();
+    refcat::fixture::push(client, &image).await.unwrap();
+    image
+}
