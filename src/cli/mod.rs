@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub use discover::DiscoverArgs;
 pub use registry_args::RegistryArgs;
 
+use crate::catalog::referrers_tree::TreeError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
 
@@ -74,7 +75,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         {
             return EXIT_USAGE;
         }
-        if let Some(e) = cause.downcast_ref::<RegistryError>() {
+        let registry_error = cause.downcast_ref::<RegistryError>().or_else(|| {
+            match cause.downcast_ref::<TreeError>() {
+                Some(TreeError::Registry(e)) => Some(e),
+                _ => None,
+            }
+        });
+        if let Some(e) = registry_error {
             return match e {
                 RegistryError::NotFound { .. } => EXIT_NOT_FOUND,
                 RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. } => EXIT_AUTH,

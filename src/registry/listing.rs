@@ -38,7 +38,7 @@ impl Client {
         Ok(parse_all(names, "repository"))
     }
 
-    /// Every tag of `repository`. With `last`, only tags after it (lexically), even
+    /// Every tag of `repository`, sorted. With `last`, only tags after it (lexically), even
     /// where the registry answers 404 for a `last` that is not an existing tag.
     pub async fn list_tags(
         &self,
@@ -88,6 +88,7 @@ impl Client {
             (result, _) => result?,
         };
         let mut tags: Vec<Tag> = parse_all(names, "tag");
+        tags.sort();
         if let Some(last) = last {
             // distribution 2.8 ignores `last` on tags; apply it here so every registry agrees.
             tags.retain(|t| t.as_str() > last.as_str());
@@ -109,6 +110,7 @@ impl Client {
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut seen = std::collections::HashSet::new();
+        let mut seen_items = std::collections::HashSet::new();
         while let Some(url) = next.take() {
             if !seen.insert(url.clone()) || seen.len() > MAX_PAGES {
                 tracing::warn!(%what, "registry repeated a page link; stopping the listing there");
@@ -118,7 +120,7 @@ impl Client {
                 .send(Request::new(
                     Method::GET,
                     kind,
-                    url,
+                    url.clone(),
                     scope.clone(),
                     what.clone(),
                 ))
@@ -126,7 +128,7 @@ impl Client {
             if !response.status().is_success() {
                 return Err(self.unexpected(response, what).await);
             }
-            next = response
+            let link = response
                 .headers()
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
@@ -141,10 +143,40 @@ impl Client {
                 what: what.clone(),
                 reason: e.to_string(),
             })?;
-            items.extend(page);
+            // Some registries honour `n` but send no `Link`: a full page then means "ask again after the last item".
+            next = link.or_else(|| match page.last() {
+                Some(last) if page.len() == self.inner.config.page_size as usize => {
+                    Some(with_last(&url, last))
+                }
+                _ => None,
+            });
+            let before = items.len();
+            for item in page {
+                if seen_items.insert(item.clone()) {
+                    items.push(item);
+                }
+            }
+            if items.len() == before {
+                break;
+            }
         }
         Ok(items)
     }
+}
+
+/// `url` with its `last` query parameter set to `last`.
+fn with_last(url: &str, last: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pairs: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("last="))
+        .map(str::to_string)
+        .collect();
+    pairs.push(format!(
+        "last={}",
+        url::form_urlencoded::byte_serialize(last.as_bytes()).collect::<String>()
+    ));
+    format!("{path}?{}", pairs.join("&"))
 }
 
 /// The target of a `Link: <…>; rel="next"` header, as a path on the same registry.

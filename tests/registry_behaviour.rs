@@ -1,0 +1,228 @@
+//! Paging, auth and bad input, against real registries.
+
+mod common;
+
+use common::{push_fixture, Kind, Registry};
+use refcat::reference::{RepositoryName, Tag, Target};
+use refcat::registry::{RegistryError, RequestKind};
+
+async fn many_tags(kind: Kind) {
+    let registry = Registry::start(kind);
+    let client = registry.client_with_page_size(7);
+    let image = push_fixture(&client, "debian").await;
+    for i in 0..40 {
+        let tag: Tag = format!("t{i:03}").parse().unwrap();
+        client
+            .put_manifest(
+                &image.repository,
+                &Target::Tag(tag),
+                &image.top.media_type,
+                image.top.bytes.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let before = client.counter().of_kind(RequestKind::Tags);
+    let tags = client.list_tags(&image.repository, None).await.unwrap();
+    let pages = client.counter().of_kind(RequestKind::Tags) - before;
+    assert_eq!(tags.len(), 42, "40 pushed plus the fixture's two");
+    if kind == Kind::Distribution {
+        assert_eq!(
+            pages, 1,
+            "distribution 2.8 ignores n on tags and returns everything at once"
+        );
+    } else {
+        assert!(
+            pages >= 6,
+            "42 tags at 7 per page take at least 6 requests, took {pages}"
+        );
+    }
+    // `last` works on both, even where the registry ignores it or 404s an unknown last.
+    let after: Tag = "t035".parse().unwrap();
+    let rest = client
+        .list_tags(&image.repository, Some(&after))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(Tag::as_str).collect::<Vec<_>>(),
+        ["t036", "t037", "t038", "t039"]
+    );
+    let unknown: Tag = "t0355".parse().unwrap();
+    assert_eq!(
+        client
+            .list_tags(&image.repository, Some(&unknown))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+
+    for i in 0..15 {
+        let repo: RepositoryName = format!("many/r{i:02}").parse().unwrap();
+        let mut copy = image.clone();
+        copy.repository = repo;
+        refcat::fixture::push(&client, &copy).await.unwrap();
+    }
+    let before = client.counter().of_kind(RequestKind::Catalog);
+    let repos = client.list_repositories().await.unwrap();
+    assert_eq!(repos.len(), 16);
+    assert!(
+        client.counter().of_kind(RequestKind::Catalog) - before >= 3,
+        "16 repositories at 7 per page"
+    );
+}
+
+#[tokio::test]
+async fn paging_lists_everything_with_the_referrers_api() {
+    many_tags(Kind::ReferrersApi).await;
+}
+
+#[tokio::test]
+async fn paging_lists_everything_on_distribution() {
+    many_tags(Kind::Distribution).await;
+}
+
+const PASSWORD: &str = "pa55-Very-Secret";
+
+#[tokio::test]
+async fn htpasswd_auth_from_flags_and_docker_config() {
+    let registry = Registry::distribution(Some(("alice", PASSWORD)));
+    let repo: RepositoryName = "fixtures/debian".parse().unwrap();
+
+    let err = registry.client().list_tags(&repo, None).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+
+    let client = registry.client_as("alice", PASSWORD);
+    let image = push_fixture(&client, "debian").await;
+    assert_eq!(
+        client
+            .list_tags(&image.repository, None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let wrong = registry
+        .client_as("alice", "not-it")
+        .list_tags(&repo, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong, RegistryError::Unauthorized { .. }),
+        "{wrong}"
+    );
+    assert!(!format!("{wrong} {wrong:?} {client:?}").contains(PASSWORD));
+
+    let reference = format!("{}/fixtures/debian:12", registry.host);
+    // No credentials: exit 4, a hint, and no password anywhere.
+    let out = common::refcat()
+        .args(["discover", &reference])
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires credentials"));
+
+    // From --username and --password-stdin, with verbose logging on.
+    let mut child = common::refcat()
+        .args([
+            "-vv",
+            "discover",
+            "--username",
+            "alice",
+            "--password-stdin",
+            &reference,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains(&image.top.digest.to_string()));
+    assert!(!all.contains(PASSWORD));
+
+    // From a docker config.json.
+    let dir = tempfile::tempdir().unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host),
+    )
+    .unwrap();
+    let out = common::refcat()
+        .args(["-vv", "discover", "--format", "json", &reference])
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&auth));
+}
+
+#[test]
+fn bad_references_are_refused_before_any_request() {
+    // Port 9 (discard) has no registry: a request would fail with a connection error,
+    // so a name error proves none was made.
+    for (input, expect) in [
+        ("127.0.0.1:9/../x", "invalid repository name"),
+        ("127.0.0.1:9/Upper/case", "invalid repository name"),
+        ("127.0.0.1:9/a//b", "empty path component"),
+        ("127.0.0.1:9/a@sha256:1234", "malformed digest"),
+        ("127.0.0.1:9/a:-bad", "invalid tag"),
+    ] {
+        let out = common::refcat().args(["discover", input]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{input}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{input}: {err}");
+        assert!(!err.contains("cannot reach"), "{input}: {err}");
+    }
+    let long = format!("127.0.0.1:9/{}", "a".repeat(300));
+    let out = common::refcat().args(["discover", &long]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than 255 characters"));
+}
+
+#[tokio::test]
+async fn unknown_tag_is_not_found() {
+    let registry = Registry::start(Kind::ReferrersApi);
+    let out = common::refcat()
+        .args(["discover", &format!("{}/nothing/here:1", registry.host)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
