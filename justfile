@@ -10,11 +10,13 @@ export GRYPE_DB_VALIDATE_AGE := "false"
 export GRYPE_CHECK_FOR_APP_UPDATE := "false"
 export SYFT_CHECK_FOR_APP_UPDATE := "false"
 
-# Pinned tool versions. grype and syft are pinned together: syft is the version grype's go.mod requires.
+# Pinned tool versions.
 oras_version := "v1.3.3"
 cosign_version := "v3.1.2"
-grype_version := "v0.121.2"
-syft_version := "v1.57.0"
+# grype v0.116.0 requires syft v1.48.0, which this machine's Go module proxy does not serve;
+# syft v1.51.0 is pinned for both the CLI and grype's build (see `scanners`).
+grype_version := "v0.116.0"
+syft_version := "v1.51.0"
 
 default:
     @just --list
@@ -45,8 +47,6 @@ tools:
     }
     install oras {{oras_version}} oras.land/oras oras.land/oras/cmd/oras
     install cosign {{cosign_version}} github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign
-    install syft {{syft_version}} github.com/anchore/syft github.com/anchore/syft/cmd/syft
-    install grype {{grype_version}} github.com/anchore/grype github.com/anchore/grype/cmd/grype
     # The registry with the OCI 1.1 referrers API for tests: go-containerregistry's, referrers switched on.
     rr="$T/referrers-registry-$(cat testdata/referrers-registry/main.go testdata/referrers-registry/go.mod | sha256sum | cut -c1-12)"
     if [ ! -x "$rr/referrers-registry" ]; then
@@ -63,6 +63,25 @@ tools:
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null \
             || fail "apt-get install docker-registry failed"
     fi
+
+# Install the pinned syft and grype and build the Grype DB fixture (not yet part of `just test`).
+scanners:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    T="{{tools_dir}}"
+    mkdir -p "$T/bin"
+    for spec in "syft {{syft_version}} github.com/anchore/syft/cmd/syft" "grype {{grype_version}} github.com/anchore/grype/cmd/grype"; do
+        set -- $spec
+        dir="$T/$1-$2"
+        if [ ! -x "$dir/$1" ]; then
+            mkdir -p "$dir/module"
+            # grype is built against the same syft as the syft CLI, so both scan alike.
+            printf 'module refcat.local/tools/%s\n\ngo %s\n\nrequire (\n\tgithub.com/anchore/syft {{syft_version}}\n\tgithub.com/anchore/grype {{grype_version}}\n)\n' \
+                "$1" "$(go env GOVERSION | sed 's/^go//')" > "$dir/module/go.mod"
+            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install "$3") || { echo "just scanners: go install $3 failed" >&2; exit 1; }
+        fi
+        ln -sfn "$dir/$1" "$T/bin/$1"
+    done
     just grype-db
 
 # Build the Grype DB fixture from testdata/grypedb/ and import it (offline) into the tools cache.
@@ -92,6 +111,38 @@ test: tools
     cargo clippy --all-targets --quiet -- -D warnings
     cargo test
 
-# Start a registry, push the fixtures, and show `refcat discover` on them.
-demo: tools
-    cargo run --quiet --example demo
+# Start a registry, push the fixtures, and show `refcat discover` on them (Ctrl-C stops it).
+demo port="5000": tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --quiet --bin refcat --example push_fixtures
+    data=$(mktemp -d)
+    host="127.0.0.1:{{port}}"
+    if command -v zot >/dev/null; then
+        sed "s|/tmp/refcat-zot|$data|; s|\"5000\"|\"{{port}}\"|" zot-config.json > "$data/zot-config.json"
+        zot serve "$data/zot-config.json" > "$data/registry.log" 2>&1 &
+        kind="zot"
+    else
+        echo "zot is not installed here (its Go module host is not reachable); using go-containerregistry's registry with the referrers API" >&2
+        referrers-registry --address "$host" --disk "$data" > "$data/registry.log" 2>&1 &
+        kind="go-containerregistry"
+    fi
+    pid=$!
+    trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+    for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+    echo "== $kind registry on $host; pushing the sample images"
+    target/debug/examples/push_fixtures "$host"
+    echo "hello from the refcat demo" > "$data/note.txt"
+    (cd "$data" && oras attach --plain-http --artifact-type application/vnd.refcat.demo.note "$host/fixtures/debian:12" note.txt >/dev/null)
+    echo
+    echo "== refcat discover $host/fixtures/debian:12"
+    target/debug/refcat discover "$host/fixtures/debian:12"
+    echo
+    echo "Try:"
+    echo "  target/debug/refcat discover --format json $host/fixtures/debian:12"
+    echo "  target/debug/refcat discover --platform linux/arm64 $host/fixtures/alpine:3.19"
+    echo "  oras discover --plain-http --format tree $host/fixtures/debian:12"
+    echo "  curl -s http://$host/v2/_catalog"
+    echo
+    echo "Serving until Ctrl-C."
+    wait $pid
