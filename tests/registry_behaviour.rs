@@ -63,6 +63,17 @@ async fn many_tags(kind: Kind) {
         copy.repository = repo;
         refcat::fixture::push(&client, &copy).await.unwrap();
     }
+    if kind == Kind::ReferrersApi {
+        // go-containerregistry v0.22.1 does not page `_catalog` (a TODO in
+        // pkg/registry/manifest.go: Go map order cut at `n`); only an unpaged listing is meaningful.
+        let all = registry
+            .client_with_page_size(100)
+            .list_repositories()
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 16);
+        return;
+    }
     let before = client.counter().of_kind(RequestKind::Catalog);
     let repos = client.list_repositories().await.unwrap();
     assert_eq!(repos.len(), 16);
