@@ -93,7 +93,7 @@ grype-db built="2026-11-01T00:00:00Z":
     if [ -f "$stamp" ]; then exit 0; fi
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    (cd testdata/grypedb && go build -o "$work/build-grype-db" .)
+    (cd testdata/grypedb && GOFLAGS=-mod=mod go build -o "$work/build-grype-db" .)
     archive=$("$work/build-grype-db" -providers testdata/grypedb/providers -out "$work/db" -built "{{built}}")
     rm -rf "$T/grype-db"
     mkdir -p "$T/grype-db"

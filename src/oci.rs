@@ -33,6 +33,20 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
 }
 
+impl Descriptor {
+    /// A plain descriptor: no artifact type, annotations or platform.
+    pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        }
+    }
+}
+
 /// The platform of a manifest in an index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
@@ -115,15 +129,6 @@ pub struct ImageManifest {
     /// Manifest annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-}
-
-impl ImageManifest {
-    /// The artifact type as the referrers API derives it: `artifactType`, else the config media type.
-    pub fn effective_artifact_type(&self) -> &str {
-        self.artifact_type
-            .as_deref()
-            .unwrap_or(&self.config.media_type)
-    }
 }
 
 /// An OCI image index (or Docker manifest list).

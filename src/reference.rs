@@ -212,11 +212,6 @@ impl Reference {
             target: Target::Digest(digest),
         }
     }
-
-    /// `registry/repository`, without tag or digest.
-    pub fn repository_path(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
-    }
 }
 
 impl fmt::Display for Reference {

@@ -36,14 +36,7 @@ async fn round_trip(kind: Kind) {
     );
 
     // 1. An artifact pushed with refcat's registry layer shows up in oras discover.
-    let subject = refcat::oci::Descriptor {
-        media_type: image.top.media_type.clone(),
-        digest: image.top.digest.clone(),
-        size: image.top.bytes.len() as u64,
-        artifact_type: None,
-        annotations: Default::default(),
-        platform: None,
-    };
+    let subject = image.top.descriptor();
     let ours = ArtifactBuilder::new("application/vnd.refcat.test+json")
         .subject(subject)
         .layer(ArtifactLayer {
@@ -75,35 +68,8 @@ async fn round_trip(kind: Kind) {
 
     // 2. An artifact attached with oras shows up in refcat discover, and 3. a referrer
     // of that referrer appears at depth 2 in both tools.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("note.txt"), "attached by oras").unwrap();
-    let attach = |target: &str, artifact_type: &str| -> String {
-        let out = std::process::Command::new(common::tool("oras"))
-            .current_dir(dir.path())
-            .args([
-                "attach",
-                "--plain-http",
-                "--artifact-type",
-                artifact_type,
-                "--annotation",
-                "from=oras",
-                "--format",
-                "json",
-                target,
-                "note.txt",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "oras attach: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["digest"].as_str().unwrap().to_string()
-    };
-    let level1 = attach(&subject_ref, "application/vnd.oras.test.a");
-    let level2 = attach(
+    let level1 = common::oras_attach(&subject_ref, "application/vnd.oras.test.a");
+    let level2 = common::oras_attach(
         &format!("{}/{}@{level1}", registry.host, image.repository),
         "application/vnd.oras.test.b",
     );
@@ -163,6 +129,11 @@ async fn round_trip(kind: Kind) {
     )
     .await
     .unwrap();
+    assert_eq!(
+        shallow.referrers.len(),
+        2,
+        "both first-level referrers are listed"
+    );
     assert!(shallow.referrers.iter().all(|r| r.referrers.is_empty()));
 
     // The API registry is detected as such; docker-registry 2.8 as lacking it.
@@ -188,25 +159,7 @@ async fn platform_filter(kind: Kind) {
     let image = push_fixture(&client, "alpine").await;
     let arm = &image.platform_manifests[1];
     let arm_ref = format!("{}/{}@{}", registry.host, image.repository, arm.digest);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("n.txt"), "arm64 only").unwrap();
-    let out = std::process::Command::new(common::tool("oras"))
-        .current_dir(dir.path())
-        .args([
-            "attach",
-            "--plain-http",
-            "--artifact-type",
-            "application/vnd.test.arm",
-            &arm_ref,
-            "n.txt",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::oras_attach(&arm_ref, "application/vnd.test.arm");
 
     let tag_ref = format!("{}/{}:3.19", registry.host, image.repository);
     let ours = common::run_ok(common::refcat().args([

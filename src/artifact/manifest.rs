@@ -43,6 +43,8 @@ pub struct BuiltArtifact {
     pub blobs: Vec<(Digest, Bytes)>,
     /// The descriptor of this manifest as a referrer, with artifactType and annotations.
     pub descriptor: Descriptor,
+    /// The manifest this artifact refers to.
+    pub subject: Option<Descriptor>,
 }
 
 impl ArtifactBuilder {
@@ -109,12 +111,9 @@ impl ArtifactBuilder {
         let bytes = Bytes::from(serde_json::to_vec(&manifest).expect("json values serialize"));
         let digest = digest::sha256(&bytes);
         let descriptor = Descriptor {
-            media_type: OCI_MANIFEST.to_string(),
-            digest: digest.clone(),
-            size: bytes.len() as u64,
             artifact_type: Some(self.artifact_type),
             annotations: self.annotations,
-            platform: None,
+            ..Descriptor::new(OCI_MANIFEST, digest.clone(), bytes.len() as u64)
         };
         blobs.dedup_by(|a, b| a.0 == b.0);
         BuiltArtifact {
@@ -122,6 +121,7 @@ impl ArtifactBuilder {
             digest,
             blobs,
             descriptor,
+            subject: self.subject,
         }
     }
 }

@@ -26,14 +26,14 @@ pub const SPDX_JSON: &str = "application/spdx+json";
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 
 /// Every manifest media type refcat can read, for `Accept` headers.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MANIFEST_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// Whether `media_type` names an index (OCI or Docker list).
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
-}
-
-/// Whether `media_type` names a manifest or index, as opposed to a blob.
-pub fn is_manifest(media_type: &str) -> bool {
-    is_index(media_type) || media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
 }

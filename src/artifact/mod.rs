@@ -12,6 +12,4 @@ pub mod annotations {
     pub const CREATED: &str = "org.opencontainers.image.created";
     /// The file name `oras pull` writes a layer to.
     pub const TITLE: &str = "org.opencontainers.image.title";
-    /// Prefix of refcat's own annotations.
-    pub const REFCAT_PREFIX: &str = "dev.refcat.";
 }

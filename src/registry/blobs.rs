@@ -85,6 +85,20 @@ impl Client {
         }
     }
 
+    /// Pushes a blob unless the repository already holds it: one HEAD, and the upload
+    /// only when needed, so re-pushing large layers costs nothing.
+    pub async fn push_blob_if_missing(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        data: &Bytes,
+    ) -> Result<(), RegistryError> {
+        if self.blob_exists(repository, digest).await? {
+            return Ok(());
+        }
+        self.push_blob(repository, digest, data.clone()).await
+    }
+
     /// Pushes a blob: one monolithic POST where the registry allows it, else POST then PUT.
     pub async fn push_blob(
         &self,

@@ -123,11 +123,6 @@ impl Client {
     pub fn counter(&self) -> &RequestCounter {
         &self.inner.counter
     }
-
-    /// The client's configuration.
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,6 @@ use std::sync::Mutex;
 /// What a request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RequestKind {
-    /// `/v2/` version check.
-    Ping,
     /// `/v2/_catalog`
     Catalog,
     /// `/v2/<name>/tags/list`
@@ -29,7 +27,6 @@ impl RequestKind {
     /// A short lower-case name, for reports and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
-            RequestKind::Ping => "ping",
             RequestKind::Catalog => "catalog",
             RequestKind::Tags => "tags",
             RequestKind::Manifest => "manifest",
@@ -56,11 +53,6 @@ impl RequestCounter {
     /// The counts so far.
     pub fn snapshot(&self) -> BTreeMap<(String, RequestKind), u64> {
         self.counts.lock().expect("counter lock").clone()
-    }
-
-    /// All requests so far.
-    pub fn total(&self) -> u64 {
-        self.counts.lock().expect("counter lock").values().sum()
     }
 
     /// Requests of one kind so far, any method.

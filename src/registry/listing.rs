@@ -110,10 +110,11 @@ impl Client {
         let mut items = Vec::new();
         let mut next = Some(first);
         let mut seen = std::collections::HashSet::new();
-        let mut seen_items = std::collections::HashSet::new();
+        let mut pages = 0;
         while let Some(url) = next.take() {
-            if !seen.insert(url.clone()) || seen.len() > MAX_PAGES {
-                tracing::warn!(%what, "registry repeated a page link; stopping the listing there");
+            pages += 1;
+            if pages > MAX_PAGES {
+                tracing::warn!(%what, "registry kept sending pages; stopping the listing at {MAX_PAGES}");
                 break;
             }
             let response = self
@@ -150,9 +151,11 @@ impl Client {
                 }
                 _ => None,
             });
+            // A page that adds nothing new ends the walk: this covers a repeated link and a
+            // registry that ignores `last`, without trusting either to stop on its own.
             let before = items.len();
             for item in page {
-                if seen_items.insert(item.clone()) {
+                if seen.insert(item.clone()) {
                     items.push(item);
                 }
             }

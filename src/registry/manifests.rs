@@ -8,7 +8,7 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, read_limited, Request};
-use crate::artifact::media_types::MANIFEST_ACCEPT;
+use crate::artifact::media_types::MANIFEST_TYPES;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::{RepositoryName, Target};
@@ -32,14 +32,11 @@ pub struct FetchedManifest {
 impl FetchedManifest {
     /// A descriptor of this manifest.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as u64,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        }
+        Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            self.bytes.len() as u64,
+        )
     }
 }
 
@@ -69,7 +66,7 @@ impl Client {
             pull_scope(repository.as_str()),
             what.clone(),
         )
-        .header(ACCEPT, MANIFEST_ACCEPT);
+        .header(ACCEPT, &MANIFEST_TYPES.join(", "));
         let response = self.send(req).await?;
         if !response.status().is_success() {
             return Err(self.unexpected(response, what).await);
@@ -135,7 +132,7 @@ impl Client {
             pull_scope(repository.as_str()),
             what.clone(),
         )
-        .header(ACCEPT, MANIFEST_ACCEPT);
+        .header(ACCEPT, &MANIFEST_TYPES.join(", "));
         let response = self.send(req).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -161,14 +158,11 @@ impl Client {
                         })
                     }
                 };
-                Ok(Some(Descriptor {
-                    media_type: header_media_type(&response),
+                Ok(Some(Descriptor::new(
+                    header_media_type(&response),
                     digest,
-                    size: response.content_length().unwrap_or_default(),
-                    artifact_type: None,
-                    annotations: Default::default(),
-                    platform: None,
-                }))
+                    response.content_length().unwrap_or_default(),
+                )))
             }
             _ => Err(self.unexpected(response, what).await),
         }

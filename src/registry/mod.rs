@@ -16,7 +16,6 @@ mod manifests;
 mod referrers;
 mod transport;
 
-pub use auth::Challenge;
 pub use client::{is_loopback, Client, ClientConfig};
 pub use counter::{RequestCounter, RequestKind};
 pub use credentials::{Credentials, Secret};

@@ -188,9 +188,7 @@ impl Client {
         artifact: &BuiltArtifact,
     ) -> Result<(), RegistryError> {
         for (digest, data) in &artifact.blobs {
-            if !self.blob_exists(repository, digest).await? {
-                self.push_blob(repository, digest, data.clone()).await?;
-            }
+            self.push_blob_if_missing(repository, digest, data).await?;
         }
         let pushed = self
             .put_manifest(
@@ -200,10 +198,7 @@ impl Client {
                 artifact.manifest.clone(),
             )
             .await?;
-        let subject = serde_json::from_slice::<crate::oci::ImageManifest>(&artifact.manifest)
-            .ok()
-            .and_then(|m| m.subject);
-        if let (Some(subject), false) = (subject, pushed.subject_acknowledged) {
+        if let (Some(subject), false) = (&artifact.subject, pushed.subject_acknowledged) {
             self.add_to_tag_schema(repository, &subject.digest, artifact.descriptor.clone())
                 .await?;
         }

@@ -268,14 +268,7 @@ impl Client {
                 query.append_pair("account", username);
             }
         }
-        let mut token_req = Request::new(
-            Method::GET,
-            RequestKind::Token,
-            url.to_string(),
-            String::new(),
-            format!("token for {what}"),
-        );
-        token_req.scope = "\u{0}token".to_string();
+        let token_what = format!("token for {what}");
         let mut builder = self.inner.http.get(url);
         match &config.credentials {
             Credentials::Basic { .. } => {
@@ -296,19 +289,19 @@ impl Client {
             .await
             .map_err(|_| RegistryError::Timeout {
                 registry: config.registry.clone(),
-                what: token_req.what.clone(),
+                what: token_what.clone(),
                 timeout: config.request_timeout,
                 attempts: 1,
             })?
             .map_err(|e| RegistryError::Connect {
                 registry: config.registry.clone(),
-                what: token_req.what.clone(),
+                what: token_what.clone(),
                 source: e.without_url(),
             })?;
         if !response.status().is_success() {
             return Err(RegistryError::Unauthorized {
                 registry: config.registry.clone(),
-                what: token_req.what,
+                what: token_what,
                 hint: "the token service refused the credentials",
             });
         }
@@ -317,11 +310,11 @@ impl Client {
                 .json()
                 .await
                 .map_err(|e| RegistryError::InvalidResponse {
-                    what: token_req.what.clone(),
+                    what: token_what.clone(),
                     reason: format!("token response is not JSON: {}", e.without_url()),
                 })?;
         body.into_bearer().ok_or(RegistryError::InvalidResponse {
-            what: token_req.what,
+            what: token_what,
             reason: "token response has no token".into(),
         })
     }

@@ -98,19 +98,10 @@ impl Registry {
     pub fn referrers_api() -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new(tool("referrers-registry"))
-            .args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start referrers-registry");
-        Self::ready(Registry {
-            kind: Kind::ReferrersApi,
-            host: format!("127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        })
+        let mut cmd = Command::new(tool("referrers-registry"));
+        cmd.args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
+            .arg(dir.path());
+        Self::spawn(Kind::ReferrersApi, cmd, port, dir)
     }
 
     /// Debian's docker-registry 2.8 with deletes enabled, optionally behind htpasswd
@@ -133,31 +124,31 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new(system_tool("docker-registry"))
-            .arg("serve")
-            .arg(&config_path)
+        let mut cmd = Command::new(system_tool("docker-registry"));
+        cmd.arg("serve").arg(&config_path);
+        Self::spawn(Kind::Distribution, cmd, port, dir)
+    }
+
+    /// Starts `cmd` listening on `port` and waits until `/v2/` answers.
+    fn spawn(kind: Kind, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Registry {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start docker-registry");
-        Self::ready(Registry {
-            kind: Kind::Distribution,
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        let mut registry = Registry {
+            kind,
             host: format!("127.0.0.1:{port}"),
             child,
             _dir: dir,
-        })
-    }
-
-    fn ready(mut registry: Registry) -> Registry {
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = registry.child.try_wait() {
                 panic!("registry exited during start-up: {status}");
             }
-            if let Ok(r) = reqwest::blocking_get(&format!("http://{}/v2/", registry.host)) {
-                if r == 200 || r == 401 {
-                    return registry;
-                }
+            if matches!(v2_status(&registry.host), Ok(200 | 401)) {
+                return registry;
             }
             assert!(
                 Instant::now() < deadline,
@@ -191,22 +182,26 @@ impl Registry {
     }
 }
 
-/// Minimal blocking GET used only while waiting for start-up.
-mod reqwest {
-    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
-        use std::io::{Read, Write};
-        let rest = url.strip_prefix("http://").unwrap();
-        let (host, path) = rest.split_once('/').unwrap();
-        let mut stream = std::net::TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
-        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-        let mut buf = [0u8; 12];
-        stream.read_exact(&mut buf)?;
-        Ok(std::str::from_utf8(&buf[9..12])
-            .unwrap_or("0")
-            .parse()
-            .unwrap_or(0))
-    }
+/// The HTTP status of `GET /v2/` on `host`, read off a raw HTTP/1.0 exchange: start-up
+/// polling needs no async runtime.
+fn v2_status(host: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET /v2/ HTTP/1.0
+Host: {host}
+
+"
+    )?;
+    // "HTTP/1.x NNN": the status is bytes 9..12.
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    Ok(std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
 }
 
 /// Runs a command and returns its output, panicking with stderr on failure.
@@ -219,6 +214,32 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stdout)
     );
     out
+}
+
+/// `oras attach` of a small file to `target` with annotation `from=oras`; the new
+/// artifact's digest.
+pub fn oras_attach(target: &str, artifact_type: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), format!("attached to {target}")).unwrap();
+    let mut cmd = Command::new(tool("oras"));
+    cmd.current_dir(dir.path()).args([
+        "attach",
+        "--plain-http",
+        "--artifact-type",
+        artifact_type,
+        "--annotation",
+        "from=oras",
+        "--format",
+        "json",
+        target,
+        "note.txt",
+    ]);
+    let out = run_ok(&mut cmd);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["digest"]
+        .as_str()
+        .expect("oras attach prints the digest")
+        .to_string()
 }
 
 /// `oras` with plain HTTP, for 127.0.0.1 registries.
