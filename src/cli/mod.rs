@@ -87,6 +87,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. } => EXIT_AUTH,
                 RegistryError::Unavailable { .. }
                 | RegistryError::Timeout { .. }
+                | RegistryError::Interrupted { .. }
                 | RegistryError::Connect { .. } => EXIT_UNAVAILABLE,
                 _ => 1,
             };

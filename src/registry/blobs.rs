@@ -8,12 +8,12 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, Request};
-use crate::digest::{Digest, Hasher};
+use crate::digest::{self, Digest};
 use crate::reference::RepositoryName;
 
 impl Client {
     /// Fetches a blob, refusing more than `limit` bytes (default: the client's
-    /// `max_blob_bytes`) and checking the digest as the bytes arrive.
+    /// `max_blob_bytes`), and checks its digest.
     pub async fn get_blob(
         &self,
         repository: &RepositoryName,
@@ -29,38 +29,9 @@ impl Client {
             pull_scope(repository.as_str()),
             what.clone(),
         );
-        let mut response = self.send(req).await?;
-        if !response.status().is_success() {
-            return Err(self.unexpected(response, what).await);
-        }
-        if response.content_length().is_some_and(|n| n > limit) {
-            return Err(RegistryError::TooLarge { what, limit });
-        }
-        let mut hasher = Hasher::for_digest(digest);
-        let mut out = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (out.len() + chunk.len()) as u64 > limit {
-                        return Err(RegistryError::TooLarge { what, limit });
-                    }
-                    hasher.update(&chunk);
-                    out.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(RegistryError::Connect {
-                        registry: self.registry().to_string(),
-                        what,
-                        source: e.without_url(),
-                    })
-                }
-            }
-        }
-        hasher
-            .verify(digest)
-            .map_err(|source| RegistryError::Digest { what, source })?;
-        Ok(Bytes::from(out))
+        let (_, bytes) = self.fetch(req, limit).await?;
+        digest::verify(digest, &bytes).map_err(|source| RegistryError::Digest { what, source })?;
+        Ok(bytes)
     }
 
     /// Whether the repository holds the blob.

@@ -82,6 +82,16 @@ pub enum RegistryError {
         /// The transport error (reqwest strips userinfo from URLs it prints).
         source: reqwest::Error,
     },
+    /// The connection broke after the response began: the body arrived only in part.
+    #[error("the connection to {registry} broke while reading {what}: {source}; try again")]
+    Interrupted {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
     /// Content larger than the configured limit.
     #[error(
         "{what} is larger than the limit of {limit} bytes; raise the limit if this is expected"

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
-use super::transport::{pull_scope, read_limited, Request};
+use super::transport::{pull_scope, Request};
 use crate::reference::{RepositoryName, Tag};
 
 const MAX_PAGES: usize = 100_000;
@@ -134,12 +134,7 @@ impl Client {
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link);
-            let body = read_limited(response, MAX_PAGE_BYTES)
-                .await
-                .map_err(|limit| RegistryError::TooLarge {
-                    what: what.clone(),
-                    limit,
-                })?;
+            let body = self.read_body(response, MAX_PAGE_BYTES, &what).await?;
             let page = parse(&body).map_err(|e| RegistryError::InvalidResponse {
                 what: what.clone(),
                 reason: e.to_string(),

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
-use super::transport::{pull_scope, push_scope, read_limited, Request};
+use super::transport::{pull_scope, push_scope, Request};
 use crate::artifact::media_types::MANIFEST_TYPES;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, Manifest};
@@ -67,24 +67,14 @@ impl Client {
             what.clone(),
         )
         .header(ACCEPT, &MANIFEST_TYPES.join(", "));
-        let response = self.send(req).await?;
-        if !response.status().is_success() {
-            return Err(self.unexpected(response, what).await);
-        }
-        let served_digest = response
-            .headers()
+        let (headers, bytes) = self
+            .fetch(req, self.inner.config.max_manifest_bytes)
+            .await?;
+        let served_digest = headers
             .get(DOCKER_CONTENT_DIGEST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let media_type = header_media_type(&response);
-        let limit = self.inner.config.max_manifest_bytes;
-        let bytes =
-            read_limited(response, limit)
-                .await
-                .map_err(|limit| RegistryError::TooLarge {
-                    what: what.clone(),
-                    limit,
-                })?;
+        let media_type = header_media_type(&headers);
         let expected = match (target.digest(), served_digest) {
             (Some(d), _) => d.clone(),
             (None, Some(header)) => {
@@ -159,7 +149,7 @@ impl Client {
                     }
                 };
                 Ok(Some(Descriptor::new(
-                    header_media_type(&response),
+                    header_media_type(response.headers()),
                     digest,
                     response.content_length().unwrap_or_default(),
                 )))
@@ -227,9 +217,8 @@ impl Client {
     }
 }
 
-fn header_media_type(response: &reqwest::Response) -> String {
-    response
-        .headers()
+fn header_media_type(headers: &reqwest::header::HeaderMap) -> String {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())

@@ -12,7 +12,7 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::listing::next_link;
-use super::transport::{error_codes, pull_scope, read_limited, Request};
+use super::transport::{error_codes, pull_scope, read_error_body, Request};
 use crate::artifact::media_types::{self, OCI_INDEX};
 use crate::artifact::BuiltArtifact;
 use crate::digest::{self, Digest};
@@ -98,7 +98,7 @@ impl Client {
                 .unwrap_or("")
                 .to_string();
             if status == reqwest::StatusCode::NOT_FOUND {
-                let body = read_limited(response, 8 * 1024).await.unwrap_or_default();
+                let body = read_error_body(response, 8 * 1024).await;
                 if error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN") {
                     return Err(RegistryError::NotFound {
                         what,
@@ -122,12 +122,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .filter(|_| pages < 1000);
-            let body = read_limited(response, MAX_INDEX_BYTES)
-                .await
-                .map_err(|limit| RegistryError::TooLarge {
-                    what: what.clone(),
-                    limit,
-                })?;
+            let body = self.read_body(response, MAX_INDEX_BYTES, &what).await?;
             let index: ImageIndex =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidResponse {
                     what: what.clone(),

@@ -322,7 +322,7 @@ impl Client {
     /// Turns an unexpected response into an error, reading at most 8 KiB of its body.
     pub(super) async fn unexpected(&self, response: Response, what: String) -> RegistryError {
         let status = response.status();
-        let body = read_limited(response, 8 * 1024).await.unwrap_or_default();
+        let body = read_error_body(response, 8 * 1024).await;
         let codes = error_codes(&body);
         if status == StatusCode::NOT_FOUND {
             return RegistryError::NotFound {
@@ -375,19 +375,84 @@ pub(super) fn error_codes(body: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Reads a response body, refusing more than `limit` bytes.
-pub(super) async fn read_limited(mut response: Response, limit: u64) -> Result<Bytes, u64> {
-    if response.content_length().is_some_and(|n| n > limit) {
-        return Err(limit);
-    }
+/// Reads a response body of at most `limit` bytes, for error messages: whatever fails to
+/// arrive is left out.
+pub(super) async fn read_error_body(mut response: Response, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
-        if (out.len() + chunk.len()) as u64 > limit {
-            return Err(limit);
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
         }
-        out.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(out))
+    out
+}
+
+impl Client {
+    /// Sends an idempotent GET and reads its body (at most `limit` bytes). A connection
+    /// that breaks mid-body is retried like any other transient failure.
+    pub(super) async fn fetch(
+        &self,
+        req: Request,
+        limit: u64,
+    ) -> Result<(HeaderMap, Bytes), RegistryError> {
+        let mut attempt = 1;
+        loop {
+            let response = self.send(req.clone()).await?;
+            if !response.status().is_success() {
+                return Err(self.unexpected(response, req.what).await);
+            }
+            let headers = response.headers().clone();
+            match self.read_body(response, limit, &req.what).await {
+                Ok(bytes) => return Ok((headers, bytes)),
+                Err(RegistryError::Interrupted { source, .. })
+                    if attempt < self.inner.config.max_attempts =>
+                {
+                    tracing::warn!(what = %req.what, attempt, error = %source, "connection broke mid-body; retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads a response body, refusing more than `limit` bytes. A body cut off mid-way is
+    /// an error, never a short result.
+    pub(super) async fn read_body(
+        &self,
+        mut response: Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Bytes, RegistryError> {
+        let too_large = || RegistryError::TooLarge {
+            what: what.to_string(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut out = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (out.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Bytes::from(out)),
+                Err(e) => {
+                    return Err(RegistryError::Interrupted {
+                        registry: self.registry().to_string(),
+                        what: what.to_string(),
+                        source: e.without_url(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
