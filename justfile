@@ -13,8 +13,8 @@ export SYFT_CHECK_FOR_APP_UPDATE := "false"
 # Pinned tool versions.
 oras_version := "v1.3.3"
 cosign_version := "v3.1.2"
-# grype v0.116.0 requires syft v1.48.0, which this machine's Go module proxy does not serve;
-# syft v1.51.0 is pinned for both the CLI and grype's build (see `scanners`).
+# grype v0.116.0 requires syft v1.48.0, which the Go module proxy here does not serve;
+# syft v1.51.0 is pinned for both the syft CLI and grype's build (see `tools`).
 grype_version := "v0.116.0"
 syft_version := "v1.51.0"
 
@@ -29,24 +29,32 @@ tools:
     mkdir -p "$T/bin"
     fail() { echo "just tools: $*" >&2; exit 1; }
     command -v go >/dev/null || fail "Go is not installed; install Go 1.26.8 or newer (see README prerequisites)"
-    # install NAME VERSION MODULE PACKAGE [TAGS]
-    # A throwaway module that requires MODULE@VERSION gives the same build list as
-    # `go install PACKAGE@VERSION`, without the module-list queries that some proxies refuse.
+    # install NAME VERSION PACKAGE MODULE@VERSION...
+    # A throwaway module that requires the given modules gives the same build as
+    # `go install PACKAGE@VERSION`, without the module-list queries some proxies refuse,
+    # and lets grype be built against the same syft as the syft CLI.
     install() {
-        local name=$1 version=$2 module=$3 package=$4 tags=${5:-}
+        local name=$1 version=$2 package=$3
+        shift 3
         local dir="$T/$name-$version"
         if [ ! -x "$dir/$name" ]; then
             echo "installing $name $version (go install $package, one-time, cached in $dir)" >&2
             mkdir -p "$dir/module"
-            printf 'module refcat.local/tools/%s\n\ngo %s\n\nrequire %s %s\n' \
-                "$name" "$(go env GOVERSION | sed 's/^go//')" "$module" "$version" > "$dir/module/go.mod"
-            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install ${tags:+-tags "$tags"} "$package") \
+            {
+                printf 'module refcat.local/tools/%s\n\ngo %s\n\nrequire (\n' "$name" "$(go env GOVERSION | sed 's/^go//')"
+                for req in "$@"; do printf '\t%s %s\n' "${req%@*}" "${req#*@}"; done
+                printf ')\n'
+            } > "$dir/module/go.mod"
+            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install "$package") \
                 || fail "go install of $name $version failed: see the go output above"
         fi
         ln -sfn "$dir/$name" "$T/bin/$name"
     }
-    install oras {{oras_version}} oras.land/oras oras.land/oras/cmd/oras
-    install cosign {{cosign_version}} github.com/sigstore/cosign/v3 github.com/sigstore/cosign/v3/cmd/cosign
+    install oras {{oras_version}} oras.land/oras/cmd/oras oras.land/oras@{{oras_version}}
+    install cosign {{cosign_version}} github.com/sigstore/cosign/v3/cmd/cosign github.com/sigstore/cosign/v3@{{cosign_version}}
+    install syft {{syft_version}} github.com/anchore/syft/cmd/syft github.com/anchore/syft@{{syft_version}}
+    install grype {{grype_version}} github.com/anchore/grype/cmd/grype \
+        github.com/anchore/grype@{{grype_version}} github.com/anchore/syft@{{syft_version}}
     # The registry with the OCI 1.1 referrers API for tests: go-containerregistry's, referrers switched on.
     rr="$T/referrers-registry-$(cat testdata/referrers-registry/main.go testdata/referrers-registry/go.mod | sha256sum | cut -c1-12)"
     if [ ! -x "$rr/referrers-registry" ]; then
@@ -63,25 +71,6 @@ tools:
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null \
             || fail "apt-get install docker-registry failed"
     fi
-
-# Install the pinned syft and grype and build the Grype DB fixture (not yet part of `just test`).
-scanners:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    T="{{tools_dir}}"
-    mkdir -p "$T/bin"
-    for spec in "syft {{syft_version}} github.com/anchore/syft/cmd/syft" "grype {{grype_version}} github.com/anchore/grype/cmd/grype"; do
-        set -- $spec
-        dir="$T/$1-$2"
-        if [ ! -x "$dir/$1" ]; then
-            mkdir -p "$dir/module"
-            # grype is built against the same syft as the syft CLI, so both scan alike.
-            printf 'module refcat.local/tools/%s\n\ngo %s\n\nrequire (\n\tgithub.com/anchore/syft {{syft_version}}\n\tgithub.com/anchore/grype {{grype_version}}\n)\n' \
-                "$1" "$(go env GOVERSION | sed 's/^go//')" > "$dir/module/go.mod"
-            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install "$3") || { echo "just scanners: go install $3 failed" >&2; exit 1; }
-        fi
-        ln -sfn "$dir/$1" "$T/bin/$1"
-    done
     just grype-db
 
 # Build the Grype DB fixture from testdata/grypedb/ and import it (offline) into the tools cache.
@@ -97,8 +86,8 @@ grype-db built="2026-11-01T00:00:00Z":
     archive=$("$work/build-grype-db" -providers testdata/grypedb/providers -out "$work/db" -built "{{built}}")
     rm -rf "$T/grype-db"
     mkdir -p "$T/grype-db"
-    grype db import "$archive" >&2
-    grype db status -o json >&2
+    "$T/bin/grype" db import "$archive" >&2
+    "$T/bin/grype" db status >&2
     touch "$stamp"
 
 # Push the deterministic sample images to REGISTRY (host:port).

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/anchore/grype v0.116.0
 	github.com/anchore/syft v1.51.0
+	github.com/glebarez/go-sqlite v1.22.0
 )
 
 require (
@@ -121,7 +122,6 @@ require (
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.13 // indirect
 	github.com/github/go-spdx/v2 v2.7.0 // indirect
-	github.com/glebarez/go-sqlite v1.22.0 // indirect
 	github.com/glebarez/sqlite v1.11.0 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect
 	github.com/go-git/go-billy/v5 v5.9.1 // indirect

@@ -9,6 +9,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	"github.com/anchore/grype/grype/db"
 	"github.com/anchore/grype/grype/db/provider"
 	v6build "github.com/anchore/grype/grype/db/v6/build"
+	_ "github.com/glebarez/go-sqlite"
 )
 
 // The feed schema each provider's records follow; grype picks its processor by it.
@@ -70,6 +72,11 @@ func main() {
 	})
 	if err != nil {
 		fail("building the database: %v", err)
+	}
+	// grype stamps the build with the wall clock; the fixture wants the requested time,
+	// so that two builds of the same sources describe the same database.
+	if err := setBuildTime(filepath.Join(dbDir, "vulnerability.db"), buildTime); err != nil {
+		fail("setting the build time: %v", err)
 	}
 	if err := v6build.CreateArchive(dbDir, "tar.gz", nil); err != nil {
 		fail("archiving the database: %v", err)
@@ -142,6 +149,22 @@ func writeWorkspace(src, dst, name string, buildTime time.Time) (*provider.State
 		return nil, err
 	}
 	return provider.ReadState(location)
+}
+
+func setBuildTime(path string, built time.Time) error {
+	conn, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := conn.Exec("UPDATE db_metadata SET build_timestamp = ?", built.UTC())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("expected one db_metadata row, updated %d", n)
+	}
+	return nil
 }
 
 func sortedDirs(dir string) []string {

@@ -12,14 +12,32 @@ use std::time::{Duration, Instant};
 
 use refcat::registry::{Client, ClientConfig, Credentials, Secret};
 
-/// The pinned tools' bin directory.
-pub fn tools_bin() -> PathBuf {
-    let root = std::env::var_os("REFCAT_TOOLS")
+/// The pinned tools cache (`REFCAT_TOOLS`, default `~/.cache/refcat/tools`).
+pub fn tools_root() -> PathBuf {
+    std::env::var_os("REFCAT_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cache/refcat/tools")
-        });
-    root.join("bin")
+        })
+}
+
+/// The pinned tools' bin directory.
+pub fn tools_bin() -> PathBuf {
+    tools_root().join("bin")
+}
+
+/// A pinned syft or grype, offline: the fixture Grype DB from the tools cache, no update
+/// checks, and plain HTTP for the loopback test registries.
+pub fn scanner(name: &str) -> Command {
+    let mut cmd = Command::new(tool(name));
+    cmd.env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
+        .env("GRYPE_DB_AUTO_UPDATE", "false")
+        .env("GRYPE_DB_VALIDATE_AGE", "false")
+        .env("GRYPE_CHECK_FOR_APP_UPDATE", "false")
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .env("GRYPE_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true");
+    cmd
 }
 
 /// A pinned tool, or a panic that says how to get it.

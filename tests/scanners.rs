@@ -1,0 +1,106 @@
+//! The pinned syft and grype with the Grype DB fixture: the database is valid and
+//! offline, and scanning the fixture images finds exactly the advisories that
+//! testdata/grypedb/providers holds for their packages.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{push_fixture, run_ok, scanner, Registry};
+use serde_json::Value;
+
+/// `(vulnerability id, package name, installed version)` of every match.
+fn matches(grype_json: &[u8]) -> BTreeSet<(String, String, String)> {
+    let v: Value = serde_json::from_slice(grype_json).unwrap();
+    v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["vulnerability"]["id"].as_str().unwrap().to_string(),
+                m["artifact"]["name"].as_str().unwrap().to_string(),
+                m["artifact"]["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str, &str)]) -> BTreeSet<(String, String, String)> {
+    items
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_grype_db_fixture_is_valid_and_pinned_in_time() {
+    let out = run_ok(scanner("grype").args(["db", "status", "-o", "json"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["valid"], true, "{status}");
+    assert!(
+        status["schemaVersion"].as_str().unwrap().starts_with("v6."),
+        "{status}"
+    );
+    // testdata/grypedb stamps the requested build time, not the wall clock.
+    assert_eq!(status["built"], "2026-11-01T00:00:00Z", "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_images_give_the_expected_matches() {
+    let registry = Registry::distribution(None);
+    let client = registry.client();
+    for name in ["debian", "alpine", "lang"] {
+        push_fixture(&client, name).await;
+    }
+    let debian = set(&[
+        ("CVE-2023-4911", "libc6", "2.36-9+deb12u1"),
+        ("CVE-2023-4911", "libc-bin", "2.36-9+deb12u1"),
+        ("CVE-2023-5363", "openssl", "3.0.11-1~deb12u1"),
+        ("CVE-2023-5363", "libssl3", "3.0.11-1~deb12u1"),
+        ("CVE-2023-38545", "curl", "7.88.1-10+deb12u1"),
+        ("CVE-2023-38545", "libcurl4", "7.88.1-10+deb12u1"),
+        ("CVE-2005-2541", "tar", "1.34+dfsg-1.2+deb12u1"),
+    ]);
+    let alpine = set(&[
+        ("CVE-2024-2511", "libcrypto3", "3.1.4-r5"),
+        ("CVE-2024-2511", "libssl3", "3.1.4-r5"),
+    ]);
+    let app = set(&[
+        ("GHSA-j8r2-6x86-q33q", "requests", "2.30.0"),
+        ("GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20"),
+        ("GHSA-xvch-5gv4-984h", "minimist", "1.2.5"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    for (image, platform, expected) in [
+        ("fixtures/debian:12", "linux/amd64", &debian),
+        ("fixtures/alpine:3.19", "linux/amd64", &alpine),
+        ("fixtures/alpine:3.19", "linux/arm64", &alpine),
+        ("fixtures/app:1.0.0", "linux/amd64", &app),
+    ] {
+        let source = format!("registry:{}/{image}", registry.host);
+        let sbom = dir.path().join("sbom.syft.json");
+        run_ok(scanner("syft").args([
+            &source,
+            "--platform",
+            platform,
+            "-q",
+            "-o",
+            &format!("syft-json={}", sbom.display()),
+        ]));
+        let via_sbom =
+            run_ok(scanner("grype").args([&format!("sbom:{}", sbom.display()), "-o", "json"]));
+        assert_eq!(
+            &matches(&via_sbom.stdout),
+            expected,
+            "{image} {platform} through syft's SBOM"
+        );
+        // grype built against the pinned syft catalogues the image the same way.
+        let direct = run_ok(scanner("grype").args([&source, "--platform", platform, "-o", "json"]));
+        assert_eq!(
+            &matches(&direct.stdout),
+            expected,
+            "{image} {platform} scanned by grype itself"
+        );
+    }
+}
