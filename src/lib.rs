@@ -13,3 +13,5 @@ pub mod fixture;
 pub mod oci;
 pub mod reference;
 pub mod registry;
+pub mod secret;
+pub mod sign;

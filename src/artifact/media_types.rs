@@ -25,6 +25,13 @@ pub const SPDX_JSON: &str = "application/spdx+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 
+/// A Sigstore bundle v0.3 (cosign v3's signature format), as artifactType and layer type.
+pub const SIGSTORE_BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The payload layer of a legacy cosign `.sig` signature manifest.
+pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The DSSE payload type of an in-toto statement.
+pub const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
+
 /// Every manifest media type refcat can read, for `Accept` headers.
 pub const MANIFEST_TYPES: [&str; 4] = [
     OCI_MANIFEST,

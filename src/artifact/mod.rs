@@ -12,4 +12,10 @@ pub mod annotations {
     pub const CREATED: &str = "org.opencontainers.image.created";
     /// The file name `oras pull` writes a layer to.
     pub const TITLE: &str = "org.opencontainers.image.title";
+    /// What a Sigstore bundle referrer holds (`dsse-envelope`).
+    pub const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+    /// The predicate type of the statement inside a Sigstore bundle referrer.
+    pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+    /// The base64 signature on a legacy cosign `.sig` layer.
+    pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 }

@@ -1,38 +1,10 @@
 //! Registry credentials, and where they come from: flags, or docker's `config.json`
 //! with its credential helpers. Secrets are wrapped so `Debug` never shows them.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::RegistryError;
-
-/// A secret string whose `Debug` and `Display` are redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for building an Authorization header and nothing else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secret::Secret;
 
 /// How to authenticate to a registry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
