@@ -37,7 +37,8 @@ tools:
         local name=$1 version=$2 package=$3
         shift 3
         local dir="$T/$name-$version"
-        if [ ! -x "$dir/$name" ]; then
+        # The stamp says the binary was linked with its version (go install leaves it "[not provided]").
+        if [ ! -x "$dir/$name" ] || [ ! -f "$dir/.version-stamped" ]; then
             echo "installing $name $version (go install $package, one-time, cached in $dir)" >&2
             mkdir -p "$dir/module"
             {
@@ -45,8 +46,9 @@ tools:
                 for req in "$@"; do printf '\t%s %s\n' "${req%@*}" "${req#*@}"; done
                 printf ')\n'
             } > "$dir/module/go.mod"
-            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install "$package") \
+            (cd "$dir/module" && GOFLAGS=-mod=mod GOBIN="$dir" go install -ldflags "-X main.version=${version#v}" "$package") \
                 || fail "go install of $name $version failed: see the go output above"
+            touch "$dir/.version-stamped"
         fi
         ln -sfn "$dir/$name" "$T/bin/$name"
     }
