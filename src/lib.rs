@@ -13,5 +13,6 @@ pub mod fixture;
 pub mod oci;
 pub mod reference;
 pub mod registry;
+pub mod scan;
 pub mod secret;
 pub mod sign;

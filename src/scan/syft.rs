@@ -1,0 +1,139 @@
+//! syft: one run per platform manifest, straight from the registry, writing Syft JSON
+//! and SPDX JSON together.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::process::Command;
+
+use super::process::run;
+use super::{ScanError, ScannerVersion};
+use crate::digest::Digest;
+use crate::oci::Platform;
+use crate::registry::Credentials;
+
+/// How to run syft.
+#[derive(Clone, Debug)]
+pub struct Syft {
+    /// The syft binary.
+    pub program: PathBuf,
+    /// Longest a scan may take.
+    pub timeout: Duration,
+}
+
+/// Both SBOMs of one platform manifest, exactly as syft wrote them.
+#[derive(Clone, Debug)]
+pub struct Sboms {
+    /// `-o syft-json`.
+    pub syft_json: Bytes,
+    /// `-o spdx-json`.
+    pub spdx_json: Bytes,
+    /// How many packages syft found.
+    pub packages: usize,
+}
+
+/// Where the image is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct ImageSource<'a> {
+    /// Registry host[:port].
+    pub registry: &'a str,
+    /// Repository path.
+    pub repository: &'a str,
+    /// The platform manifest to scan.
+    pub digest: &'a Digest,
+    /// Its platform.
+    pub platform: &'a Platform,
+    /// Credentials syft uses for the registry (passed in its environment, never argv).
+    pub credentials: &'a Credentials,
+    /// Whether the registry speaks plain HTTP.
+    pub plain_http: bool,
+}
+
+impl Syft {
+    /// The syft version, from `syft version -o json`.
+    pub async fn version(&self) -> Result<ScannerVersion, ScanError> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["version", "-o", "json"])
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+        let out = run(
+            "syft",
+            cmd,
+            "reporting its version",
+            Duration::from_secs(30),
+        )
+        .await?;
+        let version = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["version"].as_str().map(str::to_string))
+            .ok_or_else(|| ScanError::Output {
+                tool: "syft",
+                what: "reporting its version".into(),
+                reason: "no version in `syft version -o json`".into(),
+            })?;
+        Ok(ScannerVersion {
+            name: "syft",
+            version,
+        })
+    }
+
+    /// Scans one platform manifest. syft writes empty files when it fails, so its exit
+    /// status decides, and the Syft JSON must name the digest that was asked for.
+    pub async fn scan(&self, image: &ImageSource<'_>) -> Result<Sboms, ScanError> {
+        let io = |source| ScanError::Io {
+            tool: "syft",
+            source,
+        };
+        let dir = tempfile::tempdir().map_err(io)?;
+        let syft_path = dir.path().join("sbom.syft.json");
+        let spdx_path = dir.path().join("sbom.spdx.json");
+        let source = format!(
+            "registry:{}/{}@{}",
+            image.registry, image.repository, image.digest
+        );
+        let what = format!("scanning {source} ({})", image.platform);
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("scan")
+            .arg(&source)
+            .args(["--platform", &image.platform.to_string(), "-q"])
+            .arg("-o")
+            .arg(format!("syft-json={}", syft_path.display()))
+            .arg("-o")
+            .arg(format!("spdx-json={}", spdx_path.display()))
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+        if image.plain_http {
+            cmd.env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true");
+        }
+        if let Credentials::Basic { username, password } = image.credentials {
+            cmd.env("SYFT_REGISTRY_AUTH_AUTHORITY", image.registry)
+                .env("SYFT_REGISTRY_AUTH_USERNAME", username)
+                .env("SYFT_REGISTRY_AUTH_PASSWORD", password.expose());
+        }
+        run("syft", cmd, &what, self.timeout).await?;
+        let syft_json = Bytes::from(tokio::fs::read(&syft_path).await.map_err(io)?);
+        let spdx_json = Bytes::from(tokio::fs::read(&spdx_path).await.map_err(io)?);
+        let bad = |reason: String| ScanError::Output {
+            tool: "syft",
+            what: what.clone(),
+            reason,
+        };
+        let document: serde_json::Value = serde_json::from_slice(&syft_json)
+            .map_err(|e| bad(format!("the Syft JSON does not parse: {e}")))?;
+        serde_json::from_slice::<serde::de::IgnoredAny>(&spdx_json)
+            .map_err(|e| bad(format!("the SPDX JSON does not parse: {e}")))?;
+        let scanned = document["source"]["metadata"]["manifestDigest"].as_str();
+        if scanned != Some(image.digest.as_ref()) {
+            return Err(bad(format!(
+                "it scanned {}, not {}",
+                scanned.unwrap_or("an unknown manifest"),
+                image.digest
+            )));
+        }
+        let packages = document["artifacts"].as_array().map_or(0, Vec::len);
+        Ok(Sboms {
+            syft_json,
+            spdx_json,
+            packages,
+        })
+    }
+}
