@@ -11,6 +11,7 @@ pub mod cli;
 pub mod digest;
 pub mod fixture;
 pub mod oci;
+pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod scan;

@@ -7,7 +7,7 @@ async fn main() -> std::process::ExitCode {
     let cli = refcat::cli::Cli::parse();
     refcat::cli::init_logging(cli.verbose);
     match cli.run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {
             eprintln!("refcat: {err:#}");
             std::process::ExitCode::from(refcat::cli::exit_code(&err))

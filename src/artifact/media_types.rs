@@ -22,6 +22,10 @@ pub const EMPTY_JSON_BYTES: &[u8] = b"{}";
 pub const SYFT_JSON: &str = "application/vnd.syft+json";
 /// SPDX JSON SBOM.
 pub const SPDX_JSON: &str = "application/spdx+json";
+/// Syft JSON stored gzip-compressed (`--compress`).
+pub const SYFT_JSON_GZIP: &str = "application/vnd.syft+json+gzip";
+/// refcat's own record beside grype's output: summary and `first_seen` per match.
+pub const VULNERABILITY_RECORD: &str = "application/vnd.dev.refcat.vulnerability-record.v1+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 

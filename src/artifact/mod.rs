@@ -18,4 +18,32 @@ pub mod annotations {
     pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
     /// The base64 signature on a legacy cosign `.sig` layer.
     pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+
+    /// Which output an artifact holds: `syft-json`, `spdx-json` or `grype-json` (the
+    /// scanners' `-o` names). Read along with artifactType, which some registries do
+    /// not list faithfully.
+    pub const FORMAT: &str = "dev.refcat.format";
+    /// The scanner that produced it: `syft` or `grype`.
+    pub const SCANNER: &str = "dev.refcat.scanner";
+    /// The scanner's version.
+    pub const SCANNER_VERSION: &str = "dev.refcat.scanner.version";
+    /// When the Grype DB a result was matched against was built (RFC 3339).
+    pub const GRYPE_DB_BUILT: &str = "dev.refcat.grype.db.built";
+    /// That DB's schema version.
+    pub const GRYPE_DB_SCHEMA: &str = "dev.refcat.grype.db.schema";
+    /// How many packages the SBOM lists, or grype matched against.
+    pub const PACKAGES: &str = "dev.refcat.packages";
+    /// The platform of the subject manifest, `os/arch[/variant]`.
+    pub const PLATFORM: &str = "dev.refcat.platform";
+    /// Prefix of the per-severity match counts: `dev.refcat.vulnerabilities.high`, …
+    pub const VULNERABILITIES_PREFIX: &str = "dev.refcat.vulnerabilities.";
+}
+
+/// The current time as RFC 3339 UTC with second precision, as `created` annotations use.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time formats as RFC 3339")
 }

@@ -2,14 +2,25 @@
 //! exit codes. This is the only place `anyhow` is used.
 
 mod discover;
+mod key;
+mod key_args;
+mod publish;
 mod registry_args;
+mod scanner_args;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
 pub use discover::DiscoverArgs;
+pub use key::KeyArgs;
+pub use publish::PublishArgs;
 pub use registry_args::RegistryArgs;
+pub use scanner_args::ScannerArgs;
+pub use verify::VerifyArgs;
 
+use crate::catalog::platforms::ResolveError;
 use crate::catalog::referrers_tree::TreeError;
+use crate::publish::PublishError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
 
@@ -21,6 +32,12 @@ pub const EXIT_NOT_FOUND: u8 = 3;
 pub const EXIT_AUTH: u8 = 4;
 /// Exit code when the registry is unreachable or failing.
 pub const EXIT_UNAVAILABLE: u8 = 5;
+/// Exit code when syft or grype failed.
+pub const EXIT_SCANNER: u8 = 6;
+/// Exit code when an artifact is unsigned or its signature does not verify.
+pub const EXIT_UNVERIFIED: u8 = 7;
+/// Exit code of `publish` when everything was already there.
+pub const EXIT_NOTHING_TO_DO: u8 = 10;
 
 /// refcat: signed SBOM and vulnerability referrers for every image in an OCI registry,
 /// and a catalog read straight from the registry.
@@ -40,13 +57,22 @@ pub struct Cli {
 pub enum Command {
     /// Show the referrers tree of an image, like `oras discover`.
     Discover(DiscoverArgs),
+    /// Attach signed SBOM and vulnerability referrers to images.
+    Publish(Box<PublishArgs>),
+    /// Verify the signatures of an image's refcat artifacts.
+    Verify(VerifyArgs),
+    /// Manage cosign-compatible signing keys.
+    Key(KeyArgs),
 }
 
 impl Cli {
-    /// Runs the chosen subcommand.
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the chosen subcommand; the exit code on success.
+    pub async fn run(self) -> anyhow::Result<u8> {
         match self.command {
-            Command::Discover(args) => args.run().await,
+            Command::Discover(args) => args.run().await.map(|()| 0),
+            Command::Publish(args) => args.run().await,
+            Command::Verify(args) => args.run().await,
+            Command::Key(args) => args.run(),
         }
     }
 }
@@ -66,6 +92,29 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// The registry error inside `cause`, looking through the wrappers that show it
+/// transparently (and so hide it from `anyhow`'s chain).
+fn registry_error_in<'a>(
+    cause: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a RegistryError> {
+    let resolve = |e: &'a ResolveError| match e {
+        ResolveError::Registry(e) => Some(e),
+        _ => None,
+    };
+    cause
+        .downcast_ref::<RegistryError>()
+        .or_else(|| match cause.downcast_ref::<TreeError>() {
+            Some(TreeError::Registry(e)) => Some(e),
+            _ => None,
+        })
+        .or_else(|| cause.downcast_ref::<ResolveError>().and_then(resolve))
+        .or_else(|| match cause.downcast_ref::<PublishError>() {
+            Some(PublishError::Registry(e)) => Some(e),
+            Some(PublishError::Resolve(e)) => resolve(e),
+            _ => None,
+        })
+}
+
 /// The exit code for an error: 2 bad input, 3 not found, 4 auth, 5 registry unavailable, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -75,12 +124,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         {
             return EXIT_USAGE;
         }
-        let registry_error = cause.downcast_ref::<RegistryError>().or_else(|| {
-            match cause.downcast_ref::<TreeError>() {
-                Some(TreeError::Registry(e)) => Some(e),
-                _ => None,
-            }
-        });
+        if matches!(
+            cause.downcast_ref::<PublishError>(),
+            Some(PublishError::Scan(_))
+        ) || cause.is::<crate::scan::ScanError>()
+        {
+            return EXIT_SCANNER;
+        }
+        let registry_error = registry_error_in(cause);
         if let Some(e) = registry_error {
             return match e {
                 RegistryError::NotFound { .. } => EXIT_NOT_FOUND,

@@ -119,6 +119,17 @@ impl Client {
         &self.inner.config.registry
     }
 
+    /// The credentials this client uses, for handing to a scanner that reads the same
+    /// registry (redacted in `Debug`).
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.config.credentials
+    }
+
+    /// Whether this client speaks plain HTTP to the registry.
+    pub fn plain_http(&self) -> bool {
+        self.inner.base.starts_with("http://")
+    }
+
     /// The requests this client has sent so far.
     pub fn counter(&self) -> &RequestCounter {
         &self.inner.counter

@@ -185,6 +185,17 @@ impl Client {
         for (digest, data) in &artifact.blobs {
             self.push_blob_if_missing(repository, digest, data).await?;
         }
+        self.push_artifact_manifest(repository, artifact).await
+    }
+
+    /// Pushes an artifact's manifest, whose blobs are already in the repository, and
+    /// updates the subject's tag-schema index when the registry does not acknowledge
+    /// the `subject` with `OCI-Subject`.
+    pub async fn push_artifact_manifest(
+        &self,
+        repository: &RepositoryName,
+        artifact: &BuiltArtifact,
+    ) -> Result<(), RegistryError> {
         let pushed = self
             .put_manifest(
                 repository,

@@ -1,0 +1,128 @@
+//! A reference resolved to its platform image manifests, the subjects of refcat's
+//! artifacts. An index is
+//! expanded; BuildKit attestation manifests (`unknown/unknown`) are not images and are
+//! skipped; a single manifest takes its platform from its config.
+
+use serde::Deserialize;
+
+use crate::artifact::media_types::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use crate::oci::{Descriptor, Manifest, Platform};
+use crate::reference::Reference;
+use crate::registry::Client;
+
+/// Why a reference did not resolve to platform manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The registry failed or refused.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The reference names something that is not a container image.
+    #[error("{reference} is not a container image: {reason}")]
+    NotAnImage {
+        /// The reference.
+        reference: String,
+        /// Why not.
+        reason: String,
+    },
+    /// No platform manifest matches the platform filter.
+    #[error("{reference} has no platform manifest for {wanted}; it has: {available}")]
+    NoPlatform {
+        /// The reference.
+        reference: String,
+        /// The platform asked for.
+        wanted: String,
+        /// What the image has.
+        available: String,
+    },
+}
+
+/// One image manifest of one platform: what every artifact's `subject` is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformManifest {
+    /// The manifest's descriptor (media type, digest, size).
+    pub descriptor: Descriptor,
+    /// Its platform.
+    pub platform: Platform,
+}
+
+const ATTESTATION_TYPE: &str = "vnd.docker.reference.type";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Image configs are small; anything bigger is not one.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The platform manifests behind `reference`, filtered by `platform` when given.
+pub async fn platform_manifests(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<Vec<PlatformManifest>, ResolveError> {
+    let top = client
+        .get_manifest(&reference.repository, &reference.target)
+        .await?;
+    let all = match &top.manifest {
+        Manifest::Index(index) => index
+            .manifests
+            .iter()
+            .filter(|d| !d.annotations.contains_key(ATTESTATION_TYPE))
+            .filter(|d| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST)
+            .filter_map(|d| {
+                let platform = d.platform.clone()?;
+                (platform.os != "unknown").then(|| PlatformManifest {
+                    descriptor: Descriptor::new(d.media_type.clone(), d.digest.clone(), d.size),
+                    platform,
+                })
+            })
+            .collect(),
+        Manifest::Image(image) => {
+            if image.config.media_type != OCI_CONFIG && image.config.media_type != DOCKER_CONFIG {
+                return Err(ResolveError::NotAnImage {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "its config is {}, not an image config (is it an artifact?)",
+                        image.config.media_type
+                    ),
+                });
+            }
+            let config = client
+                .get_blob(
+                    &reference.repository,
+                    &image.config.digest,
+                    Some(MAX_CONFIG_BYTES),
+                )
+                .await?;
+            #[derive(Deserialize)]
+            struct ConfigPlatform {
+                architecture: String,
+                os: String,
+                #[serde(default)]
+                variant: Option<String>,
+            }
+            let p: ConfigPlatform =
+                serde_json::from_slice(&config).map_err(|e| ResolveError::NotAnImage {
+                    reference: reference.to_string(),
+                    reason: format!("its config has no platform: {e}"),
+                })?;
+            vec![PlatformManifest {
+                descriptor: top.descriptor(),
+                platform: Platform {
+                    architecture: p.architecture,
+                    os: p.os,
+                    variant: p.variant.filter(|v| !v.is_empty()),
+                },
+            }]
+        }
+    };
+    let available: Vec<String> = all.iter().map(|m| m.platform.to_string()).collect();
+    let chosen: Vec<PlatformManifest> = all
+        .into_iter()
+        .filter(|m| platform.is_none_or(|p| p.selects(&m.platform)))
+        .collect();
+    if chosen.is_empty() {
+        return Err(ResolveError::NoPlatform {
+            reference: reference.to_string(),
+            wanted: platform.map(ToString::to_string).unwrap_or_default(),
+            available: available.join(", "),
+        });
+    }
+    Ok(chosen)
+}

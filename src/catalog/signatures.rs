@@ -1,0 +1,121 @@
+//! Whether an artifact is signed: its Sigstore bundle referrers first, then the legacy
+//! `.sig` tag, in the order `cosign verify` searches them.
+
+use serde::Serialize;
+
+use crate::artifact::annotations::BUNDLE_CONTENT;
+use crate::artifact::media_types::SIGSTORE_BUNDLE_V03;
+use crate::digest::Digest;
+use crate::oci::{Descriptor, Manifest};
+use crate::reference::{RepositoryName, Target};
+use crate::registry::{Client, RegistryError};
+use crate::sign::{bundle, legacy, PublicKey, SignError};
+
+/// Signatures are small; anything bigger is not one.
+const MAX_SIGNATURE_BYTES: u64 = 1024 * 1024;
+
+/// The verdict on one artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "verdict")]
+pub enum Verdict {
+    /// A signature verifies with one of the keys.
+    Verified {
+        /// `bundle` or `legacy`.
+        format: &'static str,
+    },
+    /// Signatures exist, but none verifies with these keys.
+    Invalid {
+        /// Why the last one failed.
+        reason: String,
+    },
+    /// No signature at all.
+    Unsigned,
+}
+
+impl Verdict {
+    /// Whether the artifact verified.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified { .. })
+    }
+}
+
+fn is_bundle(d: &Descriptor) -> bool {
+    d.artifact_type.as_deref() == Some(SIGSTORE_BUNDLE_V03)
+        || d.annotations.contains_key(BUNDLE_CONTENT)
+}
+
+async fn image_layers(
+    client: &Client,
+    repository: &RepositoryName,
+    target: &Target,
+) -> Result<Vec<Descriptor>, RegistryError> {
+    match client.get_manifest(repository, target).await?.manifest {
+        Manifest::Image(m) => Ok(m.layers),
+        Manifest::Index(_) => Ok(Vec::new()),
+    }
+}
+
+/// Ok when `check` passes for any key; otherwise why it failed for the last one.
+fn any_key(
+    keys: &[PublicKey],
+    check: impl Fn(&PublicKey) -> Result<(), SignError>,
+) -> Result<(), String> {
+    let mut reason = "no public key to verify with".to_string();
+    for key in keys {
+        match check(key) {
+            Ok(()) => return Ok(()),
+            Err(e) => reason = e.to_string(),
+        }
+    }
+    Err(reason)
+}
+
+/// Checks the signatures of the manifest `signed` against `keys`.
+pub async fn verify(
+    client: &Client,
+    repository: &RepositoryName,
+    signed: &Digest,
+    keys: &[PublicKey],
+) -> Result<Verdict, RegistryError> {
+    let mut failure = None;
+    let referrers = client.referrers(repository, signed, None).await?;
+    for candidate in referrers.iter().filter(|d| is_bundle(d)) {
+        let layers = image_layers(
+            client,
+            repository,
+            &Target::Digest(candidate.digest.clone()),
+        )
+        .await?;
+        for layer in layers
+            .iter()
+            .filter(|l| l.media_type == SIGSTORE_BUNDLE_V03)
+        {
+            let data = client
+                .get_blob(repository, &layer.digest, Some(MAX_SIGNATURE_BYTES))
+                .await?;
+            match any_key(keys, |k| bundle::verify(&data, k, signed)) {
+                Ok(()) => return Ok(Verdict::Verified { format: "bundle" }),
+                Err(reason) => failure = Some(reason),
+            }
+        }
+    }
+    let tag = Target::Tag(legacy::signature_tag(signed));
+    let layers = match image_layers(client, repository, &tag).await {
+        Ok(layers) => layers,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for layer in &layers {
+        let payload = client
+            .get_blob(repository, &layer.digest, Some(MAX_SIGNATURE_BYTES))
+            .await?;
+        match any_key(keys, |k| legacy::verify(layer, &payload, k, signed)) {
+            Ok(()) => return Ok(Verdict::Verified { format: "legacy" }),
+            Err(reason) => failure = Some(reason),
+        }
+    }
+    Ok(match failure {
+        Some(reason) => Verdict::Invalid { reason },
+        None => Verdict::Unsigned,
+    })
+}

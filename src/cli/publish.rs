@@ -1,0 +1,161 @@
+//! `refcat publish`: signed Syft JSON, SPDX and Grype referrers for images.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::key_args::load_private_key;
+use super::{RegistryArgs, ScannerArgs, EXIT_NOTHING_TO_DO};
+use crate::oci::Platform;
+use crate::publish::{PublishOptions, Publisher, SignatureFormat};
+use crate::reference::{Reference, Target};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    /// One line per platform manifest.
+    Text,
+    /// A JSON report.
+    Json,
+}
+
+/// Scan images with syft and grype and attach the results as signed referrers.
+///
+/// For every platform manifest of every image: a Syft JSON, an SPDX and a Grype
+/// artifact, each signed with the key. What already exists (and, for Grype, was made
+/// with the current Grype DB) is kept. Exit codes: 0 published, 10 nothing to do,
+/// 2 bad input, 3 not found, 4 auth, 5 registry unavailable, 6 a scanner failed, 1 other.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Images: registry/repository:tag or registry/repository@digest.
+    #[arg(required_unless_present = "all_tags")]
+    pub references: Vec<Reference>,
+    /// Publish for every tag of this repository (registry/repository).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub all_tags: Option<Reference>,
+    /// Only platform manifests of this platform (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Print what is missing, as JSON, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Scan again even when complete, current artifacts exist.
+    #[arg(long)]
+    pub force: bool,
+    /// The cosign private key (password in COSIGN_PASSWORD).
+    #[arg(
+        long,
+        env = "REFCAT_KEY",
+        default_value = "cosign.key",
+        value_name = "FILE"
+    )]
+    pub key: PathBuf,
+    /// How signatures are stored.
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Bundle)]
+    pub signature_format: SignatureFormat,
+    /// Store Syft JSON gzip-compressed.
+    #[arg(long)]
+    pub compress: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub scanners: ScannerArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl PublishArgs {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<u8> {
+        let mut references = self.references.clone();
+        let registry = match (&self.all_tags, references.first()) {
+            (Some(repo), _) => repo.registry.clone(),
+            (None, Some(first)) => first.registry.clone(),
+            (None, None) => anyhow::bail!("name an image or pass --all-tags"),
+        };
+        if let Some(other) = references.iter().find(|r| r.registry != registry) {
+            anyhow::bail!("all images must be in one registry; {other} is not in {registry}");
+        }
+        let client = self.registry.client(&registry)?;
+        if let Some(repo) = &self.all_tags {
+            let tags = client.list_tags(&repo.repository, None).await?;
+            eprintln!("{} tags in {}/{}", tags.len(), registry, repo.repository);
+            references.extend(tags.into_iter().map(|tag| Reference {
+                target: Target::Tag(tag),
+                ..repo.clone()
+            }));
+        }
+        let key = if self.dry_run {
+            crate::sign::KeyPair::generate()
+        } else {
+            load_private_key(&self.key)?
+        };
+        let (syft, grype) = self.scanners.scanners();
+        let publisher = Publisher::new(
+            client,
+            syft,
+            grype,
+            key,
+            PublishOptions {
+                platform: self.platform.clone(),
+                force: self.force,
+                signature_format: self.signature_format,
+                compress: self.compress,
+                abort_after: std::env::var("REFCAT_ABORT_AFTER").ok(),
+            },
+        );
+        if self.dry_run {
+            let mut plan = Vec::new();
+            for reference in &references {
+                for (subject, _, missing) in publisher.plan(reference).await? {
+                    plan.push(json!({
+                        "reference": reference.to_string(),
+                        "subject": reference.with_digest(subject.descriptor.digest.clone()).to_string(),
+                        "platform": subject.platform.to_string(),
+                        "missing": missing,
+                    }));
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+            return Ok(0);
+        }
+        let mut done = HashSet::new();
+        let mut reports = Vec::new();
+        for reference in &references {
+            for report in publisher.publish(reference).await? {
+                if !done.insert(report.subject.clone()) {
+                    continue;
+                }
+                if let Output::Text = self.output {
+                    if report.published.is_empty() {
+                        println!("{} ({}): complete", report.subject, report.platform);
+                    } else {
+                        let formats: Vec<String> = report
+                            .published
+                            .iter()
+                            .map(|p| format!("{} {}", p.format.as_str(), p.digest))
+                            .collect();
+                        println!(
+                            "{} ({}): published {}",
+                            report.subject,
+                            report.platform,
+                            formats.join(", ")
+                        );
+                    }
+                }
+                reports.push(report);
+            }
+        }
+        if let Output::Json = self.output {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        }
+        Ok(if reports.iter().any(|r| !r.published.is_empty()) {
+            0
+        } else {
+            EXIT_NOTHING_TO_DO
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! `refcat verify`: check the signature of every refcat artifact of an image.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::key_args::load_public_keys;
+use super::{RegistryArgs, EXIT_UNVERIFIED};
+use crate::catalog::platforms::platform_manifests;
+use crate::catalog::signatures::{verify, Verdict};
+use crate::oci::Platform;
+use crate::publish::{Existing, Format};
+use crate::reference::Reference;
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    /// A table.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Verify the signature of every refcat artifact of an image against public keys.
+///
+/// Exit codes: 0 every artifact verified, 7 some artifact is unsigned or does not
+/// verify (or there are none), 2 bad input, 3 not found, 4 auth, 5 registry unavailable.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image: registry/repository:tag or registry/repository@digest.
+    pub reference: Reference,
+    /// Public key file(s), as `cosign generate-key-pair` writes cosign.pub.
+    #[arg(long, required = true, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// Only platform manifests of this platform (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Serialize)]
+struct Row {
+    subject: String,
+    platform: String,
+    format: Format,
+    artifact: String,
+    #[serde(flatten)]
+    verdict: Verdict,
+}
+
+impl VerifyArgs {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<u8> {
+        let keys = load_public_keys(&self.key)?;
+        let client = self.registry.client(&self.reference.registry)?;
+        let repository = &self.reference.repository;
+        let mut rows = Vec::new();
+        for subject in platform_manifests(&client, &self.reference, self.platform.as_ref()).await? {
+            let referrers = client
+                .referrers(repository, &subject.descriptor.digest, None)
+                .await?;
+            let existing = Existing::from_referrers(&referrers);
+            for (format, artifacts) in [
+                (Format::SyftJson, &existing.syft),
+                (Format::SpdxJson, &existing.spdx),
+                (Format::GrypeJson, &existing.grype),
+            ] {
+                for artifact in artifacts {
+                    rows.push(Row {
+                        subject: subject.descriptor.digest.to_string(),
+                        platform: subject.platform.to_string(),
+                        format,
+                        artifact: artifact.digest.to_string(),
+                        verdict: verify(&client, repository, &artifact.digest, &keys).await?,
+                    });
+                }
+            }
+        }
+        match self.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            Output::Table => {
+                println!(
+                    "{:<14} {:<11} {:<73} VERDICT",
+                    "PLATFORM", "FORMAT", "ARTIFACT"
+                );
+                for row in &rows {
+                    let verdict = match &row.verdict {
+                        Verdict::Verified { format } => format!("verified ({format})"),
+                        Verdict::Invalid { reason } => format!("INVALID: {reason}"),
+                        Verdict::Unsigned => "UNSIGNED".to_string(),
+                    };
+                    println!(
+                        "{:<14} {:<11} {:<73} {verdict}",
+                        row.platform,
+                        row.format.as_str(),
+                        row.artifact
+                    );
+                }
+            }
+        }
+        if rows.is_empty() {
+            eprintln!("refcat: {} has no refcat artifacts", self.reference);
+            return Ok(EXIT_UNVERIFIED);
+        }
+        Ok(if rows.iter().all(|r| r.verdict.is_verified()) {
+            0
+        } else {
+            EXIT_UNVERIFIED
+        })
+    }
+}

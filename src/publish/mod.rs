@@ -1,0 +1,110 @@
+//! The per-digest publishing pipeline, an explicit state machine in the spirit of
+//! claircore's indexer. For each platform manifest behind a reference:
+//!
+//! ```text
+//! Resolve → CheckExisting → Syft → Grype → Attach → Sign → Commit → Done
+//! ```
+//!
+//! - **Resolve**: an index becomes its platform manifests (attestations skipped), by
+//!   [`crate::catalog::platforms`].
+//! - **CheckExisting**: one referrers call per platform manifest decides what is missing.
+//! - **Syft**: one run writes Syft JSON and SPDX JSON.
+//! - **Grype**: runs offline on the Syft JSON, this run's or the one in the registry.
+//! - **Attach**: the artifacts' blobs.
+//! - **Sign**: each artifact's signature (Sigstore bundle referrer or legacy `.sig` tag),
+//!   pushed before the artifact itself.
+//! - **Commit**: the artifact manifests, which makes them visible to referrers listings.
+//!
+//! Every step is idempotent, and the artifact manifest is the last thing written: a run
+//! that dies anywhere leaves nothing a reader could take for a complete, signed result,
+//! and the next run finishes the job. Syft/SPDX are committed before grype runs, so a
+//! grype failure keeps the SBOMs and the next run retries only Grype.
+
+mod artifacts;
+pub mod existing;
+mod pipeline;
+pub mod record;
+
+use std::fmt;
+
+pub use existing::{Existing, Format, Missing};
+pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
+pub use record::VulnerabilityRecord;
+
+use crate::registry::RegistryError;
+use crate::scan::report::ReportError;
+use crate::scan::ScanError;
+
+/// A pipeline step, for progress, the dry-run plan and crash testing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Expand the reference into platform manifests.
+    Resolve,
+    /// One referrers call decides what is missing.
+    CheckExisting,
+    /// Run syft.
+    Syft,
+    /// Run grype.
+    Grype,
+    /// Push the artifacts' blobs.
+    Attach,
+    /// Push the artifacts' signatures.
+    Sign,
+    /// Push the artifact manifests.
+    Commit,
+    /// Nothing left to do.
+    Done,
+}
+
+impl Step {
+    /// The step's name, as `REFCAT_ABORT_AFTER` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Resolve => "resolve",
+            Step::CheckExisting => "check-existing",
+            Step::Syft => "syft",
+            Step::Grype => "grype",
+            Step::Attach => "attach",
+            Step::Sign => "sign",
+            Step::Commit => "commit",
+            Step::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How signatures are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignatureFormat {
+    /// cosign v3's default: a Sigstore bundle v0.3 referrer of the artifact.
+    #[default]
+    Bundle,
+    /// The legacy `sha256-<hex>.sig` simple-signing tag.
+    Legacy,
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The registry failed or refused.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// syft or grype failed.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// grype's output could not be read.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The reference did not resolve to platform manifests.
+    #[error(transparent)]
+    Resolve(#[from] crate::catalog::platforms::ResolveError),
+    /// An artifact refcat stored earlier cannot be read back.
+    #[error("a stored artifact is unusable: {0}")]
+    Stored(String),
+}
