@@ -16,7 +16,7 @@ use refcat::registry::Client;
 use refcat::secret::Secret;
 use refcat::sign::{bundle, legacy, KeyPair, PublicKey};
 
-const PASSWORD: &str = "s3cret-key-pw";
+const PASSWORD: &str = common::KEY_PASSWORD;
 
 fn cosign(dir: &Path, args: &[&str]) -> Output {
     Command::new(tool("cosign"))
@@ -28,35 +28,9 @@ fn cosign(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `cosign verify --key KEY --insecure-ignore-tlog=true REF`: whether it accepted.
+/// `cosign verify` with a key file in `dir`.
 fn cosign_verify(dir: &Path, key: &str, reference: &str) -> (bool, String) {
-    let out = cosign(
-        dir,
-        &[
-            "verify",
-            "--key",
-            key,
-            "--insecure-ignore-tlog=true",
-            "--allow-http-registry",
-            reference,
-        ],
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Writes a refcat-generated key pair as refcat.key / refcat.pub.
-fn refcat_keys(dir: &Path) -> KeyPair {
-    let pair = KeyPair::generate();
-    std::fs::write(
-        dir.join("refcat.key"),
-        pair.to_encrypted_pem(&Secret::new(PASSWORD)).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("refcat.pub"), pair.public_key().to_pem()).unwrap();
-    pair
+    common::cosign_verify(&dir.join(key), reference)
 }
 
 async fn push_legacy(
@@ -104,7 +78,7 @@ fn key_files_work_both_ways() {
     assert!(KeyPair::from_encrypted_pem(&cosign_key, &Secret::new("wrong")).is_err());
 
     // cosign reads refcat's key file: it derives the same public key from it.
-    let pair = refcat_keys(dir.path());
+    let pair = common::write_keys(dir.path());
     let out = cosign(dir.path(), &["public-key", "--key", "refcat.key"]);
     assert!(
         out.status.success(),
@@ -119,7 +93,7 @@ async fn cosign_accepts_refcat_signatures(kind: Kind) {
     let registry = Registry::start(kind);
     let client = registry.client();
     let dir = tempfile::tempdir().unwrap();
-    let key = refcat_keys(dir.path());
+    let key = common::write_keys(dir.path());
     let other = dir.path().join("other");
     std::fs::create_dir(&other).unwrap();
     assert!(cosign(&other, &["generate-key-pair"]).status.success());

@@ -179,6 +179,24 @@ impl Registry {
         }
     }
 
+    /// Where docker-registry stores the blob `digest` on disk, for tests that tamper
+    /// with or lose content behind the registry's back.
+    pub fn blob_path(&self, digest: &refcat::digest::Digest) -> PathBuf {
+        assert_eq!(
+            self.kind,
+            Kind::Distribution,
+            "only docker-registry's layout is known"
+        );
+        let hex = digest.digest();
+        self._dir
+            .path()
+            .join("data/docker/registry/v2/blobs")
+            .join(digest.algorithm().as_ref())
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// An anonymous client.
     pub fn client(&self) -> Client {
         Client::new(ClientConfig::new(self.host.clone()))
@@ -272,6 +290,53 @@ pub fn oras(args: &[&str]) -> Output {
 /// The refcat binary under test.
 pub fn refcat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_refcat"))
+}
+
+/// The password of the test signing keys.
+pub const KEY_PASSWORD: &str = "s3cret-key-pw";
+
+/// `refcat publish` with the pinned syft and grype, the fixture Grype DB, and the key
+/// `refcat.key` in `keys` (see [`write_keys`]).
+pub fn refcat_publish(keys: &std::path::Path) -> Command {
+    let mut cmd = refcat();
+    cmd.arg("publish")
+        .arg("--key")
+        .arg(keys.join("refcat.key"))
+        .env("REFCAT_SYFT", tool("syft"))
+        .env("REFCAT_GRYPE", tool("grype"))
+        .env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
+        .env("COSIGN_PASSWORD", KEY_PASSWORD);
+    cmd
+}
+
+/// Writes a fresh key pair as `refcat.key` / `refcat.pub` in `dir`.
+pub fn write_keys(dir: &std::path::Path) -> refcat::sign::KeyPair {
+    let pair = refcat::sign::KeyPair::generate();
+    std::fs::write(
+        dir.join("refcat.key"),
+        pair.to_encrypted_pem(&Secret::new(KEY_PASSWORD)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("refcat.pub"), pair.public_key().to_pem()).unwrap();
+    pair
+}
+
+/// `cosign verify --key KEY --insecure-ignore-tlog=true REF`: whether cosign accepted.
+pub fn cosign_verify(key: &std::path::Path, reference: &str) -> (bool, String) {
+    let out = Command::new(tool("cosign"))
+        .args(["verify", "--key"])
+        .arg(key)
+        .args([
+            "--insecure-ignore-tlog=true",
+            "--allow-http-registry",
+            reference,
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The fixture images directory.
