@@ -55,6 +55,23 @@ async fn image_layers(
     }
 }
 
+/// A signature blob; content that does not match its digest was tampered with, which
+/// makes the signature invalid rather than the check impossible.
+async fn fetch(
+    client: &Client,
+    repository: &RepositoryName,
+    layer: &Descriptor,
+) -> Result<Result<bytes::Bytes, String>, RegistryError> {
+    match client
+        .get_blob(repository, &layer.digest, Some(MAX_SIGNATURE_BYTES))
+        .await
+    {
+        Ok(data) => Ok(Ok(data)),
+        Err(e @ RegistryError::Digest { .. }) => Ok(Err(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
 /// Ok when `check` passes for any key; otherwise why it failed for the last one.
 fn any_key(
     keys: &[PublicKey],
@@ -90,9 +107,13 @@ pub async fn verify(
             .iter()
             .filter(|l| l.media_type == SIGSTORE_BUNDLE_V03)
         {
-            let data = client
-                .get_blob(repository, &layer.digest, Some(MAX_SIGNATURE_BYTES))
-                .await?;
+            let data = match fetch(client, repository, layer).await? {
+                Ok(data) => data,
+                Err(reason) => {
+                    failure = Some(reason);
+                    continue;
+                }
+            };
             match any_key(keys, |k| bundle::verify(&data, k, signed)) {
                 Ok(()) => return Ok(Verdict::Verified { format: "bundle" }),
                 Err(reason) => failure = Some(reason),
@@ -106,9 +127,13 @@ pub async fn verify(
         Err(e) => return Err(e),
     };
     for layer in &layers {
-        let payload = client
-            .get_blob(repository, &layer.digest, Some(MAX_SIGNATURE_BYTES))
-            .await?;
+        let payload = match fetch(client, repository, layer).await? {
+            Ok(data) => data,
+            Err(reason) => {
+                failure = Some(reason);
+                continue;
+            }
+        };
         match any_key(keys, |k| legacy::verify(layer, &payload, k, signed)) {
             Ok(()) => return Ok(Verdict::Verified { format: "legacy" }),
             Err(reason) => failure = Some(reason),

@@ -97,6 +97,11 @@ impl FaultProxy {
         self.shared.lock().unwrap().rules.push(rule);
     }
 
+    /// Removes every fault still pending: from now on the proxy only forwards.
+    pub fn clear(&self) {
+        self.shared.lock().unwrap().rules.clear();
+    }
+
     /// Every request seen with `method` whose path contains `path`.
     pub fn seen(&self, method: Method, path: &str) -> Vec<Seen> {
         self.shared
