@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod lexicon;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

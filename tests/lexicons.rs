@@ -1,0 +1,109 @@
+//! Every record and annotation set `refcat publish` wrote validates against its Lexicon
+//! document in `lexicons/`.
+
+mod common;
+
+use common::lexicon::Lexicon;
+use common::{push_fixture, refcat_publish, Registry};
+use refcat::artifact::media_types::VULNERABILITY_RECORD;
+use refcat::catalog::platforms::platform_manifests;
+use refcat::oci::Manifest;
+use refcat::publish::{Existing, Format};
+use refcat::reference::{Reference, Target};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_records_and_annotations_follow_their_lexicons() {
+    let registry = Registry::start(common::Kind::ReferrersApi);
+    let client = registry.client();
+    let keys = tempfile::tempdir().unwrap();
+    common::write_keys(keys.path());
+    for fixture in ["debian", "alpine", "lang"] {
+        push_fixture(&client, fixture).await;
+    }
+    let refs: Vec<String> = [
+        "fixtures/debian:12",
+        "fixtures/alpine:3.19",
+        "fixtures/app:1.0.0",
+    ]
+    .iter()
+    .map(|r| format!("{}/{r}", registry.host))
+    .collect();
+    let mut publish = refcat_publish(keys.path());
+    publish.args(&refs);
+    let out = tokio::task::spawn_blocking(move || publish.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sbom = Lexicon::load("dev.refcat.annotations.sbom");
+    let grype = Lexicon::load("dev.refcat.annotations.grype");
+    let record = Lexicon::load("dev.refcat.vulnerabilityRecord");
+    let mut checked = 0;
+    for r in &refs {
+        let reference: Reference = r.parse().unwrap();
+        for subject in platform_manifests(&client, &reference, None).await.unwrap() {
+            let referrers = client
+                .referrers(&reference.repository, &subject.descriptor.digest, None)
+                .await
+                .unwrap();
+            let existing = Existing::from_referrers(&referrers);
+            for descriptor in existing
+                .syft
+                .iter()
+                .chain(&existing.spdx)
+                .chain(&existing.grype)
+            {
+                let fetched = client
+                    .get_manifest(
+                        &reference.repository,
+                        &Target::Digest(descriptor.digest.clone()),
+                    )
+                    .await
+                    .unwrap();
+                let Manifest::Image(manifest) = fetched.manifest else {
+                    panic!()
+                };
+                let annotations = serde_json::to_value(&manifest.annotations).unwrap();
+                let lexicon = match Format::of(descriptor) {
+                    Some(Format::GrypeJson) => &grype,
+                    _ => &sbom,
+                };
+                let problems = lexicon.validate(&annotations);
+                assert!(problems.is_empty(), "{}: {problems:?}", descriptor.digest);
+                checked += 1;
+                for layer in manifest
+                    .layers
+                    .iter()
+                    .filter(|l| l.media_type == VULNERABILITY_RECORD)
+                {
+                    let data = client
+                        .get_blob(&reference.repository, &layer.digest, None)
+                        .await
+                        .unwrap();
+                    let value: Value = serde_json::from_slice(&data).unwrap();
+                    let problems = record.validate(&value);
+                    assert!(problems.is_empty(), "{}: {problems:?}", layer.digest);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // Four platform manifests, three artifacts each, and one record per Grype artifact.
+    assert_eq!(checked, 4 * 3 + 4);
+
+    // The validator is not a rubber stamp.
+    let mut bad = serde_json::json!({
+        "org.opencontainers.image.created": "yesterday",
+        "dev.refcat.format": "cyclonedx",
+        "dev.refcat.packages": "-1",
+        "dev.refcat.surprise": "x",
+    });
+    assert_eq!(sbom.validate(&bad).len(), 3 + 4, "3 missing, 4 wrong");
+    bad["dev.refcat.format"] = "syft-json".into();
+    assert_eq!(sbom.validate(&bad).len(), 3 + 3);
+}
