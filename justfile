@@ -102,7 +102,7 @@ test: tools
     cargo clippy --all-targets --quiet -- -D warnings
     cargo test
 
-# Start a registry, push the fixtures, and show `refcat discover` on them (Ctrl-C stops it).
+# Start a registry, push the sample images, publish signed SBOM and scan referrers, and print what to try (Ctrl-C stops it).
 demo port="5000": tools
     #!/usr/bin/env bash
     set -euo pipefail
@@ -115,7 +115,8 @@ demo port="5000": tools
         kind="zot"
     else
         echo "zot is not installed here (its Go module host is not reachable); using go-containerregistry's registry with the referrers API" >&2
-        referrers-registry --address "$host" --disk "$data" > "$data/registry.log" 2>&1 &
+        mkdir -p "$data/registry"
+        referrers-registry --address "$host" --disk "$data/registry" > "$data/registry.log" 2>&1 &
         kind="go-containerregistry"
     fi
     pid=$!
@@ -123,17 +124,26 @@ demo port="5000": tools
     for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.1; done
     echo "== $kind registry on $host; pushing the sample images"
     target/debug/examples/push_fixtures "$host"
-    echo "hello from the refcat demo" > "$data/note.txt"
-    (cd "$data" && oras attach --plain-http --artifact-type application/vnd.refcat.demo.note "$host/fixtures/debian:12" note.txt >/dev/null)
+    export COSIGN_PASSWORD=refcat-demo
+    target/debug/refcat key generate --output-key-prefix "$data/cosign" 2>/dev/null
     echo
-    echo "== refcat discover $host/fixtures/debian:12"
-    target/debug/refcat discover "$host/fixtures/debian:12"
+    echo "== refcat publish: syft + grype on every platform manifest, signed referrers"
+    target/debug/refcat publish --key "$data/cosign.key" \
+        "$host/fixtures/debian:12" "$host/fixtures/alpine:3.19" "$host/fixtures/app:1.0.0"
+    echo
+    echo "== refcat verify $host/fixtures/alpine:3.19"
+    target/debug/refcat verify --key "$data/cosign.pub" "$host/fixtures/alpine:3.19"
+    syft_artifact=$(target/debug/refcat discover --format json --depth 1 "$host/fixtures/debian:12" \
+        | python3 -c 'import json,sys; print(next(r["digest"] for r in json.load(sys.stdin)["referrers"] if r.get("annotations",{}).get("dev.refcat.format")=="syft-json"))')
     echo
     echo "Try:"
-    echo "  target/debug/refcat discover --format json $host/fixtures/debian:12"
-    echo "  target/debug/refcat discover --platform linux/arm64 $host/fixtures/alpine:3.19"
     echo "  oras discover --plain-http --format tree $host/fixtures/debian:12"
+    echo "  oras pull --plain-http -o /tmp/sbom $host/fixtures/debian@$syft_artifact"
+    echo "  cosign verify --key $data/cosign.pub --insecure-ignore-tlog=true --allow-http-registry $host/fixtures/debian@$syft_artifact"
+    echo "  target/debug/refcat verify --key $data/cosign.pub $host/fixtures/debian:12"
+    echo "  target/debug/refcat discover --platform linux/arm64 $host/fixtures/alpine:3.19"
     echo "  curl -s http://$host/v2/_catalog"
+    echo "(the demo key's password is COSIGN_PASSWORD=refcat-demo)"
     echo
     echo "Serving until Ctrl-C."
     wait $pid
