@@ -1,5 +1,7 @@
 //! The publisher: runs the steps for every platform manifest behind a reference.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::OnceCell;
@@ -53,6 +55,10 @@ pub struct SubjectReport {
     pub missing: Missing,
     /// What this run committed.
     pub published: Vec<Published>,
+    /// Wall time spent on this platform manifest, its share of the shared checks included.
+    pub elapsed_seconds: f64,
+    /// Of that, time spent waiting for syft and grype.
+    pub scanner_seconds: f64,
 }
 
 /// Publishes signed SBOM and vulnerability referrers.
@@ -64,6 +70,8 @@ pub struct Publisher {
     options: PublishOptions,
     versions: OnceCell<(ScannerVersion, ScannerVersion)>,
     db: OnceCell<DbStatus>,
+    /// Time spent waiting for syft and grype, for the reports' timings.
+    scanner_time: std::sync::Mutex<Duration>,
 }
 
 impl Publisher {
@@ -83,17 +91,35 @@ impl Publisher {
             options,
             versions: OnceCell::new(),
             db: OnceCell::new(),
+            scanner_time: std::sync::Mutex::new(Duration::ZERO),
         }
     }
 
+    /// Awaits a scanner, adding the wait to the scanner time.
+    async fn timed<T>(&self, run: impl std::future::Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = run.await;
+        *self.scanner_time.lock().expect("timer lock") += start.elapsed();
+        out
+    }
+
+    fn scanner_time(&self) -> Duration {
+        *self.scanner_time.lock().expect("timer lock")
+    }
+
     async fn db(&self) -> Result<&DbStatus, PublishError> {
-        Ok(self.db.get_or_try_init(|| self.grype.db_status()).await?)
+        Ok(self
+            .db
+            .get_or_try_init(|| self.timed(self.grype.db_status()))
+            .await?)
     }
 
     async fn versions(&self) -> Result<&(ScannerVersion, ScannerVersion), PublishError> {
         self.versions
             .get_or_try_init(|| async {
-                Ok::<_, PublishError>((self.syft.version().await?, self.grype.version().await?))
+                let syft = self.timed(self.syft.version()).await?;
+                let grype = self.timed(self.grype.version()).await?;
+                Ok::<_, PublishError>((syft, grype))
             })
             .await
     }
@@ -135,8 +161,17 @@ impl Publisher {
 
     /// Publishes whatever is missing for every platform manifest behind `reference`.
     pub async fn publish(&self, reference: &Reference) -> Result<Vec<SubjectReport>, PublishError> {
+        let (start, scanners_before) = (Instant::now(), self.scanner_time());
+        let plan = self.plan(reference).await?;
+        // The shared checks are split evenly across the platform manifests.
+        let share = plan.len().max(1) as u32;
+        let (shared, shared_scanners) = (
+            start.elapsed() / share,
+            (self.scanner_time() - scanners_before) / share,
+        );
         let mut reports = Vec::new();
-        for (subject, existing, missing) in self.plan(reference).await? {
+        for (subject, existing, missing) in plan {
+            let (start, scanners_before) = (Instant::now(), self.scanner_time());
             let mut report = SubjectReport {
                 subject: reference
                     .with_digest(subject.descriptor.digest.clone())
@@ -144,11 +179,16 @@ impl Publisher {
                 platform: subject.platform.to_string(),
                 missing,
                 published: Vec::new(),
+                elapsed_seconds: 0.0,
+                scanner_seconds: 0.0,
             };
             if missing.any() {
                 self.publish_subject(reference, &subject, &existing, missing, &mut report)
                     .await?;
             }
+            report.elapsed_seconds = (shared + start.elapsed()).as_secs_f64();
+            report.scanner_seconds =
+                (shared_scanners + self.scanner_time() - scanners_before).as_secs_f64();
             self.reached(Step::Done);
             reports.push(report);
         }
@@ -168,15 +208,14 @@ impl Publisher {
         if missing.syft || missing.spdx {
             let plain_http = self.client.plain_http();
             let sboms = self
-                .syft
-                .scan(&ImageSource {
+                .timed(self.syft.scan(&ImageSource {
                     registry: &reference.registry,
                     repository: reference.repository.as_str(),
                     digest: &subject.descriptor.digest,
                     platform: &subject.platform,
                     credentials: self.client.credentials(),
                     plain_http,
-                })
+                }))
                 .await?;
             self.reached(Step::Syft);
             let created = now_rfc3339();
@@ -208,7 +247,7 @@ impl Publisher {
             };
             let db = self.db().await?;
             let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
-            let grype_json = self.grype.scan_sbom(&sbom, &what).await?;
+            let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
             self.reached(Step::Grype);
             let matches = report::matches(&grype_json)?;
             let previous = self.previous_record(reference, existing).await;
