@@ -488,7 +488,12 @@ fn tampering_is_caught_by_cosign_and_refcat() {
         descriptor.size = forged.len() as u64;
         descriptor.artifact_type = Some("application/vnd.syft+json".into());
         client
-            .add_to_tag_schema(&repository, &subject.descriptor.digest, descriptor)
+            .add_to_tag_schema(
+                &repository,
+                &subject.descriptor.digest,
+                vec![descriptor],
+                refcat::registry::SubjectState::Existing,
+            )
             .await
             .unwrap();
         let (ok, _) = cosign_verify(

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::try_join_all;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
@@ -16,7 +17,7 @@ use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::{Reference, Target};
-use crate::registry::Client;
+use crate::registry::{Client, SubjectState};
 use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};
 use crate::sign::{bundle, legacy, KeyPair};
 
@@ -286,58 +287,74 @@ impl Publisher {
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
         let repository = &reference.repository;
-        for (_, artifact) in built {
-            for (digest, data) in &artifact.blobs {
+        let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
+        self.client
+            .push_artifact_blobs(repository, &artifacts)
+            .await?;
+        self.reached(Step::Attach);
+        try_join_all(
+            artifacts
+                .iter()
+                .map(|artifact| self.sign(reference, artifact)),
+        )
+        .await?;
+        self.reached(Step::Sign);
+        self.client
+            .push_artifact_manifests(repository, &artifacts, SubjectState::Existing)
+            .await?;
+        report
+            .published
+            .extend(built.iter().map(|(format, artifact)| Published {
+                format: *format,
+                digest: artifact.digest.clone(),
+            }));
+        self.reached(Step::Commit);
+        Ok(())
+    }
+
+    /// Pushes the signature of `artifact`, whose manifest is not pushed yet.
+    async fn sign(
+        &self,
+        reference: &Reference,
+        artifact: &BuiltArtifact,
+    ) -> Result<(), PublishError> {
+        let repository = &reference.repository;
+        match self.options.signature_format {
+            SignatureFormat::Bundle => {
+                let signed = Descriptor::new(
+                    OCI_MANIFEST,
+                    artifact.digest.clone(),
+                    artifact.manifest.len() as u64,
+                );
+                let signature = bundle::artifact(&self.key, &signed, &now_rfc3339());
+                let signature = std::slice::from_ref(&signature);
                 self.client
-                    .push_blob_if_missing(repository, digest, data)
+                    .push_artifact_blobs(repository, signature)
+                    .await?;
+                // The artifact was just made: nothing else can refer to it yet.
+                self.client
+                    .push_artifact_manifests(repository, signature, SubjectState::New)
+                    .await?;
+            }
+            SignatureFormat::Legacy => {
+                let docker_reference = format!("{}/{repository}", reference.registry);
+                let (layer, payload) =
+                    legacy::layer(&self.key, &docker_reference, &artifact.digest);
+                let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));
+                for blob in [payload, config] {
+                    let digest = crate::digest::sha256(&blob);
+                    self.client.push_blob(repository, &digest, blob).await?;
+                }
+                self.client
+                    .put_manifest(
+                        repository,
+                        &Target::Tag(legacy::signature_tag(&artifact.digest)),
+                        OCI_MANIFEST,
+                        manifest,
+                    )
                     .await?;
             }
         }
-        self.reached(Step::Attach);
-        for (_, artifact) in built {
-            let signed = Descriptor::new(
-                OCI_MANIFEST,
-                artifact.digest.clone(),
-                artifact.manifest.len() as u64,
-            );
-            match self.options.signature_format {
-                SignatureFormat::Bundle => {
-                    let signature = bundle::artifact(&self.key, &signed, &now_rfc3339());
-                    self.client.push_artifact(repository, &signature).await?;
-                }
-                SignatureFormat::Legacy => {
-                    let docker_reference = format!("{}/{repository}", reference.registry);
-                    let (layer, payload) =
-                        legacy::layer(&self.key, &docker_reference, &artifact.digest);
-                    let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));
-                    for blob in [payload, config] {
-                        let digest = crate::digest::sha256(&blob);
-                        self.client
-                            .push_blob_if_missing(repository, &digest, &blob)
-                            .await?;
-                    }
-                    self.client
-                        .put_manifest(
-                            repository,
-                            &Target::Tag(legacy::signature_tag(&artifact.digest)),
-                            OCI_MANIFEST,
-                            manifest,
-                        )
-                        .await?;
-                }
-            }
-        }
-        self.reached(Step::Sign);
-        for (format, artifact) in built {
-            self.client
-                .push_artifact_manifest(repository, artifact)
-                .await?;
-            report.published.push(Published {
-                format: *format,
-                digest: artifact.digest.clone(),
-            });
-        }
-        self.reached(Step::Commit);
         Ok(())
     }
 

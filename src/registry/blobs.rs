@@ -51,20 +51,24 @@ impl Client {
         let response = self.send(req).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(false),
-            s if s.is_success() => Ok(true),
+            s if s.is_success() => {
+                self.remember_blob(repository, digest);
+                Ok(true)
+            }
             _ => Err(self.unexpected(response, what).await),
         }
     }
 
-    /// Pushes a blob unless the repository already holds it: one HEAD, and the upload
-    /// only when needed, so re-pushing large layers costs nothing.
+    /// Pushes a blob unless the repository already holds it: one HEAD (none when this
+    /// client has seen the blob there before), and the upload only when needed, so
+    /// re-pushing large layers costs nothing.
     pub async fn push_blob_if_missing(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         data: &Bytes,
     ) -> Result<(), RegistryError> {
-        if self.blob_exists(repository, digest).await? {
+        if self.knows_blob(repository, digest) || self.blob_exists(repository, digest).await? {
             return Ok(());
         }
         self.push_blob(repository, digest, data.clone()).await
@@ -95,7 +99,10 @@ impl Client {
         post.idempotent = true;
         let response = self.send(post).await?;
         match response.status() {
-            StatusCode::CREATED => Ok(()),
+            StatusCode::CREATED => {
+                self.remember_blob(repository, digest);
+                Ok(())
+            }
             StatusCode::ACCEPTED => {
                 let location = response
                     .headers()
@@ -118,6 +125,7 @@ impl Client {
                 .body(data);
                 let response = self.send(put).await?;
                 if response.status() == StatusCode::CREATED {
+                    self.remember_blob(repository, digest);
                     Ok(())
                 } else {
                     Err(self.unexpected(response, what).await)
@@ -125,6 +133,24 @@ impl Client {
             }
             _ => Err(self.unexpected(response, what).await),
         }
+    }
+}
+
+impl Client {
+    fn knows_blob(&self, repository: &RepositoryName, digest: &Digest) -> bool {
+        self.inner
+            .known_blobs
+            .lock()
+            .expect("known blobs lock")
+            .contains(&format!("{repository}@{digest}"))
+    }
+
+    fn remember_blob(&self, repository: &RepositoryName, digest: &Digest) {
+        self.inner
+            .known_blobs
+            .lock()
+            .expect("known blobs lock")
+            .insert(format!("{repository}@{digest}"));
     }
 }
 

@@ -87,6 +87,9 @@ pub(super) struct Inner {
     pub(super) auth: Mutex<HashMap<String, Secret>>,
     /// Per repository: whether the registry serves the referrers API.
     pub(super) referrers_api: Mutex<HashMap<String, bool>>,
+    /// `repository@digest` of blobs this client has seen in the registry. Blobs are
+    /// immutable; a deleted one only costs a failed manifest push, which says so.
+    pub(super) known_blobs: Mutex<std::collections::HashSet<String>>,
     /// Serialises read-modify-write of tag-schema referrers indexes, per subject.
     pub(super) subject_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -109,6 +112,7 @@ impl Client {
                 counter: RequestCounter::default(),
                 auth: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
+                known_blobs: Mutex::new(std::collections::HashSet::new()),
                 subject_locks: Mutex::new(HashMap::new()),
             }),
         }

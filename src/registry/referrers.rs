@@ -5,6 +5,8 @@
 //! is not an image index, means the registry lacks the API. The answer is remembered
 //! per repository so that each later lookup costs one request.
 
+use std::collections::BTreeMap;
+
 use reqwest::header::{ACCEPT, LINK};
 use reqwest::Method;
 
@@ -174,50 +176,92 @@ impl Client {
             .insert(repository.to_string(), supported);
     }
 
-    /// Pushes an artifact: every blob first (skipping those present), then the manifest
-    /// by digest. When the registry does not acknowledge the `subject` with
-    /// `OCI-Subject`, the subject's tag-schema index is updated too.
+    /// Pushes an artifact: its blobs first, then its manifest by digest, then (when the
+    /// registry does not acknowledge the `subject`) the subject's tag-schema index.
     pub async fn push_artifact(
         &self,
         repository: &RepositoryName,
         artifact: &BuiltArtifact,
     ) -> Result<(), RegistryError> {
-        for (digest, data) in &artifact.blobs {
-            self.push_blob_if_missing(repository, digest, data).await?;
-        }
-        self.push_artifact_manifest(repository, artifact).await
+        let artifacts = std::slice::from_ref(artifact);
+        self.push_artifact_blobs(repository, artifacts).await?;
+        self.push_artifact_manifests(
+            repository,
+            std::slice::from_ref(artifact),
+            SubjectState::Existing,
+        )
+        .await
     }
 
-    /// Pushes an artifact's manifest, whose blobs are already in the repository, and
-    /// updates the subject's tag-schema index when the registry does not acknowledge
-    /// the `subject` with `OCI-Subject`.
-    pub async fn push_artifact_manifest(
+    /// Pushes the blobs of `artifacts`, each distinct blob once. The config is shared by
+    /// every artifact and is sent only when missing; the layers are new content,
+    /// uploaded without asking first.
+    pub async fn push_artifact_blobs(
         &self,
         repository: &RepositoryName,
-        artifact: &BuiltArtifact,
+        artifacts: &[BuiltArtifact],
     ) -> Result<(), RegistryError> {
-        let pushed = self
-            .put_manifest(
-                repository,
-                &Target::Digest(artifact.digest.clone()),
-                media_types::OCI_MANIFEST,
-                artifact.manifest.clone(),
-            )
-            .await?;
-        if let (Some(subject), false) = (&artifact.subject, pushed.subject_acknowledged) {
-            self.add_to_tag_schema(repository, &subject.digest, artifact.descriptor.clone())
+        let mut distinct: BTreeMap<String, (&Digest, &bytes::Bytes)> = BTreeMap::new();
+        for (digest, data) in artifacts.iter().flat_map(|a| &a.blobs) {
+            distinct.entry(digest.to_string()).or_insert((digest, data));
+        }
+        let uploads = distinct.into_values().map(|(digest, data)| async move {
+            if data.as_ref() == media_types::EMPTY_JSON_BYTES {
+                self.push_blob_if_missing(repository, digest, data).await
+            } else {
+                self.push_blob(repository, digest, data.clone()).await
+            }
+        });
+        futures_util::future::try_join_all(uploads).await?;
+        Ok(())
+    }
+
+    /// Pushes artifact manifests whose blobs are in the repository, then adds those the
+    /// registry did not acknowledge with `OCI-Subject` to their subjects' tag-schema
+    /// indexes, one read-modify-write per subject.
+    pub async fn push_artifact_manifests(
+        &self,
+        repository: &RepositoryName,
+        artifacts: &[BuiltArtifact],
+        subject_state: SubjectState,
+    ) -> Result<(), RegistryError> {
+        let pushes = artifacts.iter().map(|artifact| async move {
+            let pushed = self
+                .put_manifest(
+                    repository,
+                    &Target::Digest(artifact.digest.clone()),
+                    media_types::OCI_MANIFEST,
+                    artifact.manifest.clone(),
+                )
+                .await?;
+            Ok::<_, RegistryError>((artifact, pushed.subject_acknowledged))
+        });
+        let mut unacknowledged: BTreeMap<String, (&Digest, Vec<Descriptor>)> = BTreeMap::new();
+        for (artifact, acknowledged) in futures_util::future::try_join_all(pushes).await? {
+            if let (Some(subject), false) = (&artifact.subject, acknowledged) {
+                unacknowledged
+                    .entry(subject.digest.to_string())
+                    .or_insert_with(|| (&subject.digest, Vec::new()))
+                    .1
+                    .push(artifact.descriptor.clone());
+            }
+        }
+        for (subject, referrers) in unacknowledged.into_values() {
+            self.add_to_tag_schema(repository, subject, referrers, subject_state)
                 .await?;
         }
         Ok(())
     }
 
-    /// Adds `referrer` to the tag-schema index of `subject` (read-modify-write,
-    /// serialised per subject within this process).
+    /// Adds `referrers` to the tag-schema index of `subject` (read-modify-write,
+    /// serialised per subject within this process; a new subject's index is written
+    /// without reading it).
     pub async fn add_to_tag_schema(
         &self,
         repository: &RepositoryName,
         subject: &Digest,
-        referrer: Descriptor,
+        referrers: Vec<Descriptor>,
+        subject_state: SubjectState,
     ) -> Result<(), RegistryError> {
         let key = format!("{repository}@{subject}");
         let lock = self
@@ -229,15 +273,23 @@ impl Client {
             .or_default()
             .clone();
         let _guard = lock.lock().await;
-        let mut index = self
-            .tag_schema_index(repository, subject)
-            .await?
-            .unwrap_or_else(ImageIndex::empty);
-        if index.manifests.iter().any(|d| d.digest == referrer.digest) {
+        let mut index = match subject_state {
+            SubjectState::Existing => self
+                .tag_schema_index(repository, subject)
+                .await?
+                .unwrap_or_else(ImageIndex::empty),
+            SubjectState::New => ImageIndex::empty(),
+        };
+        let before = index.manifests.len();
+        for referrer in referrers {
+            if !index.manifests.iter().any(|d| d.digest == referrer.digest) {
+                index.manifests.push(referrer);
+            }
+        }
+        if index.manifests.len() == before {
             return Ok(());
         }
         index.media_type = Some(OCI_INDEX.to_string());
-        index.manifests.push(referrer);
         let bytes = serde_json::to_vec(&index).expect("indexes serialize");
         let tag = digest::referrers_tag(subject)
             .parse()
@@ -246,4 +298,14 @@ impl Client {
             .await?;
         Ok(())
     }
+}
+
+/// Whether a subject may already have referrers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectState {
+    /// It may: its tag-schema index is read and extended.
+    Existing,
+    /// It was made by this process a moment ago and nothing else can refer to it yet:
+    /// its tag-schema index is written without being read first.
+    New,
 }
