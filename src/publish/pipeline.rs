@@ -62,6 +62,18 @@ pub struct SubjectReport {
     pub scanner_seconds: f64,
 }
 
+/// A signature ready to push.
+enum Signature {
+    /// A Sigstore bundle referrer of the signed artifact.
+    Bundle(Box<BuiltArtifact>),
+    /// A legacy `.sig` manifest and its blobs.
+    Legacy {
+        signed: Digest,
+        manifest: Bytes,
+        blobs: Vec<(Digest, Bytes)>,
+    },
+}
+
 /// Publishes signed SBOM and vulnerability referrers.
 pub struct Publisher {
     client: Client,
@@ -204,8 +216,8 @@ impl Publisher {
         missing: Missing,
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
-        let (syft_version, grype_version) = self.versions().await?;
-        let mut syft_json: Option<(Bytes, usize)> = None;
+        let (syft_version, _) = self.versions().await?;
+        let mut sbom_set = None;
         if missing.syft || missing.spdx {
             let plain_http = self.client.plain_http();
             let sboms = self
@@ -238,45 +250,73 @@ impl Publisher {
                     built.push((format, artifact));
                 }
             }
-            self.commit(reference, &built, report).await?;
-            syft_json = Some((sboms.syft_json, sboms.packages));
+            sbom_set = Some((built, (sboms.syft_json, sboms.packages)));
         }
-        if missing.grype {
-            let (sbom, packages) = match syft_json {
-                Some(found) => found,
-                None => self.stored_syft_json(reference, existing).await?,
-            };
-            let db = self.db().await?;
-            let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
-            let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
-            self.reached(Step::Grype);
-            let matches = report::matches(&grype_json)?;
-            let previous = self.previous_record(reference, existing).await;
-            let now = now_rfc3339();
-            let record = VulnerabilityRecord::new(
-                RecordInput {
-                    subject: &subject.descriptor.digest,
-                    platform: subject.platform.to_string(),
-                    grype: grype_version,
-                    db,
-                    matches: &matches,
-                    now: &now,
-                },
-                previous.as_ref(),
-            );
-            let artifact = artifacts::grype(
-                grype_json,
-                &record,
-                subject,
-                grype_version,
-                db,
-                packages,
-                &now,
-            );
-            self.commit(reference, &[(Format::GrypeJson, artifact)], report)
-                .await?;
+        let grype_artifact =
+            |syft_json| self.grype_artifact(reference, subject, existing, syft_json);
+        match (sbom_set, missing.grype) {
+            // grype runs while the SBOMs are committed; a grype failure keeps the SBOMs.
+            (Some((built, syft_json)), true) => {
+                let (committed, grype) = tokio::join!(
+                    self.commit(reference, &built, report),
+                    grype_artifact(Some(syft_json))
+                );
+                committed?;
+                self.commit(reference, &[(Format::GrypeJson, grype?)], report)
+                    .await?;
+            }
+            (Some((built, _)), false) => self.commit(reference, &built, report).await?,
+            (None, true) => {
+                let artifact = grype_artifact(None).await?;
+                self.commit(reference, &[(Format::GrypeJson, artifact)], report)
+                    .await?;
+            }
+            (None, false) => {}
         }
         Ok(())
+    }
+
+    /// Runs grype on this run's Syft JSON, or on the one in the registry, and builds the
+    /// Grype artifact with refcat's record.
+    async fn grype_artifact(
+        &self,
+        reference: &Reference,
+        subject: &PlatformManifest,
+        existing: &Existing,
+        syft_json: Option<(Bytes, usize)>,
+    ) -> Result<BuiltArtifact, PublishError> {
+        let (_, grype_version) = self.versions().await?;
+        let (sbom, packages) = match syft_json {
+            Some(found) => found,
+            None => self.stored_syft_json(reference, existing).await?,
+        };
+        let db = self.db().await?;
+        let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
+        let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
+        self.reached(Step::Grype);
+        let matches = report::matches(&grype_json)?;
+        let previous = self.previous_record(reference, existing).await;
+        let now = now_rfc3339();
+        let record = VulnerabilityRecord::new(
+            RecordInput {
+                subject: &subject.descriptor.digest,
+                platform: subject.platform.to_string(),
+                grype: grype_version,
+                db,
+                matches: &matches,
+                now: &now,
+            },
+            previous.as_ref(),
+        );
+        Ok(artifacts::grype(
+            grype_json,
+            &record,
+            subject,
+            grype_version,
+            db,
+            packages,
+            &now,
+        ))
     }
 
     /// Attach, Sign, Commit for a set of artifacts of one platform manifest.
@@ -288,17 +328,57 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let repository = &reference.repository;
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
-        self.client
-            .push_artifact_blobs(repository, &artifacts)
-            .await?;
+        let signatures: Vec<Signature> = artifacts
+            .iter()
+            .map(|artifact| self.signature(reference, artifact))
+            .collect();
+        // Attach: every blob, the signatures' too, in one wave.
+        let mut with_blobs = artifacts.clone();
+        let mut loose = Vec::new();
+        for signature in &signatures {
+            match signature {
+                Signature::Bundle(artifact) => with_blobs.push(artifact.as_ref().clone()),
+                Signature::Legacy { blobs, .. } => loose.extend(blobs.iter().cloned()),
+            }
+        }
+        let loose_uploads = loose.into_iter().map(|(digest, data)| async move {
+            self.client.push_blob(repository, &digest, data).await
+        });
+        tokio::try_join!(
+            self.client.push_artifact_blobs(repository, &with_blobs),
+            try_join_all(loose_uploads),
+        )?;
         self.reached(Step::Attach);
-        try_join_all(
-            artifacts
-                .iter()
-                .map(|artifact| self.sign(reference, artifact)),
-        )
+        // Sign: the signature manifests, before the manifests they sign.
+        try_join_all(signatures.iter().map(|signature| async move {
+            match signature {
+                // The signed artifact was just made: nothing else can refer to it yet.
+                Signature::Bundle(artifact) => {
+                    self.client
+                        .push_artifact_manifests(
+                            repository,
+                            std::slice::from_ref(artifact.as_ref()),
+                            SubjectState::New,
+                        )
+                        .await
+                }
+                Signature::Legacy {
+                    signed, manifest, ..
+                } => self
+                    .client
+                    .put_manifest(
+                        repository,
+                        &Target::Tag(legacy::signature_tag(signed)),
+                        OCI_MANIFEST,
+                        manifest.clone(),
+                    )
+                    .await
+                    .map(|_| ()),
+            }
+        }))
         .await?;
         self.reached(Step::Sign);
+        // Commit: the artifact manifests, which makes them visible.
         self.client
             .push_artifact_manifests(repository, &artifacts, SubjectState::Existing)
             .await?;
@@ -312,13 +392,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Pushes the signature of `artifact`, whose manifest is not pushed yet.
-    async fn sign(
-        &self,
-        reference: &Reference,
-        artifact: &BuiltArtifact,
-    ) -> Result<(), PublishError> {
-        let repository = &reference.repository;
+    /// The signature of `artifact` in the configured layout.
+    fn signature(&self, reference: &Reference, artifact: &BuiltArtifact) -> Signature {
         match self.options.signature_format {
             SignatureFormat::Bundle => {
                 let signed = Descriptor::new(
@@ -326,36 +401,28 @@ impl Publisher {
                     artifact.digest.clone(),
                     artifact.manifest.len() as u64,
                 );
-                let signature = bundle::artifact(&self.key, &signed, &now_rfc3339());
-                let signature = std::slice::from_ref(&signature);
-                self.client
-                    .push_artifact_blobs(repository, signature)
-                    .await?;
-                // The artifact was just made: nothing else can refer to it yet.
-                self.client
-                    .push_artifact_manifests(repository, signature, SubjectState::New)
-                    .await?;
+                Signature::Bundle(Box::new(bundle::artifact(
+                    &self.key,
+                    &signed,
+                    &now_rfc3339(),
+                )))
             }
             SignatureFormat::Legacy => {
-                let docker_reference = format!("{}/{repository}", reference.registry);
+                let docker_reference = format!("{}/{}", reference.registry, reference.repository);
                 let (layer, payload) =
                     legacy::layer(&self.key, &docker_reference, &artifact.digest);
                 let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));
-                for blob in [payload, config] {
-                    let digest = crate::digest::sha256(&blob);
-                    self.client.push_blob(repository, &digest, blob).await?;
+                let blobs = [payload, config]
+                    .into_iter()
+                    .map(|blob| (crate::digest::sha256(&blob), blob))
+                    .collect();
+                Signature::Legacy {
+                    signed: artifact.digest.clone(),
+                    manifest,
+                    blobs,
                 }
-                self.client
-                    .put_manifest(
-                        repository,
-                        &Target::Tag(legacy::signature_tag(&artifact.digest)),
-                        OCI_MANIFEST,
-                        manifest,
-                    )
-                    .await?;
             }
         }
-        Ok(())
     }
 
     /// The layers of a stored artifact manifest.
