@@ -597,3 +597,63 @@ fn a_second_publish_writes_nothing_and_only_checks_with_the_referrers_api() {
 fn a_second_publish_writes_nothing_and_only_checks_on_distribution() {
     tokio_run(second_run_only_checks(Kind::Distribution));
 }
+
+#[test]
+fn dry_run_platform_filter_and_all_tags_select_the_subjects() {
+    tokio_run(async {
+        let registry = Registry::start(Kind::ReferrersApi);
+        let keys = tempfile::tempdir().unwrap();
+        common::write_keys(keys.path());
+        push_fixture(&registry.client(), "alpine").await;
+        let plan = |args: Vec<String>| {
+            let mut cmd = refcat_publish(keys.path());
+            cmd.arg("--dry-run").args(args);
+            cmd
+        };
+        let alpine = format!("{}/fixtures/alpine:3.19", registry.host);
+        let out = output(plan(vec![
+            "--platform".into(),
+            "linux/arm64".into(),
+            alpine.clone(),
+        ]))
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(entries.as_array().unwrap().len(), 1);
+        assert_eq!(entries[0]["platform"], "linux/arm64/v8");
+        assert_eq!(entries[0]["missing"]["grype"], true);
+
+        let out = output(plan(vec![
+            "--all-tags".into(),
+            format!("{}/fixtures/alpine", registry.host),
+        ]))
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            entries.as_array().unwrap().len(),
+            4,
+            "two tags, two platforms each"
+        );
+
+        let out = output(plan(vec![
+            "--platform".into(),
+            "linux/s390x".into(),
+            alpine,
+        ]))
+        .await;
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no platform manifest for linux/s390x"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("linux/amd64, linux/arm64/v8"),
+            "{}",
+            stderr(&out)
+        );
+        // Nothing was written.
+        assert!(listed(&format!("{}/fixtures/alpine:3.19", registry.host)).is_empty());
+    });
+}

@@ -115,7 +115,8 @@ fn registry_error_in<'a>(
         })
 }
 
-/// The exit code for an error: 2 bad input, 3 not found, 4 auth, 5 registry unavailable, 1 otherwise.
+/// The exit code for an error: 2 bad input, 3 not found (also: no such platform), 4 auth,
+/// 5 registry unavailable, 6 a scanner failed, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.is::<ReferenceError>()
@@ -130,6 +131,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         ) || cause.is::<crate::scan::ScanError>()
         {
             return EXIT_SCANNER;
+        }
+        if matches!(
+            cause.downcast_ref::<ResolveError>(),
+            Some(ResolveError::NoPlatform { .. })
+        ) || matches!(
+            cause.downcast_ref::<PublishError>(),
+            Some(PublishError::Resolve(ResolveError::NoPlatform { .. }))
+        ) {
+            return EXIT_NOT_FOUND;
         }
         let registry_error = registry_error_in(cause);
         if let Some(e) = registry_error {
