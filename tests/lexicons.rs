@@ -7,7 +7,6 @@ use common::lexicon::Lexicon;
 use common::{push_fixture, refcat_publish, Registry};
 use refcat::artifact::media_types::VULNERABILITY_RECORD;
 use refcat::catalog::platforms::platform_manifests;
-use refcat::oci::Manifest;
 use refcat::publish::{Existing, Format};
 use refcat::reference::{Reference, Target};
 use serde_json::Value;
@@ -58,16 +57,12 @@ async fn published_records_and_annotations_follow_their_lexicons() {
                 .chain(&existing.spdx)
                 .chain(&existing.grype)
             {
-                let fetched = client
-                    .get_manifest(
-                        &reference.repository,
-                        &Target::Digest(descriptor.digest.clone()),
-                    )
-                    .await
-                    .unwrap();
-                let Manifest::Image(manifest) = fetched.manifest else {
-                    panic!()
-                };
+                let manifest = common::image_manifest(
+                    &client,
+                    &reference.repository,
+                    Target::Digest(descriptor.digest.clone()),
+                )
+                .await;
                 let annotations = serde_json::to_value(&manifest.annotations).unwrap();
                 let lexicon = match Format::of(descriptor) {
                     Some(Format::GrypeJson) => &grype,

@@ -198,24 +198,21 @@ async fn publish_every_fixture(kind: Kind, signature_format: &str) {
     assert_eq!(code(&out), 10, "nothing to do: {}", stderr(&out));
 }
 
-#[test]
-fn every_fixture_gets_a_signed_set_with_the_referrers_api_bundle() {
-    tokio_run(publish_every_fixture(Kind::ReferrersApi, "bundle"));
+/// One test per registry kind and signature format.
+macro_rules! every_fixture {
+    ($($name:ident: $kind:expr, $format:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            tokio_run(publish_every_fixture($kind, $format));
+        }
+    )*};
 }
 
-#[test]
-fn every_fixture_gets_a_signed_set_with_the_referrers_api_legacy() {
-    tokio_run(publish_every_fixture(Kind::ReferrersApi, "legacy"));
-}
-
-#[test]
-fn every_fixture_gets_a_signed_set_on_distribution_bundle() {
-    tokio_run(publish_every_fixture(Kind::Distribution, "bundle"));
-}
-
-#[test]
-fn every_fixture_gets_a_signed_set_on_distribution_legacy() {
-    tokio_run(publish_every_fixture(Kind::Distribution, "legacy"));
+every_fixture! {
+    every_fixture_gets_a_signed_set_with_the_referrers_api_bundle: Kind::ReferrersApi, "bundle";
+    every_fixture_gets_a_signed_set_with_the_referrers_api_legacy: Kind::ReferrersApi, "legacy";
+    every_fixture_gets_a_signed_set_on_distribution_bundle: Kind::Distribution, "bundle";
+    every_fixture_gets_a_signed_set_on_distribution_legacy: Kind::Distribution, "legacy";
 }
 
 fn tokio_run<F: std::future::Future>(f: F) -> F::Output {
@@ -252,16 +249,12 @@ async fn check_recovered(registry: &Registry, keys: &Path, image: &str) {
                 1,
                 "{image}: exactly one of each format: {referrers:?}"
             );
-            let fetched = client
-                .get_manifest(
-                    &repository.repository,
-                    &Target::Digest(list[0].digest.clone()),
-                )
-                .await
-                .unwrap();
-            let refcat::oci::Manifest::Image(m) = fetched.manifest else {
-                panic!("an artifact is an image manifest")
-            };
+            let m = common::image_manifest(
+                &client,
+                &repository.repository,
+                Target::Digest(list[0].digest.clone()),
+            )
+            .await;
             for blob in std::iter::once(&m.config).chain(&m.layers) {
                 assert!(
                     client
@@ -448,13 +441,12 @@ fn tampering_is_caught_by_cosign_and_refcat() {
             .referrers(&repository, &grype_digest.parse().unwrap(), None)
             .await
             .unwrap();
-        let bundle_manifest = client
-            .get_manifest(&repository, &Target::Digest(signature[0].digest.clone()))
-            .await
-            .unwrap();
-        let refcat::oci::Manifest::Image(m) = bundle_manifest.manifest else {
-            panic!()
-        };
+        let m = common::image_manifest(
+            &client,
+            &repository,
+            Target::Digest(signature[0].digest.clone()),
+        )
+        .await;
         let path = registry.blob_path(&m.layers[0].digest);
         let tampered =
             std::fs::read_to_string(&path)

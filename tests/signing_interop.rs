@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use bytes::Bytes;
 use common::{push_fixture, tool, Kind, Registry};
 use refcat::digest::Digest;
-use refcat::oci::{Descriptor, Manifest};
+use refcat::oci::Descriptor;
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::Client;
 use refcat::secret::Secret;
@@ -206,32 +206,24 @@ async fn refcat_accepts_cosign_signatures_in_both_layouts() {
         .await
         .unwrap();
     assert_eq!(referrers.len(), 1);
-    let manifest = client
-        .get_manifest(
-            &image.repository,
-            &Target::Digest(referrers[0].digest.clone()),
-        )
-        .await
-        .unwrap();
-    let Manifest::Image(m) = manifest.manifest else {
-        panic!("not an image manifest")
-    };
+    let m = common::image_manifest(
+        &client,
+        &image.repository,
+        Target::Digest(referrers[0].digest.clone()),
+    )
+    .await;
     let data = client
         .get_blob(&image.repository, &m.layers[0].digest, None)
         .await
         .unwrap();
     bundle::verify(&data, &public, &image.top.digest).unwrap();
     // The legacy tag.
-    let sig = client
-        .get_manifest(
-            &image.repository,
-            &Target::Tag(legacy::signature_tag(&image.top.digest)),
-        )
-        .await
-        .unwrap();
-    let Manifest::Image(m) = sig.manifest else {
-        panic!("not an image manifest")
-    };
+    let m = common::image_manifest(
+        &client,
+        &image.repository,
+        Target::Tag(legacy::signature_tag(&image.top.digest)),
+    )
+    .await;
     let layer: &Descriptor = &m.layers[0];
     let payload = client
         .get_blob(&image.repository, &layer.digest, None)

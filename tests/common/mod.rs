@@ -340,6 +340,23 @@ pub fn cosign_verify(key: &std::path::Path, reference: &str) -> (bool, String) {
     )
 }
 
+/// The image manifest at `target` (an artifact or a signature), panicking on an index.
+pub async fn image_manifest(
+    client: &Client,
+    repository: &refcat::reference::RepositoryName,
+    target: refcat::reference::Target,
+) -> refcat::oci::ImageManifest {
+    match client
+        .get_manifest(repository, &target)
+        .await
+        .unwrap()
+        .manifest
+    {
+        refcat::oci::Manifest::Image(m) => m,
+        refcat::oci::Manifest::Index(_) => panic!("{repository} {target:?} is an index"),
+    }
+}
+
 /// The fixture images directory.
 pub fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata")
