@@ -649,3 +649,62 @@ fn dry_run_platform_filter_and_all_tags_select_the_subjects() {
         assert!(listed(&format!("{}/fixtures/alpine:3.19", registry.host)).is_empty());
     });
 }
+
+#[test]
+fn first_seen_carries_over_when_grype_runs_again() {
+    tokio_run(async {
+        let registry = Registry::start(Kind::ReferrersApi);
+        let keys = tempfile::tempdir().unwrap();
+        common::write_keys(keys.path());
+        push_fixture(&registry.client(), "lang").await;
+        let target = format!("{}/fixtures/app:1.0.0", registry.host);
+        let records = || async {
+            let client = registry.client();
+            let subject = &subjects(&client, &target).await[0];
+            let repository: refcat::reference::RepositoryName = "fixtures/app".parse().unwrap();
+            let referrers = client
+                .referrers(&repository, &subject.descriptor.digest, None)
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for grype in refcat::publish::Existing::from_referrers(&referrers).grype {
+                let m = common::image_manifest(&client, &repository, Target::Digest(grype.digest))
+                    .await;
+                let data = client
+                    .get_blob(&repository, &m.layers[1].digest, None)
+                    .await
+                    .unwrap();
+                out.push(serde_json::from_slice::<Value>(&data).unwrap());
+            }
+            out
+        };
+        let mut first = refcat_publish(keys.path());
+        first.arg(&target);
+        assert_eq!(code(&output(first).await), 0);
+        let before = records().await;
+        // Created times have second precision: make the second run's visibly later.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut again = refcat_publish(keys.path());
+        again.arg("--force").arg(&target);
+        assert_eq!(code(&output(again).await), 0);
+        let after = records().await;
+        assert_eq!(
+            (before.len(), after.len()),
+            (1, 2),
+            "a second Grype artifact, newest first"
+        );
+        let (old, new) = (&before[0], &after[0]);
+        assert_ne!(new["created"], old["created"]);
+        assert_eq!(new["vulnerabilities"].as_array().unwrap().len(), 3);
+        for (n, o) in new["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(old["vulnerabilities"].as_array().unwrap())
+        {
+            assert_eq!(n["id"], o["id"]);
+            assert_eq!(n["firstSeen"], o["firstSeen"], "first_seen is kept");
+            assert_eq!(n["firstSeen"], old["created"]);
+        }
+    });
+}
