@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use common::{cosign_verify, oras, push_fixture, refcat, refcat_publish, Kind, Registry};
+use common::{cosign_verify, oras, push_fixture, refcat, refcat_publish, run_ok, Kind, Registry};
 use refcat::artifact::annotations::{FORMAT, GRYPE_DB_BUILT, PLATFORM, SCANNER, SCANNER_VERSION};
 use refcat::catalog::platforms::{platform_manifests, PlatformManifest};
 use refcat::reference::{Reference, Target};
@@ -115,6 +115,83 @@ async fn check_complete(registry: &Registry, keys: &Path, other: &Path, image: &
     assert_eq!(code(&out), 7, "refcat verify with another key must fail");
 }
 
+/// `(vulnerability id, package, version)` of every match in grype's JSON.
+fn match_set(grype_json: &[u8]) -> std::collections::BTreeSet<(String, String, String)> {
+    refcat::scan::report::matches(grype_json)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.id, m.package, m.version))
+        .collect()
+}
+
+/// SPDX JSON without the two fields syft makes anew on every run.
+fn spdx_stable(spdx: &[u8]) -> Value {
+    let mut doc: Value = serde_json::from_slice(spdx).unwrap();
+    doc["documentNamespace"] = Value::Null;
+    doc["creationInfo"]["created"] = Value::Null;
+    doc
+}
+
+/// What `oras pull` gets from each artifact is what syft and grype print for the same
+/// platform manifest: Syft JSON byte for byte (syft's is deterministic), SPDX but for
+/// its namespace and creation time, and the same matches as `grype registry:` directly.
+async fn check_scanner_bytes(registry: &Registry, image: &str) {
+    let client = registry.client();
+    let repository = image.split(':').next().unwrap();
+    for subject in subjects(&client, &format!("{}/{image}", registry.host)).await {
+        let at = format!(
+            "{}/{repository}@{}",
+            registry.host, subject.descriptor.digest
+        );
+        let found = listed(&at);
+        let pulled = tempfile::tempdir().unwrap();
+        for format in ["syft-json", "spdx-json", "grype-json"] {
+            let digest = found[format][0]["digest"].as_str().unwrap();
+            oras(&[
+                "pull",
+                "-o",
+                pulled.path().to_str().unwrap(),
+                &format!("{}/{repository}@{digest}", registry.host),
+            ]);
+        }
+        let fresh = tempfile::tempdir().unwrap();
+        let platform = subject.platform.to_string();
+        run_ok(common::scanner("syft").current_dir(fresh.path()).args([
+            "scan",
+            &format!("registry:{at}"),
+            "--platform",
+            &platform,
+            "-q",
+            "-o",
+            "syft-json=sbom.syft.json",
+            "-o",
+            "spdx-json=sbom.spdx.json",
+        ]));
+        let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+        assert!(
+            read(pulled.path(), "sbom.syft.json") == read(fresh.path(), "sbom.syft.json"),
+            "{at}: the stored Syft JSON is not what syft prints"
+        );
+        assert_eq!(
+            spdx_stable(&read(pulled.path(), "sbom.spdx.json")),
+            spdx_stable(&read(fresh.path(), "sbom.spdx.json")),
+            "{at}: SPDX"
+        );
+        let direct = run_ok(common::scanner("grype").args([
+            &format!("registry:{at}"),
+            "--platform",
+            &platform,
+            "-o",
+            "json",
+        ]));
+        assert_eq!(
+            match_set(&read(pulled.path(), "vulnerabilities.grype.json")),
+            match_set(&direct.stdout),
+            "{at}: stored Grype matches versus a direct grype run"
+        );
+    }
+}
+
 async fn publish_every_fixture(kind: Kind, signature_format: &str) {
     let registry = Registry::start(kind);
     let client = registry.client();
@@ -135,6 +212,12 @@ async fn publish_every_fixture(kind: Kind, signature_format: &str) {
     assert_eq!(code(&out), 0, "publish: {}", stderr(&out));
     for (_, image) in FIXTURES {
         check_complete(&registry, keys.path(), other.path(), image).await;
+    }
+
+    if signature_format == "bundle" {
+        for (_, image) in FIXTURES {
+            check_scanner_bytes(&registry, image).await;
+        }
     }
 
     // The stored Grype results are grype's own output: the expected matches for Debian.
