@@ -730,6 +730,63 @@ fn dry_run_platform_filter_and_all_tags_select_the_subjects() {
         );
         // Nothing was written.
         assert!(listed(&format!("{}/fixtures/alpine:3.19", registry.host)).is_empty());
+
+        // A BuildKit attestation manifest (unknown/unknown) in an index is not an image.
+        let client = registry.client();
+        let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
+        let attestation = refcat::artifact::ArtifactBuilder::new("application/vnd.in-toto+json")
+            .layer(refcat::artifact::ArtifactLayer {
+                media_type: "application/vnd.in-toto+json".into(),
+                data: br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#.to_vec().into(),
+                title: "provenance.json".into(),
+            })
+            .build();
+        client
+            .push_artifact(&repository, &attestation)
+            .await
+            .unwrap();
+        let fetched = client
+            .get_manifest(&repository, &Target::Tag("3.19".parse().unwrap()))
+            .await
+            .unwrap();
+        let mut index: Value = serde_json::from_slice(&fetched.bytes).unwrap();
+        let attests = index["manifests"][0]["digest"].clone();
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": attestation.digest.to_string(),
+                "size": attestation.manifest.len(),
+                "platform": { "os": "unknown", "architecture": "unknown" },
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": attests,
+                },
+            }));
+        client
+            .put_manifest(
+                &repository,
+                &Target::Tag("attested".parse().unwrap()),
+                &fetched.media_type,
+                serde_json::to_vec(&index).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        let out = output(plan(vec![format!(
+            "{}/fixtures/alpine:attested",
+            registry.host
+        )]))
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let platforms: Vec<&str> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["platform"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
     });
 }
 
