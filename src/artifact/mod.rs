@@ -1,6 +1,7 @@
 //! What refcat writes into registries and reads back: media types, annotation keys
 //! and the builders for artifact manifests and referrer descriptors.
 
+pub mod compression;
 pub mod manifest;
 pub mod media_types;
 

@@ -3,24 +3,19 @@
 //! artifact adds refcat's record as a second layer), and annotations that let list
 //! views work from the referrers index alone.
 
-use std::io::{Read as _, Write as _};
-
 use bytes::Bytes;
 
-use super::existing::Format;
+use crate::catalog::existing::Format;
 use super::record::VulnerabilityRecord;
-use super::PublishError;
 use crate::artifact::annotations::{
     CREATED, FORMAT, GRYPE_DB_BUILT, GRYPE_DB_SCHEMA, PACKAGES, PLATFORM, SCANNER, SCANNER_VERSION,
     VULNERABILITIES_PREFIX,
 };
+use crate::artifact::compression::gzip;
 use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECORD};
 use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 use crate::catalog::platforms::PlatformManifest;
 use crate::scan::{DbStatus, ScannerVersion};
-
-/// Largest decompressed Syft JSON refcat will read back.
-const MAX_SBOM_BYTES: u64 = 512 * 1024 * 1024;
 
 fn base(
     format: Format,
@@ -102,51 +97,4 @@ pub fn grype(
             title: "refcat-record.json".into(),
         })
         .build()
-}
-
-/// Deterministic gzip (no name, no mtime): the same SBOM compresses to the same blob.
-fn gzip(data: &[u8]) -> Bytes {
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
-    encoder.write_all(data).expect("writing to memory");
-    Bytes::from(encoder.finish().expect("writing to memory"))
-}
-
-/// A stored Syft JSON layer in either form, as plain JSON bytes.
-pub fn syft_json_from_layer(media_type: &str, data: Bytes) -> Result<Bytes, PublishError> {
-    match media_type {
-        SYFT_JSON => Ok(data),
-        SYFT_JSON_GZIP => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&data[..])
-                .take(MAX_SBOM_BYTES + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| PublishError::Stored(format!("the gzip Syft JSON is corrupt: {e}")))?;
-            if out.len() as u64 > MAX_SBOM_BYTES {
-                return Err(PublishError::Stored(format!(
-                    "the Syft JSON decompresses to more than {MAX_SBOM_BYTES} bytes"
-                )));
-            }
-            Ok(Bytes::from(out))
-        }
-        other => Err(PublishError::Stored(format!(
-            "the Syft artifact's layer is {other}, not Syft JSON"
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gzip_is_deterministic_and_reads_back() {
-        let data = Bytes::from_static(br#"{"artifacts":[]}"#);
-        let a = gzip(&data);
-        assert_eq!(a, gzip(&data));
-        assert_eq!(syft_json_from_layer(SYFT_JSON_GZIP, a).unwrap(), data);
-        assert_eq!(syft_json_from_layer(SYFT_JSON, data.clone()).unwrap(), data);
-        assert!(syft_json_from_layer(SYFT_JSON_GZIP, data).is_err());
-    }
 }

@@ -21,13 +21,12 @@
 //! grype failure keeps the SBOMs and the next run retries only Grype.
 
 mod artifacts;
-pub mod existing;
 mod pipeline;
 pub mod record;
 
 use std::fmt;
 
-pub use existing::{Existing, Format, Missing};
+pub use crate::catalog::existing::{Existing, Format, Missing};
 pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
 pub use record::VulnerabilityRecord;
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use super::artifacts;
-use super::existing::{Existing, Format, Missing};
+use crate::catalog::existing::{Existing, Format, Missing};
 use super::record::{RecordInput, VulnerabilityRecord};
 use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::media_types::{OCI_MANIFEST, VULNERABILITY_RECORD};
@@ -467,7 +467,8 @@ impl Publisher {
             .client
             .get_blob(&reference.repository, &layer.digest, None)
             .await?;
-        let json = artifacts::syft_json_from_layer(&layer.media_type, data)?;
+        let json = crate::artifact::compression::syft_json_from_layer(&layer.media_type, data)
+            .map_err(|e| PublishError::Stored(e.to_string()))?;
         let packages = newest
             .annotations
             .get(crate::artifact::annotations::PACKAGES)

@@ -1,5 +1,5 @@
-//! CheckExisting: one referrers call per platform manifest says which of refcat's
-//! artifacts it already has. An artifact is listed only once its manifest is pushed,
+//! refcat's artifacts on a platform manifest, sorted by format from one referrers
+//! listing: what publish's CheckExisting decides on, and what the views read. An artifact is listed only once its manifest is pushed,
 //! and refcat pushes that manifest last, after its blobs and its signature: so a listed
 //! artifact is complete and signed.
 

@@ -1,0 +1,63 @@
+//! Syft JSON may be stored gzip-compressed (`--compress`); everything that reads it
+//! reads both forms.
+
+use std::io::{Read as _, Write as _};
+
+use bytes::Bytes;
+
+use super::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
+
+/// Largest decompressed Syft JSON refcat will read back.
+const MAX_SBOM_BYTES: u64 = 512 * 1024 * 1024;
+
+/// A stored layer that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LayerError(String);
+
+/// Deterministic gzip (no name, no mtime): the same SBOM compresses to the same blob.
+pub fn gzip(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).expect("writing to memory");
+    Bytes::from(encoder.finish().expect("writing to memory"))
+}
+
+/// A stored Syft JSON layer in either form, as plain JSON bytes.
+pub fn syft_json_from_layer(media_type: &str, data: Bytes) -> Result<Bytes, LayerError> {
+    match media_type {
+        SYFT_JSON => Ok(data),
+        SYFT_JSON_GZIP => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&data[..])
+                .take(MAX_SBOM_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| LayerError(format!("the gzip Syft JSON is corrupt: {e}")))?;
+            if out.len() as u64 > MAX_SBOM_BYTES {
+                return Err(LayerError(format!(
+                    "the Syft JSON decompresses to more than {MAX_SBOM_BYTES} bytes"
+                )));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(LayerError(format!(
+            "the Syft artifact's layer is {other}, not Syft JSON"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_deterministic_and_reads_back() {
+        let data = Bytes::from_static(br#"{"artifacts":[]}"#);
+        let a = gzip(&data);
+        assert_eq!(a, gzip(&data));
+        assert_eq!(syft_json_from_layer(SYFT_JSON_GZIP, a).unwrap(), data);
+        assert_eq!(syft_json_from_layer(SYFT_JSON, data.clone()).unwrap(), data);
+        assert!(syft_json_from_layer(SYFT_JSON_GZIP, data).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! What a catalog view can fail with.
+
+use crate::registry::RegistryError;
+
+/// Why a view could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The registry failed or refused.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The reference did not resolve to platform manifests.
+    #[error(transparent)]
+    Resolve(#[from] super::platforms::ResolveError),
+    /// A stored document is not what refcat wrote.
+    #[error("{what}: {reason}")]
+    Stored {
+        /// Which document.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl CatalogError {
+    /// A stored document that does not parse.
+    pub fn stored(what: impl Into<String>, reason: impl ToString) -> Self {
+        CatalogError::Stored {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
