@@ -5,6 +5,7 @@
 //! refcat writes; [`fixture`] builds the deterministic sample images used by the demo
 //! and the tests.
 
+pub mod api;
 pub mod artifact;
 pub mod catalog;
 pub mod cli;

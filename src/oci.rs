@@ -165,6 +165,53 @@ impl ImageIndex {
     }
 }
 
+/// The parts of an OCI image config the catalog shows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// When the image was built.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// CPU architecture.
+    #[serde(default)]
+    pub architecture: String,
+    /// Operating system.
+    #[serde(default)]
+    pub os: String,
+    /// Architecture variant.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// The runtime configuration.
+    #[serde(default)]
+    pub config: RuntimeConfig,
+}
+
+/// The `config` object of an image config: how a container of it runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuntimeConfig {
+    /// `KEY=value` pairs.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// Default arguments.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// The executable.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// The user it runs as.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The working directory.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// `port/proto` keys.
+    #[serde(default)]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
 /// A parsed manifest of either kind.
 #[derive(Clone, Debug)]
 pub enum Manifest {

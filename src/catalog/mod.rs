@@ -2,10 +2,15 @@
 //! referrers tree, signature verdicts, and the catalog's image views.
 
 pub mod artifacts;
+pub mod details;
 mod error;
 pub mod existing;
+pub mod image;
 pub mod platforms;
 pub mod referrers_tree;
+pub mod sbom;
 pub mod signatures;
+pub mod tags;
+pub mod vulnerabilities;
 
 pub use error::CatalogError;

@@ -3,8 +3,6 @@
 //! expanded; BuildKit attestation manifests (`unknown/unknown`) are not images and are
 //! skipped; a single manifest takes its platform from its config.
 
-use serde::Deserialize;
-
 use crate::artifact::media_types::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::Reference;
@@ -90,17 +88,10 @@ pub async fn platform_manifests(
                     Some(MAX_CONFIG_BYTES),
                 )
                 .await?;
-            #[derive(Deserialize)]
-            struct ConfigPlatform {
-                architecture: String,
-                os: String,
-                #[serde(default)]
-                variant: Option<String>,
-            }
-            let p: ConfigPlatform =
+            let p: crate::oci::ImageConfig =
                 serde_json::from_slice(&config).map_err(|e| ResolveError::NotAnImage {
                     reference: reference.to_string(),
-                    reason: format!("its config has no platform: {e}"),
+                    reason: format!("its config does not parse: {e}"),
                 })?;
             vec![PlatformManifest {
                 descriptor: top.descriptor(),

@@ -7,6 +7,7 @@ mod key_args;
 mod publish;
 mod registry_args;
 mod scanner_args;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +17,7 @@ pub use key::KeyArgs;
 pub use publish::PublishArgs;
 pub use registry_args::RegistryArgs;
 pub use scanner_args::ScannerArgs;
+pub use serve::ServeArgs;
 pub use verify::VerifyArgs;
 
 use crate::catalog::platforms::ResolveError;
@@ -63,6 +65,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Manage cosign-compatible signing keys.
     Key(KeyArgs),
+    /// Serve the catalog API, read live from the registry.
+    Serve(ServeArgs),
 }
 
 impl Cli {
@@ -73,6 +77,7 @@ impl Cli {
             Command::Publish(args) => args.run().await,
             Command::Verify(args) => args.run().await,
             Command::Key(args) => args.run(),
+            Command::Serve(args) => args.run().await,
         }
     }
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::counter::RequestCounter;
+use super::counter::{RequestCounter, RequestKind};
+use super::error::RegistryError;
+use super::transport::Request;
 use super::credentials::{Credentials, Secret};
 
 /// How to reach and talk to one registry.
@@ -132,6 +134,24 @@ impl Client {
     /// Whether this client speaks plain HTTP to the registry.
     pub fn plain_http(&self) -> bool {
         self.inner.base.starts_with("http://")
+    }
+
+    /// Checks that the registry answers `GET /v2/` (with credentials, if it wants them).
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        let what = "GET /v2/".to_string();
+        let req = Request::new(
+            reqwest::Method::GET,
+            RequestKind::Base,
+            "/v2/".into(),
+            String::new(),
+            what.clone(),
+        );
+        let response = self.send(req).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.unexpected(response, what).await)
+        }
     }
 
     /// The requests this client has sent so far.

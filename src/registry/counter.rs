@@ -7,6 +7,8 @@ use std::sync::Mutex;
 /// What a request is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RequestKind {
+    /// `/v2/`, the API version check.
+    Base,
     /// `/v2/_catalog`
     Catalog,
     /// `/v2/<name>/tags/list`
@@ -27,6 +29,7 @@ impl RequestKind {
     /// A short lower-case name, for reports and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
+            RequestKind::Base => "base",
             RequestKind::Catalog => "catalog",
             RequestKind::Tags => "tags",
             RequestKind::Manifest => "manifest",

@@ -1,0 +1,95 @@
+//! Errors as RFC 9457 `application/problem+json`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::catalog::platforms::ResolveError;
+use crate::catalog::CatalogError;
+use crate::registry::RegistryError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// 400: a bad name or parameter.
+    pub fn bad_request(detail: impl ToString) -> Self {
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            title: "Bad request",
+            detail: detail.to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// 404: no such route, repository, tag or digest.
+    pub fn not_found(detail: impl ToString) -> Self {
+        Problem {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            detail: detail.to_string(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<CatalogError> for Problem {
+    fn from(err: CatalogError) -> Self {
+        let registry = match &err {
+            CatalogError::Registry(e) | CatalogError::Resolve(ResolveError::Registry(e)) => Some(e),
+            _ => None,
+        };
+        let (status, title, retry_after) = match (registry, &err) {
+            (Some(RegistryError::NotFound { .. }), _) => (StatusCode::NOT_FOUND, "Not found", None),
+            (_, CatalogError::Resolve(ResolveError::NoPlatform { .. })) => {
+                (StatusCode::NOT_FOUND, "Not found", None)
+            }
+            (_, CatalogError::Resolve(ResolveError::NotAnImage { .. })) => {
+                (StatusCode::NOT_FOUND, "Not a container image", None)
+            }
+            (
+                Some(
+                    RegistryError::Unavailable { .. }
+                    | RegistryError::Timeout { .. }
+                    | RegistryError::Connect { .. }
+                    | RegistryError::Interrupted { .. },
+                ),
+                _,
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "Registry unavailable", Some(5)),
+            _ => (StatusCode::BAD_GATEWAY, "Registry error", None),
+        };
+        Problem {
+            status,
+            title,
+            detail: err.to_string(),
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

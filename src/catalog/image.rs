@@ -1,0 +1,59 @@
+//! The platform images behind a tag or digest: each platform manifest with its parsed
+//! manifest and config, fetched concurrently.
+
+use futures_util::future::try_join_all;
+
+use super::platforms::{platform_manifests, PlatformManifest};
+use super::CatalogError;
+use crate::oci::{ImageConfig, ImageManifest, Manifest};
+use crate::reference::{Reference, Target};
+use crate::registry::Client;
+
+/// Image configs are small; anything bigger is not one.
+const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// One platform's image: manifest and config.
+#[derive(Clone, Debug)]
+pub struct PlatformImage {
+    /// The platform manifest.
+    pub subject: PlatformManifest,
+    /// Its manifest.
+    pub manifest: ImageManifest,
+    /// Its config.
+    pub config: ImageConfig,
+}
+
+/// Every platform image behind `reference`.
+pub async fn platform_images(
+    client: &Client,
+    reference: &Reference,
+) -> Result<Vec<PlatformImage>, CatalogError> {
+    let subjects = platform_manifests(client, reference, None).await?;
+    try_join_all(subjects.into_iter().map(|subject| async move {
+        let repository = &reference.repository;
+        let manifest = match client
+            .get_manifest(repository, &Target::Digest(subject.descriptor.digest.clone()))
+            .await?
+            .manifest
+        {
+            Manifest::Image(m) => m,
+            Manifest::Index(_) => {
+                return Err(CatalogError::stored(
+                    subject.descriptor.digest.to_string(),
+                    "a platform manifest that is an index",
+                ))
+            }
+        };
+        let bytes = client
+            .get_blob(repository, &manifest.config.digest, Some(MAX_CONFIG_BYTES))
+            .await?;
+        let config = serde_json::from_slice(&bytes)
+            .map_err(|e| CatalogError::stored(manifest.config.digest.to_string(), e))?;
+        Ok(PlatformImage {
+            subject,
+            manifest,
+            config,
+        })
+    }))
+    .await
+}

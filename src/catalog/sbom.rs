@@ -1,0 +1,158 @@
+//! The SBOM view: per-platform packages from the newest Syft JSON artifact, filtered by
+//! name and type, paged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::artifacts::{existing, layer, newest};
+use super::platforms::platform_manifests;
+use super::CatalogError;
+use crate::artifact::media_types::SYFT_JSON;
+use crate::catalog::existing::Format;
+use crate::reference::Reference;
+use crate::registry::Client;
+
+/// Filters and paging for the SBOM view.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct SbomQuery {
+    /// Only packages whose name contains this.
+    pub name: Option<String>,
+    /// Only packages of this type (`deb`, `apk`, `python`, `npm`, …).
+    #[serde(rename = "type")]
+    pub package_type: Option<String>,
+    /// 1-based page.
+    pub page: Option<usize>,
+    /// Packages per page (default 100, at most 1000).
+    pub per_page: Option<usize>,
+}
+
+/// Packages per platform.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomView {
+    /// As asked.
+    pub reference: String,
+    /// By platform.
+    pub platforms: BTreeMap<String, SbomPlatform>,
+}
+
+/// One platform's packages.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomPlatform {
+    /// The platform manifest's digest.
+    pub digest: String,
+    /// The Syft JSON artifact read; `None` when the platform has no SBOM yet.
+    pub artifact: Option<String>,
+    /// Packages matching the filters, before paging.
+    pub total: usize,
+    /// This page.
+    pub page: usize,
+    /// Page size.
+    pub per_page: usize,
+    /// The packages on this page.
+    pub packages: Vec<Package>,
+}
+
+/// One package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Package {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// syft's package type.
+    #[serde(rename = "type")]
+    pub package_type: String,
+    /// Package URL.
+    pub purl: Option<String>,
+    /// License expressions.
+    pub licenses: Vec<String>,
+}
+
+/// Reads syft's `artifacts[]`.
+fn packages(syft_json: &[u8]) -> Result<Vec<Package>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Document {
+        #[serde(default)]
+        artifacts: Vec<Artifact>,
+    }
+    #[derive(Deserialize)]
+    struct Artifact {
+        name: String,
+        #[serde(default)]
+        version: String,
+        #[serde(default, rename = "type")]
+        package_type: String,
+        #[serde(default)]
+        purl: Option<String>,
+        #[serde(default)]
+        licenses: Vec<serde_json::Value>,
+    }
+    let document: Document = serde_json::from_slice(syft_json)?;
+    let mut out: Vec<Package> = document
+        .artifacts
+        .into_iter()
+        .map(|a| Package {
+            name: a.name,
+            version: a.version,
+            package_type: a.package_type,
+            purl: a.purl.filter(|p| !p.is_empty()),
+            // syft writes objects with a `value`; older versions wrote plain strings.
+            licenses: a
+                .licenses
+                .iter()
+                .filter_map(|l| l["value"].as_str().or(l.as_str()).map(str::to_string))
+                .collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    Ok(out)
+}
+
+/// The SBOM view of `reference`.
+pub async fn sbom(
+    client: &Client,
+    reference: &Reference,
+    query: &SbomQuery,
+) -> Result<SbomView, CatalogError> {
+    let repository = &reference.repository;
+    let per_page = query.per_page.unwrap_or(100).clamp(1, 1000);
+    let page = query.page.unwrap_or(1).max(1);
+    let mut platforms = BTreeMap::new();
+    for subject in platform_manifests(client, reference, None).await? {
+        let found = existing(client, repository, &subject.descriptor.digest).await?;
+        let artifact = newest(&found, Format::SyftJson);
+        let mut all = match artifact {
+            Some(artifact) => {
+                let data = layer(client, repository, artifact, SYFT_JSON).await?;
+                packages(&data).map_err(|e| CatalogError::stored(artifact.digest.to_string(), e))?
+            }
+            None => Vec::new(),
+        };
+        all.retain(|p| {
+            query.name.as_deref().is_none_or(|n| p.name.contains(n))
+                && query.package_type.as_deref().is_none_or(|t| p.package_type == t)
+        });
+        let total = all.len();
+        let packages = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        platforms.insert(
+            subject.platform.to_string(),
+            SbomPlatform {
+                digest: subject.descriptor.digest.to_string(),
+                artifact: artifact.map(|a| a.digest.to_string()),
+                total,
+                page,
+                per_page,
+                packages,
+            },
+        );
+    }
+    Ok(SbomView {
+        reference: reference.to_string(),
+        platforms,
+    })
+}

@@ -1,0 +1,160 @@
+//! The tags view: every tag of a repository with its platforms, their `created`, and
+//! vulnerability counts read from referrer annotations alone (no blob fetch).
+
+use std::collections::BTreeMap;
+
+use futures_util::future::try_join_all;
+use serde::Serialize;
+
+use super::artifacts::{existing, newest};
+use super::image::platform_images;
+use super::CatalogError;
+use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
+use crate::catalog::existing::Format;
+use crate::reference::{Reference, RepositoryName, Tag, Target};
+use crate::registry::Client;
+use crate::scan::report::Severity;
+
+/// Every tag of a repository.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagsView {
+    /// The repository.
+    pub repository: String,
+    /// Its tags, sorted.
+    pub tags: Vec<TagEntry>,
+}
+
+/// One tag.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagEntry {
+    /// The tag.
+    pub tag: String,
+    /// What it points at.
+    pub digest: String,
+    /// The media type of that manifest or index.
+    pub media_type: String,
+    /// Whether it moves: another tag extends it (`S` when `S-…` or `S.…` exists).
+    pub floating: bool,
+    /// The earliest `created` across its platforms.
+    pub oldest_created: Option<String>,
+    /// Matches per severity, summed over platforms; `None` when nothing was scanned.
+    pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
+    /// Its platforms.
+    pub platforms: Vec<TagPlatform>,
+}
+
+/// One platform of a tag.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagPlatform {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// The platform manifest's digest.
+    pub digest: String,
+    /// The config's `created`.
+    pub created: Option<String>,
+    /// When the newest Grype artifact was made.
+    pub scanned_at: Option<String>,
+    /// Matches per severity from the newest Grype artifact's annotations.
+    pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
+    /// Which refcat artifacts exist.
+    pub sbom: bool,
+}
+
+/// Per-severity counts from a Grype artifact's annotations.
+pub fn counts_from_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<Severity, usize> {
+    Severity::ALL
+        .iter()
+        .map(|s| {
+            let n = annotations
+                .get(&format!("{VULNERABILITIES_PREFIX}{s}"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            (*s, n)
+        })
+        .collect()
+}
+
+fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
+    let t = tag.as_str();
+    all.iter().any(|other| {
+        let o = other.as_str();
+        o.len() > t.len() + 1 && o.starts_with(t) && matches!(o.as_bytes()[t.len()], b'-' | b'.')
+    })
+}
+
+/// The tags view of `repository` on `client`'s registry.
+pub async fn tags(client: &Client, repository: &RepositoryName) -> Result<TagsView, CatalogError> {
+    let all = client.list_tags(repository, None).await?;
+    let entries = try_join_all(all.iter().map(|tag| async {
+        let reference = Reference {
+            registry: client.registry().to_string(),
+            repository: repository.clone(),
+            target: Target::Tag(tag.clone()),
+        };
+        let top = client.head_manifest(repository, &reference.target).await?;
+        let images = platform_images(client, &reference).await?;
+        let platforms = try_join_all(images.iter().map(|image| async {
+            let found = existing(client, repository, &image.subject.descriptor.digest).await?;
+            let grype = newest(&found, Format::GrypeJson);
+            Ok::<_, CatalogError>(TagPlatform {
+                platform: image.subject.platform.to_string(),
+                digest: image.subject.descriptor.digest.to_string(),
+                created: image.config.created.clone(),
+                scanned_at: grype.and_then(|g| g.annotations.get(CREATED).cloned()),
+                vulnerabilities: grype.map(|g| counts_from_annotations(&g.annotations)),
+                sbom: newest(&found, Format::SyftJson).is_some(),
+            })
+        }))
+        .await?;
+        let vulnerabilities = platforms
+            .iter()
+            .filter_map(|p| p.vulnerabilities.as_ref())
+            .fold(None, |sum: Option<BTreeMap<Severity, usize>>, counts| {
+                let mut sum = sum.unwrap_or_default();
+                for (s, n) in counts {
+                    *sum.entry(*s).or_default() += n;
+                }
+                Some(sum)
+            });
+        let top = top.ok_or_else(|| crate::registry::RegistryError::NotFound {
+            what: format!("{reference}"),
+            code: "MANIFEST_UNKNOWN".into(),
+        })?;
+        Ok::<_, CatalogError>(TagEntry {
+            tag: tag.to_string(),
+            digest: top.digest.to_string(),
+            media_type: top.media_type,
+            floating: is_floating(tag, &all),
+            oldest_created: platforms.iter().filter_map(|p| p.created.clone()).min(),
+            vulnerabilities,
+            platforms,
+        })
+    }))
+    .await?;
+    Ok(TagsView {
+        repository: repository.to_string(),
+        tags: entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_floats_when_another_extends_it() {
+        let all: Vec<Tag> = ["3", "3.19", "3.19.1", "12", "bookworm", "1-rc"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let floats: Vec<&str> = all
+            .iter()
+            .filter(|t| is_floating(t, &all))
+            .map(Tag::as_str)
+            .collect();
+        assert_eq!(floats, ["3", "3.19"]);
+    }
+}

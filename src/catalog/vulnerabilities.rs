@@ -1,0 +1,122 @@
+//! The vulnerabilities view: per-platform matches from the newest Grype artifact, with
+//! refcat's `first_seen`, filtered by severity, with totals.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::artifacts::{existing, layer, newest};
+use super::platforms::platform_manifests;
+use super::CatalogError;
+use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
+use crate::artifact::media_types::{GRYPE_JSON, VULNERABILITY_RECORD};
+use crate::catalog::existing::Format;
+use crate::publish::VulnerabilityRecord;
+use crate::reference::Reference;
+use crate::registry::Client;
+use crate::scan::report::{self, Match, Severity};
+
+/// Filters for the vulnerabilities view.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct VulnerabilityQuery {
+    /// Only matches of this severity.
+    pub severity: Option<Severity>,
+}
+
+/// Matches per platform.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerabilitiesView {
+    /// As asked.
+    pub reference: String,
+    /// By platform.
+    pub platforms: BTreeMap<String, VulnerabilityPlatform>,
+}
+
+/// One platform's matches.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerabilityPlatform {
+    /// The platform manifest's digest.
+    pub digest: String,
+    /// The Grype artifact read; `None` when the platform was not scanned yet.
+    pub artifact: Option<String>,
+    /// When it was made.
+    pub scanned_at: Option<String>,
+    /// When its Grype DB was built.
+    pub db_built: Option<String>,
+    /// All matches per severity, before filtering.
+    pub totals: BTreeMap<Severity, usize>,
+    /// The matches that pass the filter.
+    pub matches: Vec<VulnerabilityEntry>,
+}
+
+/// One match with when refcat first saw it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerabilityEntry {
+    /// grype's match.
+    #[serde(flatten)]
+    pub matched: Match,
+    /// When refcat first saw this vulnerability on this package.
+    pub first_seen: Option<String>,
+}
+
+/// The vulnerabilities view of `reference`.
+pub async fn vulnerabilities(
+    client: &Client,
+    reference: &Reference,
+    query: &VulnerabilityQuery,
+) -> Result<VulnerabilitiesView, CatalogError> {
+    let repository = &reference.repository;
+    let mut platforms = BTreeMap::new();
+    for subject in platform_manifests(client, reference, None).await? {
+        let found = existing(client, repository, &subject.descriptor.digest).await?;
+        let artifact = newest(&found, Format::GrypeJson);
+        let (matches, first_seen) = match artifact {
+            Some(artifact) => {
+                let data = layer(client, repository, artifact, GRYPE_JSON).await?;
+                let matches = report::matches(&data)
+                    .map_err(|e| CatalogError::stored(artifact.digest.to_string(), e))?;
+                let record = layer(client, repository, artifact, VULNERABILITY_RECORD)
+                    .await
+                    .ok()
+                    .and_then(|r| serde_json::from_slice::<VulnerabilityRecord>(&r).ok());
+                let first_seen: BTreeMap<(String, String), String> = record
+                    .map(|r| {
+                        r.vulnerabilities
+                            .into_iter()
+                            .map(|e| ((e.id, e.package), e.first_seen))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (matches, first_seen)
+            }
+            None => (Vec::new(), BTreeMap::new()),
+        };
+        let totals = report::counts(&matches);
+        let entries = matches
+            .into_iter()
+            .filter(|m| query.severity.is_none_or(|s| m.severity == s))
+            .map(|m| VulnerabilityEntry {
+                first_seen: first_seen.get(&(m.id.clone(), m.package.clone())).cloned(),
+                matched: m,
+            })
+            .collect();
+        platforms.insert(
+            subject.platform.to_string(),
+            VulnerabilityPlatform {
+                digest: subject.descriptor.digest.to_string(),
+                artifact: artifact.map(|a| a.digest.to_string()),
+                scanned_at: artifact.and_then(|a| a.annotations.get(CREATED).cloned()),
+                db_built: artifact.and_then(|a| a.annotations.get(GRYPE_DB_BUILT).cloned()),
+                totals,
+                matches: entries,
+            },
+        );
+    }
+    Ok(VulnerabilitiesView {
+        reference: reference.to_string(),
+        platforms,
+    })
+}
