@@ -136,6 +136,25 @@ impl Tag {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this tag holds supporting content rather than an image: a tag-schema
+    /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
+    /// (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    pub fn is_supporting(&self) -> bool {
+        let Some((algorithm, rest)) = self.0.split_once('-') else {
+            return false;
+        };
+        let hex = ["", ".sig", ".att", ".sbom"]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix).filter(|_| !suffix.is_empty()))
+            .unwrap_or(rest);
+        let expected = match algorithm {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => return false,
+        };
+        hex.len() == expected && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
 }
 
 impl fmt::Display for Tag {
@@ -297,6 +316,27 @@ impl FromStr for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supporting_tags_are_told_from_image_tags() {
+        let hex = "a".repeat(64);
+        for t in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+        ] {
+            assert!(t.parse::<Tag>().unwrap().is_supporting(), "{t}");
+        }
+        for t in [
+            "latest",
+            "sha256-abc",
+            "3.19",
+            &format!("sha256-{hex}.txt"),
+            &format!("md5-{hex}"),
+        ] {
+            assert!(!t.parse::<Tag>().unwrap().is_supporting(), "{t}");
+        }
+    }
 
     const D: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 

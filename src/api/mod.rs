@@ -58,7 +58,9 @@ async fn images(
 ) -> Result<Response, Problem> {
     let client = &state.client;
     let response = match routes::parse(&path)? {
-        ImageRoute::Tags(repository) => Json(tags::tags(client, &repository).await?).into_response(),
+        ImageRoute::Tags(repository) => {
+            Json(tags::tags(client, &repository).await?).into_response()
+        }
         ImageRoute::View(view, repository, target) => {
             let reference = routes::reference(client.registry(), repository, target);
             match view {

@@ -61,7 +61,11 @@ impl From<CatalogError> for Problem {
                     | RegistryError::Interrupted { .. },
                 ),
                 _,
-            ) => (StatusCode::SERVICE_UNAVAILABLE, "Registry unavailable", Some(5)),
+            ) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Registry unavailable",
+                Some(5),
+            ),
             _ => (StatusCode::BAD_GATEWAY, "Registry error", None),
         };
         Problem {

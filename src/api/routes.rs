@@ -109,7 +109,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((view, target), (View::Vulnerabilities, Target::Digest(digest)));
+        assert_eq!(
+            (view, target),
+            (View::Vulnerabilities, Target::Digest(digest))
+        );
         assert!(parse("a/unknownview/1").is_err());
         assert!(parse("../x/tags").is_err());
         assert!(parse("UPPER/tags").is_err());

@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 
+use super::existing::{Existing, Format};
 use super::CatalogError;
 use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
 use crate::oci::{Descriptor, ImageManifest, Manifest};
-use super::existing::{Existing, Format};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::Client;
 
@@ -57,7 +57,10 @@ pub async fn layer(
         .iter()
         .find(|l| wanted(&l.media_type))
         .ok_or_else(|| {
-            CatalogError::stored(artifact.digest.to_string(), format!("no {media_type} layer"))
+            CatalogError::stored(
+                artifact.digest.to_string(),
+                format!("no {media_type} layer"),
+            )
         })?;
     let data = client
         .get_blob(repository, &layer.digest, Some(MAX_LAYER_BYTES))

@@ -32,7 +32,10 @@ pub async fn platform_images(
     try_join_all(subjects.into_iter().map(|subject| async move {
         let repository = &reference.repository;
         let manifest = match client
-            .get_manifest(repository, &Target::Digest(subject.descriptor.digest.clone()))
+            .get_manifest(
+                repository,
+                &Target::Digest(subject.descriptor.digest.clone()),
+            )
             .await?
             .manifest
         {

@@ -103,6 +103,12 @@ pub async fn platform_manifests(
             }]
         }
     };
+    if all.is_empty() {
+        return Err(ResolveError::NotAnImage {
+            reference: reference.to_string(),
+            reason: "its index lists no platform image manifests".into(),
+        });
+    }
     let available: Vec<String> = all.iter().map(|m| m.platform.to_string()).collect();
     let chosen: Vec<PlatformManifest> = all
         .into_iter()

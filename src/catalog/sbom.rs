@@ -135,10 +135,17 @@ pub async fn sbom(
         };
         all.retain(|p| {
             query.name.as_deref().is_none_or(|n| p.name.contains(n))
-                && query.package_type.as_deref().is_none_or(|t| p.package_type == t)
+                && query
+                    .package_type
+                    .as_deref()
+                    .is_none_or(|t| p.package_type == t)
         });
         let total = all.len();
-        let packages = all.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        let packages = all
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
         platforms.insert(
             subject.platform.to_string(),
             SbomPlatform {

@@ -64,7 +64,9 @@ pub struct TagPlatform {
 }
 
 /// Per-severity counts from a Grype artifact's annotations.
-pub fn counts_from_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<Severity, usize> {
+pub fn counts_from_annotations(
+    annotations: &BTreeMap<String, String>,
+) -> BTreeMap<Severity, usize> {
     Severity::ALL
         .iter()
         .map(|s| {
@@ -85,9 +87,11 @@ fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
     })
 }
 
-/// The tags view of `repository` on `client`'s registry.
+/// The tags view of `repository` on `client`'s registry. Tags that hold referrers
+/// indexes or signatures are not images and are left out.
 pub async fn tags(client: &Client, repository: &RepositoryName) -> Result<TagsView, CatalogError> {
-    let all = client.list_tags(repository, None).await?;
+    let mut all = client.list_tags(repository, None).await?;
+    all.retain(|t| !t.is_supporting());
     let entries = try_join_all(all.iter().map(|tag| async {
         let reference = Reference {
             registry: client.registry().to_string(),

@@ -81,7 +81,9 @@ impl PublishArgs {
         }
         let client = self.registry.client(&registry)?;
         if let Some(repo) = &self.all_tags {
-            let tags = client.list_tags(&repo.repository, None).await?;
+            let mut tags = client.list_tags(&repo.repository, None).await?;
+            // Referrers indexes and signatures live under tags too; they are not images.
+            tags.retain(|t| !t.is_supporting());
             eprintln!("{} tags in {}/{}", tags.len(), registry, repo.repository);
             references.extend(tags.into_iter().map(|tag| Reference {
                 target: Target::Tag(tag),

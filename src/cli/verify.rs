@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::key_args::load_public_keys;
 use super::{RegistryArgs, EXIT_UNVERIFIED};
+use crate::catalog::existing::{Existing, Format};
 use crate::catalog::platforms::platform_manifests;
 use crate::catalog::signatures::{verify, Verdict};
 use crate::oci::Platform;
-use crate::catalog::existing::{Existing, Format};
 use crate::reference::Reference;
 
 /// Output formats.

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-use crate::catalog::existing::Format;
 use super::record::VulnerabilityRecord;
 use crate::artifact::annotations::{
     CREATED, FORMAT, GRYPE_DB_BUILT, GRYPE_DB_SCHEMA, PACKAGES, PLATFORM, SCANNER, SCANNER_VERSION,
@@ -14,6 +13,7 @@ use crate::artifact::annotations::{
 use crate::artifact::compression::gzip;
 use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECORD};
 use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
+use crate::catalog::existing::Format;
 use crate::catalog::platforms::PlatformManifest;
 use crate::scan::{DbStatus, ScannerVersion};
 

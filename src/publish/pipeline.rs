@@ -8,11 +8,11 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use super::artifacts;
-use crate::catalog::existing::{Existing, Format, Missing};
 use super::record::{RecordInput, VulnerabilityRecord};
 use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::media_types::{OCI_MANIFEST, VULNERABILITY_RECORD};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
+use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest, Platform};

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::counter::{RequestCounter, RequestKind};
+use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
 use super::transport::Request;
-use super::credentials::{Credentials, Secret};
 
 /// How to reach and talk to one registry.
 #[derive(Clone, Debug)]

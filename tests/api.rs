@@ -1,0 +1,243 @@
+//! `refcat serve`'s views against real registries holding the published fixtures: the
+//! values come from the fixtures' own files and from what publish attached.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{push_fixture, refcat_publish, Kind, Registry};
+use refcat::api::{router, AppState};
+use serde_json::Value;
+
+/// The fixtures published on a registry of `kind`, and the API serving it.
+struct Served {
+    registry: Registry,
+    base: String,
+}
+
+async fn serve(kind: Kind) -> Served {
+    let registry = Registry::start(kind);
+    let client = registry.client();
+    let keys = tempfile::tempdir().unwrap();
+    common::write_keys(keys.path());
+    for fixture in ["debian", "alpine", "lang"] {
+        push_fixture(&client, fixture).await;
+    }
+    let mut publish = refcat_publish(keys.path());
+    publish.args(
+        [
+            "fixtures/debian:12",
+            "fixtures/alpine:3.19",
+            "fixtures/app:1.0.0",
+        ]
+        .iter()
+        .map(|r| format!("{}/{r}", registry.host)),
+    );
+    let out = tokio::task::spawn_blocking(move || publish.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(AppState {
+        client: registry.client(),
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Served { registry, base }
+}
+
+impl Served {
+    async fn get(&self, path: &str) -> (u16, String, Value) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = response.bytes().await.unwrap();
+        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, content_type, value)
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, _, value) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {value}");
+        value
+    }
+}
+
+/// The package names in the Debian fixture's dpkg status file.
+fn dpkg_packages() -> BTreeSet<String> {
+    std::fs::read_to_string(common::testdata().join("images/debian/rootfs/var/lib/dpkg/status"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("Package: "))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn views_show_the_fixtures(kind: Kind) {
+    let served = serve(kind).await;
+
+    // Tags of the multi-arch image: both tags, both platforms with their created time,
+    // counts from the Grype artifacts' annotations.
+    let tags = served.ok("/v1/images/fixtures/alpine/tags").await;
+    let entries = tags["tags"].as_array().unwrap();
+    let names: Vec<&str> = entries.iter().map(|t| t["tag"].as_str().unwrap()).collect();
+    assert_eq!(names, ["3.19", "3.19.1"]);
+    assert_eq!(entries[0]["floating"], true, "3.19 is extended by 3.19.1");
+    assert_eq!(entries[1]["floating"], false);
+    for entry in entries {
+        let platforms: Vec<&str> = entry["platforms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+        for p in entry["platforms"].as_array().unwrap() {
+            assert_eq!(p["created"], "2024-01-26T00:00:00Z");
+            assert_eq!(p["sbom"], true);
+            assert!(p["scannedAt"].is_string());
+        }
+        assert_eq!(entry["oldestCreated"], "2024-01-26T00:00:00Z");
+    }
+    // The counts equal the vulnerabilities view's totals, summed over platforms.
+    let vulns = served
+        .ok("/v1/images/fixtures/alpine/vulnerabilities/3.19")
+        .await;
+    for severity in ["critical", "high", "medium", "low", "negligible", "unknown"] {
+        let sum: u64 = vulns["platforms"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p["totals"][severity].as_u64().unwrap())
+            .sum();
+        assert_eq!(entries[0]["vulnerabilities"][severity], sum, "{severity}");
+    }
+    let alpine_ids: BTreeSet<(String, String)> = vulns["platforms"]["linux/arm64/v8"]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["package"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        alpine_ids,
+        [
+            ("CVE-2024-2511", "libcrypto3"),
+            ("CVE-2024-2511", "libssl3")
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+    );
+
+    // Details: the Debian image's config.
+    let details = served.ok("/v1/images/fixtures/debian/details/12").await;
+    let amd64 = &details["platforms"]["linux/amd64"];
+    assert_eq!(amd64["user"], "root");
+    assert_eq!(amd64["cmd"], serde_json::json!(["bash"]));
+    assert_eq!(amd64["created"], "2023-07-22T00:00:00Z");
+    assert_eq!(amd64["labels"]["org.opencontainers.image.title"], "debian");
+    assert_eq!(amd64["layerCount"], 1);
+
+    // SBOM: exactly the packages of the fixture's dpkg status, filterable and paged.
+    let sbom = served
+        .ok("/v1/images/fixtures/debian/sbom/12?per_page=1000")
+        .await;
+    let listed: BTreeSet<String> = sbom["platforms"]["linux/amd64"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, dpkg_packages());
+    let page = served
+        .ok("/v1/images/fixtures/debian/sbom/12?name=lib&per_page=5&page=2")
+        .await;
+    let page = &page["platforms"]["linux/amd64"];
+    assert_eq!(page["packages"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        page["total"].as_u64().unwrap() as usize,
+        dpkg_packages().iter().filter(|p| p.contains("lib")).count()
+    );
+    let python = served
+        .ok("/v1/images/fixtures/app/sbom/1.0.0?type=python")
+        .await;
+    let names: Vec<&str> = python["platforms"]["linux/amd64"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["requests"]);
+
+    // Vulnerabilities: the Debian matches, a severity filter, first_seen.
+    let vulns = served
+        .ok("/v1/images/fixtures/debian/vulnerabilities/12?severity=negligible")
+        .await;
+    let amd64 = &vulns["platforms"]["linux/amd64"];
+    assert_eq!(amd64["totals"]["high"], 6);
+    assert_eq!(amd64["totals"]["negligible"], 1);
+    let matches = amd64["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 1);
+    assert_eq!(matches[0]["id"], "CVE-2005-2541");
+    assert_eq!(matches[0]["package"], "tar");
+    assert!(matches[0]["firstSeen"].is_string());
+    assert_eq!(amd64["dbBuilt"], "2026-11-01T00:00:00Z");
+
+    // Digest-addressed views equal the tag-addressed ones.
+    let digest = details["platforms"]["linux/amd64"]["digest"]
+        .as_str()
+        .unwrap();
+    let by_digest = served
+        .ok(&format!(
+            "/v1/images/fixtures/debian/releases/{digest}/details"
+        ))
+        .await;
+    assert_eq!(by_digest["platforms"], details["platforms"]);
+
+    // Errors are problem+json: 404 unknown, 400 bad input, never a 500.
+    for (path, status) in [
+        ("/v1/images/fixtures/nope/tags", 404),
+        ("/v1/images/fixtures/debian/details/13", 404),
+        ("/v1/images/fixtures/debian/releases/sha256:0000000000000000000000000000000000000000000000000000000000000000/sbom", 404),
+        ("/v1/images/Fixtures/debian/tags", 400),
+        ("/v1/images/fixtures//debian/tags", 400),
+        ("/v1/images/fixtures/debian/sbom/bad:tag", 400),
+        ("/v1/images/fixtures/debian/sbom/12?page=x", 400),
+        ("/v1/images/fixtures/debian/vulnerabilities/12?severity=bad", 400),
+        ("/v1/images/fixtures/debian/releases/sha256:short/sbom", 400),
+        ("/v1/images/fixtures/debian/nothing/12", 404),
+        ("/v1/nothing", 404),
+    ] {
+        let (got, content_type, body) = served.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(content_type, "application/problem+json", "{path}");
+        assert_eq!(body["status"], status, "{path}");
+        assert!(body["detail"].is_string(), "{path}");
+    }
+    assert_eq!(served.get("/healthz").await.0, 200);
+    assert_eq!(served.get("/readyz").await.0, 200);
+    drop(served.registry);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_show_the_fixtures_with_the_referrers_api() {
+    views_show_the_fixtures(Kind::ReferrersApi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_show_the_fixtures_on_distribution() {
+    views_show_the_fixtures(Kind::Distribution).await;
+}
