@@ -43,9 +43,7 @@ async fn serve(kind: Kind) -> Served {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState {
-        client: registry.client(),
-    });
+    let app = router(AppState::new(registry.client()));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Served { registry, base }
 }
@@ -240,4 +238,102 @@ async fn views_show_the_fixtures_with_the_referrers_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_show_the_fixtures_on_distribution() {
     views_show_the_fixtures(Kind::Distribution).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
+    let served = serve(Kind::Distribution).await;
+    let http = reqwest::Client::new();
+
+    // 64 concurrent requests for a cold view cost what one request costs.
+    let cold = |client: refcat::registry::Client| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(AppState::new(client));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    };
+    let single = served.registry.client();
+    let base = cold(single.clone()).await;
+    let path = "/v1/images/fixtures/alpine/tags";
+    assert_eq!(
+        http.get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let one: u64 = single.counter().snapshot().values().sum();
+    let shared = served.registry.client();
+    let base = cold(shared.clone()).await;
+    let requests = (0..64).map(|_| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let many: u64 = shared.counter().snapshot().values().sum();
+    assert!(one > 0);
+    assert_eq!(many, one, "64 concurrent requests walked the registry once");
+
+    // ETag and If-None-Match; Cache-Control by how long a view can stay the same.
+    let url = format!("{}{path}", served.base);
+    let first = http.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(first.headers()["cache-control"], "public, max-age=30");
+    let again = http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    let stale = http
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+
+    let details = served.ok("/v1/images/fixtures/debian/details/12").await;
+    let digest = details["platforms"]["linux/amd64"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (view, immutable) in [
+        ("details", true),
+        ("sbom", true),
+        ("vulnerabilities", false),
+    ] {
+        let response = http
+            .get(format!(
+                "{}/v1/images/fixtures/debian/releases/{digest}/{view}",
+                served.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let cache_control = response.headers()["cache-control"].to_str().unwrap();
+        assert_eq!(
+            cache_control.contains("immutable"),
+            immutable,
+            "{view}: {cache_control}"
+        );
+    }
+
+    // Compression when asked for.
+    let gz = http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
 }

@@ -1,21 +1,25 @@
 //! The stateless read API: axum routes over the [`crate::catalog`] views. Nothing here
 //! talks to the registry except through `catalog`; errors are problem+json.
 
+mod cache;
 mod problem;
 pub mod routes;
 
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 
+use cache::Rendered;
+pub use cache::{CacheConfig, ViewCache};
 pub use problem::Problem;
 use routes::{ImageRoute, View};
 
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{details, sbom, tags, vulnerabilities};
+use crate::reference::Target;
 use crate::registry::Client;
 
 /// What every handler shares.
@@ -23,6 +27,18 @@ use crate::registry::Client;
 pub struct AppState {
     /// The registry the catalog is read from.
     pub client: Client,
+    /// Rendered views.
+    pub cache: ViewCache,
+}
+
+impl AppState {
+    /// State for `client` with default caching.
+    pub fn new(client: Client) -> Self {
+        AppState {
+            client,
+            cache: ViewCache::new(CacheConfig::default()),
+        }
+    }
 }
 
 /// The API's routes.
@@ -32,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/v1/images/{*path}", get(images))
         .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
@@ -54,28 +71,75 @@ fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Probl
 async fn images(
     State(state): State<AppState>,
     Path(path): Path<String>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, Problem> {
-    let client = &state.client;
-    let response = match routes::parse(&path)? {
-        ImageRoute::Tags(repository) => {
-            Json(tags::tags(client, &repository).await?).into_response()
-        }
+    let route = routes::parse(&path)?;
+    // A digest's config and SBOM never change; its vulnerabilities do, with each new
+    // Grype DB.
+    let immutable = matches!(
+        &route,
+        ImageRoute::View(View::Details | View::Sbom, _, Target::Digest(_))
+    );
+    let key = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let rendered = state
+        .cache
+        .get(key, immutable, render(state.client.clone(), route, uri))
+        .await?;
+    let cache_control = if immutable {
+        "public, max-age=31536000, immutable".to_string()
+    } else {
+        format!("public, max-age={}", state.cache.ttl.as_secs())
+    };
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == "*" || t == rendered.etag)
+        });
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            rendered.body.clone(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&rendered.etag).expect("hex etags are valid headers"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cache_control).expect("ascii"),
+    );
+    Ok(response)
+}
+
+async fn render(client: Client, route: ImageRoute, uri: Uri) -> Result<Rendered, Problem> {
+    let client = &client;
+    Ok(match route {
+        ImageRoute::Tags(repository) => Rendered::json(&tags::tags(client, &repository).await?),
         ImageRoute::View(view, repository, target) => {
             let reference = routes::reference(client.registry(), repository, target);
             match view {
-                View::Details => Json(details::details(client, &reference).await?).into_response(),
+                View::Details => Rendered::json(&details::details(client, &reference).await?),
                 View::Sbom => {
                     let q: SbomQuery = query(&uri)?;
-                    Json(sbom::sbom(client, &reference, &q).await?).into_response()
+                    Rendered::json(&sbom::sbom(client, &reference, &q).await?)
                 }
                 View::Vulnerabilities => {
                     let q: VulnerabilityQuery = query(&uri)?;
-                    Json(vulnerabilities::vulnerabilities(client, &reference, &q).await?)
-                        .into_response()
+                    Rendered::json(&vulnerabilities::vulnerabilities(client, &reference, &q).await?)
                 }
             }
         }
-    };
-    Ok(response)
+    })
 }

@@ -9,7 +9,7 @@ use crate::catalog::CatalogError;
 use crate::registry::RegistryError;
 
 /// An error answer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Problem {
     status: StatusCode,
     title: &'static str,

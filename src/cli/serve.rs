@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::RegistryArgs;
-use crate::api::{router, AppState};
+use crate::api::{router, AppState, CacheConfig, ViewCache};
 use crate::reference::parse_registry;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
@@ -22,6 +22,23 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
+    /// Seconds a tag-addressed view or listing is served from cache before the
+    /// registry is asked again (digest-addressed views never change and are kept).
+    #[arg(
+        long,
+        default_value_t = 30,
+        env = "REFCAT_CACHE_TTL",
+        value_name = "SECONDS"
+    )]
+    pub cache_ttl: u64,
+    /// MiB of rendered views kept in memory, per cache (tag- and digest-addressed).
+    #[arg(
+        long,
+        default_value_t = 256,
+        env = "REFCAT_CACHE_MIB",
+        value_name = "MIB"
+    )]
+    pub cache_mib: u64,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
@@ -38,7 +55,14 @@ impl ServeArgs {
             "refcat: serving the catalog of {registry} on http://{}",
             listener.local_addr()?
         );
-        axum::serve(listener, router(AppState { client }))
+        let state = AppState {
+            client,
+            cache: ViewCache::new(CacheConfig {
+                ttl: std::time::Duration::from_secs(self.cache_ttl),
+                max_bytes: self.cache_mib * 1024 * 1024,
+            }),
+        };
+        axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown())
             .await
             .context("the HTTP server failed")?;

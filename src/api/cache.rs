@@ -1,0 +1,113 @@
+//! Rendered views, cached: digest-addressed views forever (bounded by bytes), the rest
+//! for a short TTL. Concurrent requests for the same cold view share one registry walk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use moka::future::Cache;
+use sha2::{Digest as _, Sha256};
+
+use super::Problem;
+
+/// A rendered 200 response.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The JSON body.
+    pub body: Bytes,
+    /// Its strong ETag, quoted.
+    pub etag: String,
+}
+
+impl Rendered {
+    /// Renders `value` as JSON with an ETag over the bytes.
+    pub fn json(value: &impl serde::Serialize) -> Rendered {
+        let body = Bytes::from(serde_json::to_vec(value).expect("views serialize"));
+        let hash = Sha256::digest(&body);
+        let etag = format!(
+            "\"{}\"",
+            hash.iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Rendered { body, etag }
+    }
+}
+
+/// How long views that can change are kept, and how many bytes are kept in all.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheConfig {
+    /// TTL of tag-addressed views and listings.
+    pub ttl: Duration,
+    /// Bytes of rendered views kept per cache.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(30),
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The two caches.
+#[derive(Clone)]
+pub struct ViewCache {
+    live: Cache<String, Arc<Rendered>>,
+    immutable: Cache<String, Arc<Rendered>>,
+    /// The TTL, for Cache-Control.
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for ViewCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A view's weight: its key and body bytes.
+fn weigh(key: &str, value: &Rendered) -> u32 {
+    u32::try_from(key.len() + value.body.len()).unwrap_or(u32::MAX)
+}
+
+impl ViewCache {
+    /// Caches per `config`.
+    pub fn new(config: CacheConfig) -> Self {
+        ViewCache {
+            live: Cache::builder()
+                .max_capacity(config.max_bytes)
+                .weigher(|k: &String, v: &Arc<Rendered>| weigh(k, v))
+                .time_to_live(config.ttl)
+                .build(),
+            immutable: Cache::builder()
+                .max_capacity(config.max_bytes)
+                .weigher(|k: &String, v: &Arc<Rendered>| weigh(k, v))
+                .build(),
+            ttl: config.ttl,
+        }
+    }
+
+    /// The view under `key`, rendered by `render` once however many ask at the same
+    /// time. Errors are not cached.
+    pub async fn get(
+        &self,
+        key: String,
+        immutable: bool,
+        render: impl std::future::Future<Output = Result<Rendered, Problem>>,
+    ) -> Result<Arc<Rendered>, Problem> {
+        let cache = if immutable {
+            &self.immutable
+        } else {
+            &self.live
+        };
+        cache
+            .try_get_with(key, async { render.await.map(Arc::new) })
+            .await
+            .map_err(|shared: Arc<Problem>| shared.as_ref().clone())
+    }
+}
