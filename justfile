@@ -119,7 +119,7 @@ bench what="publish" runs="3": tools
     echo "report: target/bench/{{what}}.md"
 
 # Start a registry, push the sample images, publish signed SBOM and scan referrers, and print what to try (Ctrl-C stops it).
-demo port="5000": tools
+demo port="5000" api="8080": tools
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --quiet --bin refcat --example push_fixtures
@@ -161,5 +161,15 @@ demo port="5000": tools
     echo "  curl -s http://$host/v2/_catalog"
     echo "(the demo key's password is COSIGN_PASSWORD=refcat-demo)"
     echo
+    target/debug/refcat serve "$host" --listen "127.0.0.1:{{api}}" 2>> "$data/api.log" &
+    api_pid=$!
+    trap 'kill $pid $api_pid 2>/dev/null; rm -rf "$data"' EXIT
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && break; sleep 0.1; done
+    echo "== the catalog API on http://127.0.0.1:{{api}}"
+    echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/alpine/tags"
+    echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/debian/details/12"
+    echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/sbom/12?name=lib'"
+    echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/vulnerabilities/12?severity=high'"
+    echo
     echo "Serving until Ctrl-C."
-    wait $pid
+    wait $pid $api_pid
