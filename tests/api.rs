@@ -205,6 +205,70 @@ async fn views_show_the_fixtures(kind: Kind) {
         .await;
     assert_eq!(by_digest["platforms"], details["platforms"]);
 
+    // The directory, an overview, and the catalog-wide aggregate.
+    let directory = served.ok("/v1/images").await;
+    assert_eq!(directory["total"], 3);
+    let images = directory["images"].as_array().unwrap();
+    let by_name = |name: &str| images.iter().find(|i| i["name"] == name).unwrap().clone();
+    let alpine = by_name("fixtures/alpine");
+    assert_eq!(
+        alpine["defaultTag"], "3.19",
+        "the floating tag of the newest release"
+    );
+    assert_eq!(
+        alpine["architectures"],
+        serde_json::json!(["amd64", "arm64"])
+    );
+    assert_eq!(
+        alpine["tagCount"], 2,
+        "referrers and signature tags are not counted"
+    );
+    let debian = by_name("fixtures/debian");
+    assert_eq!(debian["title"], "debian");
+    assert_eq!(debian["licenses"], "GPL-2.0-or-later");
+    assert_eq!(
+        debian["source"],
+        "https://salsa.debian.org/debian/base-files"
+    );
+    assert_eq!(debian["vulnerabilities"]["high"], 6);
+    assert_eq!(debian["oldestCreated"], "2023-07-22T00:00:00Z");
+    let overview = served.ok("/v1/images/fixtures/debian").await;
+    assert_eq!(overview["title"], "debian");
+    assert_eq!(overview["defaultTag"], debian["defaultTag"]);
+    let page = served.ok("/v1/images?per_page=2&page=2").await;
+    assert_eq!(page["images"].as_array().unwrap().len(), 1);
+
+    let aggregate = served.ok("/v1/vulnerabilities").await;
+    let entries = aggregate["vulnerabilities"].as_array().unwrap();
+    let ids: BTreeSet<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "CVE-2005-2541",
+            "CVE-2023-38545",
+            "CVE-2023-4911",
+            "CVE-2023-5363",
+            "CVE-2024-2511",
+            "GHSA-35jh-r3h4-6jhm",
+            "GHSA-j8r2-6x86-q33q",
+            "GHSA-xvch-5gv4-984h",
+        ]
+        .into_iter()
+        .collect()
+    );
+    let total: u64 = aggregate["totals"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(total as usize, entries.len());
+    let openssl = entries.iter().find(|e| e["id"] == "CVE-2024-2511").unwrap();
+    assert_eq!(
+        openssl["affected"],
+        serde_json::json!({ "fixtures/alpine": ["3.19"] })
+    );
+
     // Errors are problem+json: 404 unknown, 400 bad input, never a 500.
     for (path, status) in [
         ("/v1/images/fixtures/nope/tags", 404),

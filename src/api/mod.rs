@@ -16,6 +16,7 @@ pub use cache::{CacheConfig, ViewCache};
 pub use problem::Problem;
 use routes::{ImageRoute, View};
 
+use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{details, sbom, tags, vulnerabilities};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub client: Client,
     /// Rendered views.
     pub cache: ViewCache,
+    /// The tag that summarises a repository when it has it (else the newest).
+    pub default_tag: Option<String>,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         AppState {
             client,
             cache: ViewCache::new(CacheConfig::default()),
+            default_tag: None,
         }
     }
 }
@@ -46,7 +50,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
+        .route("/v1/vulnerabilities", get(aggregate_view))
         .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
@@ -68,32 +74,8 @@ fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Probl
     }
 }
 
-async fn images(
-    State(state): State<AppState>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, Problem> {
-    let route = routes::parse(&path)?;
-    // A digest's config and SBOM never change; its vulnerabilities do, with each new
-    // Grype DB.
-    let immutable = matches!(
-        &route,
-        ImageRoute::View(View::Details | View::Sbom, _, Target::Digest(_))
-    );
-    let key = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let rendered = state
-        .cache
-        .get(key, immutable, render(state.client.clone(), route, uri))
-        .await?;
-    let cache_control = if immutable {
-        "public, max-age=31536000, immutable".to_string()
-    } else {
-        format!("public, max-age={}", state.cache.ttl.as_secs())
-    };
+/// Sends a cached view with its ETag and Cache-Control, or 304 when the client has it.
+fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Response {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -118,14 +100,82 @@ async fn images(
     );
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_str(&cache_control).expect("ascii"),
+        HeaderValue::from_str(cache_control).expect("ascii"),
     );
-    Ok(response)
+    response
 }
 
-async fn render(client: Client, route: ImageRoute, uri: Uri) -> Result<Rendered, Problem> {
-    let client = &client;
+fn live(state: &AppState) -> String {
+    format!("public, max-age={}", state.cache.ttl.as_secs())
+}
+
+async fn directory_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    let q: DirectoryQuery = query(&uri)?;
+    let key = uri.to_string();
+    let rendered = state
+        .cache
+        .get(key, false, async {
+            let view =
+                directory::directory(&state.client, &q, state.default_tag.as_deref()).await?;
+            Ok(Rendered::json(&view))
+        })
+        .await?;
+    Ok(respond(&rendered, &headers, &live(&state)))
+}
+
+async fn aggregate_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let rendered = state
+        .cache
+        .get("/v1/vulnerabilities".into(), false, async {
+            let view = directory::aggregate(&state.client, state.default_tag.as_deref()).await?;
+            Ok(Rendered::json(&view))
+        })
+        .await?;
+    Ok(respond(&rendered, &headers, &live(&state)))
+}
+
+async fn images(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, Problem> {
+    let route = routes::parse(&path)?;
+    // A digest's config and SBOM never change; its vulnerabilities do, with each new
+    // Grype DB.
+    let immutable = matches!(
+        &route,
+        ImageRoute::View(View::Details | View::Sbom, _, Target::Digest(_))
+    );
+    let key = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let rendered = state
+        .cache
+        .get(key, immutable, render(state.clone(), route, uri))
+        .await?;
+    let cache_control = if immutable {
+        "public, max-age=31536000, immutable".to_string()
+    } else {
+        live(&state)
+    };
+    Ok(respond(&rendered, &headers, &cache_control))
+}
+
+async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered, Problem> {
+    let client = &state.client;
     Ok(match route {
+        ImageRoute::Overview(repository) => Rendered::json(
+            &directory::summary(client, &repository, state.default_tag.as_deref()).await?,
+        ),
         ImageRoute::Tags(repository) => Rendered::json(&tags::tags(client, &repository).await?),
         ImageRoute::View(view, repository, target) => {
             let reference = routes::reference(client.registry(), repository, target);

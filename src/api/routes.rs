@@ -3,6 +3,7 @@
 //!
 //! | path | view |
 //! |---|---|
+//! | `/v1/images/{name}` | overview (when no view below matches) |
 //! | `/v1/images/{name}/tags` | tags |
 //! | `/v1/images/{name}/details/{tag}` | per-platform config |
 //! | `/v1/images/{name}/sbom/{tag}` | packages |
@@ -19,6 +20,8 @@ use super::problem::Problem;
 /// What a path under `/v1/images/` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageRoute {
+    /// One repository's overview.
+    Overview(RepositoryName),
     /// The tags of a repository.
     Tags(RepositoryName),
     /// A per-reference view.
@@ -76,7 +79,12 @@ pub fn parse(path: &str) -> Result<ImageRoute, Problem> {
             return Ok(ImageRoute::View(view, name, Target::Tag(tag)));
         }
     }
-    Err(unknown())
+    if segments.iter().any(|s| s.is_empty()) || n == 0 {
+        return Err(unknown());
+    }
+    Ok(ImageRoute::Overview(repository(
+        path.trim_end_matches('/'),
+    )?))
 }
 
 /// A reference on `registry`.
@@ -113,7 +121,10 @@ mod tests {
             (view, target),
             (View::Vulnerabilities, Target::Digest(digest))
         );
-        assert!(parse("a/unknownview/1").is_err());
+        assert_eq!(
+            parse("a/unknownview/1").unwrap(),
+            ImageRoute::Overview("a/unknownview/1".parse().unwrap())
+        );
         assert!(parse("../x/tags").is_err());
         assert!(parse("UPPER/tags").is_err());
         assert!(parse("a/details/bad:tag").is_err());

@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod details;
+pub mod directory;
 mod error;
 pub mod existing;
 pub mod image;

@@ -12,7 +12,7 @@ use crate::reference::parse_registry;
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).
 ///
-/// Routes: /v1/images/{name}/tags, /v1/images/{name}/details/{tag},
+/// Routes: /v1/images, /v1/images/{name}, /v1/vulnerabilities, /v1/images/{name}/tags, /v1/images/{name}/details/{tag},
 /// /v1/images/{name}/sbom/{tag}, /v1/images/{name}/vulnerabilities/{tag},
 /// /v1/images/{name}/releases/{digest}/details|sbom|vulnerabilities, /healthz, /readyz.
 #[derive(Debug, Args)]
@@ -39,6 +39,10 @@ pub struct ServeArgs {
         value_name = "MIB"
     )]
     pub cache_mib: u64,
+    /// The tag that summarises a repository in the directory when it has it
+    /// (default: the newest by created).
+    #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
+    pub default_tag: Option<String>,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
@@ -61,6 +65,7 @@ impl ServeArgs {
                 ttl: std::time::Duration::from_secs(self.cache_ttl),
                 max_bytes: self.cache_mib * 1024 * 1024,
             }),
+            default_tag: self.default_tag,
         };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown())

@@ -1,0 +1,243 @@
+//! The directory of repositories, one repository's overview, and the catalog-wide
+//! vulnerability aggregate, all built from the tags view of each repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{stream, StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::details::details;
+use super::tags::{tags, TagEntry, TagsView};
+use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
+use super::CatalogError;
+use crate::reference::{Reference, RepositoryName, Target};
+use crate::registry::Client;
+use crate::scan::report::Severity;
+
+/// Repositories walked at once.
+const CONCURRENCY: usize = 8;
+
+/// Paging for the directory.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DirectoryQuery {
+    /// 1-based page.
+    pub page: Option<usize>,
+    /// Repositories per page (default 50, at most 500).
+    pub per_page: Option<usize>,
+}
+
+/// Every repository, summarised.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Directory {
+    /// Repositories in the registry.
+    pub total: usize,
+    /// This page.
+    pub page: usize,
+    /// Page size.
+    pub per_page: usize,
+    /// The summaries on this page.
+    pub images: Vec<ImageSummary>,
+}
+
+/// One repository at a glance, from its default tag.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSummary {
+    /// The repository.
+    pub name: String,
+    /// `org.opencontainers.image.title`.
+    pub title: Option<String>,
+    /// `org.opencontainers.image.description`.
+    pub description: Option<String>,
+    /// `org.opencontainers.image.source`.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.licenses`.
+    pub licenses: Option<String>,
+    /// The tag the summary describes.
+    pub default_tag: Option<String>,
+    /// Its architectures.
+    pub architectures: Vec<String>,
+    /// Its earliest `created`.
+    pub oldest_created: Option<String>,
+    /// Its matches per severity, summed over platforms.
+    pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
+    /// How many tags the repository has.
+    pub tag_count: usize,
+}
+
+/// The default tag: `preferred` when the repository has it, else the newest by
+/// `created` (a floating tag before the immutable tags it stands for).
+pub fn default_tag<'a>(view: &'a TagsView, preferred: Option<&str>) -> Option<&'a TagEntry> {
+    preferred
+        .and_then(|p| view.tags.iter().find(|t| t.tag == p))
+        .or_else(|| {
+            view.tags.iter().max_by(|a, b| {
+                (&a.oldest_created, a.floating).cmp(&(&b.oldest_created, b.floating))
+            })
+        })
+}
+
+/// The summary of `repository`.
+pub async fn summary(
+    client: &Client,
+    repository: &RepositoryName,
+    preferred: Option<&str>,
+) -> Result<ImageSummary, CatalogError> {
+    let view = tags(client, repository).await?;
+    let default = default_tag(&view, preferred);
+    let labels = match default {
+        Some(entry) => {
+            let reference = Reference {
+                registry: client.registry().to_string(),
+                repository: repository.clone(),
+                target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
+            };
+            details(client, &reference)
+                .await?
+                .platforms
+                .into_values()
+                .next()
+                .map(|p| p.labels)
+                .unwrap_or_default()
+        }
+        None => BTreeMap::new(),
+    };
+    let label = |key: &str| {
+        labels
+            .get(&format!("org.opencontainers.image.{key}"))
+            .cloned()
+    };
+    Ok(ImageSummary {
+        name: repository.to_string(),
+        title: label("title"),
+        description: label("description"),
+        source: label("source"),
+        licenses: label("licenses"),
+        default_tag: default.map(|t| t.tag.clone()),
+        architectures: default
+            .map(|t| {
+                t.platforms
+                    .iter()
+                    .map(|p| p.platform.split('/').nth(1).unwrap_or_default().to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        oldest_created: default.and_then(|t| t.oldest_created.clone()),
+        vulnerabilities: default.and_then(|t| t.vulnerabilities.clone()),
+        tag_count: view.tags.len(),
+    })
+}
+
+/// The directory page asked for.
+pub async fn directory(
+    client: &Client,
+    query: &DirectoryQuery,
+    preferred: Option<&str>,
+) -> Result<Directory, CatalogError> {
+    let repositories = client.list_repositories().await?;
+    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
+    let page = query.page.unwrap_or(1).max(1);
+    let chosen: Vec<RepositoryName> = repositories
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    let images = stream::iter(chosen)
+        .map(|repository| async move { summary(client, &repository, preferred).await })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(Directory {
+        total: repositories.len(),
+        page,
+        per_page,
+        images,
+    })
+}
+
+/// The catalog-wide aggregate over every repository's default and floating tags.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregate {
+    /// Distinct vulnerabilities per severity.
+    pub totals: BTreeMap<Severity, usize>,
+    /// Per vulnerability id, most severe first.
+    pub vulnerabilities: Vec<AggregateEntry>,
+}
+
+/// One vulnerability across the catalog.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateEntry {
+    /// Vulnerability id.
+    pub id: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Affected repositories and the tags where it shows.
+    pub affected: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The aggregate.
+pub async fn aggregate(
+    client: &Client,
+    preferred: Option<&str>,
+) -> Result<Aggregate, CatalogError> {
+    let repositories = client.list_repositories().await?;
+    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(repositories)
+        .map(|repository| async move {
+            let view = tags(client, &repository).await?;
+            let default = default_tag(&view, preferred).map(|t| t.tag.clone());
+            let mut hits = Vec::new();
+            for entry in view
+                .tags
+                .iter()
+                .filter(|t| t.floating || Some(&t.tag) == default.as_ref())
+            {
+                let reference = Reference {
+                    registry: client.registry().to_string(),
+                    repository: repository.clone(),
+                    target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
+                };
+                let found =
+                    vulnerabilities(client, &reference, &VulnerabilityQuery::default()).await?;
+                for platform in found.platforms.into_values() {
+                    for m in platform.matches {
+                        hits.push((
+                            m.matched.id,
+                            repository.to_string(),
+                            m.matched.severity,
+                            entry.tag.clone(),
+                        ));
+                    }
+                }
+            }
+            Ok::<_, CatalogError>(hits)
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
+    for (id, repository, severity, tag) in per_repository.into_iter().flatten() {
+        let entry = by_id.entry(id.clone()).or_insert_with(|| AggregateEntry {
+            id,
+            severity,
+            affected: BTreeMap::new(),
+        });
+        entry.severity = entry.severity.min(severity);
+        entry.affected.entry(repository).or_default().insert(tag);
+    }
+    let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
+    vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
+    let mut totals: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    for v in &vulnerabilities {
+        *totals.entry(v.severity).or_default() += 1;
+    }
+    Ok(Aggregate {
+        totals,
+        vulnerabilities,
+    })
+}
