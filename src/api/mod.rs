@@ -2,6 +2,7 @@
 //! talks to the registry except through `catalog`; errors are problem+json.
 
 mod cache;
+pub mod openapi;
 mod problem;
 pub mod routes;
 
@@ -53,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
         .route("/v1/vulnerabilities", get(aggregate_view))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/v1/docs")
+                .url("/v1/openapi.json", openapi::document()),
+        )
         .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)

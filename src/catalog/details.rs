@@ -10,7 +10,7 @@ use crate::reference::Reference;
 use crate::registry::Client;
 
 /// Per-platform configuration of one tag or digest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailsView {
     /// `registry/repository:tag` or `@digest`, as asked.
@@ -20,7 +20,7 @@ pub struct DetailsView {
 }
 
 /// One platform's configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformDetails {
     /// The platform manifest's digest.

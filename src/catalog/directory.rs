@@ -18,7 +18,8 @@ use crate::scan::report::Severity;
 const CONCURRENCY: usize = 8;
 
 /// Paging for the directory.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     /// 1-based page.
     pub page: Option<usize>,
@@ -27,7 +28,7 @@ pub struct DirectoryQuery {
 }
 
 /// Every repository, summarised.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Directory {
     /// Repositories in the registry.
@@ -41,7 +42,7 @@ pub struct Directory {
 }
 
 /// One repository at a glance, from its default tag.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageSummary {
     /// The repository.
@@ -160,7 +161,7 @@ pub async fn directory(
 }
 
 /// The catalog-wide aggregate over every repository's default and floating tags.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Aggregate {
     /// Distinct vulnerabilities per severity.
@@ -170,7 +171,7 @@ pub struct Aggregate {
 }
 
 /// One vulnerability across the catalog.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateEntry {
     /// Vulnerability id.

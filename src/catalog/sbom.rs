@@ -14,7 +14,8 @@ use crate::reference::Reference;
 use crate::registry::Client;
 
 /// Filters and paging for the SBOM view.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "snake_case")]
 pub struct SbomQuery {
     /// Only packages whose name contains this.
@@ -29,7 +30,7 @@ pub struct SbomQuery {
 }
 
 /// Packages per platform.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SbomView {
     /// As asked.
@@ -39,7 +40,7 @@ pub struct SbomView {
 }
 
 /// One platform's packages.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SbomPlatform {
     /// The platform manifest's digest.
@@ -57,7 +58,7 @@ pub struct SbomPlatform {
 }
 
 /// One package.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Package {
     /// Name.

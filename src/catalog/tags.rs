@@ -16,7 +16,7 @@ use crate::registry::Client;
 use crate::scan::report::Severity;
 
 /// Every tag of a repository.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagsView {
     /// The repository.
@@ -26,7 +26,7 @@ pub struct TagsView {
 }
 
 /// One tag.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagEntry {
     /// The tag.
@@ -46,7 +46,7 @@ pub struct TagEntry {
 }
 
 /// One platform of a tag.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagPlatform {
     /// `os/arch[/variant]`.
@@ -59,7 +59,7 @@ pub struct TagPlatform {
     pub scanned_at: Option<String>,
     /// Matches per severity from the newest Grype artifact's annotations.
     pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
-    /// Which refcat artifacts exist.
+    /// Whether a Syft JSON artifact exists.
     pub sbom: bool,
 }
 

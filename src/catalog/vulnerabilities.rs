@@ -17,14 +17,15 @@ use crate::registry::Client;
 use crate::scan::report::{self, Match, Severity};
 
 /// Filters for the vulnerabilities view.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VulnerabilityQuery {
     /// Only matches of this severity.
     pub severity: Option<Severity>,
 }
 
 /// Matches per platform.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VulnerabilitiesView {
     /// As asked.
@@ -34,7 +35,7 @@ pub struct VulnerabilitiesView {
 }
 
 /// One platform's matches.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VulnerabilityPlatform {
     /// The platform manifest's digest.
@@ -52,7 +53,7 @@ pub struct VulnerabilityPlatform {
 }
 
 /// One match with when refcat first saw it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VulnerabilityEntry {
     /// grype's match.

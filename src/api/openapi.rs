@@ -1,0 +1,140 @@
+//! The OpenAPI 3.1 document, generated from the view types and these route
+//! declarations. The handlers route by a wildcard (names contain `/`); these functions
+//! exist only to describe each logical route.
+#![allow(dead_code)]
+
+use utoipa::OpenApi;
+
+use crate::catalog::details::{DetailsView, PlatformDetails};
+use crate::catalog::directory::{
+    Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageSummary,
+};
+use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
+use crate::catalog::tags::{TagEntry, TagPlatform, TagsView};
+use crate::catalog::vulnerabilities::{
+    VulnerabilitiesView, VulnerabilityEntry, VulnerabilityPlatform, VulnerabilityQuery,
+};
+use crate::scan::report::{Match, Severity};
+
+/// An RFC 9457 problem.
+#[derive(utoipa::ToSchema)]
+pub struct ProblemDoc {
+    /// Always `about:blank`.
+    r#type: String,
+    /// A short summary.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong.
+    detail: String,
+}
+
+/// The whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "refcat catalog",
+        description = "A container catalog read live from an OCI registry: tags, configs, and the signed SBOM and vulnerability referrers refcat publish attached. `{name}` is a repository path and may contain `/`."
+    ),
+    paths(
+        directory, overview, tags, details, sbom, vulnerabilities, release_details,
+        release_sbom, release_vulnerabilities, aggregate, healthz, readyz
+    ),
+    components(schemas(
+        Directory, ImageSummary, Aggregate, AggregateEntry, TagsView, TagEntry, TagPlatform,
+        DetailsView, PlatformDetails, SbomView, SbomPlatform, Package, VulnerabilitiesView,
+        VulnerabilityPlatform, VulnerabilityEntry, Match, Severity, ProblemDoc
+    ))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[utoipa::path(get, path = "/v1/images", params(DirectoryQuery), responses(
+    (status = 200, body = Directory), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn directory() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}", params(("name" = String, Path, description = "Repository path")), responses(
+    (status = 200, body = ImageSummary), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn overview() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path")), responses(
+    (status = 200, body = TagsView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn tags() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/details/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path)), responses(
+    (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn details() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/sbom/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path), SbomQuery), responses(
+    (status = 200, body = SbomView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn sbom() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/vulnerabilities/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path), VulnerabilityQuery), responses(
+    (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn vulnerabilities() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/details", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest")), responses(
+    (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn release_details() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/sbom", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest"), SbomQuery), responses(
+    (status = 200, body = SbomView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn release_sbom() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/vulnerabilities", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest"), VulnerabilityQuery), responses(
+    (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
+    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn release_vulnerabilities() {}
+
+#[utoipa::path(get, path = "/v1/vulnerabilities", responses(
+    (status = 200, body = Aggregate), (status = 304, description = "Not modified"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn aggregate() {}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
+fn healthz() {}
+
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "The registry answers", body = String, content_type = "text/plain"),
+    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
+    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+fn readyz() {}
