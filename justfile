@@ -17,6 +17,8 @@ cosign_version := "v3.1.2"
 # syft v1.51.0 is pinned for both the syft CLI and grype's build (see `tools`).
 grype_version := "v0.116.0"
 syft_version := "v1.51.0"
+# From PyPI, into a virtualenv in the tools cache: checks the API against its OpenAPI document.
+schemathesis_version := "4.32.5"
 
 default:
     @just --list
@@ -66,6 +68,15 @@ tools:
             || fail "building testdata/referrers-registry failed: see the go output above"
     fi
     ln -sfn "$rr/referrers-registry" "$T/bin/referrers-registry"
+    st="$T/schemathesis-{{schemathesis_version}}"
+    if [ ! -x "$st/venv/bin/schemathesis" ]; then
+        echo "installing schemathesis {{schemathesis_version}} from PyPI into $st" >&2
+        rm -rf "$st"
+        python3 -m venv "$st/venv" || fail "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        "$st/venv/bin/pip" install -q "schemathesis=={{schemathesis_version}}" \
+            || fail "pip install schemathesis=={{schemathesis_version}} failed: see the pip output above"
+    fi
+    ln -sfn "$st/venv/bin/schemathesis" "$T/bin/schemathesis"
     if ! command -v docker-registry >/dev/null; then
         echo "installing Debian's docker-registry with apt" >&2
         if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -401,3 +401,28 @@ async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failures() {
+    let served = serve(Kind::Distribution).await;
+    let schema = format!("{}/v1/openapi.json", served.base);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::tool("schemathesis"))
+            .args(["run", &schema, "--checks", "all", "--max-examples", "25"])
+            .args(["--seed", "20261122", "--no-color"])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It really ran: every operation, and many cases.
+    assert!(report.contains("Tested: 12"), "{report}");
+    assert!(report.contains(" passed"), "{report}");
+}

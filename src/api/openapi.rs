@@ -37,13 +37,38 @@ pub struct ProblemDoc {
         description = "A container catalog read live from an OCI registry: tags, configs, and the signed SBOM and vulnerability referrers refcat publish attached. `{name}` is a repository path and may contain `/`."
     ),
     paths(
-        directory, overview, tags, details, sbom, vulnerabilities, release_details,
-        release_sbom, release_vulnerabilities, aggregate, healthz, readyz
+        directory,
+        overview,
+        tags,
+        details,
+        sbom,
+        vulnerabilities,
+        release_details,
+        release_sbom,
+        release_vulnerabilities,
+        aggregate,
+        healthz,
+        readyz
     ),
     components(schemas(
-        Directory, ImageSummary, Aggregate, AggregateEntry, TagsView, TagEntry, TagPlatform,
-        DetailsView, PlatformDetails, SbomView, SbomPlatform, Package, VulnerabilitiesView,
-        VulnerabilityPlatform, VulnerabilityEntry, Match, Severity, ProblemDoc
+        Directory,
+        ImageSummary,
+        Aggregate,
+        AggregateEntry,
+        TagsView,
+        TagEntry,
+        TagPlatform,
+        DetailsView,
+        PlatformDetails,
+        SbomView,
+        SbomPlatform,
+        Package,
+        VulnerabilitiesView,
+        VulnerabilityPlatform,
+        VulnerabilityEntry,
+        Match,
+        Severity,
+        ProblemDoc
     ))
 )]
 pub struct ApiDoc;
@@ -60,7 +85,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn directory() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}", params(("name" = String, Path, description = "Repository path")), responses(
+#[utoipa::path(get, path = "/v1/images/{name}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
     (status = 200, body = ImageSummary), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -68,7 +93,7 @@ fn directory() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn overview() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path")), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
     (status = 200, body = TagsView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -76,7 +101,7 @@ fn overview() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn tags() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/details/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path)), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/details/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(
     (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -84,7 +109,7 @@ fn tags() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn details() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/sbom/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path), SbomQuery), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/sbom/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"), SbomQuery), responses(
     (status = 200, body = SbomView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -92,7 +117,7 @@ fn details() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn sbom() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/vulnerabilities/{tag}", params(("name" = String, Path, description = "Repository path"), ("tag" = String, Path), VulnerabilityQuery), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/vulnerabilities/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"), VulnerabilityQuery), responses(
     (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -100,7 +125,7 @@ fn sbom() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn vulnerabilities() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/details", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest")), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/details", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$")), responses(
     (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -108,7 +133,7 @@ fn vulnerabilities() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn release_details() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/sbom", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest"), SbomQuery), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/sbom", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$"), SbomQuery), responses(
     (status = 200, body = SbomView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
@@ -116,7 +141,7 @@ fn release_details() {}
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn release_sbom() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/vulnerabilities", params(("name" = String, Path, description = "Repository path"), ("digest" = String, Path, description = "Manifest or index digest"), VulnerabilityQuery), responses(
+#[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/vulnerabilities", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$"), VulnerabilityQuery), responses(
     (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
     (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 404, body = ProblemDoc, content_type = "application/problem+json"),

@@ -45,6 +45,9 @@ impl From<CatalogError> for Problem {
             CatalogError::Registry(e) | CatalogError::Resolve(ResolveError::Registry(e)) => Some(e),
             _ => None,
         };
+        if let CatalogError::Query(detail) = err {
+            return Problem::bad_request(detail);
+        }
         let (status, title, retry_after) = match (registry, &err) {
             (Some(RegistryError::NotFound { .. }), _) => (StatusCode::NOT_FOUND, "Not found", None),
             (_, CatalogError::Resolve(ResolveError::NoPlatform { .. })) => {

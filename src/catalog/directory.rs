@@ -22,8 +22,10 @@ const CONCURRENCY: usize = 8;
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     /// 1-based page.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<usize>,
-    /// Repositories per page (default 50, at most 500).
+    /// Repositories per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub per_page: Option<usize>,
 }
 
@@ -138,9 +140,11 @@ pub async fn directory(
     query: &DirectoryQuery,
     preferred: Option<&str>,
 ) -> Result<Directory, CatalogError> {
+    CatalogError::check_range("page", query.page, 1_000_000)?;
+    CatalogError::check_range("per_page", query.per_page, 500)?;
     let repositories = client.list_repositories().await?;
-    let per_page = query.per_page.unwrap_or(50).clamp(1, 500);
-    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(50);
+    let page = query.page.unwrap_or(1);
     let chosen: Vec<RepositoryName> = repositories
         .iter()
         .skip((page - 1) * per_page)

@@ -11,6 +11,9 @@ pub enum CatalogError {
     /// The reference did not resolve to platform manifests.
     #[error(transparent)]
     Resolve(#[from] super::platforms::ResolveError),
+    /// A query parameter out of its documented range.
+    #[error("{0}")]
+    Query(String),
     /// A stored document is not what refcat wrote.
     #[error("{what}: {reason}")]
     Stored {
@@ -22,6 +25,16 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    /// Checks that a page parameter lies in `1..=max`.
+    pub fn check_range(name: &str, value: Option<usize>, max: usize) -> Result<(), CatalogError> {
+        match value {
+            Some(v) if v == 0 || v > max => Err(CatalogError::Query(format!(
+                "{name} must be between 1 and {max}, not {v}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// A stored document that does not parse.
     pub fn stored(what: impl Into<String>, reason: impl ToString) -> Self {
         CatalogError::Stored {

@@ -24,8 +24,10 @@ pub struct SbomQuery {
     #[serde(rename = "type")]
     pub package_type: Option<String>,
     /// 1-based page.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<usize>,
-    /// Packages per page (default 100, at most 1000).
+    /// Packages per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub per_page: Option<usize>,
 }
 
@@ -121,8 +123,10 @@ pub async fn sbom(
     query: &SbomQuery,
 ) -> Result<SbomView, CatalogError> {
     let repository = &reference.repository;
-    let per_page = query.per_page.unwrap_or(100).clamp(1, 1000);
-    let page = query.page.unwrap_or(1).max(1);
+    CatalogError::check_range("page", query.page, 1_000_000)?;
+    CatalogError::check_range("per_page", query.per_page, 1000)?;
+    let per_page = query.per_page.unwrap_or(100);
+    let page = query.page.unwrap_or(1);
     let mut platforms = BTreeMap::new();
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
