@@ -19,6 +19,7 @@ use routes::{ImageRoute, View};
 
 use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
+use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{details, sbom, tags, vulnerabilities};
 use crate::reference::Target;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub cache: ViewCache,
     /// The tag that summarises a repository when it has it (else the newest).
     pub default_tag: Option<String>,
+    /// Which signatures are checked, and whether failures are hidden.
+    pub trust: Trust,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
             client,
             cache: ViewCache::new(CacheConfig::default()),
             default_tag: None,
+            trust: Trust::default(),
         }
     }
 }
@@ -124,8 +128,13 @@ async fn directory_view(
     let rendered = state
         .cache
         .get(key, false, async {
-            let view =
-                directory::directory(&state.client, &q, state.default_tag.as_deref()).await?;
+            let view = directory::directory(
+                &state.client,
+                &q,
+                state.default_tag.as_deref(),
+                &state.trust,
+            )
+            .await?;
             Ok(Rendered::json(&view))
         })
         .await?;
@@ -139,7 +148,9 @@ async fn aggregate_view(
     let rendered = state
         .cache
         .get("/v1/vulnerabilities".into(), false, async {
-            let view = directory::aggregate(&state.client, state.default_tag.as_deref()).await?;
+            let view =
+                directory::aggregate(&state.client, state.default_tag.as_deref(), &state.trust)
+                    .await?;
             Ok(Rendered::json(&view))
         })
         .await?;
@@ -179,20 +190,31 @@ async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered
     let client = &state.client;
     Ok(match route {
         ImageRoute::Overview(repository) => Rendered::json(
-            &directory::summary(client, &repository, state.default_tag.as_deref()).await?,
+            &directory::summary(
+                client,
+                &repository,
+                state.default_tag.as_deref(),
+                &state.trust,
+            )
+            .await?,
         ),
-        ImageRoute::Tags(repository) => Rendered::json(&tags::tags(client, &repository).await?),
+        ImageRoute::Tags(repository) => {
+            Rendered::json(&tags::tags(client, &repository, &state.trust).await?)
+        }
         ImageRoute::View(view, repository, target) => {
             let reference = routes::reference(client.registry(), repository, target);
             match view {
                 View::Details => Rendered::json(&details::details(client, &reference).await?),
                 View::Sbom => {
                     let q: SbomQuery = query(&uri)?;
-                    Rendered::json(&sbom::sbom(client, &reference, &q).await?)
+                    Rendered::json(&sbom::sbom(client, &reference, &q, &state.trust).await?)
                 }
                 View::Vulnerabilities => {
                     let q: VulnerabilityQuery = query(&uri)?;
-                    Rendered::json(&vulnerabilities::vulnerabilities(client, &reference, &q).await?)
+                    Rendered::json(
+                        &vulnerabilities::vulnerabilities(client, &reference, &q, &state.trust)
+                            .await?,
+                    )
                 }
             }
         }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::existing::{Existing, Format};
+use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
 use crate::oci::{Descriptor, ImageManifest, Manifest};
@@ -72,11 +73,40 @@ pub async fn layer(
     Ok(data)
 }
 
-/// The newest artifact of `format`, if any.
-pub fn newest(existing: &Existing, format: Format) -> Option<&Descriptor> {
-    match format {
-        Format::SyftJson => existing.syft.first(),
-        Format::SpdxJson => existing.spdx.first(),
-        Format::GrypeJson => existing.grype.first(),
+/// An artifact a view reads, with its signature verdict when keys are configured.
+#[derive(Clone, Debug)]
+pub struct Trusted {
+    /// The artifact's descriptor from the referrers listing.
+    pub descriptor: Descriptor,
+    /// Its signature verdict; `None` when the catalog has no keys.
+    pub verdict: Option<Verdict>,
+}
+
+/// The newest artifact of `format` that `trust` lets through: with `require`, the
+/// newest whose signature verifies.
+pub async fn newest_trusted(
+    client: &Client,
+    repository: &RepositoryName,
+    existing: &Existing,
+    format: Format,
+    trust: &Trust,
+) -> Result<Option<Trusted>, CatalogError> {
+    let candidates = match format {
+        Format::SyftJson => &existing.syft,
+        Format::SpdxJson => &existing.spdx,
+        Format::GrypeJson => &existing.grype,
+    };
+    for descriptor in candidates {
+        let verdict = trust
+            .verdict(client, repository, &descriptor.digest)
+            .await?;
+        let hidden = trust.require && !verdict.as_ref().is_some_and(Verdict::is_verified);
+        if !hidden {
+            return Ok(Some(Trusted {
+                descriptor: descriptor.clone(),
+                verdict,
+            }));
+        }
     }
+    Ok(None)
 }

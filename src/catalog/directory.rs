@@ -7,6 +7,7 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::details::details;
+use super::signatures::Trust;
 use super::tags::{tags, TagEntry, TagsView};
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
@@ -86,8 +87,9 @@ pub async fn summary(
     client: &Client,
     repository: &RepositoryName,
     preferred: Option<&str>,
+    trust: &Trust,
 ) -> Result<ImageSummary, CatalogError> {
-    let view = tags(client, repository).await?;
+    let view = tags(client, repository, trust).await?;
     let default = default_tag(&view, preferred);
     let labels = match default {
         Some(entry) => {
@@ -139,6 +141,7 @@ pub async fn directory(
     client: &Client,
     query: &DirectoryQuery,
     preferred: Option<&str>,
+    trust: &Trust,
 ) -> Result<Directory, CatalogError> {
     CatalogError::check_range("page", query.page, 1_000_000)?;
     CatalogError::check_range("per_page", query.per_page, 500)?;
@@ -152,7 +155,7 @@ pub async fn directory(
         .cloned()
         .collect();
     let images = stream::iter(chosen)
-        .map(|repository| async move { summary(client, &repository, preferred).await })
+        .map(|repository| async move { summary(client, &repository, preferred, trust).await })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
@@ -190,11 +193,12 @@ pub struct AggregateEntry {
 pub async fn aggregate(
     client: &Client,
     preferred: Option<&str>,
+    trust: &Trust,
 ) -> Result<Aggregate, CatalogError> {
     let repositories = client.list_repositories().await?;
     let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(repositories)
         .map(|repository| async move {
-            let view = tags(client, &repository).await?;
+            let view = tags(client, &repository, trust).await?;
             let default = default_tag(&view, preferred).map(|t| t.tag.clone());
             let mut hits = Vec::new();
             for entry in view
@@ -208,7 +212,8 @@ pub async fn aggregate(
                     target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
                 };
                 let found =
-                    vulnerabilities(client, &reference, &VulnerabilityQuery::default()).await?;
+                    vulnerabilities(client, &reference, &VulnerabilityQuery::default(), trust)
+                        .await?;
                 for platform in found.platforms.into_values() {
                     for m in platform.matches {
                         hits.push((

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest};
+use super::artifacts::{existing, layer, newest_trusted};
 use super::platforms::platform_manifests;
+use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::SYFT_JSON;
 use crate::catalog::existing::Format;
@@ -47,8 +48,11 @@ pub struct SbomView {
 pub struct SbomPlatform {
     /// The platform manifest's digest.
     pub digest: String,
-    /// The Syft JSON artifact read; `None` when the platform has no SBOM yet.
+    /// The Syft JSON artifact read; `None` when the platform has no SBOM yet (or, with
+    /// `--require-signature`, none that verifies).
     pub artifact: Option<String>,
+    /// Its signature verdict; `None` when no keys are configured.
+    pub signature: Option<Verdict>,
     /// Packages matching the filters, before paging.
     pub total: usize,
     /// This page.
@@ -121,6 +125,7 @@ pub async fn sbom(
     client: &Client,
     reference: &Reference,
     query: &SbomQuery,
+    trust: &Trust,
 ) -> Result<SbomView, CatalogError> {
     let repository = &reference.repository;
     CatalogError::check_range("page", query.page, 1_000_000)?;
@@ -130,7 +135,12 @@ pub async fn sbom(
     let mut platforms = BTreeMap::new();
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
-        let artifact = newest(&found, Format::SyftJson);
+        let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
+        let (artifact, signature) = match trusted {
+            Some(t) => (Some(t.descriptor), t.verdict),
+            None => (None, None),
+        };
+        let artifact = artifact.as_ref();
         let mut all = match artifact {
             Some(artifact) => {
                 let data = layer(client, repository, artifact, SYFT_JSON).await?;
@@ -156,6 +166,7 @@ pub async fn sbom(
             SbomPlatform {
                 digest: subject.descriptor.digest.to_string(),
                 artifact: artifact.map(|a| a.digest.to_string()),
+                signature,
                 total,
                 page,
                 per_page,

@@ -11,12 +11,39 @@ use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 use crate::sign::{bundle, legacy, PublicKey, SignError};
 
+/// Which signatures the catalog checks, and whether it hides what fails.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    /// Public keys; none means signatures are not checked.
+    pub keys: Vec<PublicKey>,
+    /// Hide artifacts whose signature does not verify.
+    pub require: bool,
+}
+
+impl Trust {
+    /// The verdict on `artifact`, or `None` when no keys are configured.
+    pub async fn verdict(
+        &self,
+        client: &Client,
+        repository: &RepositoryName,
+        artifact: &Digest,
+    ) -> Result<Option<Verdict>, RegistryError> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        verify(client, repository, artifact, &self.keys)
+            .await
+            .map(Some)
+    }
+}
+
 /// Signatures are small; anything bigger is not one.
 const MAX_SIGNATURE_BYTES: u64 = 1024 * 1024;
 
 /// The verdict on one artifact.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "verdict")]
+#[derive(utoipa::ToSchema)]
 pub enum Verdict {
     /// A signature verifies with one of the keys.
     Verified {

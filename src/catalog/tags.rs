@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
-use super::artifacts::{existing, newest};
+use super::artifacts::{existing, newest_trusted};
 use super::image::platform_images;
+use super::signatures::Trust;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
 use crate::catalog::existing::Format;
@@ -59,8 +60,11 @@ pub struct TagPlatform {
     pub scanned_at: Option<String>,
     /// Matches per severity from the newest Grype artifact's annotations.
     pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
-    /// Whether a Syft JSON artifact exists.
+    /// Whether a Syft JSON artifact exists (and, with `--require-signature`, verifies).
     pub sbom: bool,
+    /// Whether the newest Syft JSON and Grype artifacts both carry a signature that
+    /// verifies with the configured keys; `None` when no keys are configured.
+    pub signed: Option<bool>,
 }
 
 /// Per-severity counts from a Grype artifact's annotations.
@@ -89,7 +93,11 @@ fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
 
 /// The tags view of `repository` on `client`'s registry. Tags that hold referrers
 /// indexes or signatures are not images and are left out.
-pub async fn tags(client: &Client, repository: &RepositoryName) -> Result<TagsView, CatalogError> {
+pub async fn tags(
+    client: &Client,
+    repository: &RepositoryName,
+    trust: &Trust,
+) -> Result<TagsView, CatalogError> {
     let mut all = client.list_tags(repository, None).await?;
     all.retain(|t| !t.is_supporting());
     let entries = try_join_all(all.iter().map(|tag| async {
@@ -102,14 +110,24 @@ pub async fn tags(client: &Client, repository: &RepositoryName) -> Result<TagsVi
         let images = platform_images(client, &reference).await?;
         let platforms = try_join_all(images.iter().map(|image| async {
             let found = existing(client, repository, &image.subject.descriptor.digest).await?;
-            let grype = newest(&found, Format::GrypeJson);
+            let grype =
+                newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
+            let syft = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
+            let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
+            let signed = (!trust.keys.is_empty()).then(|| {
+                grype.is_some()
+                    && syft.is_some()
+                    && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
+            });
+            let grype = grype.as_ref().map(|g| &g.descriptor);
             Ok::<_, CatalogError>(TagPlatform {
                 platform: image.subject.platform.to_string(),
                 digest: image.subject.descriptor.digest.to_string(),
                 created: image.config.created.clone(),
                 scanned_at: grype.and_then(|g| g.annotations.get(CREATED).cloned()),
                 vulnerabilities: grype.map(|g| counts_from_annotations(&g.annotations)),
-                sbom: newest(&found, Format::SyftJson).is_some(),
+                sbom: syft.is_some(),
+                signed,
             })
         }))
         .await?;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest};
+use super::artifacts::{existing, layer, newest_trusted};
 use super::platforms::platform_manifests;
+use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
 use crate::artifact::media_types::{GRYPE_JSON, VULNERABILITY_RECORD};
@@ -40,8 +41,11 @@ pub struct VulnerabilitiesView {
 pub struct VulnerabilityPlatform {
     /// The platform manifest's digest.
     pub digest: String,
-    /// The Grype artifact read; `None` when the platform was not scanned yet.
+    /// The Grype artifact read; `None` when the platform was not scanned yet (or, with
+    /// `--require-signature`, has no result whose signature verifies).
     pub artifact: Option<String>,
+    /// Its signature verdict; `None` when no keys are configured.
+    pub signature: Option<Verdict>,
     /// When it was made.
     pub scanned_at: Option<String>,
     /// When its Grype DB was built.
@@ -68,12 +72,18 @@ pub async fn vulnerabilities(
     client: &Client,
     reference: &Reference,
     query: &VulnerabilityQuery,
+    trust: &Trust,
 ) -> Result<VulnerabilitiesView, CatalogError> {
     let repository = &reference.repository;
     let mut platforms = BTreeMap::new();
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
-        let artifact = newest(&found, Format::GrypeJson);
+        let trusted = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
+        let (artifact, signature) = match trusted {
+            Some(t) => (Some(t.descriptor), t.verdict),
+            None => (None, None),
+        };
+        let artifact = artifact.as_ref();
         let (matches, first_seen) = match artifact {
             Some(artifact) => {
                 let data = layer(client, repository, artifact, GRYPE_JSON).await?;
@@ -109,6 +119,7 @@ pub async fn vulnerabilities(
             VulnerabilityPlatform {
                 digest: subject.descriptor.digest.to_string(),
                 artifact: artifact.map(|a| a.digest.to_string()),
+                signature,
                 scanned_at: artifact.and_then(|a| a.annotations.get(CREATED).cloned()),
                 db_built: artifact.and_then(|a| a.annotations.get(GRYPE_DB_BUILT).cloned()),
                 totals,

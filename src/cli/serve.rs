@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use clap::Args;
 
+use super::key_args::load_public_keys;
 use super::RegistryArgs;
 use crate::api::{router, AppState, CacheConfig, ViewCache};
+use crate::catalog::signatures::Trust;
 use crate::reference::parse_registry;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
@@ -39,6 +41,13 @@ pub struct ServeArgs {
         value_name = "MIB"
     )]
     pub cache_mib: u64,
+    /// Public key(s) to verify refcat's artifacts with (cosign.pub); views report each
+    /// artifact's verdict.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<std::path::PathBuf>,
+    /// Hide artifacts whose signature does not verify with --key.
+    #[arg(long)]
+    pub require_signature: bool,
     /// The tag that summarises a repository in the directory when it has it
     /// (default: the newest by created).
     #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
@@ -51,6 +60,13 @@ impl ServeArgs {
     /// Runs the server until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
+        if self.require_signature && self.key.is_empty() {
+            anyhow::bail!("--require-signature needs the public key(s) to verify with: pass --key");
+        }
+        let trust = Trust {
+            keys: load_public_keys(&self.key)?,
+            require: self.require_signature,
+        };
         let client = self.registry_args.client(&registry)?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -66,6 +82,7 @@ impl ServeArgs {
                 max_bytes: self.cache_mib * 1024 * 1024,
             }),
             default_tag: self.default_tag,
+            trust,
         };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown())

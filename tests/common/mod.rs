@@ -117,67 +117,77 @@ impl Registry {
 
     /// go-containerregistry's registry with its referrers API on (testdata/referrers-registry).
     pub fn referrers_api() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(tool("referrers-registry"));
-        cmd.args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
-            .arg(dir.path());
-        Self::spawn(Kind::ReferrersApi, cmd, port, dir)
+        Self::spawn(Kind::ReferrersApi, |port, dir| {
+            let mut cmd = Command::new(tool("referrers-registry"));
+            cmd.args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
+                .arg(dir);
+            cmd
+        })
     }
 
     /// Debian's docker-registry 2.8 with deletes enabled, optionally behind htpasswd
     /// auth for `(user, password)`.
     pub fn distribution(auth: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, password)) = auth {
-            let hash = bcrypt::hash(password, 5).unwrap();
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: refcat-test\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut cmd = Command::new(system_tool("docker-registry"));
-        cmd.arg("serve").arg(&config_path);
-        Self::spawn(Kind::Distribution, cmd, port, dir)
+        Self::spawn(Kind::Distribution, |port, dir| {
+            let mut config = format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("data").display()
+            );
+            if let Some((user, password)) = auth {
+                let hash = bcrypt::hash(password, 5).unwrap();
+                let htpasswd = dir.join("htpasswd");
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: refcat-test\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
+            let config_path = dir.join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let mut cmd = Command::new(system_tool("docker-registry"));
+            cmd.arg("serve").arg(&config_path);
+            cmd
+        })
     }
 
-    /// Starts `cmd` listening on `port` and waits until `/v2/` answers.
-    fn spawn(kind: Kind, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Registry {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
-        let mut registry = Registry {
-            kind,
-            host: format!("127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = registry.child.try_wait() {
-                panic!("registry exited during start-up: {status}");
+    /// Starts the command `command(port, dir)` builds and waits until `/v2/` answers.
+    /// A free port can be taken by another test between asking and binding, so a
+    /// registry that exits during start-up is started again on another port.
+    fn spawn(kind: Kind, command: impl Fn(u16, &std::path::Path) -> Command) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let host = format!("127.0.0.1:{port}");
+            let mut cmd = command(port, dir.path());
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let started = loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break false;
+                }
+                if matches!(v2_status(&host), Ok(200 | 401)) {
+                    break true;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "registry at {host} not ready after 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if started {
+                return Registry {
+                    kind,
+                    host,
+                    child,
+                    _dir: dir,
+                };
             }
-            if matches!(v2_status(&registry.host), Ok(200 | 401)) {
-                return registry;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry at {} not ready after 20 s",
-                registry.host
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
+        panic!("{kind:?} registry exited during start-up five times");
     }
 
     /// Where docker-registry stores the blob `digest` on disk, for tests that tamper
