@@ -13,6 +13,7 @@ use serde_json::Value;
 struct Served {
     registry: Registry,
     base: String,
+    keys: tempfile::TempDir,
 }
 
 async fn serve(kind: Kind) -> Served {
@@ -41,11 +42,21 @@ async fn serve(kind: Kind) -> Served {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let base = start_api(AppState::new(registry.client())).await;
+    Served {
+        registry,
+        base,
+        keys,
+    }
+}
+
+/// Serves `state` on a free port; the base URL.
+async fn start_api(state: AppState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState::new(registry.client()));
+    let app = router(state);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Served { registry, base }
+    base
 }
 
 impl Served {
@@ -310,13 +321,7 @@ async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
     let http = reqwest::Client::new();
 
     // 64 concurrent requests for a cold view cost what one request costs.
-    let cold = |client: refcat::registry::Client| async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = router(AppState::new(client));
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        base
-    };
+    let cold = |client: refcat::registry::Client| start_api(AppState::new(client));
     let single = served.registry.client();
     let base = cold(single.clone()).await;
     let path = "/v1/images/fixtures/alpine/tags";
@@ -425,4 +430,68 @@ async fn schemathesis_finds_no_failures() {
     // It really ran: every operation, and many cases.
     assert!(report.contains("Tested: 12"), "{report}");
     assert!(report.contains(" passed"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
+    let served = serve(Kind::ReferrersApi).await;
+    let key = refcat::sign::PublicKey::from_pem(
+        &std::fs::read_to_string(served.keys.path().join("refcat.pub")).unwrap(),
+    )
+    .unwrap();
+    let with_trust = |require| {
+        let mut state = AppState::new(served.registry.client());
+        state.trust = refcat::catalog::signatures::Trust {
+            keys: vec![key.clone()],
+            require,
+        };
+        start_api(state)
+    };
+    let get = |base: String, path: &'static str| async move {
+        reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let view = "/v1/images/fixtures/debian/vulnerabilities/12";
+    let before = get(with_trust(true).await, view).await;
+    let amd64 = &before["platforms"]["linux/amd64"];
+    assert_eq!(amd64["signature"]["verdict"], "verified");
+    assert_eq!(amd64["signature"]["format"], "bundle");
+    let grype = amd64["artifact"].as_str().unwrap().to_string();
+
+    // Remove the Grype artifact's signature.
+    let client = served.registry.client();
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    let signatures = client
+        .referrers(&repository, &grype.parse().unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(signatures.len(), 1);
+    client
+        .delete_manifest(&repository, &signatures[0].digest)
+        .await
+        .unwrap();
+
+    let hidden = get(with_trust(true).await, view).await;
+    let amd64 = &hidden["platforms"]["linux/amd64"];
+    assert_eq!(amd64["artifact"], Value::Null, "{hidden}");
+    assert!(amd64["matches"].as_array().unwrap().is_empty());
+    let tags = get(with_trust(true).await, "/v1/images/fixtures/debian/tags").await;
+    let platform = &tags["tags"][0]["platforms"][0];
+    assert_eq!(platform["vulnerabilities"], Value::Null);
+    assert_eq!(platform["signed"], false);
+    // The SBOM's signature is intact, so it stays visible.
+    let sbom = get(with_trust(true).await, "/v1/images/fixtures/debian/sbom/12").await;
+    assert_eq!(
+        sbom["platforms"]["linux/amd64"]["signature"]["verdict"],
+        "verified"
+    );
+
+    let reported = get(with_trust(false).await, view).await;
+    let amd64 = &reported["platforms"]["linux/amd64"];
+    assert_eq!(amd64["artifact"], grype.as_str());
+    assert_eq!(amd64["signature"]["verdict"], "unsigned");
 }
