@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{push_fixture, refcat_publish, Kind, Registry};
+use common::{Kind, Registry};
 use refcat::api::{router, AppState};
 use serde_json::Value;
 
@@ -18,30 +18,7 @@ struct Served {
 
 async fn serve(kind: Kind) -> Served {
     let registry = Registry::start(kind);
-    let client = registry.client();
-    let keys = tempfile::tempdir().unwrap();
-    common::write_keys(keys.path());
-    for fixture in ["debian", "alpine", "lang"] {
-        push_fixture(&client, fixture).await;
-    }
-    let mut publish = refcat_publish(keys.path());
-    publish.args(
-        [
-            "fixtures/debian:12",
-            "fixtures/alpine:3.19",
-            "fixtures/app:1.0.0",
-        ]
-        .iter()
-        .map(|r| format!("{}/{r}", registry.host)),
-    );
-    let out = tokio::task::spawn_blocking(move || publish.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let keys = common::publish_fixtures(&registry).await;
     let base = start_api(AppState::new(registry.client())).await;
     Served {
         registry,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::lexicon::Lexicon;
-use common::{push_fixture, refcat_publish, Registry};
+use common::Registry;
 use refcat::artifact::media_types::VULNERABILITY_RECORD;
 use refcat::catalog::platforms::platform_manifests;
 use refcat::publish::{Existing, Format};
@@ -15,29 +15,8 @@ use serde_json::Value;
 async fn published_records_and_annotations_follow_their_lexicons() {
     let registry = Registry::start(common::Kind::ReferrersApi);
     let client = registry.client();
-    let keys = tempfile::tempdir().unwrap();
-    common::write_keys(keys.path());
-    for fixture in ["debian", "alpine", "lang"] {
-        push_fixture(&client, fixture).await;
-    }
-    let refs: Vec<String> = [
-        "fixtures/debian:12",
-        "fixtures/alpine:3.19",
-        "fixtures/app:1.0.0",
-    ]
-    .iter()
-    .map(|r| format!("{}/{r}", registry.host))
-    .collect();
-    let mut publish = refcat_publish(keys.path());
-    publish.args(&refs);
-    let out = tokio::task::spawn_blocking(move || publish.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _keys = common::publish_fixtures(&registry).await;
+    let refs = common::fixture_refs(&registry);
 
     let sbom = Lexicon::load("dev.refcat.annotations.sbom");
     let grype = Lexicon::load("dev.refcat.annotations.grype");

@@ -29,6 +29,26 @@ pub struct ProblemDoc {
     detail: String,
 }
 
+/// The answers every view can give besides its 200.
+#[derive(utoipa::IntoResponses)]
+pub enum ViewErrors {
+    /// The client already has this version (If-None-Match).
+    #[response(status = 304)]
+    NotModified,
+    /// A bad name, tag, digest or parameter.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(ProblemDoc),
+    /// No such repository, tag, digest or platform.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemDoc),
+    /// The registry refused or answered nonsense.
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(ProblemDoc),
+    /// The registry is unreachable or failing; retry after `Retry-After`.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(ProblemDoc),
+}
+
 /// The whole API.
 #[derive(OpenApi)]
 #[openapi(
@@ -79,80 +99,43 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 #[utoipa::path(get, path = "/v1/images", params(DirectoryQuery), responses(
-    (status = 200, body = Directory), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = Directory), ViewErrors))]
 fn directory() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
-    (status = 200, body = ImageSummary), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = ImageSummary), ViewErrors))]
 fn overview() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
-    (status = 200, body = TagsView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = TagsView), ViewErrors))]
 fn tags() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/details/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(
-    (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = DetailsView), ViewErrors))]
 fn details() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/sbom/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"), SbomQuery), responses(
-    (status = 200, body = SbomView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = SbomView), ViewErrors))]
 fn sbom() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/vulnerabilities/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"), VulnerabilityQuery), responses(
-    (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = VulnerabilitiesView), ViewErrors))]
 fn vulnerabilities() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/details", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$")), responses(
-    (status = 200, body = DetailsView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = DetailsView), ViewErrors))]
 fn release_details() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/sbom", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$"), SbomQuery), responses(
-    (status = 200, body = SbomView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = SbomView), ViewErrors))]
 fn release_sbom() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/vulnerabilities", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$"), VulnerabilityQuery), responses(
-    (status = 200, body = VulnerabilitiesView), (status = 304, description = "Not modified"),
-    (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 404, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = VulnerabilitiesView), ViewErrors))]
 fn release_vulnerabilities() {}
 
 #[utoipa::path(get, path = "/v1/vulnerabilities", responses(
-    (status = 200, body = Aggregate), (status = 304, description = "Not modified"),
-    (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
-    (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
+    (status = 200, body = Aggregate), ViewErrors))]
 fn aggregate() {}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]

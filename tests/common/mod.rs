@@ -378,3 +378,37 @@ pub async fn push_fixture(client: &Client, name: &str) -> refcat::fixture::Built
     refcat::fixture::push(client, &image).await.unwrap();
     image
 }
+
+/// The references of the three sample images on `registry`.
+pub fn fixture_refs(registry: &Registry) -> Vec<String> {
+    [
+        "fixtures/debian:12",
+        "fixtures/alpine:3.19",
+        "fixtures/app:1.0.0",
+    ]
+    .iter()
+    .map(|r| format!("{}/{r}", registry.host))
+    .collect()
+}
+
+/// Pushes the three sample images to `registry` and publishes their signed referrers
+/// with a fresh key pair, which is returned.
+pub async fn publish_fixtures(registry: &Registry) -> tempfile::TempDir {
+    let client = registry.client();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    for fixture in ["debian", "alpine", "lang"] {
+        push_fixture(&client, fixture).await;
+    }
+    let mut publish = refcat_publish(keys.path());
+    publish.args(fixture_refs(registry));
+    let out = tokio::task::spawn_blocking(move || publish.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    keys
+}
