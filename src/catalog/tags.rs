@@ -16,6 +16,10 @@ use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
 
+/// Tags resolved at once; each fans out to its platforms, so the registry sees at most
+/// this many times the platform count in flight from one view.
+const TAG_CONCURRENCY: usize = 16;
+
 /// Every tag of a repository.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -100,7 +104,12 @@ pub async fn tags(
 ) -> Result<TagsView, CatalogError> {
     let mut all = client.list_tags(repository, None).await?;
     all.retain(|t| !t.is_supporting());
+    let limit = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
     let entries = try_join_all(all.iter().map(|tag| async {
+        let _permit = limit
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let reference = Reference {
             registry: client.registry().to_string(),
             repository: repository.clone(),
