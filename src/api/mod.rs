@@ -21,7 +21,7 @@ use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
-use crate::catalog::{details, sbom, tags, vulnerabilities};
+use crate::catalog::{details, history, sbom, tags, vulnerabilities};
 use crate::reference::Target;
 use crate::registry::Client;
 
@@ -205,6 +205,15 @@ async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered
             let reference = routes::reference(client.registry(), repository, target);
             match view {
                 View::Details => Rendered::json(&details::details(client, &reference).await?),
+                View::History => {
+                    let Target::Tag(stream) = &reference.target else {
+                        return Err(Problem::not_found("history is addressed by a stream tag"));
+                    };
+                    Rendered::json(
+                        &history::history(client, &reference.repository, stream, &state.trust)
+                            .await?,
+                    )
+                }
                 View::Sbom => {
                     let q: SbomQuery = query(&uri)?;
                     Rendered::json(&sbom::sbom(client, &reference, &q, &state.trust).await?)

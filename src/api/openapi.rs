@@ -9,6 +9,7 @@ use crate::catalog::details::{DetailsView, PlatformDetails};
 use crate::catalog::directory::{
     Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageSummary,
 };
+use crate::catalog::history::{HistoryView, Release};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
 use crate::catalog::tags::{TagEntry, TagPlatform, TagsView};
 use crate::catalog::vulnerabilities::{
@@ -57,6 +58,7 @@ pub enum ViewErrors {
         description = "A container catalog read live from an OCI registry: tags, configs, and the signed SBOM and vulnerability referrers refcat publish attached. `{name}` is a repository path and may contain `/`."
     ),
     paths(
+        history,
         directory,
         overview,
         tags,
@@ -71,6 +73,8 @@ pub enum ViewErrors {
         readyz
     ),
     components(schemas(
+        HistoryView,
+        Release,
         Directory,
         ImageSummary,
         Aggregate,
@@ -133,6 +137,10 @@ fn release_sbom() {}
 #[utoipa::path(get, path = "/v1/images/{name}/releases/{digest}/vulnerabilities", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("digest" = String, Path, description = "Manifest or index digest", pattern = "^sha256:[a-f0-9]{64}$"), VulnerabilityQuery), responses(
     (status = 200, body = VulnerabilitiesView), ViewErrors))]
 fn release_vulnerabilities() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/history/{stream}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("stream" = String, Path, description = "The floating tag S; its releases are the digests of S, S-… and S.…", example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(
+    (status = 200, body = HistoryView), ViewErrors))]
+fn history() {}
 
 #[utoipa::path(get, path = "/v1/vulnerabilities", responses(
     (status = 200, body = Aggregate), ViewErrors))]

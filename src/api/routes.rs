@@ -8,6 +8,7 @@
 //! | `/v1/images/{name}/details/{tag}` | per-platform config |
 //! | `/v1/images/{name}/sbom/{tag}` | packages |
 //! | `/v1/images/{name}/vulnerabilities/{tag}` | matches |
+//! | `/v1/images/{name}/history/{stream}` | releases of a stream |
 //! | `/v1/images/{name}/releases/{digest}/details\|sbom\|vulnerabilities` | digest-addressed |
 //!
 //! A repository whose last component is itself one of those words cannot be told
@@ -37,6 +38,8 @@ pub enum View {
     Sbom,
     /// Vulnerability matches.
     Vulnerabilities,
+    /// The releases of a stream (tag-addressed only).
+    History,
 }
 
 impl View {
@@ -45,6 +48,7 @@ impl View {
             "details" => Some(View::Details),
             "sbom" => Some(View::Sbom),
             "vulnerabilities" => Some(View::Vulnerabilities),
+            "history" => Some(View::History),
             _ => None,
         }
     }
@@ -64,7 +68,9 @@ pub fn parse(path: &str) -> Result<ImageRoute, Problem> {
         return Ok(ImageRoute::Tags(repository(&segments[..n - 1].join("/"))?));
     }
     if n >= 4 && segments[n - 3] == "releases" {
-        let view = View::parse(segments[n - 1]).ok_or_else(unknown)?;
+        let view = View::parse(segments[n - 1])
+            .filter(|v| *v != View::History)
+            .ok_or_else(unknown)?;
         let digest = crate::digest::parse(segments[n - 2])
             .map_err(|e| Problem::bad_request(format!("invalid digest: {e}")))?;
         let name = repository(&segments[..n - 3].join("/"))?;

@@ -6,6 +6,7 @@ pub mod details;
 pub mod directory;
 mod error;
 pub mod existing;
+pub mod history;
 pub mod image;
 pub mod platforms;
 pub mod referrers_tree;

@@ -88,11 +88,8 @@ pub fn counts_from_annotations(
 }
 
 fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
-    let t = tag.as_str();
-    all.iter().any(|other| {
-        let o = other.as_str();
-        o.len() > t.len() + 1 && o.starts_with(t) && matches!(o.as_bytes()[t.len()], b'-' | b'.')
-    })
+    all.iter()
+        .any(|other| other != tag && super::history::in_stream(other.as_str(), tag.as_str()))
 }
 
 /// The tags view of `repository` on `client`'s registry. Tags that hold referrers

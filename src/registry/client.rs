@@ -92,7 +92,8 @@ pub(super) struct Inner {
     /// `repository@digest` of blobs this client has seen in the registry. Blobs are
     /// immutable; a deleted one only costs a failed manifest push, which says so.
     pub(super) known_blobs: Mutex<std::collections::HashSet<String>>,
-    /// Serialises read-modify-write of tag-schema referrers indexes, per subject.
+    /// Async locks by name: tag-schema read-modify-write per subject, and the referrers
+    /// API probe per repository.
     pub(super) subject_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 

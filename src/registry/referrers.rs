@@ -31,13 +31,18 @@ impl Client {
         subject: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
-        let known = self
-            .inner
-            .referrers_api
-            .lock()
-            .expect("referrers lock")
-            .get(repository.as_str())
-            .copied();
+        let mut known = self.referrers_api_known(repository);
+        // Until the first answer says whether the API exists, one caller per repository
+        // asks; the others wait for its answer instead of probing too.
+        let probe = match known {
+            Some(_) => None,
+            None => {
+                let lock = self.lock_for(format!("probe:{repository}"));
+                let guard = lock.lock_owned().await;
+                known = self.referrers_api_known(repository);
+                Some(guard)
+            }
+        };
         let mut found = match known {
             Some(false) => self.referrers_from_tag_schema(repository, subject).await?,
             _ => match self
@@ -48,10 +53,23 @@ impl Client {
                 None => self.referrers_from_tag_schema(repository, subject).await?,
             },
         };
+        drop(probe);
         if let Some(t) = artifact_type {
             found.retain(|d| d.artifact_type.as_deref() == Some(t));
         }
         Ok(found)
+    }
+
+    /// The async lock named `key` (per subject for tag-schema writes, per repository
+    /// for the referrers API probe).
+    fn lock_for(&self, key: String) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.inner
+            .subject_locks
+            .lock()
+            .expect("subject locks")
+            .entry(key)
+            .or_default()
+            .clone()
     }
 
     /// Whether the registry serves the referrers API for `repository`, if already known.
@@ -263,15 +281,7 @@ impl Client {
         referrers: Vec<Descriptor>,
         subject_state: SubjectState,
     ) -> Result<(), RegistryError> {
-        let key = format!("{repository}@{subject}");
-        let lock = self
-            .inner
-            .subject_locks
-            .lock()
-            .expect("subject locks")
-            .entry(key)
-            .or_default()
-            .clone();
+        let lock = self.lock_for(format!("{repository}@{subject}"));
         let _guard = lock.lock().await;
         let mut index = match subject_state {
             SubjectState::Existing => self

@@ -1,0 +1,105 @@
+//! The history view: the releases of a stream. The floating tag `S` stands for the
+//! immutable tags `S-…` and `S.…`; each distinct digest among them is a release.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::signatures::Trust;
+use super::tags::{tags, TagEntry};
+use super::CatalogError;
+use crate::reference::{RepositoryName, Tag};
+use crate::registry::Client;
+use crate::scan::report::Severity;
+
+/// The releases of one stream, newest first.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryView {
+    /// The repository.
+    pub repository: String,
+    /// The stream (its floating tag).
+    pub stream: String,
+    /// Its releases, newest first.
+    pub releases: Vec<Release>,
+}
+
+/// One release: a digest and the tags that point at it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// The manifest or index digest.
+    pub digest: String,
+    /// The earliest `created` across its platforms.
+    pub created: Option<String>,
+    /// The stream's tags that point at it.
+    pub tags: Vec<String>,
+    /// Whether the floating tag points at it now.
+    pub current: bool,
+    /// Matches per severity, summed over platforms.
+    pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
+}
+
+/// Whether `tag` belongs to `stream`: the stream's tag itself, `S-…` or `S.…`.
+pub fn in_stream(tag: &str, stream: &str) -> bool {
+    tag == stream
+        || (tag.len() > stream.len() + 1
+            && tag.starts_with(stream)
+            && matches!(tag.as_bytes()[stream.len()], b'-' | b'.'))
+}
+
+/// The history of `stream` in `repository`.
+pub async fn history(
+    client: &Client,
+    repository: &RepositoryName,
+    stream: &Tag,
+    trust: &Trust,
+) -> Result<HistoryView, CatalogError> {
+    let view = tags(client, repository, trust).await?;
+    let members: Vec<&TagEntry> = view
+        .tags
+        .iter()
+        .filter(|t| in_stream(&t.tag, stream.as_str()))
+        .collect();
+    if members.is_empty() {
+        return Err(CatalogError::Registry(
+            crate::registry::RegistryError::NotFound {
+                what: format!("stream {stream} of {repository}"),
+                code: "TAG_UNKNOWN".into(),
+            },
+        ));
+    }
+    let mut releases: BTreeMap<&str, Release> = BTreeMap::new();
+    for entry in members {
+        let release = releases.entry(&entry.digest).or_insert_with(|| Release {
+            digest: entry.digest.clone(),
+            created: entry.oldest_created.clone(),
+            tags: Vec::new(),
+            current: false,
+            vulnerabilities: entry.vulnerabilities.clone(),
+        });
+        release.tags.push(entry.tag.clone());
+        release.current |= entry.tag == stream.as_str();
+    }
+    let mut releases: Vec<Release> = releases.into_values().collect();
+    releases.sort_by(|a, b| (&b.created, &b.digest).cmp(&(&a.created, &a.digest)));
+    Ok(HistoryView {
+        repository: repository.to_string(),
+        stream: stream.to_string(),
+        releases,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_its_tag_and_the_tags_that_extend_it() {
+        assert!(in_stream("3.19", "3.19"));
+        assert!(in_stream("3.19.1", "3.19"));
+        assert!(in_stream("3.19-r1", "3.19"));
+        assert!(!in_stream("3.190", "3.19"));
+        assert!(!in_stream("3.1", "3.19"));
+    }
+}
