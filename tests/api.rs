@@ -293,6 +293,21 @@ async fn views_show_the_fixtures(kind: Kind) {
         assert!(body["detail"].is_string(), "{path}");
     }
     assert_eq!(served.get("/healthz").await.0, 200);
+    let metrics = reqwest::get(format!("{}/metrics", served.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"))
+    };
+    assert!(value("refcat_http_requests_total{view=\"tags\",status=\"200\"}") >= 1);
+    assert!(value("refcat_http_requests_total{view=\"tags\",status=\"404\"}") >= 1);
+    assert!(value("refcat_registry_requests_total{method=\"GET\",kind=\"manifest\"}") > 0);
     assert_eq!(served.get("/readyz").await.0, 200);
     drop(served.registry);
 }
@@ -421,7 +436,10 @@ async fn schemathesis_finds_no_failures() {
     );
     // It really ran: every operation, and many cases.
     let operations = refcat::api::openapi::document().paths.paths.len();
-    assert!(report.contains(&format!("Tested: {operations}")), "{report}");
+    assert!(
+        report.contains(&format!("Tested: {operations}")),
+        "{report}"
+    );
     assert!(report.contains(" passed"), "{report}");
 }
 

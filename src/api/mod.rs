@@ -2,6 +2,7 @@
 //! talks to the registry except through `catalog`; errors are problem+json.
 
 mod cache;
+pub mod metrics;
 pub mod openapi;
 mod problem;
 pub mod routes;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub default_tag: Option<String>,
     /// Which signatures are checked, and whether failures are hidden.
     pub trust: Trust,
+    /// Responses served, for `/metrics`.
+    pub http: metrics::HttpCounter,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ impl AppState {
             cache: ViewCache::new(CacheConfig::default()),
             default_tag: None,
             trust: Trust::default(),
+            http: metrics::HttpCounter::default(),
         }
     }
 }
@@ -55,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
         .route("/v1/vulnerabilities", get(aggregate_view))
@@ -64,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
         .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
+        ))
         .with_state(state)
 }
 

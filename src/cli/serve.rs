@@ -16,7 +16,9 @@ use crate::reference::parse_registry;
 ///
 /// Routes: /v1/images, /v1/images/{name}, /v1/vulnerabilities, /v1/images/{name}/tags, /v1/images/{name}/details/{tag},
 /// /v1/images/{name}/sbom/{tag}, /v1/images/{name}/vulnerabilities/{tag},
-/// /v1/images/{name}/releases/{digest}/details|sbom|vulnerabilities, /healthz, /readyz.
+/// /v1/images/{name}/history/{stream},
+/// /v1/images/{name}/releases/{digest}/details|sbom|vulnerabilities, /v1/openapi.json,
+/// /v1/docs/, /healthz, /readyz, /metrics.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The registry (host[:port]).
@@ -83,6 +85,7 @@ impl ServeArgs {
             }),
             default_tag: self.default_tag,
             trust,
+            http: Default::default(),
         };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown())
