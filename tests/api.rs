@@ -69,6 +69,20 @@ fn dpkg_packages() -> BTreeSet<String> {
 
 async fn views_show_the_fixtures(kind: Kind) {
     let served = serve(kind).await;
+    // A README attached the way users attach one.
+    let readme = tempfile::tempdir().unwrap();
+    std::fs::write(readme.path().join("README.md"), "# debian\n\nA fixture.\n").unwrap();
+    let debian_12 = format!("{}/fixtures/debian:12", served.registry.host);
+    let mut attach = std::process::Command::new(common::tool("oras"));
+    attach.current_dir(readme.path()).args([
+        "attach",
+        "--plain-http",
+        "--artifact-type",
+        "text/markdown",
+        &debian_12,
+        "README.md:text/markdown",
+    ]);
+    common::run_ok(&mut attach);
 
     // Tags of the multi-arch image: both tags, both platforms with their created time,
     // counts from the Grype artifacts' annotations.
@@ -235,6 +249,7 @@ async fn views_show_the_fixtures(kind: Kind) {
     assert_eq!(debian["oldestCreated"], "2023-07-22T00:00:00Z");
     let overview = served.ok("/v1/images/fixtures/debian").await;
     assert_eq!(overview["title"], "debian");
+    assert_eq!(overview["readme"], "# debian\n\nA fixture.\n");
     assert_eq!(overview["defaultTag"], debian["defaultTag"]);
     let page = served.ok("/v1/images?per_page=2&page=2").await;
     assert_eq!(page["images"].as_array().unwrap().len(), 1);

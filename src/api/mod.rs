@@ -199,7 +199,7 @@ async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered
     let client = &state.client;
     Ok(match route {
         ImageRoute::Overview(repository) => Rendered::json(
-            &directory::summary(
+            &directory::overview(
                 client,
                 &repository,
                 state.default_tag.as_deref(),

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 use crate::catalog::details::{DetailsView, PlatformDetails};
 use crate::catalog::directory::{
-    Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageSummary,
+    Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageOverview, ImageSummary,
 };
 use crate::catalog::history::{HistoryView, Release};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
@@ -77,6 +77,7 @@ pub enum ViewErrors {
         Release,
         Directory,
         ImageSummary,
+        ImageOverview,
         Aggregate,
         AggregateEntry,
         TagsView,
@@ -107,7 +108,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 fn directory() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
-    (status = 200, body = ImageSummary), ViewErrors))]
+    (status = 200, body = ImageOverview), ViewErrors))]
 fn overview() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(

@@ -70,6 +70,67 @@ pub struct ImageSummary {
     pub tag_count: usize,
 }
 
+/// One repository in full: its summary, the default tag's annotations, and the README
+/// attached to it (a `text/markdown` referrer, as `oras attach` makes one).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageOverview {
+    /// The summary.
+    #[serde(flatten)]
+    pub summary: ImageSummary,
+    /// The annotations of the default tag's manifest or index.
+    pub annotations: BTreeMap<String, String>,
+    /// The README, when one is attached.
+    pub readme: Option<String>,
+}
+
+/// README artifacts are small; anything bigger is not read.
+const MAX_README_BYTES: u64 = 1024 * 1024;
+
+/// The overview of `repository`.
+pub async fn overview(
+    client: &Client,
+    repository: &RepositoryName,
+    preferred: Option<&str>,
+    trust: &Trust,
+) -> Result<ImageOverview, CatalogError> {
+    let summary = summary(client, repository, preferred, trust).await?;
+    let (mut annotations, mut readme) = (BTreeMap::new(), None);
+    if let Some(tag) = &summary.default_tag {
+        let target = Target::Tag(tag.parse().expect("listed tags parse"));
+        let top = client.get_manifest(repository, &target).await?;
+        annotations = match &top.manifest {
+            crate::oci::Manifest::Image(m) => m.annotations.clone(),
+            crate::oci::Manifest::Index(i) => i.annotations.clone(),
+        };
+        for referrer in client.referrers(repository, &top.digest, None).await? {
+            // Some registries list the config media type instead of the artifactType.
+            let listed = referrer.artifact_type.as_deref();
+            if listed != Some(MARKDOWN) && listed != Some(crate::artifact::media_types::EMPTY_JSON)
+            {
+                continue;
+            }
+            let manifest = super::artifacts::manifest(client, repository, &referrer).await?;
+            let is_readme = manifest.artifact_type.as_deref() == Some(MARKDOWN);
+            if let (true, Some(layer)) = (is_readme, manifest.layers.first()) {
+                let text = client
+                    .get_blob(repository, &layer.digest, Some(MAX_README_BYTES))
+                    .await?;
+                readme = Some(String::from_utf8_lossy(&text).into_owned());
+                break;
+            }
+        }
+    }
+    Ok(ImageOverview {
+        summary,
+        annotations,
+        readme,
+    })
+}
+
+/// The media type of a README artifact.
+const MARKDOWN: &str = "text/markdown";
+
 /// The default tag: `preferred` when the repository has it, else the newest by
 /// `created` (a floating tag before the immutable tags it stands for).
 pub fn default_tag<'a>(view: &'a TagsView, preferred: Option<&str>) -> Option<&'a TagEntry> {
