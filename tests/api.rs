@@ -521,3 +521,105 @@ async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
     assert_eq!(amd64["artifact"], grype.as_str());
     assert_eq!(amd64["signature"]["verdict"], "unsigned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provenance_is_read_from_buildkit_attestations() {
+    let served = serve(Kind::Distribution).await;
+    let none = served.ok("/v1/images/fixtures/debian/provenance/12").await;
+    let amd64 = &none["platforms"]["linux/amd64"];
+    assert_eq!(amd64["provenance"], Value::Null);
+    assert!(amd64["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no SLSA provenance"));
+
+    // An index with a BuildKit attestation manifest for its amd64 platform.
+    let client = served.registry.client();
+    let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
+    let fetched = client
+        .get_manifest(
+            &repository,
+            &refcat::reference::Target::Tag("3.19".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    let mut index: Value = serde_json::from_slice(&fetched.bytes).unwrap();
+    let amd64_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{ "name": "fixtures/alpine", "digest": { "sha256": amd64_digest.trim_start_matches("sha256:") } }],
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "predicate": {
+            "builder": { "id": "https://github.com/docker/buildx@v0.12.1" },
+            "buildType": "https://mobyproject.org/buildkit@v1",
+            "invocation": {
+                "configSource": {
+                    "uri": "https://example.org/alpine.git",
+                    "digest": { "sha1": "0123456789abcdef0123456789abcdef01234567" },
+                    "entryPoint": "Dockerfile"
+                }
+            },
+            "metadata": {
+                "buildStartedOn": "2024-01-26T00:00:00Z",
+                "buildFinishedOn": "2024-01-26T00:05:00Z"
+            }
+        }
+    });
+    let attestation = refcat::artifact::ArtifactBuilder::new("application/vnd.in-toto+json")
+        .layer(refcat::artifact::ArtifactLayer {
+            media_type: "application/vnd.in-toto+json".into(),
+            data: serde_json::to_vec(&statement).unwrap().into(),
+            title: "provenance.json".into(),
+        })
+        .build();
+    client
+        .push_artifact(&repository, &attestation)
+        .await
+        .unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": attestation.digest.to_string(),
+            "size": attestation.manifest.len(),
+            "platform": { "os": "unknown", "architecture": "unknown" },
+            "annotations": {
+                "vnd.docker.reference.type": "attestation-manifest",
+                "vnd.docker.reference.digest": amd64_digest,
+            },
+        }));
+    client
+        .put_manifest(
+            &repository,
+            &refcat::reference::Target::Tag("attested".parse().unwrap()),
+            &fetched.media_type,
+            serde_json::to_vec(&index).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let view = served
+        .ok("/v1/images/fixtures/alpine/provenance/attested")
+        .await;
+    let found = &view["platforms"]["linux/amd64"]["provenance"];
+    assert_eq!(found["foundIn"], "buildkit-attestation");
+    assert_eq!(
+        found["builderId"],
+        "https://github.com/docker/buildx@v0.12.1"
+    );
+    assert_eq!(found["buildType"], "https://mobyproject.org/buildkit@v1");
+    assert_eq!(found["sourceRepository"], "https://example.org/alpine.git");
+    assert_eq!(
+        found["sourceRevision"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(found["startedOn"], "2024-01-26T00:00:00Z");
+    assert_eq!(found["finishedOn"], "2024-01-26T00:05:00Z");
+    assert_eq!(
+        view["platforms"]["linux/arm64/v8"]["provenance"],
+        Value::Null
+    );
+}

@@ -22,7 +22,7 @@ use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
-use crate::catalog::{details, history, sbom, tags, vulnerabilities};
+use crate::catalog::{details, history, provenance, sbom, tags, vulnerabilities};
 use crate::reference::Target;
 use crate::registry::Client;
 
@@ -214,6 +214,9 @@ async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered
             let reference = routes::reference(client.registry(), repository, target);
             match view {
                 View::Details => Rendered::json(&details::details(client, &reference).await?),
+                View::Provenance => {
+                    Rendered::json(&provenance::provenance(client, &reference).await?)
+                }
                 View::History => {
                     let Target::Tag(stream) = &reference.target else {
                         return Err(Problem::not_found("history is addressed by a stream tag"));

@@ -10,6 +10,7 @@ use crate::catalog::directory::{
     Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageOverview, ImageSummary,
 };
 use crate::catalog::history::{HistoryView, Release};
+use crate::catalog::provenance::{PlatformProvenance, Provenance, ProvenanceView};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
 use crate::catalog::tags::{TagEntry, TagPlatform, TagsView};
 use crate::catalog::vulnerabilities::{
@@ -58,6 +59,7 @@ pub enum ViewErrors {
         description = "A container catalog read live from an OCI registry: tags, configs, and the signed SBOM and vulnerability referrers refcat publish attached. `{name}` is a repository path and may contain `/`."
     ),
     paths(
+        provenance,
         history,
         directory,
         overview,
@@ -73,6 +75,9 @@ pub enum ViewErrors {
         readyz
     ),
     components(schemas(
+        ProvenanceView,
+        PlatformProvenance,
+        Provenance,
         HistoryView,
         Release,
         Directory,
@@ -142,6 +147,10 @@ fn release_vulnerabilities() {}
 #[utoipa::path(get, path = "/v1/images/{name}/history/{stream}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("stream" = String, Path, description = "The floating tag S; its releases are the digests of S, S-… and S.…", example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(
     (status = 200, body = HistoryView), ViewErrors))]
 fn history() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/provenance/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(
+    (status = 200, body = ProvenanceView), ViewErrors))]
+fn provenance() {}
 
 #[utoipa::path(get, path = "/v1/vulnerabilities", responses(
     (status = 200, body = Aggregate), ViewErrors))]

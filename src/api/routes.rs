@@ -9,6 +9,7 @@
 //! | `/v1/images/{name}/sbom/{tag}` | packages |
 //! | `/v1/images/{name}/vulnerabilities/{tag}` | matches |
 //! | `/v1/images/{name}/history/{stream}` | releases of a stream |
+//! | `/v1/images/{name}/provenance/{tag}` | SLSA provenance |
 //! | `/v1/images/{name}/releases/{digest}/details\|sbom\|vulnerabilities` | digest-addressed |
 //!
 //! A repository whose last component is itself one of those words cannot be told
@@ -40,6 +41,8 @@ pub enum View {
     Vulnerabilities,
     /// The releases of a stream (tag-addressed only).
     History,
+    /// SLSA provenance.
+    Provenance,
 }
 
 impl View {
@@ -49,6 +52,7 @@ impl View {
             "sbom" => Some(View::Sbom),
             "vulnerabilities" => Some(View::Vulnerabilities),
             "history" => Some(View::History),
+            "provenance" => Some(View::Provenance),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ pub mod existing;
 pub mod history;
 pub mod image;
 pub mod platforms;
+pub mod provenance;
 pub mod referrers_tree;
 pub mod sbom;
 pub mod signatures;
