@@ -176,11 +176,13 @@ demo port="5000" api="8080": tools
     api_pid=$!
     trap 'kill $pid $api_pid 2>/dev/null; rm -rf "$data"' EXIT
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && break; sleep 0.1; done
-    echo "== the catalog API on http://127.0.0.1:{{api}}"
+    echo "== the catalog API on http://127.0.0.1:{{api}} (Swagger UI: http://127.0.0.1:{{api}}/v1/docs/)"
     echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/alpine/tags"
     echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/debian/details/12"
     echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/sbom/12?name=lib'"
     echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/vulnerabilities/12?severity=high'"
+    echo "  curl -s http://127.0.0.1:{{api}}/v1/vulnerabilities"
+    echo "  curl -s http://127.0.0.1:{{api}}/v1/openapi.json"
     echo
     echo "Serving until Ctrl-C."
     wait $pid $api_pid
