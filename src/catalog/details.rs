@@ -52,7 +52,7 @@ pub struct PlatformDetails {
 /// The details view of `reference`.
 pub async fn details(client: &Client, reference: &Reference) -> Result<DetailsView, CatalogError> {
     let mut platforms = BTreeMap::new();
-    for image in platform_images(client, reference).await? {
+    for image in platform_images(client, reference).await?.1 {
         let c = image.config.config;
         let layer_sizes: Vec<u64> = image.manifest.layers.iter().map(|l| l.size).collect();
         platforms.insert(

@@ -3,9 +3,9 @@
 
 use futures_util::future::try_join_all;
 
-use super::platforms::{platform_manifests, PlatformManifest};
+use super::platforms::{resolve, PlatformManifest};
 use super::CatalogError;
-use crate::oci::{ImageConfig, ImageManifest, Manifest};
+use crate::oci::{Descriptor, ImageConfig, ImageManifest, Manifest};
 use crate::reference::{Reference, Target};
 use crate::registry::Client;
 
@@ -23,13 +23,13 @@ pub struct PlatformImage {
     pub config: ImageConfig,
 }
 
-/// Every platform image behind `reference`.
+/// The descriptor of what `reference` names, and every platform image behind it.
 pub async fn platform_images(
     client: &Client,
     reference: &Reference,
-) -> Result<Vec<PlatformImage>, CatalogError> {
-    let subjects = platform_manifests(client, reference, None).await?;
-    try_join_all(subjects.into_iter().map(|subject| async move {
+) -> Result<(Descriptor, Vec<PlatformImage>), CatalogError> {
+    let (top, subjects) = resolve(client, reference, None).await?;
+    let images = try_join_all(subjects.into_iter().map(|subject| async move {
         let repository = &reference.repository;
         let manifest = match client
             .get_manifest(
@@ -58,5 +58,6 @@ pub async fn platform_images(
             config,
         })
     }))
-    .await
+    .await?;
+    Ok((top, images))
 }

@@ -54,6 +54,16 @@ pub async fn platform_manifests(
     reference: &Reference,
     platform: Option<&Platform>,
 ) -> Result<Vec<PlatformManifest>, ResolveError> {
+    resolve(client, reference, platform).await.map(|(_, p)| p)
+}
+
+/// The descriptor of what `reference` names (an index or a manifest), and the platform
+/// manifests behind it, filtered by `platform` when given.
+pub async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<(Descriptor, Vec<PlatformManifest>), ResolveError> {
     let top = client
         .get_manifest(&reference.repository, &reference.target)
         .await?;
@@ -121,5 +131,5 @@ pub async fn platform_manifests(
             available: available.join(", "),
         });
     }
-    Ok(chosen)
+    Ok((top.descriptor(), chosen))
 }

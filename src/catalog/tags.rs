@@ -112,8 +112,8 @@ pub async fn tags(
             repository: repository.clone(),
             target: Target::Tag(tag.clone()),
         };
-        let top = client.head_manifest(repository, &reference.target).await?;
-        let images = platform_images(client, &reference).await?;
+        // One fetch of the tag gives both its descriptor and its platforms.
+        let (top, images) = platform_images(client, &reference).await?;
         let platforms = try_join_all(images.iter().map(|image| async {
             let found = existing(client, repository, &image.subject.descriptor.digest).await?;
             let grype =
@@ -147,10 +147,6 @@ pub async fn tags(
                 }
                 Some(sum)
             });
-        let top = top.ok_or_else(|| crate::registry::RegistryError::NotFound {
-            what: format!("{reference}"),
-            code: "MANIFEST_UNKNOWN".into(),
-        })?;
         Ok::<_, CatalogError>(TagEntry {
             tag: tag.to_string(),
             digest: top.digest.to_string(),
