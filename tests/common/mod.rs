@@ -5,6 +5,8 @@
 
 pub mod faults;
 pub mod lexicon;
+pub mod published;
+pub mod served;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,0 +1,194 @@
+//! `refcat serve` as an HTTP service: caching, ETags and coalescing, the OpenAPI
+//! document checked by schemathesis, and signature policy.
+
+mod common;
+
+use common::served::{serve, start_api};
+use common::Kind;
+use refcat::api::AppState;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
+    let served = serve(Kind::Distribution).await;
+    let http = reqwest::Client::new();
+
+    // 64 concurrent requests for a cold view cost what one request costs.
+    let cold = |client: refcat::registry::Client| start_api(AppState::new(client));
+    let single = served.registry.client();
+    let base = cold(single.clone()).await;
+    let path = "/v1/images/fixtures/alpine/tags";
+    assert_eq!(
+        http.get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let one: u64 = single.counter().snapshot().values().sum();
+    let shared = served.registry.client();
+    let base = cold(shared.clone()).await;
+    let requests = (0..64).map(|_| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let many: u64 = shared.counter().snapshot().values().sum();
+    assert!(one > 0);
+    assert_eq!(many, one, "64 concurrent requests walked the registry once");
+
+    // ETag and If-None-Match; Cache-Control by how long a view can stay the same.
+    let url = format!("{}{path}", served.base);
+    let first = http.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(first.headers()["cache-control"], "public, max-age=30");
+    let again = http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    let stale = http
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+
+    let details = served.ok("/v1/images/fixtures/debian/details/12").await;
+    let digest = details["platforms"]["linux/amd64"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (view, immutable) in [
+        ("details", true),
+        ("sbom", true),
+        ("vulnerabilities", false),
+    ] {
+        let response = http
+            .get(format!(
+                "{}/v1/images/fixtures/debian/releases/{digest}/{view}",
+                served.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let cache_control = response.headers()["cache-control"].to_str().unwrap();
+        assert_eq!(
+            cache_control.contains("immutable"),
+            immutable,
+            "{view}: {cache_control}"
+        );
+    }
+
+    // Compression when asked for.
+    let gz = http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failures() {
+    let served = serve(Kind::Distribution).await;
+    let schema = format!("{}/v1/openapi.json", served.base);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::tool("schemathesis"))
+            .args(["run", &schema, "--checks", "all", "--max-examples", "25"])
+            .args(["--seed", "20261122", "--no-color"])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It really ran: every operation, and many cases.
+    let operations = refcat::api::openapi::document().paths.paths.len();
+    assert!(
+        report.contains(&format!("Tested: {operations}")),
+        "{report}"
+    );
+    assert!(report.contains(" passed"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
+    let served = serve(Kind::ReferrersApi).await;
+    let key = refcat::sign::PublicKey::from_pem(
+        &std::fs::read_to_string(served.keys.path().join("refcat.pub")).unwrap(),
+    )
+    .unwrap();
+    let with_trust = |require| {
+        let mut state = AppState::new(served.registry.client());
+        state.trust = refcat::catalog::signatures::Trust {
+            keys: vec![key.clone()],
+            require,
+        };
+        start_api(state)
+    };
+    let get = |base: String, path: &'static str| async move {
+        reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let view = "/v1/images/fixtures/debian/vulnerabilities/12";
+    let before = get(with_trust(true).await, view).await;
+    let amd64 = &before["platforms"]["linux/amd64"];
+    assert_eq!(amd64["signature"]["verdict"], "verified");
+    assert_eq!(amd64["signature"]["format"], "bundle");
+    let grype = amd64["artifact"].as_str().unwrap().to_string();
+
+    // Remove the Grype artifact's signature.
+    let client = served.registry.client();
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    let signatures = client
+        .referrers(&repository, &grype.parse().unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(signatures.len(), 1);
+    client
+        .delete_manifest(&repository, &signatures[0].digest)
+        .await
+        .unwrap();
+
+    let hidden = get(with_trust(true).await, view).await;
+    let amd64 = &hidden["platforms"]["linux/amd64"];
+    assert_eq!(amd64["artifact"], Value::Null, "{hidden}");
+    assert!(amd64["matches"].as_array().unwrap().is_empty());
+    let tags = get(with_trust(true).await, "/v1/images/fixtures/debian/tags").await;
+    let platform = &tags["tags"][0]["platforms"][0];
+    assert_eq!(platform["vulnerabilities"], Value::Null);
+    assert_eq!(platform["signed"], false);
+    // The SBOM's signature is intact, so it stays visible.
+    let sbom = get(with_trust(true).await, "/v1/images/fixtures/debian/sbom/12").await;
+    assert_eq!(
+        sbom["platforms"]["linux/amd64"]["signature"]["verdict"],
+        "verified"
+    );
+
+    let reported = get(with_trust(false).await, view).await;
+    let amd64 = &reported["platforms"]["linux/amd64"];
+    assert_eq!(amd64["artifact"], grype.as_str());
+    assert_eq!(amd64["signature"]["verdict"], "unsigned");
+}
