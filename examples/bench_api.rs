@@ -101,6 +101,13 @@ async fn load(url: &str, seconds: f64) -> anyhow::Result<Load> {
     })
 }
 
+/// A client configured as `refcat serve` configures its own.
+fn serving_client(host: &str) -> Client {
+    let mut config = ClientConfig::new(host);
+    config.cache = Some(refcat::cache::CacheConfig::default());
+    Client::new(config)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -152,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
-    let api_client = Client::new(ClientConfig::new(host.clone()));
+    let api_client = serving_client(host);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let app = router(AppState::new(api_client.clone()));
@@ -204,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     // Cold: one request for the tags view of 50 tags × 2 platforms, on a fresh server.
-    let cold_client = Client::new(ClientConfig::new(host.clone()));
+    let cold_client = serving_client(host);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let cold_base = format!("http://{}", listener.local_addr()?);
     let app = router(AppState::new(cold_client.clone()));

@@ -10,7 +10,7 @@ pub use oci_spec::image::Digest;
 use oci_spec::image::DigestAlgorithm;
 
 /// Why a string is not a digest refcat accepts.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DigestError {
     /// The string is not `algorithm:encoded` as the OCI image spec defines it.
     #[error("malformed digest {input:?}: {reason}")]

@@ -5,7 +5,10 @@ mod common;
 
 use common::served::{serve, start_api};
 use common::Kind;
-use refcat::api::AppState;
+use std::time::Duration;
+
+use refcat::api::{AppState, ViewCache};
+use refcat::cache::CacheConfig;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +101,55 @@ async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
         .await
         .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_share_content_by_digest_and_names_expire_after_the_ttl() {
+    use refcat::registry::RequestKind::{Blob, Manifest, Referrers, Tags};
+    let served = serve(Kind::Distribution).await;
+    let config = CacheConfig {
+        ttl: Duration::from_secs(1),
+        ..CacheConfig::default()
+    };
+    let client = served.registry.cached_client(config);
+    let base = start_api(AppState {
+        cache: ViewCache::new(config),
+        ..AppState::new(client.clone())
+    })
+    .await;
+    let get = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+        }
+    };
+    let count = |kind| client.counter().of_kind(kind);
+
+    // The tags view reads the index, both platform manifests and their configs; the
+    // details view needs nothing else.
+    get("/v1/images/fixtures/alpine/tags").await;
+    let before = [Manifest, Blob, Tags, Referrers].map(count);
+    assert!(before[0] >= 3 && before[1] >= 2, "{before:?}");
+    get("/v1/images/fixtures/alpine/details/3.19").await;
+    assert_eq!([Manifest, Blob, Tags, Referrers].map(count), before);
+
+    // After the TTL the tag is resolved again; what it points at is still known.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    get("/v1/images/fixtures/alpine/details/3.19").await;
+    let after = [Manifest, Blob, Tags, Referrers].map(count);
+    assert_eq!(after[0], before[0] + 1, "one tag resolution");
+    assert_eq!(
+        after[1..],
+        before[1..],
+        "no blob, tag list or referrer list"
+    );
+
+    // The tags view lists the tags again, but no manifest or config by digest.
+    get("/v1/images/fixtures/alpine/tags").await;
+    let last = [Manifest, Blob, Tags, Referrers].map(count);
+    assert_eq!(last[1], after[1], "configs come from the cache");
+    assert_eq!(last[2], after[2] + 1, "the tag list is listed again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

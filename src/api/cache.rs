@@ -9,6 +9,7 @@ use moka::future::Cache;
 use sha2::{Digest as _, Sha256};
 
 use super::Problem;
+use crate::cache::CacheConfig;
 
 /// A rendered 200 response.
 #[derive(Debug)]
@@ -35,24 +36,6 @@ impl Rendered {
     }
 }
 
-/// How long views that can change are kept, and how many bytes are kept in all.
-#[derive(Clone, Copy, Debug)]
-pub struct CacheConfig {
-    /// TTL of tag-addressed views and listings.
-    pub ttl: Duration,
-    /// Bytes of rendered views kept per cache.
-    pub max_bytes: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            ttl: Duration::from_secs(30),
-            max_bytes: 256 * 1024 * 1024,
-        }
-    }
-}
-
 /// The two caches.
 #[derive(Clone)]
 pub struct ViewCache {
@@ -71,23 +54,16 @@ impl std::fmt::Debug for ViewCache {
 }
 
 /// A view's weight: its key and body bytes.
-fn weigh(key: &str, value: &Rendered) -> u32 {
-    u32::try_from(key.len() + value.body.len()).unwrap_or(u32::MAX)
+fn weigh<K: AsRef<str>>(key: &K, value: &Arc<Rendered>) -> usize {
+    key.as_ref().len() + value.body.len()
 }
 
 impl ViewCache {
     /// Caches per `config`.
     pub fn new(config: CacheConfig) -> Self {
         ViewCache {
-            live: Cache::builder()
-                .max_capacity(config.max_bytes)
-                .weigher(|k: &String, v: &Arc<Rendered>| weigh(k, v))
-                .time_to_live(config.ttl)
-                .build(),
-            immutable: Cache::builder()
-                .max_capacity(config.max_bytes)
-                .weigher(|k: &String, v: &Arc<Rendered>| weigh(k, v))
-                .build(),
+            live: config.expiring(weigh),
+            immutable: config.immutable(weigh),
             ttl: config.ttl,
         }
     }

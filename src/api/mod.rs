@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use crate::cache::CacheConfig;
 use cache::Rendered;
-pub use cache::{CacheConfig, ViewCache};
+pub use cache::ViewCache;
 pub use problem::Problem;
 use routes::{ImageRoute, View};
 

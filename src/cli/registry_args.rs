@@ -35,12 +35,17 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// A client for `registry` configured from these options.
     pub fn client(&self, registry: &str) -> anyhow::Result<Client> {
+        Ok(Client::new(self.config(registry)?))
+    }
+
+    /// The client configuration these options describe, for callers that add to it.
+    pub fn config(&self, registry: &str) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new(registry);
         config.plain_http = self.plain_http;
         config.request_timeout = Duration::from_secs(self.timeout.max(1));
         config.max_attempts = self.retries.max(1);
         config.credentials = self.credentials(registry)?;
-        Ok(Client::new(config))
+        Ok(config)
     }
 
     fn credentials(&self, registry: &str) -> anyhow::Result<Credentials> {

@@ -7,9 +7,11 @@ use clap::Args;
 
 use super::key_args::load_public_keys;
 use super::RegistryArgs;
-use crate::api::{router, AppState, CacheConfig, ViewCache};
+use crate::api::{router, AppState, ViewCache};
+use crate::cache::CacheConfig;
 use crate::catalog::signatures::Trust;
 use crate::reference::parse_registry;
+use crate::registry::Client;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).
@@ -26,8 +28,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
-    /// Seconds a tag-addressed view or listing is served from cache before the
-    /// registry is asked again (digest-addressed views never change and are kept).
+    /// Seconds that tag resolutions, tag lists, the catalog, referrer lists and the
+    /// views built from them are reused before the registry is asked again. Content
+    /// addressed by digest never changes and is kept while memory allows.
     #[arg(
         long,
         default_value_t = 30,
@@ -35,10 +38,12 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub cache_ttl: u64,
-    /// MiB of rendered views kept in memory, per cache (tag- and digest-addressed).
+    /// MiB of memory for caches in all, split evenly between the eight of them
+    /// (rendered views, and manifests, blobs, tags, catalog and referrer lists as read
+    /// from the registry).
     #[arg(
         long,
-        default_value_t = 256,
+        default_value_t = 512,
         env = "REFCAT_CACHE_MIB",
         value_name = "MIB"
     )]
@@ -58,6 +63,9 @@ pub struct ServeArgs {
     pub registry_args: RegistryArgs,
 }
 
+/// Two caches of rendered views and six of registry content share `--cache-mib`.
+const CACHES: u64 = 8;
+
 impl ServeArgs {
     /// Runs the server until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
@@ -69,7 +77,13 @@ impl ServeArgs {
             keys: load_public_keys(&self.key)?,
             require: self.require_signature,
         };
-        let client = self.registry_args.client(&registry)?;
+        let cache = CacheConfig {
+            ttl: std::time::Duration::from_secs(self.cache_ttl),
+            max_bytes: self.cache_mib * 1024 * 1024 / CACHES,
+        };
+        let mut config = self.registry_args.config(&registry)?;
+        config.cache = Some(cache);
+        let client = Client::new(config);
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
@@ -79,10 +93,7 @@ impl ServeArgs {
         );
         let state = AppState {
             client,
-            cache: ViewCache::new(CacheConfig {
-                ttl: std::time::Duration::from_secs(self.cache_ttl),
-                max_bytes: self.cache_mib * 1024 * 1024,
-            }),
+            cache: ViewCache::new(cache),
             default_tag: self.default_tag,
             trust,
             http: Default::default(),

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
+use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
@@ -13,7 +14,8 @@ use crate::reference::RepositoryName;
 
 impl Client {
     /// Fetches a blob, refusing more than `limit` bytes (default: the client's
-    /// `max_blob_bytes`), and checks its digest.
+    /// `max_blob_bytes`), and checks its digest. Served from the client's cache when it
+    /// has one.
     pub async fn get_blob(
         &self,
         repository: &RepositoryName,
@@ -21,6 +23,32 @@ impl Client {
         limit: Option<u64>,
     ) -> Result<Bytes, RegistryError> {
         let limit = limit.unwrap_or(self.inner.config.max_blob_bytes);
+        let Some(cache) = &self.inner.cache else {
+            return self.fetch_blob(repository, digest, limit).await;
+        };
+        let key = format!("{repository}@{digest}");
+        let bytes = through(
+            &cache.blobs,
+            key,
+            self.fetch_blob(repository, digest, limit),
+        )
+        .await?;
+        // A caller with a larger limit may have filled the entry.
+        if bytes.len() as u64 > limit {
+            return Err(RegistryError::TooLarge {
+                what: format!("GET blob {repository}@{digest}"),
+                limit,
+            });
+        }
+        Ok(bytes)
+    }
+
+    async fn fetch_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Bytes, RegistryError> {
         let what = format!("GET blob {repository}@{digest}");
         let req = Request::new(
             Method::GET,

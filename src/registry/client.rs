@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::cache::ContentCache;
 use super::counter::{RequestCounter, RequestKind};
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
 use super::transport::Request;
+use crate::cache::CacheConfig;
 
 /// How to reach and talk to one registry.
 #[derive(Clone, Debug)]
@@ -32,6 +34,8 @@ pub struct ClientConfig {
     pub max_blob_bytes: u64,
     /// Page size for `_catalog` and tags listings.
     pub page_size: u32,
+    /// Keep what is read (see [`cache`](super::cache)); for clients that serve reads.
+    pub cache: Option<CacheConfig>,
 }
 
 impl ClientConfig {
@@ -48,6 +52,7 @@ impl ClientConfig {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_blob_bytes: 256 * 1024 * 1024,
             page_size: 100,
+            cache: None,
         }
     }
 
@@ -95,6 +100,8 @@ pub(super) struct Inner {
     /// Async locks by name: tag-schema read-modify-write per subject, and the referrers
     /// API probe per repository.
     pub(super) subject_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What was read, when the config asks for a cache.
+    pub(super) cache: Option<ContentCache>,
 }
 
 impl Client {
@@ -107,6 +114,7 @@ impl Client {
             .build()
             .expect("the TLS backend initialises");
         let base = format!("{}://{}", config.scheme(), config.registry);
+        let cache = config.cache.as_ref().map(ContentCache::new);
         Client {
             inner: Arc::new(Inner {
                 http,
@@ -117,6 +125,7 @@ impl Client {
                 referrers_api: Mutex::new(HashMap::new()),
                 known_blobs: Mutex::new(std::collections::HashSet::new()),
                 subject_locks: Mutex::new(HashMap::new()),
+                cache,
             }),
         }
     }

@@ -1,12 +1,14 @@
 //! Errors from talking to a registry. None of them carries a credential: URLs are
 //! built without userinfo and response bodies are cut to the registry's error codes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::DigestError;
 
-/// What went wrong talking to a registry.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong talking to a registry. Cloneable, so that requests coalesced by a
+/// cache can each receive the one failure.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The registry refused the credentials, or demanded some that were not given.
     #[error("{registry} answered 401 Unauthorized for {what}: {hint}")]
@@ -80,7 +82,7 @@ pub enum RegistryError {
         /// The request.
         what: String,
         /// The transport error (reqwest strips userinfo from URLs it prints).
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
     },
     /// The connection broke after the response began: the body arrived only in part.
     #[error("the connection to {registry} broke while reading {what}: {source}; try again")]
@@ -90,7 +92,7 @@ pub enum RegistryError {
         /// The request.
         what: String,
         /// The transport error.
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
     },
     /// Content larger than the configured limit.
     #[error(

@@ -4,10 +4,13 @@
 //! `last` that is not an existing tag. Paging follows `Link` until it ends, and a
 //! repeated link stops the walk instead of looping forever.
 
+use std::sync::Arc;
+
 use reqwest::header::LINK;
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
@@ -18,8 +21,17 @@ const MAX_PAGES: usize = 100_000;
 const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Client {
-    /// Every repository in the registry's `_catalog`, in the registry's order.
+    /// Every repository in the registry's `_catalog`, in the registry's order. Served
+    /// from the client's cache when it has one.
     pub async fn list_repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {
+        let Some(cache) = &self.inner.cache else {
+            return self.fetch_repositories().await;
+        };
+        let fetch = async { self.fetch_repositories().await.map(Arc::new) };
+        Ok(through(&cache.repositories, (), fetch).await?.to_vec())
+    }
+
+    async fn fetch_repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {
         #[derive(Deserialize)]
         struct Page {
             #[serde(default)]
@@ -39,8 +51,26 @@ impl Client {
     }
 
     /// Every tag of `repository`, sorted. With `last`, only tags after it (lexically), even
-    /// where the registry answers 404 for a `last` that is not an existing tag.
+    /// where the registry answers 404 for a `last` that is not an existing tag. A client
+    /// with a cache lists every tag once per TTL and cuts after `last` itself.
     pub async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+    ) -> Result<Vec<Tag>, RegistryError> {
+        let Some(cache) = &self.inner.cache else {
+            return self.fetch_tags(repository, last).await;
+        };
+        let fetch = async { self.fetch_tags(repository, None).await.map(Arc::new) };
+        let all = through(&cache.tags, repository.clone(), fetch).await?;
+        Ok(all
+            .iter()
+            .filter(|t| last.is_none_or(|last| t.as_str() > last.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    async fn fetch_tags(
         &self,
         repository: &RepositoryName,
         last: Option<&Tag>,

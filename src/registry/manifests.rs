@@ -1,9 +1,12 @@
 //! Manifests and indexes: fetch (verified against their digest), HEAD, push, delete.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
+use super::cache::{through, ContentCache};
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
@@ -51,8 +54,36 @@ pub struct PushedManifest {
 
 impl Client {
     /// Fetches a manifest or index by tag or digest and checks its digest: against the
-    /// reference when it names one, else against `Docker-Content-Digest`.
+    /// reference when it names one, else against `Docker-Content-Digest`. Served from the
+    /// client's cache when it has one.
     pub async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        target: &Target,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let Some(cache) = &self.inner.cache else {
+            return self.fetch_manifest(repository, target).await;
+        };
+        let fetched = match target.digest() {
+            Some(digest) => {
+                let fetch = async { self.fetch_manifest(repository, target).await.map(Arc::new) };
+                through(&cache.manifests, format!("{repository}@{digest}"), fetch).await?
+            }
+            None => {
+                let fetch = async {
+                    let fetched = Arc::new(self.fetch_manifest(repository, target).await?);
+                    let by_digest = format!("{repository}@{}", fetched.digest);
+                    cache.manifests.insert(by_digest, fetched.clone()).await;
+                    Ok(fetched)
+                };
+                let key = format!("{repository}:{}", target.manifest_reference());
+                through(&cache.tagged, key, fetch).await?
+            }
+        };
+        Ok(fetched.as_ref().clone())
+    }
+
+    async fn fetch_manifest(
         &self,
         repository: &RepositoryName,
         target: &Target,
@@ -183,12 +214,15 @@ impl Client {
             what.clone(),
         )
         .header(CONTENT_TYPE, media_type)
-        .body(bytes);
+        .body(bytes.clone());
         let response = self.send(req).await?;
         if !response.status().is_success() {
             return Err(self.unexpected(response, what).await);
         }
         let subject_acknowledged = response.headers().contains_key(OCI_SUBJECT);
+        if let Some(cache) = &self.inner.cache {
+            forget_what_a_push_changes(cache, repository, target, &bytes).await;
+        }
         Ok(PushedManifest {
             digest,
             subject_acknowledged,
@@ -210,10 +244,44 @@ impl Client {
             what.clone(),
         );
         let response = self.send(req).await?;
+        if let Some(cache) = &self.inner.cache {
+            cache
+                .manifests
+                .invalidate(&format!("{repository}@{digest}"))
+                .await;
+        }
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(self.unexpected(response, what).await),
         }
+    }
+}
+
+/// Drops the cached entries a manifest push makes stale: the tag it was pushed under, the
+/// repository's tag list, and the referrer list of its subject.
+async fn forget_what_a_push_changes(
+    cache: &ContentCache,
+    repository: &RepositoryName,
+    target: &Target,
+    bytes: &[u8],
+) {
+    #[derive(serde::Deserialize)]
+    struct WithSubject {
+        subject: Option<Descriptor>,
+    }
+    if let Target::Tag(tag) | Target::Pinned(tag, _) = target {
+        cache
+            .tagged
+            .invalidate(&format!("{repository}:{tag}"))
+            .await;
+        cache.tags.invalidate(repository).await;
+    }
+    if let Ok(WithSubject {
+        subject: Some(subject),
+    }) = serde_json::from_slice(bytes)
+    {
+        let key = format!("{repository}@{}", subject.digest);
+        cache.referrers.invalidate(&key).await;
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod auth;
 mod blobs;
+mod cache;
 mod client;
 mod counter;
 mod credentials;

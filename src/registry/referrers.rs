@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{ACCEPT, LINK};
 use reqwest::Method;
 
+use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
@@ -24,8 +25,32 @@ use crate::reference::{RepositoryName, Target};
 const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
 
 impl Client {
-    /// The referrers of `subject`, optionally only those of `artifact_type`.
+    /// The referrers of `subject`, optionally only those of `artifact_type`. A client with
+    /// a cache keeps each subject's whole list and filters it itself.
     pub async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let Some(cache) = &self.inner.cache else {
+            return self
+                .fetch_referrers(repository, subject, artifact_type)
+                .await;
+        };
+        let fetch = async {
+            let all = self.fetch_referrers(repository, subject, None).await?;
+            Ok(std::sync::Arc::new(all))
+        };
+        let all = through(&cache.referrers, format!("{repository}@{subject}"), fetch).await?;
+        Ok(all
+            .iter()
+            .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))
+            .cloned()
+            .collect())
+    }
+
+    async fn fetch_referrers(
         &self,
         repository: &RepositoryName,
         subject: &Digest,

@@ -1,6 +1,7 @@
 //! Sending one logical request: authentication, per-attempt timeouts, retries with
 //! backoff for idempotent requests, and counting.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -130,7 +131,7 @@ impl Client {
                     return Err(RegistryError::Connect {
                         registry: config.registry.clone(),
                         what: req.what,
-                        source: e.without_url(),
+                        source: Arc::new(e.without_url()),
                     })
                 }
                 Ok(Ok(response)) => response,
@@ -296,7 +297,7 @@ impl Client {
             .map_err(|e| RegistryError::Connect {
                 registry: config.registry.clone(),
                 what: token_what.clone(),
-                source: e.without_url(),
+                source: Arc::new(e.without_url()),
             })?;
         if !response.status().is_success() {
             return Err(RegistryError::Unauthorized {
@@ -447,7 +448,7 @@ impl Client {
                     return Err(RegistryError::Interrupted {
                         registry: self.registry().to_string(),
                         what: what.to_string(),
-                        source: e.without_url(),
+                        source: Arc::new(e.without_url()),
                     })
                 }
             }

@@ -215,6 +215,13 @@ impl Registry {
         Client::new(ClientConfig::new(self.host.clone()))
     }
 
+    /// A client that keeps what it reads, as `refcat serve` builds it.
+    pub fn cached_client(&self, cache: refcat::cache::CacheConfig) -> Client {
+        let mut config = ClientConfig::new(self.host.clone());
+        config.cache = Some(cache);
+        Client::new(config)
+    }
+
     /// A client with a small page size, to force paging.
     pub fn client_with_page_size(&self, page_size: u32) -> Client {
         let mut config = ClientConfig::new(self.host.clone());

@@ -18,7 +18,8 @@ pub struct Served {
 pub async fn serve(kind: Kind) -> Served {
     let registry = Registry::start(kind);
     let keys = publish_fixtures(&registry).await;
-    let base = start_api(AppState::new(registry.client())).await;
+    let client = registry.cached_client(refcat::cache::CacheConfig::default());
+    let base = start_api(AppState::new(client)).await;
     Served {
         registry,
         base,
