@@ -77,12 +77,17 @@ tools:
             || fail "pip install schemathesis=={{schemathesis_version}} failed: see the pip output above"
     fi
     ln -sfn "$st/venv/bin/schemathesis" "$T/bin/schemathesis"
-    if ! command -v docker-registry >/dev/null; then
-        echo "installing Debian's docker-registry with apt" >&2
+    # From Debian: docker-registry 2.8 (the tag-schema registry of the tests) and wrk
+    # (the load generator of `just bench api`).
+    missing=()
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} from Debian with apt" >&2
         if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
         $SUDO apt-get update -qq || fail "apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null \
-            || fail "apt-get install docker-registry failed"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+            || fail "apt-get install ${missing[*]} failed"
     fi
     just grype-db
 

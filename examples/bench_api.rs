@@ -6,13 +6,12 @@
 //!   requests, next to the same number of manifest GETs made one after another
 //!   (goal: within 3× of that).
 //!
-//! The load generator shares the 2 cores with the server and the registry.
+//! The load generator, wrk (one thread), shares the 2 cores with the server (one tokio
+//! worker thread, so that the two do not preempt each other) and the registry.
 //! `just bench api` starts the registry and runs this:
 //! `cargo run --release --example bench_api -- HOST ACCESS_LOG REPORT [SECONDS]`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -37,66 +36,46 @@ struct Load {
     p50_ms: f64,
     p99_ms: f64,
     per_second: f64,
-    errors: usize,
+    errors: u64,
 }
 
-/// `CONNECTIONS` clients asking for `url` as fast as they can for `seconds`.
-async fn load(url: &str, seconds: f64) -> anyhow::Result<Load> {
+/// `CONNECTIONS` connections asking for `url` as fast as they can for `seconds`, driven
+/// by wrk: one C thread generates the load, leaving the rest of the CPU to the server.
+fn load(url: &str, seconds: f64) -> anyhow::Result<Load> {
     // The registry answers an OCI manifest only to a client that accepts one.
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::ACCEPT,
-        reqwest::header::HeaderValue::from_static(
-            "application/vnd.oci.image.manifest.v1+json, application/json",
-        ),
-    );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
-        .default_headers(headers)
-        .build()?;
-    // Warm the connections and the server's caches.
-    for _ in 0..3 {
-        http.get(url).send().await?.bytes().await?;
+    let accept = "Accept: application/vnd.oci.image.manifest.v1+json, application/json";
+    let wrk = |duration: String| {
+        std::process::Command::new("wrk")
+            .args(["-t1", &format!("-c{CONNECTIONS}"), "--latency", "-d"])
+            .arg(duration)
+            .args(["-H", accept, url])
+            .output()
+            .context("running wrk (Debian: apt-get install wrk; `just tools` does it)")
+    };
+    wrk("1s".into())?; // warm the connections and the server's caches
+    let out = wrk(format!("{seconds}s"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (http, url, stop) = (http.clone(), url.to_string(), stop.clone());
-            tokio::spawn(async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0usize);
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    match http.get(&url).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
-                            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut all, mut errors) = (Vec::new(), 0);
-    for w in workers {
-        let (l, e) = w.await?;
-        all.extend(l);
-        errors += e;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_by(f64::total_cmp);
-    if all.is_empty() {
-        bail!("no successful request to {url}");
-    }
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label).map(str::trim))
+            .with_context(|| format!("no {label:?} in wrk's output:\n{text}"))
+    };
+    let millis = |label: &str| -> anyhow::Result<f64> {
+        let value = field(label)?;
+        let (number, factor) = [("us", 0.001), ("ms", 1.0), ("s", 1000.0)]
+            .into_iter()
+            .find_map(|(unit, f)| value.strip_suffix(unit).map(|n| (n, f)))
+            .with_context(|| format!("unknown unit in {value:?}"))?;
+        Ok(number.parse::<f64>()? * factor)
+    };
+    let errors = field("Non-2xx or 3xx responses:").map_or(Ok(0), |n| n.parse())?;
     Ok(Load {
-        p50_ms: at(0.50),
-        p99_ms: at(0.99),
-        per_second: all.len() as f64 / elapsed,
+        p50_ms: millis("50%")?,
+        p99_ms: millis("99%")?,
+        per_second: field("Requests/sec:")?.parse()?,
         errors,
     })
 }
@@ -108,7 +87,7 @@ fn serving_client(host: &str) -> Client {
     Client::new(config)
 }
 
-#[tokio::main]
+#[tokio::main(worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [host, _log, report] = &args[..3.min(args.len())] else {
@@ -167,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut out = String::from("# refcat serve benchmark\n\n");
     out.push_str(&format!(
-        "One run on this machine (2 cores shared by the load generator, the API and docker-registry 2.8). \
+        "One run on this machine: 2 cores shared by the load generator (wrk, one thread), the API (one tokio worker thread) and docker-registry 2.8. \
          {CONNECTIONS} connections, {seconds} s per view, after a warm-up.\n\n\
          ## Warm views\n\n| view | p50 ms | p99 ms | requests/s | errors |\n|---|---|---|---|---|\n"
     ));
@@ -195,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     let mut met = true;
     for (name, url) in &views {
-        let l = load(url, seconds).await.with_context(|| name.to_string())?;
+        let l = load(url, seconds).with_context(|| name.to_string())?;
         if !name.starts_with("registry") {
             met &= l.p99_ms <= 5.0 && l.per_second >= 10_000.0;
         }

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
+use super::Shared;
 
 /// HTTP requests by (view, status).
 #[derive(Clone, Debug, Default)]
@@ -49,7 +49,7 @@ fn view_of(path: &str) -> &'static str {
 }
 
 /// Counts every response.
-pub async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn count(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let view = view_of(request.uri().path());
     let response = next.run(request).await;
     *state
@@ -63,7 +63,7 @@ pub async fn count(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 /// The exposition.
-pub async fn metrics(State(state): State<AppState>) -> String {
+pub async fn metrics(State(state): State<Shared>) -> String {
     let mut out = String::new();
     out.push_str("# HELP refcat_http_requests_total HTTP requests served, by view and status.\n");
     out.push_str("# TYPE refcat_http_requests_total counter\n");

@@ -55,8 +55,12 @@ impl AppState {
     }
 }
 
+/// The state as handlers see it: one allocation, so each request's copy is a refcount.
+type Shared = std::sync::Arc<AppState>;
+
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let state = Shared::new(state);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -77,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready(State(state): State<Shared>) -> Response {
     match state.client.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => Problem::from(crate::catalog::CatalogError::from(e)).into_response(),
@@ -129,7 +133,7 @@ fn live(state: &AppState) -> String {
 }
 
 async fn directory_view(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, Problem> {
@@ -152,7 +156,7 @@ async fn directory_view(
 }
 
 async fn aggregate_view(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let rendered = state
@@ -168,7 +172,7 @@ async fn aggregate_view(
 }
 
 async fn images(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     Path(path): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -186,7 +190,7 @@ async fn images(
         .unwrap_or_default();
     let rendered = state
         .cache
-        .get(key, immutable, render(state.clone(), route, uri))
+        .get(key, immutable, render(&state, route, uri))
         .await?;
     let cache_control = if immutable {
         "public, max-age=31536000, immutable".to_string()
@@ -196,7 +200,7 @@ async fn images(
     Ok(respond(&rendered, &headers, &cache_control))
 }
 
-async fn render(state: AppState, route: ImageRoute, uri: Uri) -> Result<Rendered, Problem> {
+async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendered, Problem> {
     let client = &state.client;
     Ok(match route {
         ImageRoute::Overview(repository) => Rendered::json(
