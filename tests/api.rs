@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use common::served::serve;
 use common::Kind;
-use serde_json::Value;
 
 /// The package names in the Debian fixture's dpkg status file.
 fn dpkg_packages() -> BTreeSet<String> {
@@ -287,63 +286,4 @@ async fn views_show_the_fixtures_with_the_referrers_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_show_the_fixtures_on_distribution() {
     views_show_the_fixtures(Kind::Distribution).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provenance_is_read_from_buildkit_attestations() {
-    let served = serve(Kind::Distribution).await;
-    let none = served.ok("/v1/images/fixtures/debian/provenance/12").await;
-    let amd64 = &none["platforms"]["linux/amd64"];
-    assert_eq!(amd64["provenance"], Value::Null);
-    assert!(amd64["reason"]
-        .as_str()
-        .unwrap()
-        .contains("no SLSA provenance"));
-
-    // An index with a BuildKit attestation manifest for its amd64 platform.
-    let client = served.registry.client();
-    let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
-    let statement = serde_json::json!({
-        "_type": "https://in-toto.io/Statement/v0.1",
-        "subject": [{ "name": "fixtures/alpine" }],
-        "predicateType": "https://slsa.dev/provenance/v0.2",
-        "predicate": {
-            "builder": { "id": "https://github.com/docker/buildx@v0.12.1" },
-            "buildType": "https://mobyproject.org/buildkit@v1",
-            "invocation": {
-                "configSource": {
-                    "uri": "https://example.org/alpine.git",
-                    "digest": { "sha1": "0123456789abcdef0123456789abcdef01234567" },
-                    "entryPoint": "Dockerfile"
-                }
-            },
-            "metadata": {
-                "buildStartedOn": "2024-01-26T00:00:00Z",
-                "buildFinishedOn": "2024-01-26T00:05:00Z"
-            }
-        }
-    });
-    common::published::push_attested_index(&client, &repository, "3.19", "attested", &statement)
-        .await;
-    let view = served
-        .ok("/v1/images/fixtures/alpine/provenance/attested")
-        .await;
-    let found = &view["platforms"]["linux/amd64"]["provenance"];
-    assert_eq!(found["foundIn"], "buildkit-attestation");
-    assert_eq!(
-        found["builderId"],
-        "https://github.com/docker/buildx@v0.12.1"
-    );
-    assert_eq!(found["buildType"], "https://mobyproject.org/buildkit@v1");
-    assert_eq!(found["sourceRepository"], "https://example.org/alpine.git");
-    assert_eq!(
-        found["sourceRevision"],
-        "0123456789abcdef0123456789abcdef01234567"
-    );
-    assert_eq!(found["startedOn"], "2024-01-26T00:00:00Z");
-    assert_eq!(found["finishedOn"], "2024-01-26T00:05:00Z");
-    assert_eq!(
-        view["platforms"]["linux/arm64/v8"]["provenance"],
-        Value::Null
-    );
 }

@@ -220,7 +220,7 @@ async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendere
             match view {
                 View::Details => Rendered::json(&details::details(client, &reference).await?),
                 View::Provenance => {
-                    Rendered::json(&provenance::provenance(client, &reference).await?)
+                    Rendered::json(&provenance::provenance(client, &reference, &state.trust).await?)
                 }
                 View::History => {
                     let Target::Tag(stream) = &reference.target else {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::existing::{Existing, Format};
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
-use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
+use crate::artifact::media_types::{EMPTY_JSON, SYFT_JSON, SYFT_JSON_GZIP};
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::Client;
@@ -40,6 +40,19 @@ pub async fn manifest(
             artifact.digest.to_string(),
             "an index where an artifact manifest was expected",
         )),
+    }
+}
+
+/// A referrer's artifactType. Some registries list the config media type in its place;
+/// the empty config's type says nothing, so then the manifest itself is read.
+pub async fn artifact_type(
+    client: &Client,
+    repository: &RepositoryName,
+    referrer: &Descriptor,
+) -> Result<Option<String>, CatalogError> {
+    match referrer.artifact_type.as_deref() {
+        Some(EMPTY_JSON) => Ok(manifest(client, repository, referrer).await?.artifact_type),
+        listed => Ok(listed.map(str::to_string)),
     }
 }
 

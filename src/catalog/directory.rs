@@ -104,15 +104,12 @@ pub async fn overview(
             crate::oci::Manifest::Index(i) => i.annotations.clone(),
         };
         for referrer in client.referrers(repository, &top.digest, None).await? {
-            // Some registries list the config media type instead of the artifactType.
-            let listed = referrer.artifact_type.as_deref();
-            if listed != Some(MARKDOWN) && listed != Some(crate::artifact::media_types::EMPTY_JSON)
-            {
+            let kind = super::artifacts::artifact_type(client, repository, &referrer).await?;
+            if kind.as_deref() != Some(MARKDOWN) {
                 continue;
             }
             let manifest = super::artifacts::manifest(client, repository, &referrer).await?;
-            let is_readme = manifest.artifact_type.as_deref() == Some(MARKDOWN);
-            if let (true, Some(layer)) = (is_readme, manifest.layers.first()) {
+            if let Some(layer) = manifest.layers.first() {
                 let text = client
                     .get_blob(repository, &layer.digest, Some(MAX_README_BYTES))
                     .await?;

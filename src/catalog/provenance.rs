@@ -1,22 +1,23 @@
 //! The provenance view: SLSA provenance read from what the registry already holds.
-//! Sources, in order: BuildKit attestation manifests inside the index, in-toto
-//! referrers of the platform manifest, and cosign's legacy `sha256-<hex>.att` tag.
+//! Sources, in order: BuildKit attestation manifests inside the index; referrers of the
+//! platform manifest that carry an in-toto statement, plain, in a DSSE envelope, or in
+//! a Sigstore bundle (`cosign attest`); and cosign's legacy `sha256-<hex>.att` tag.
+//! A statement in a DSSE envelope is checked against the configured keys.
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::signatures::{Trust, Verdict};
 use super::CatalogError;
-use crate::artifact::media_types::IN_TOTO_JSON;
+use crate::artifact::annotations::BUNDLE_CONTENT;
+use crate::artifact::media_types::{IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
-
-const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+use crate::sign::dsse::{Envelope, ENVELOPE_MEDIA_TYPE as DSSE_ENVELOPE};
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 const MAX_STATEMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -47,8 +48,12 @@ pub struct PlatformProvenance {
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provenance {
-    /// `buildkit-attestation`, `in-toto-referrer` or `cosign-attestation`.
+    /// `buildkit-attestation`, `in-toto-referrer`, `sigstore-bundle-referrer` or
+    /// `cosign-attestation` (the legacy `.att` tag).
     pub found_in: String,
+    /// The verdict on the envelope's signature with the configured keys (`unsigned` for
+    /// a bare statement); absent when no keys are configured.
+    pub signature: Option<Verdict>,
     /// The statement's predicate type.
     pub predicate_type: String,
     /// Who built it.
@@ -115,22 +120,45 @@ fn from_statement(statement: &Value, found_in: &str) -> Option<Provenance> {
     Some(out)
 }
 
-/// The statement in a layer: plain in-toto JSON, or a DSSE envelope around it.
-fn statement(media_type: &str, data: &[u8]) -> Option<Value> {
-    let document: Value = serde_json::from_slice(data).ok()?;
-    if media_type == DSSE_ENVELOPE || document.get("payloadType").is_some() {
-        let payload = BASE64.decode(document["payload"].as_str()?).ok()?;
-        return serde_json::from_slice(&payload).ok();
+/// The statement in a layer: plain in-toto JSON, or inside a DSSE envelope (itself
+/// possibly inside a Sigstore bundle), with the envelope.
+fn statement(media_type: &str, data: &[u8]) -> Option<(Value, Option<Envelope>)> {
+    let mut document: Value = serde_json::from_slice(data).ok()?;
+    if media_type == SIGSTORE_BUNDLE_V03 || document.get("dsseEnvelope").is_some() {
+        document = document.get_mut("dsseEnvelope")?.take();
     }
-    Some(document)
+    if document.get("payloadType").is_none() {
+        return Some((document, None));
+    }
+    let envelope: Envelope = serde_json::from_value(document).ok()?;
+    let statement = serde_json::from_slice(&envelope.payload().ok()?).ok()?;
+    Some((statement, Some(envelope)))
 }
 
-/// The first SLSA provenance among the layers of the manifest at `target`.
+/// The verdict on a statement's envelope, or `None` when no keys are configured.
+fn verdict(envelope: Option<&Envelope>, trust: &Trust) -> Option<Verdict> {
+    if trust.keys.is_empty() {
+        return None;
+    }
+    Some(match envelope {
+        None => Verdict::Unsigned,
+        Some(e) if trust.keys.iter().any(|k| e.verify(k).is_ok()) => {
+            Verdict::Verified { format: "dsse" }
+        }
+        Some(_) => Verdict::Invalid {
+            reason: "no signature in the DSSE envelope verifies with the configured keys".into(),
+        },
+    })
+}
+
+/// The first SLSA provenance among the layers of the manifest at `target` that the
+/// trust policy lets through.
 async fn in_manifest(
     client: &Client,
     repository: &RepositoryName,
     target: Target,
     found_in: &str,
+    trust: &Trust,
 ) -> Result<Option<Provenance>, CatalogError> {
     let manifest = match client.get_manifest(repository, &target).await {
         Ok(m) => m,
@@ -140,22 +168,39 @@ async fn in_manifest(
     let Manifest::Image(manifest) = manifest.manifest else {
         return Ok(None);
     };
-    for layer in manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type == IN_TOTO_JSON || l.media_type == DSSE_ENVELOPE)
-    {
+    for layer in manifest.layers.iter().filter(|l| {
+        [IN_TOTO_JSON, DSSE_ENVELOPE, SIGSTORE_BUNDLE_V03].contains(&l.media_type.as_str())
+    }) {
         let data = client
             .get_blob(repository, &layer.digest, Some(MAX_STATEMENT_BYTES))
             .await?;
-        if let Some(found) = statement(&layer.media_type, &data)
-            .as_ref()
-            .and_then(|s| from_statement(s, found_in))
-        {
+        let Some((statement, envelope)) = statement(&layer.media_type, &data) else {
+            continue;
+        };
+        let Some(mut found) = from_statement(&statement, found_in) else {
+            continue;
+        };
+        found.signature = verdict(envelope.as_ref(), trust);
+        let hidden = trust.require && !matches!(found.signature, Some(Verdict::Verified { .. }));
+        if !hidden {
             return Ok(Some(found));
         }
     }
     Ok(None)
+}
+
+/// Whether a referrer may carry an in-toto statement, by its artifactType or cosign's
+/// bundle annotation.
+fn may_hold_a_statement(referrer: &Descriptor, artifact_type: &str) -> Option<&'static str> {
+    if artifact_type == SIGSTORE_BUNDLE_V03
+        || referrer.annotations.get(BUNDLE_CONTENT).map(String::as_str) == Some("dsse-envelope")
+    {
+        Some("sigstore-bundle-referrer")
+    } else if artifact_type.contains("in-toto") || artifact_type.contains("dsse") {
+        Some("in-toto-referrer")
+    } else {
+        None
+    }
 }
 
 async fn for_platform(
@@ -163,37 +208,39 @@ async fn for_platform(
     repository: &RepositoryName,
     platform: &Digest,
     attestations: &[Descriptor],
+    trust: &Trust,
 ) -> Result<Option<Provenance>, CatalogError> {
     let platform_text = platform.to_string();
-    for attestation in attestations
+    let buildkit = attestations
         .iter()
         .filter(|d| d.annotations.get(REFERENCE_DIGEST) == Some(&platform_text))
-    {
-        let target = Target::Digest(attestation.digest.clone());
-        if let Some(found) = in_manifest(client, repository, target, "buildkit-attestation").await?
-        {
-            return Ok(Some(found));
-        }
-    }
+        .map(|d| (Target::Digest(d.digest.clone()), "buildkit-attestation"));
+    let mut referred = Vec::new();
     for referrer in client.referrers(repository, platform, None).await? {
-        let listed = referrer.artifact_type.as_deref().unwrap_or_default();
-        if listed.contains("in-toto") || listed.contains("dsse") {
-            let target = Target::Digest(referrer.digest.clone());
-            if let Some(found) = in_manifest(client, repository, target, "in-toto-referrer").await?
-            {
-                return Ok(Some(found));
-            }
+        let kind = super::artifacts::artifact_type(client, repository, &referrer).await?;
+        if let Some(found_in) = may_hold_a_statement(&referrer, kind.as_deref().unwrap_or_default())
+        {
+            referred.push((Target::Digest(referrer.digest), found_in));
         }
     }
     let att = format!("{}.att", digest::referrers_tag(platform));
-    let target = Target::Tag(att.parse().expect("an algorithm-hex.att tag is valid"));
-    in_manifest(client, repository, target, "cosign-attestation").await
+    let legacy = (
+        Target::Tag(att.parse().expect("an algorithm-hex.att tag is valid")),
+        "cosign-attestation",
+    );
+    for (target, found_in) in buildkit.chain(referred).chain([legacy]) {
+        if let Some(found) = in_manifest(client, repository, target, found_in, trust).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// The provenance view of `reference`.
 pub async fn provenance(
     client: &Client,
     reference: &Reference,
+    trust: &Trust,
 ) -> Result<ProvenanceView, CatalogError> {
     let repository = &reference.repository;
     let top = client.get_manifest(repository, &reference.target).await?;
@@ -216,10 +263,12 @@ pub async fn provenance(
             repository,
             &subject.descriptor.digest,
             &attestations,
+            trust,
         )
         .await?;
         let reason = found.is_none().then(|| {
-            "no SLSA provenance: no BuildKit attestation, in-toto referrer or cosign .att for this manifest".to_string()
+            let signed = if trust.require { " with a signature that verifies" } else { "" };
+            format!("no SLSA provenance{signed}: no BuildKit attestation, in-toto or Sigstore bundle referrer, or cosign .att for this manifest")
         });
         platforms.insert(
             subject.platform.to_string(),

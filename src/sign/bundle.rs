@@ -4,12 +4,11 @@
 //! `https://sigstore.dev/cosign/sign/v1`; with a key (no certificate, no transparency
 //! log) the verification material is just the public key's hint.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::dsse::Envelope;
 use super::{KeyPair, PublicKey, SignError};
 use crate::artifact::annotations::{BUNDLE_CONTENT, BUNDLE_PREDICATE_TYPE, CREATED};
 use crate::artifact::media_types::{IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
@@ -42,32 +41,6 @@ struct KeyHint {
     hint: String,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope {
-    payload: String,
-    payload_type: String,
-    signatures: Vec<EnvelopeSignature>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EnvelopeSignature {
-    sig: String,
-}
-
-/// DSSE's pre-authentication encoding: what the signature covers.
-fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
-
 /// The in-toto statement cosign signs for `subject`.
 fn statement(subject: &Digest) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -82,7 +55,6 @@ fn statement(subject: &Digest) -> Vec<u8> {
 /// The bundle JSON signing `subject` with `key`.
 pub fn sign(key: &KeyPair, subject: &Digest) -> Vec<u8> {
     let payload = statement(subject);
-    let signature = key.sign(&pae(IN_TOTO_JSON, &payload));
     serde_json::to_vec(&Bundle {
         media_type: SIGSTORE_BUNDLE_V03.into(),
         verification_material: VerificationMaterial {
@@ -90,13 +62,7 @@ pub fn sign(key: &KeyPair, subject: &Digest) -> Vec<u8> {
                 hint: key.public_key().hint(),
             },
         },
-        dsse_envelope: Envelope {
-            payload: BASE64.encode(&payload),
-            payload_type: IN_TOTO_JSON.into(),
-            signatures: vec![EnvelopeSignature {
-                sig: BASE64.encode(signature),
-            }],
-        },
+        dsse_envelope: Envelope::sign(key, IN_TOTO_JSON, &payload),
     })
     .expect("the bundle serializes")
 }
@@ -134,18 +100,9 @@ pub fn verify(bundle: &[u8], key: &PublicKey, subject: &Digest) -> Result<(), Si
             envelope.payload_type
         )));
     }
-    let payload = BASE64
-        .decode(&envelope.payload)
-        .map_err(|_| bad("the payload is not base64"))?;
-    let message = pae(&envelope.payload_type, &payload);
-    let signed = envelope.signatures.iter().any(|s| {
-        BASE64
-            .decode(&s.sig)
-            .is_ok_and(|sig| key.verify(&message, &sig).is_ok())
-    });
-    if !signed {
-        return Err(bad("no signature in the bundle verifies with this key"));
-    }
+    let payload = envelope
+        .verify(key)
+        .map_err(|_| bad("no signature in the bundle verifies with this key"))?;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Statement {
@@ -192,10 +149,5 @@ mod tests {
             .unwrap()
             .replace("dsseEnvelope", "dsseEnvelopX");
         assert!(verify(tampered.as_bytes(), &key.public_key(), &subject).is_err());
-    }
-
-    #[test]
-    fn pae_follows_the_dsse_spec() {
-        assert_eq!(pae("t", b"hello"), b"DSSEv1 1 t 5 hello");
     }
 }

@@ -6,6 +6,7 @@
 //! `sha256-<hex>.sig` simple-signing tag ([`legacy`]).
 
 pub mod bundle;
+pub mod dsse;
 pub mod keys;
 pub mod legacy;
 
