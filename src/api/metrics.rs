@@ -73,17 +73,7 @@ pub async fn metrics(State(state): State<Shared>) -> String {
             "refcat_http_requests_total{{view=\"{view}\",status=\"{status}\"}} {n}"
         );
     }
-    out.push_str(
-        "# HELP refcat_registry_requests_total Requests sent to the registry, by method and kind.\n",
-    );
-    out.push_str("# TYPE refcat_registry_requests_total counter\n");
-    for ((method, kind), n) in state.client.counter().snapshot() {
-        let _ = writeln!(
-            out,
-            "refcat_registry_requests_total{{method=\"{method}\",kind=\"{}\"}} {n}",
-            kind.as_str()
-        );
-    }
+    state.client.counter().write_prometheus(&mut out);
     out
 }
 

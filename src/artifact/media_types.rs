@@ -33,6 +33,8 @@ pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 pub const SIGSTORE_BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// The payload layer of a legacy cosign `.sig` signature manifest.
 pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// A DSSE envelope, as a layer of cosign's legacy `.att` attestation manifest.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The DSSE payload type of an in-toto statement.
 pub const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
 

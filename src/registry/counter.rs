@@ -68,4 +68,20 @@ impl RequestCounter {
             .map(|(_, n)| n)
             .sum()
     }
+
+    /// The counts in the Prometheus text format, as `refcat_registry_requests_total`.
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(
+            "# HELP refcat_registry_requests_total Requests sent to the registry, by method and kind.\n",
+        );
+        out.push_str("# TYPE refcat_registry_requests_total counter\n");
+        for ((method, kind), n) in self.snapshot() {
+            let _ = writeln!(
+                out,
+                "refcat_registry_requests_total{{method=\"{method}\",kind=\"{}\"}} {n}",
+                kind.as_str()
+            );
+        }
+    }
 }

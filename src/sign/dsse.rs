@@ -8,9 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{KeyPair, PublicKey, SignError};
 
-/// The DSSE envelope media type of a legacy `.att` layer.
-pub const ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-
 /// A DSSE envelope.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
