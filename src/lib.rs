@@ -19,3 +19,4 @@ pub mod registry;
 pub mod scan;
 pub mod secret;
 pub mod sign;
+pub mod worker;

@@ -1,24 +1,28 @@
 //! Command-line definitions, one file per subcommand, and the mapping from errors to
 //! exit codes. This is the only place `anyhow` is used.
 
+mod backfill;
 mod discover;
 mod key;
 mod key_args;
 mod publish;
+mod publisher_args;
 mod registry_args;
-mod scanner_args;
 mod serve;
 mod verify;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
+pub use backfill::BackfillArgs;
 pub use discover::DiscoverArgs;
 pub use key::KeyArgs;
 pub use publish::PublishArgs;
+pub use publisher_args::PublisherArgs;
 pub use registry_args::RegistryArgs;
-pub use scanner_args::ScannerArgs;
 pub use serve::ServeArgs;
 pub use verify::VerifyArgs;
+pub use worker::WorkerArgs;
 
 use crate::catalog::platforms::ResolveError;
 use crate::catalog::referrers_tree::TreeError;
@@ -67,6 +71,10 @@ pub enum Command {
     Key(KeyArgs),
     /// Serve the catalog API, read live from the registry.
     Serve(ServeArgs),
+    /// Publish continuously: on registry webhooks and on a periodic walk.
+    Worker(Box<WorkerArgs>),
+    /// Walk the whole registry once and publish whatever is missing.
+    Backfill(Box<BackfillArgs>),
 }
 
 impl Cli {
@@ -78,7 +86,20 @@ impl Cli {
             Command::Verify(args) => args.run().await,
             Command::Key(args) => args.run(),
             Command::Serve(args) => args.run().await,
+            Command::Worker(args) => args.run().await,
+            Command::Backfill(args) => args.run().await,
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the signal to stop taking work and drain.
+pub(crate) async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -1,15 +1,13 @@
 //! `refcat publish`: signed Syft JSON, SPDX and Grype referrers for images.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::key_args::load_private_key;
-use super::{RegistryArgs, ScannerArgs, EXIT_NOTHING_TO_DO};
+use super::{PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
 use crate::oci::Platform;
-use crate::publish::{PublishOptions, Publisher, SignatureFormat};
+use crate::publish::PublishOptions;
 use crate::reference::{Reference, Target};
 
 /// Output formats.
@@ -44,25 +42,11 @@ pub struct PublishArgs {
     /// Scan again even when complete, current artifacts exist.
     #[arg(long)]
     pub force: bool,
-    /// The cosign private key (password in COSIGN_PASSWORD).
-    #[arg(
-        long,
-        env = "REFCAT_KEY",
-        default_value = "cosign.key",
-        value_name = "FILE"
-    )]
-    pub key: PathBuf,
-    /// How signatures are stored.
-    #[arg(long, value_enum, default_value_t = SignatureFormat::Bundle)]
-    pub signature_format: SignatureFormat,
-    /// Store Syft JSON gzip-compressed.
-    #[arg(long)]
-    pub compress: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub scanners: ScannerArgs,
+    pub publisher: PublisherArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -90,25 +74,15 @@ impl PublishArgs {
                 ..repo.clone()
             }));
         }
-        let key = if self.dry_run {
-            crate::sign::KeyPair::generate()
-        } else {
-            load_private_key(&self.key)?
-        };
-        let (syft, grype) = self.scanners.scanners();
-        let publisher = Publisher::new(
+        let publisher = self.publisher.publisher(
             client,
-            syft,
-            grype,
-            key,
             PublishOptions {
                 platform: self.platform.clone(),
                 force: self.force,
-                signature_format: self.signature_format,
-                compress: self.compress,
-                abort_after: std::env::var("REFCAT_ABORT_AFTER").ok(),
+                ..Default::default()
             },
-        );
+            self.dry_run,
+        )?;
         if self.dry_run {
             let mut plan = Vec::new();
             for reference in &references {

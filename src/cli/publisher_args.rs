@@ -1,0 +1,95 @@
+//! How refcat publishes: where syft and grype are and how long they may run, the
+//! signing key, and how signatures and SBOMs are stored. Shared by `publish`,
+//! `worker` and `backfill`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::key_args::load_private_key;
+use crate::publish::{PublishOptions, Publisher, SignatureFormat};
+use crate::registry::Client;
+use crate::scan::{Grype, Syft};
+
+/// Options for the scanners refcat runs and the artifacts it signs.
+#[derive(Debug, Args)]
+pub struct PublisherArgs {
+    /// The cosign private key (password in COSIGN_PASSWORD).
+    #[arg(
+        long,
+        env = "REFCAT_KEY",
+        default_value = "cosign.key",
+        value_name = "FILE"
+    )]
+    pub key: PathBuf,
+    /// How signatures are stored.
+    #[arg(long, value_enum, default_value_t = SignatureFormat::Bundle)]
+    pub signature_format: SignatureFormat,
+    /// Store Syft JSON gzip-compressed.
+    #[arg(long)]
+    pub compress: bool,
+    /// The syft binary.
+    #[arg(long, env = "REFCAT_SYFT", default_value = "syft", value_name = "PATH")]
+    pub syft: PathBuf,
+    /// The grype binary.
+    #[arg(
+        long,
+        env = "REFCAT_GRYPE",
+        default_value = "grype",
+        value_name = "PATH"
+    )]
+    pub grype: PathBuf,
+    /// Grype's DB directory (grype's own default when unset). grype never updates it.
+    #[arg(long, env = "GRYPE_DB_CACHE_DIR", value_name = "DIR")]
+    pub grype_db_dir: Option<PathBuf>,
+    /// Seconds one syft or grype run may take before it is stopped.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub scan_timeout: u64,
+}
+
+impl PublisherArgs {
+    /// A publisher over `client` with these options on top of `options`. With
+    /// `throwaway_key` a fresh key stands in (for plans that sign nothing).
+    pub fn publisher(
+        &self,
+        client: Client,
+        options: PublishOptions,
+        throwaway_key: bool,
+    ) -> anyhow::Result<Publisher> {
+        let key = if throwaway_key {
+            crate::sign::KeyPair::generate()
+        } else {
+            load_private_key(&self.key)?
+        };
+        let (syft, grype) = self.scanners();
+        Ok(Publisher::new(
+            client,
+            syft,
+            grype,
+            key,
+            PublishOptions {
+                signature_format: self.signature_format,
+                compress: self.compress,
+                abort_after: std::env::var("REFCAT_ABORT_AFTER").ok(),
+                ..options
+            },
+        ))
+    }
+
+    /// The configured syft and grype.
+    pub fn scanners(&self) -> (Syft, Grype) {
+        let timeout = Duration::from_secs(self.scan_timeout.max(1));
+        (
+            Syft {
+                program: self.syft.clone(),
+                timeout,
+            },
+            Grype {
+                program: self.grype.clone(),
+                timeout,
+                db_cache_dir: self.grype_db_dir.clone(),
+            },
+        )
+    }
+}

@@ -1,0 +1,300 @@
+//! Registry events into jobs. Three senders are understood: zot's events extension
+//! (CloudEvents in binary mode, the type in `Ce-Type`), distribution's notifications
+//! (`application/vnd.docker.distribution.events.v1+json`) and Quay's repository-push
+//! webhook. Blob pushes, pulls, deletes and pushes of supporting tags (referrers
+//! indexes, cosign `.sig`/`.att`/`.sbom`) yield no job.
+
+use serde::Deserialize;
+
+use super::Job;
+use crate::artifact::media_types::MANIFEST_TYPES;
+use crate::digest;
+use crate::reference::{RepositoryName, Tag, Target};
+
+/// The media type of distribution's notification envelopes.
+pub const DISTRIBUTION_EVENTS: &str = "application/vnd.docker.distribution.events.v1+json";
+/// The CloudEvents type zot sends for a manifest push.
+pub const ZOT_IMAGE_UPDATED: &str = "zotregistry.image.updated";
+
+/// Why a webhook body was refused. Nothing of a refused body is enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON, or not the shape its sender documents.
+    #[error("invalid {sender} event: {reason}")]
+    Invalid {
+        /// Which sender the body was read as.
+        sender: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A body no known sender produces.
+    #[error("unrecognised event: send distribution notifications ({DISTRIBUTION_EVENTS}), zot CloudEvents (Ce-Type header) or Quay's repository-push webhook")]
+    Unrecognised,
+}
+
+/// What a webhook body said.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Images to publish for.
+    pub jobs: Vec<Job>,
+    /// Events that concern no image: blobs, pulls, deletes, supporting tags.
+    pub ignored: usize,
+}
+
+/// Reads a webhook body. `content_type` and `ce_type` are the request's headers.
+pub fn parse(
+    content_type: Option<&str>,
+    ce_type: Option<&str>,
+    body: &[u8],
+) -> Result<Parsed, EventError> {
+    if let Some(kind) = ce_type {
+        return zot(kind, body);
+    }
+    let essence = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
+    if essence == Some(DISTRIBUTION_EVENTS) {
+        return distribution(body);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| EventError::Invalid {
+            sender: "webhook",
+            reason: format!("not JSON: {e}"),
+        })?;
+    if value.get("events").is_some() {
+        distribution(body)
+    } else if value.get("updated_tags").is_some() {
+        quay(body)
+    } else {
+        Err(EventError::Unrecognised)
+    }
+}
+
+fn invalid(sender: &'static str) -> impl Fn(String) -> EventError {
+    move |reason| EventError::Invalid { sender, reason }
+}
+
+fn repository(sender: &'static str, name: &str) -> Result<RepositoryName, EventError> {
+    name.parse().map_err(|e| invalid(sender)(format!("{e}")))
+}
+
+/// A job for `target` unless it is a supporting tag.
+fn job(repository: RepositoryName, tag: Option<Tag>, target: Target, parsed: &mut Parsed) {
+    if tag.as_ref().is_some_and(Tag::is_supporting) {
+        parsed.ignored += 1;
+    } else {
+        parsed.jobs.push(Job { repository, target });
+    }
+}
+
+fn tag(sender: &'static str, text: Option<&str>) -> Result<Option<Tag>, EventError> {
+    text.map(|t| t.parse().map_err(|e| invalid(sender)(format!("{e}"))))
+        .transpose()
+}
+
+fn zot(kind: &str, body: &[u8]) -> Result<Parsed, EventError> {
+    const SENDER: &str = "zot";
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Updated {
+        name: String,
+        reference: String,
+        digest: String,
+        media_type: Option<String>,
+    }
+    let mut parsed = Parsed::default();
+    if kind != ZOT_IMAGE_UPDATED {
+        parsed.ignored = 1;
+        return Ok(parsed);
+    }
+    let event: Updated =
+        serde_json::from_slice(body).map_err(|e| invalid(SENDER)(e.to_string()))?;
+    let repository = repository(SENDER, &event.name)?;
+    let digest = digest::parse(&event.digest).map_err(|e| invalid(SENDER)(e.to_string()))?;
+    let by_tag = (!event.reference.starts_with("sha256:")
+        && !event.reference.starts_with("sha512:"))
+    .then_some(event.reference.as_str());
+    if event
+        .media_type
+        .as_deref()
+        .is_some_and(|m| !MANIFEST_TYPES.contains(&m))
+    {
+        parsed.ignored = 1;
+        return Ok(parsed);
+    }
+    job(
+        repository,
+        tag(SENDER, by_tag)?,
+        Target::Digest(digest),
+        &mut parsed,
+    );
+    Ok(parsed)
+}
+
+fn distribution(body: &[u8]) -> Result<Parsed, EventError> {
+    const SENDER: &str = "distribution";
+    #[derive(Deserialize)]
+    struct Envelope {
+        events: Vec<Event>,
+    }
+    #[derive(Deserialize)]
+    struct Event {
+        action: String,
+        target: EventTarget,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EventTarget {
+        media_type: Option<String>,
+        digest: Option<String>,
+        repository: String,
+        tag: Option<String>,
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| invalid(SENDER)(e.to_string()))?;
+    let mut parsed = Parsed::default();
+    for event in envelope.events {
+        let target = event.target;
+        let is_manifest = target
+            .media_type
+            .as_deref()
+            .is_some_and(|m| MANIFEST_TYPES.contains(&m));
+        let (true, true, Some(digest)) = (event.action == "push", is_manifest, target.digest)
+        else {
+            parsed.ignored += 1;
+            continue;
+        };
+        let repository = repository(SENDER, &target.repository)?;
+        let digest = digest::parse(&digest).map_err(|e| invalid(SENDER)(e.to_string()))?;
+        let tag = tag(SENDER, target.tag.as_deref())?;
+        job(repository, tag, Target::Digest(digest), &mut parsed);
+    }
+    Ok(parsed)
+}
+
+fn quay(body: &[u8]) -> Result<Parsed, EventError> {
+    const SENDER: &str = "quay";
+    #[derive(Deserialize)]
+    struct Push {
+        repository: String,
+        updated_tags: Vec<String>,
+    }
+    let push: Push = serde_json::from_slice(body).map_err(|e| invalid(SENDER)(e.to_string()))?;
+    let repository = repository(SENDER, &push.repository)?;
+    let mut parsed = Parsed::default();
+    for name in &push.updated_tags {
+        let tag = tag(SENDER, Some(name))?.expect("a name was given");
+        job(
+            repository.clone(),
+            Some(tag.clone()),
+            Target::Tag(tag),
+            &mut parsed,
+        );
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Notifications captured from docker-registry 2.8.2: two blob pushes, a manifest
+    /// pushed by tag, one pushed by digest, a pull and a delete.
+    fn captured() -> Vec<(String, Vec<u8>)> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/webhooks/distribution-2.8.2-events.jsonl"
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                (
+                    v["ct"].as_str().unwrap().to_string(),
+                    serde_json::to_vec(&v["body"]).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn distribution_manifest_pushes_become_jobs_and_the_rest_is_ignored() {
+        let mut jobs = Vec::new();
+        let mut ignored = 0;
+        for (content_type, body) in captured() {
+            let parsed = parse(Some(&content_type), None, &body).unwrap();
+            jobs.extend(parsed.jobs);
+            ignored += parsed.ignored;
+        }
+        let targets: Vec<String> = jobs.iter().map(Job::key).collect();
+        assert_eq!(
+            targets,
+            [
+                "demo@sha256:7d477475574a40f9a009f12ea465ac79a347dfc52f87f7f532f94dbd322133c9",
+                "demo@sha256:2d6ec0de53430480b852e732b39c1d435a7f675f77de3778ad65826e11cb8fc4",
+            ]
+        );
+        assert_eq!(ignored, 4);
+    }
+
+    #[test]
+    fn zot_and_quay_events() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let body = serde_json::json!({
+            "name": "team/app", "reference": "1.0", "digest": digest,
+            "mediaType": "application/vnd.oci.image.index.v1+json", "manifest": "{}"
+        });
+        let parsed = parse(None, Some(ZOT_IMAGE_UPDATED), body.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.jobs[0].key(), format!("team/app@{digest}"));
+        let deleted = parse(None, Some("zotregistry.image.deleted"), b"{}").unwrap();
+        assert_eq!((deleted.jobs.len(), deleted.ignored), (0, 1));
+        let signature = serde_json::json!({
+            "name": "team/app", "reference": format!("sha256-{}.sig", "a".repeat(64)), "digest": digest,
+        });
+        let parsed = parse(
+            None,
+            Some(ZOT_IMAGE_UPDATED),
+            signature.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((parsed.jobs.len(), parsed.ignored), (0, 1));
+
+        let quay = br#"{"repository":"team/app","docker_url":"quay.io/team/app","updated_tags":["1.0","latest"]}"#;
+        let parsed = parse(Some("application/json"), None, quay).unwrap();
+        let keys: Vec<String> = parsed.jobs.iter().map(Job::key).collect();
+        assert_eq!(keys, ["team/app:1.0", "team/app:latest"]);
+    }
+
+    #[test]
+    fn malformed_and_hostile_bodies_are_refused_whole() {
+        let refused = |ct: Option<&str>, ce: Option<&str>, body: &str| {
+            parse(ct, ce, body.as_bytes()).is_err()
+        };
+        assert!(refused(None, None, "not json"));
+        assert!(refused(None, None, r#"{"hello":"world"}"#));
+        assert!(refused(
+            Some(DISTRIBUTION_EVENTS),
+            None,
+            r#"{"events":"x"}"#
+        ));
+        let hostile = serde_json::json!({"events": [{
+            "action": "push",
+            "target": {"mediaType": MANIFEST_TYPES[0], "digest": format!("sha256:{}", "b".repeat(64)), "repository": "../../etc"}
+        }]});
+        assert!(refused(
+            Some(DISTRIBUTION_EVENTS),
+            None,
+            &hostile.to_string()
+        ));
+        let bad_digest = serde_json::json!({"name": "a", "reference": "1", "digest": "sha256:zz"});
+        assert!(refused(
+            None,
+            Some(ZOT_IMAGE_UPDATED),
+            &bad_digest.to_string()
+        ));
+        assert!(refused(
+            None,
+            None,
+            r#"{"repository":"A B","updated_tags":["1"]}"#
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! The worker's HTTP side: `POST /events` takes webhooks (authenticated, size-limited,
+//! parsed whole before anything is queued), `/healthz`, and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::auth::{AuthError, WebhookSecret};
+use super::events;
+use super::queue::{Enqueued, Queue};
+use crate::registry::Client;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct Intake {
+    /// Where jobs go.
+    pub queue: Queue,
+    /// What webhooks must prove.
+    pub secret: WebhookSecret,
+    /// The registry client, for its request counts.
+    pub client: Client,
+    /// Webhook responses by status, for `/metrics`.
+    pub responses: Arc<Mutex<BTreeMap<u16, u64>>>,
+}
+
+/// The routes; bodies over `max_body_bytes` get 413.
+pub fn router(intake: Intake, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/events", post(receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(intake)
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    let response = accept(&intake, &headers, &body);
+    *intake
+        .responses
+        .lock()
+        .expect("responses")
+        .entry(response.status().as_u16())
+        .or_default() += 1;
+    response
+}
+
+fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = intake.secret.check(header, body) {
+        let status = match e {
+            AuthError::Missing => StatusCode::UNAUTHORIZED,
+            AuthError::Wrong => StatusCode::FORBIDDEN,
+        };
+        tracing::warn!(%status, "webhook refused: {e}");
+        return refuse(status, e.to_string());
+    }
+    let parsed = match events::parse(header("content-type"), header("ce-type"), body) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("webhook refused: {e}");
+            return refuse(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let (mut accepted, mut duplicates, mut full) = (0, 0, 0);
+    for job in parsed.jobs {
+        match intake.queue.push(job) {
+            Enqueued::Added => accepted += 1,
+            Enqueued::Duplicate => duplicates += 1,
+            Enqueued::Full => full += 1,
+        }
+    }
+    let summary = json!({
+        "accepted": accepted, "duplicates": duplicates, "ignored": parsed.ignored, "refused": full
+    });
+    if full > 0 {
+        tracing::warn!(
+            full,
+            "queue full; the sender should retry (and reconcile will find them)"
+        );
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(summary)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, "5".parse().expect("a number"));
+        return response;
+    }
+    (StatusCode::ACCEPTED, Json(summary)).into_response()
+}
+
+async fn metrics(State(intake): State<Intake>) -> String {
+    let mut out = String::new();
+    let queue = &intake.queue;
+    let _ = writeln!(out, "# HELP refcat_worker_queue_depth Jobs waiting.\n# TYPE refcat_worker_queue_depth gauge\nrefcat_worker_queue_depth {}", queue.depth());
+    let _ = writeln!(out, "# HELP refcat_worker_jobs_running Jobs running.\n# TYPE refcat_worker_jobs_running gauge\nrefcat_worker_jobs_running {}", queue.running());
+    out.push_str("# HELP refcat_worker_jobs_total Jobs ended, by outcome.\n# TYPE refcat_worker_jobs_total counter\n");
+    for (outcome, n) in queue.outcomes() {
+        let _ = writeln!(
+            out,
+            "refcat_worker_jobs_total{{outcome=\"{}\"}} {n}",
+            outcome.as_str()
+        );
+    }
+    out.push_str("# HELP refcat_worker_webhooks_total Webhook responses, by status.\n# TYPE refcat_worker_webhooks_total counter\n");
+    for (status, n) in intake.responses.lock().expect("responses").iter() {
+        let _ = writeln!(
+            out,
+            "refcat_worker_webhooks_total{{status=\"{status}\"}} {n}"
+        );
+    }
+    intake.client.counter().write_prometheus(&mut out);
+    out
+}

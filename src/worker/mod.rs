@@ -1,0 +1,33 @@
+//! `refcat worker`: keeps a registry covered with no one running commands. Registry
+//! events ([`events`]) and a periodic walk ([`reconcile`]) yield jobs; a bounded,
+//! deduplicated [`queue`] runs them through the publish pipeline; [`intake`] is the
+//! authenticated webhook endpoint.
+
+pub mod auth;
+pub mod events;
+pub mod intake;
+pub mod job;
+pub mod queue;
+pub mod reconcile;
+
+use crate::reference::{RepositoryName, Target};
+
+/// One image to publish for: a manifest or index, by digest (or by tag when the sender
+/// named only tags, as Quay does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// The repository.
+    pub repository: RepositoryName,
+    /// The image.
+    pub target: Target,
+}
+
+impl Job {
+    /// The deduplication key: `repository@digest` or `repository:tag`.
+    pub fn key(&self) -> String {
+        match &self.target {
+            Target::Tag(tag) => format!("{}:{tag}", self.repository),
+            Target::Digest(d) | Target::Pinned(_, d) => format!("{}@{d}", self.repository),
+        }
+    }
+}

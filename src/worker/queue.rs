@@ -1,0 +1,252 @@
+//! The job queue: bounded, deduplicated by image while a job waits or runs, drained by
+//! N concurrent runners with retries and backoff. A job that keeps failing is logged
+//! and counted, and left for the reconcile loop; nothing is dropped silently.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::Job;
+
+/// What became of a pushed job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued.
+    Added,
+    /// The same image already waits or runs.
+    Duplicate,
+    /// The queue is full (or shutting down); the sender should retry later.
+    Full,
+}
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Artifacts were attached.
+    Published,
+    /// Everything was already there.
+    Complete,
+    /// Not an image (a referrer, an artifact): nothing to publish for.
+    Skipped,
+    /// Every attempt failed; the reconcile loop will find it again.
+    Failed,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Published => "published",
+            Outcome::Complete => "complete",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Sizes and retry policy.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueConfig {
+    /// Jobs that may wait.
+    pub capacity: usize,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Attempts per job.
+    pub attempts: u32,
+    /// First wait between attempts; it doubles.
+    pub backoff: Duration,
+}
+
+/// The shared queue: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: mpsc::Sender<Job>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    /// Keys of jobs waiting or running.
+    keys: Mutex<HashSet<String>>,
+    running: AtomicUsize,
+    outcomes: Mutex<BTreeMap<Outcome, u64>>,
+    config: QueueConfig,
+}
+
+impl Queue {
+    /// An empty queue.
+    pub fn new(config: QueueConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.capacity.max(1));
+        Queue {
+            inner: Arc::new(Inner {
+                tx,
+                rx: tokio::sync::Mutex::new(rx),
+                keys: Mutex::new(HashSet::new()),
+                running: AtomicUsize::new(0),
+                outcomes: Mutex::new(BTreeMap::new()),
+                config,
+            }),
+        }
+    }
+
+    /// Queues `job` unless the same image waits or runs already.
+    pub fn push(&self, job: Job) -> Enqueued {
+        let key = job.key();
+        let mut keys = self.inner.keys.lock().expect("queue keys");
+        if keys.contains(&key) {
+            return Enqueued::Duplicate;
+        }
+        match self.inner.tx.try_send(job) {
+            Ok(()) => {
+                keys.insert(key);
+                Enqueued::Added
+            }
+            Err(_) => Enqueued::Full,
+        }
+    }
+
+    /// Jobs waiting (not running).
+    pub fn depth(&self) -> usize {
+        let keys = self.inner.keys.lock().expect("queue keys").len();
+        keys.saturating_sub(self.running())
+    }
+
+    /// Jobs running.
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// Jobs ended so far, by outcome.
+    pub fn outcomes(&self) -> BTreeMap<Outcome, u64> {
+        self.inner.outcomes.lock().expect("outcomes").clone()
+    }
+
+    /// Runs jobs with `run` on `concurrency` tasks until `shutdown` turns true; then
+    /// lets the running jobs finish and returns. Waiting jobs stay for the next start's
+    /// reconcile pass.
+    pub async fn work<F, Fut>(&self, run: F, shutdown: watch::Receiver<bool>)
+    where
+        F: Fn(Job) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<Outcome, String>> + Send,
+    {
+        let runners: Vec<_> = (0..self.inner.config.concurrency.max(1))
+            .map(|_| {
+                let (queue, run, mut shutdown) = (self.clone(), run.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let job = tokio::select! {
+                            biased;
+                            _ = shutdown.wait_for(|stop| *stop) => return,
+                            job = async { queue.inner.rx.lock().await.recv().await } => job,
+                        };
+                        let Some(job) = job else { return };
+                        queue.run_one(job, &run).await;
+                    }
+                })
+            })
+            .collect();
+        for runner in runners {
+            let _ = runner.await;
+        }
+    }
+
+    async fn run_one<F, Fut>(&self, job: Job, run: &F)
+    where
+        F: Fn(Job) -> Fut,
+        Fut: Future<Output = Result<Outcome, String>>,
+    {
+        self.inner.running.fetch_add(1, Ordering::SeqCst);
+        let config = self.inner.config;
+        let key = job.key();
+        let mut outcome = Outcome::Failed;
+        for attempt in 1..=config.attempts.max(1) {
+            match run(job.clone()).await {
+                Ok(done) => {
+                    outcome = done;
+                    break;
+                }
+                Err(error) if attempt < config.attempts => {
+                    let wait = config.backoff * 2u32.saturating_pow(attempt - 1);
+                    tracing::warn!(job = %key, attempt, %error, "job failed; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => {
+                    tracing::error!(job = %key, attempts = attempt, %error, "job failed; the reconcile loop will try again");
+                }
+            }
+        }
+        tracing::info!(job = %key, outcome = outcome.as_str(), "job done");
+        *self
+            .inner
+            .outcomes
+            .lock()
+            .expect("outcomes")
+            .entry(outcome)
+            .or_default() += 1;
+        self.inner.keys.lock().expect("queue keys").remove(&key);
+        self.inner.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: u32) -> Job {
+        Job {
+            repository: "r".parse().unwrap(),
+            target: crate::reference::Target::Tag(format!("t{n}").parse().unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_dropped_while_waiting_or_running_and_failures_retried() {
+        let queue = Queue::new(QueueConfig {
+            capacity: 2,
+            concurrency: 1,
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        });
+        assert_eq!(queue.push(job(1)), Enqueued::Added);
+        assert_eq!(queue.push(job(1)), Enqueued::Duplicate);
+        assert_eq!(queue.push(job(2)), Enqueued::Added);
+        assert_eq!(queue.push(job(3)), Enqueued::Full);
+        assert_eq!(queue.depth(), 2);
+
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (stop, shutdown) = watch::channel(false);
+        let recorded = calls.clone();
+        let run = move |job: Job| {
+            let recorded = recorded.clone();
+            async move {
+                recorded.lock().unwrap().push(job.key());
+                if job.key() == "r:t2" {
+                    Err("registry unavailable".to_string())
+                } else {
+                    Ok(Outcome::Published)
+                }
+            }
+        };
+        let worker = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.work(run, shutdown).await }
+        });
+        while queue.outcomes().values().sum::<u64>() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.send(true).unwrap();
+        worker.await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["r:t1", "r:t2", "r:t2", "r:t2"]);
+        let outcomes = queue.outcomes();
+        assert_eq!(outcomes[&Outcome::Published], 1);
+        assert_eq!(outcomes[&Outcome::Failed], 1);
+        assert_eq!(queue.depth(), 0);
+        // Once done, the same image may be queued again.
+        assert_eq!(queue.push(job(1)), Enqueued::Added);
+    }
+}
