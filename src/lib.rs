@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cli;
 pub mod digest;
 pub mod fixture;
+pub mod locks;
 pub mod oci;
 pub mod publish;
 pub mod reference;

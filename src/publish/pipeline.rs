@@ -15,6 +15,7 @@ use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::digest::Digest;
+use crate::locks::KeyedLocks;
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::{Reference, Target};
 use crate::registry::{Client, SubjectState};
@@ -85,6 +86,8 @@ pub struct Publisher {
     db: OnceCell<DbStatus>,
     /// Time spent waiting for syft and grype, for the reports' timings.
     scanner_time: std::sync::Mutex<Duration>,
+    /// Subjects being published, by `repository@digest`.
+    publishing: KeyedLocks,
 }
 
 impl Publisher {
@@ -105,6 +108,7 @@ impl Publisher {
             versions: OnceCell::new(),
             db: OnceCell::new(),
             scanner_time: std::sync::Mutex::new(Duration::ZERO),
+            publishing: KeyedLocks::default(),
         }
     }
 
@@ -150,9 +154,22 @@ impl Publisher {
         &self,
         reference: &Reference,
     ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
+        let subjects = self.resolve(reference).await?;
+        self.check(reference, subjects).await
+    }
+
+    async fn resolve(&self, reference: &Reference) -> Result<Vec<PlatformManifest>, PublishError> {
         let subjects =
             platform_manifests(&self.client, reference, self.options.platform.as_ref()).await?;
         self.reached(Step::Resolve);
+        Ok(subjects)
+    }
+
+    async fn check(
+        &self,
+        reference: &Reference,
+        subjects: Vec<PlatformManifest>,
+    ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
         let db_built = self.db().await?.built.clone();
         let mut out = Vec::with_capacity(subjects.len());
         for subject in subjects {
@@ -172,10 +189,34 @@ impl Publisher {
         Ok(out)
     }
 
+    /// Holds every subject of `subjects` against concurrent publishes through this
+    /// publisher (an index and its platform manifests may arrive as separate jobs), in
+    /// digest order so that two overlapping jobs cannot deadlock.
+    async fn hold(
+        &self,
+        reference: &Reference,
+        subjects: &[PlatformManifest],
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut keys: Vec<String> = subjects
+            .iter()
+            .map(|s| format!("{}@{}", reference.repository, s.descriptor.digest))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let mut guards = Vec::with_capacity(keys.len());
+        for key in keys {
+            guards.push(self.publishing.lock(key).await);
+        }
+        guards
+    }
+
     /// Publishes whatever is missing for every platform manifest behind `reference`.
     pub async fn publish(&self, reference: &Reference) -> Result<Vec<SubjectReport>, PublishError> {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
-        let plan = self.plan(reference).await?;
+        let subjects = self.resolve(reference).await?;
+        // What exists is checked under the hold, so a concurrent job's work is seen.
+        let _held = self.hold(reference, &subjects).await;
+        let plan = self.check(reference, subjects).await?;
         // The shared checks are split evenly across the platform manifests.
         let share = plan.len().max(1) as u32;
         let (shared, shared_scanners) = (

@@ -99,7 +99,7 @@ pub(super) struct Inner {
     pub(super) known_blobs: Mutex<std::collections::HashSet<String>>,
     /// Async locks by name: tag-schema read-modify-write per subject, and the referrers
     /// API probe per repository.
-    pub(super) subject_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(super) subject_locks: crate::locks::KeyedLocks,
     /// What was read, when the config asks for a cache.
     pub(super) cache: Option<ContentCache>,
 }
@@ -124,7 +124,7 @@ impl Client {
                 auth: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
                 known_blobs: Mutex::new(std::collections::HashSet::new()),
-                subject_locks: Mutex::new(HashMap::new()),
+                subject_locks: Default::default(),
                 cache,
             }),
         }

@@ -62,8 +62,11 @@ impl Client {
         let probe = match known {
             Some(_) => None,
             None => {
-                let lock = self.lock_for(format!("probe:{repository}"));
-                let guard = lock.lock_owned().await;
+                let guard = self
+                    .inner
+                    .subject_locks
+                    .lock(format!("probe:{repository}"))
+                    .await;
                 known = self.referrers_api_known(repository);
                 Some(guard)
             }
@@ -83,18 +86,6 @@ impl Client {
             found.retain(|d| d.artifact_type.as_deref() == Some(t));
         }
         Ok(found)
-    }
-
-    /// The async lock named `key` (per subject for tag-schema writes, per repository
-    /// for the referrers API probe).
-    fn lock_for(&self, key: String) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        self.inner
-            .subject_locks
-            .lock()
-            .expect("subject locks")
-            .entry(key)
-            .or_default()
-            .clone()
     }
 
     /// Whether the registry serves the referrers API for `repository`, if already known.
@@ -306,8 +297,11 @@ impl Client {
         referrers: Vec<Descriptor>,
         subject_state: SubjectState,
     ) -> Result<(), RegistryError> {
-        let lock = self.lock_for(format!("{repository}@{subject}"));
-        let _guard = lock.lock().await;
+        let _guard = self
+            .inner
+            .subject_locks
+            .lock(format!("{repository}@{subject}"))
+            .await;
         let mut index = match subject_state {
             SubjectState::Existing => self
                 .tag_schema_index(repository, subject)

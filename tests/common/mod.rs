@@ -64,7 +64,8 @@ pub fn system_tool(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -130,6 +131,19 @@ impl Registry {
     /// Debian's docker-registry 2.8 with deletes enabled, optionally behind htpasswd
     /// auth for `(user, password)`.
     pub fn distribution(auth: Option<(&str, &str)>) -> Registry {
+        Self::distribution_with(auth, "")
+    }
+
+    /// docker-registry 2.8 sending notifications of every push to `url` with
+    /// `Authorization: Bearer <secret>`.
+    pub fn distribution_notifying(url: &str, secret: &str) -> Registry {
+        let notifications = format!(
+            "notifications:\n  endpoints:\n    - name: refcat\n      url: {url}\n      headers:\n        Authorization: [\"Bearer {secret}\"]\n      timeout: 5s\n      threshold: 3\n      backoff: 1s\n"
+        );
+        Self::distribution_with(None, &notifications)
+    }
+
+    fn distribution_with(auth: Option<(&str, &str)>, extra: &str) -> Registry {
         Self::spawn(Kind::Distribution, |port, dir| {
             let mut config = format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
@@ -144,6 +158,7 @@ impl Registry {
                     htpasswd.display()
                 ));
             }
+            config.push_str(extra);
             let config_path = dir.join("config.yml");
             std::fs::write(&config_path, config).unwrap();
             let mut cmd = Command::new(system_tool("docker-registry"));

@@ -1,0 +1,293 @@
+//! `refcat worker` as users run it: the real binary, real registries, real syft and
+//! grype. A push to docker-registry 2.8 notifies the worker, which publishes; webhooks
+//! that are malformed, oversized or unauthenticated are refused and enqueue nothing; a
+//! flood of duplicate events publishes once; a worker that dies mid-job is finished by
+//! the next start's reconcile walk.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::published::check_recovered;
+use common::{
+    free_port, push_fixture, refcat, tool, tools_root, write_keys, Registry, KEY_PASSWORD,
+};
+
+const SECRET: &str = "webhook-s3cret";
+
+/// A running `refcat worker`, killed on drop.
+struct Worker {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    /// Starts the worker for `registry` on `port` with the key in `keys`.
+    fn start(
+        registry: &Registry,
+        keys: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Worker {
+        let mut cmd = refcat();
+        cmd.args([
+            "worker",
+            &registry.host,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--key")
+        .arg(keys.join("refcat.key"))
+        .args(["--reconcile-interval", "0", "--max-body-kib", "64"])
+        .env("REFCAT_WEBHOOK_SECRET", SECRET)
+        .env("REFCAT_SYFT", tool("syft"))
+        .env("REFCAT_GRYPE", tool("grype"))
+        .env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
+        .env("COSIGN_PASSWORD", KEY_PASSWORD)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null());
+        let child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::blocking::get(format!("{base}/healthz")).is_err() {
+            assert!(Instant::now() < deadline, "worker not up after 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Worker { child, base }
+    }
+
+    /// A metric's value (0 when absent).
+    fn metric(&self, series: &str) -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.base))
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until jobs have been published and nothing waits or runs any more.
+    fn wait_idle(&self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let idle = || {
+            self.metric("refcat_worker_jobs_total{outcome=\"published\"}") > 0
+                && self.metric("refcat_worker_queue_depth") == 0
+                && self.metric("refcat_worker_jobs_running") == 0
+        };
+        loop {
+            if idle() {
+                let at = start.elapsed();
+                std::thread::sleep(Duration::from_millis(500));
+                if idle() {
+                    return at;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the worker was still busy after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `n` jobs have ended with `outcome`.
+    fn wait_for(&self, outcome: &str, n: u64, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let series = format!("refcat_worker_jobs_total{{outcome=\"{outcome}\"}}");
+        while self.metric(&series) < n {
+            assert!(
+                start.elapsed() < limit,
+                "no {n} {outcome} jobs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        start.elapsed()
+    }
+}
+
+/// A distribution notification of a manifest push of `digest` in `repository`.
+fn push_event(repository: &str, digest: &str) -> String {
+    serde_json::json!({ "events": [{
+        "id": "1", "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+            "repository": repository, "tag": "3.19"
+        }
+    }]})
+    .to_string()
+}
+
+#[test]
+fn a_push_to_distribution_is_published_from_its_notification() {
+    let port = free_port();
+    let registry =
+        Registry::distribution_notifying(&format!("http://127.0.0.1:{port}/events"), SECRET);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let worker = Worker::start(&registry, keys.path(), port, &[]);
+
+    let pushed = Instant::now();
+    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    let pushing = pushed.elapsed();
+    let done = worker.wait_idle(Duration::from_secs(300));
+    eprintln!(
+        "push {:.1} s; pushed to a complete signed set {:.1} s",
+        pushing.as_secs_f64(),
+        done.as_secs_f64()
+    );
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/alpine:3.19",
+    ));
+    // Three image manifests were pushed (two platforms, then the index): three jobs.
+    // Whichever ran first published; the index found its platforms done or in hand.
+    let outcome = |o: &str| worker.metric(&format!("refcat_worker_jobs_total{{outcome=\"{o}\"}}"));
+    assert_eq!(outcome("failed"), 0);
+    assert_eq!(outcome("published") + outcome("complete"), 3);
+    // refcat's own 12 pushes by digest (3 artifacts and 3 signatures per platform) came
+    // back as notifications; each was recognised as a referrer and skipped.
+    assert_eq!(outcome("skipped"), 12);
+}
+
+#[test]
+fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
+    let registry = Registry::referrers_api();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    let port = free_port();
+    let worker = Worker::start(&registry, keys.path(), port, &[]);
+    // The start-up walk found the image; wait for it, then push a second one for the flood.
+    worker.wait_for("published", 1, Duration::from_secs(300));
+    let debian = common::published::tokio_run(push_fixture(&registry.client(), "debian"));
+
+    let http = reqwest::blocking::Client::new();
+    let url = format!("{}/events", worker.base);
+    let event = push_event("fixtures/debian", debian.top.digest.as_ref());
+    let post = |body: &str, auth: Option<&str>| {
+        let mut request = http
+            .post(&url)
+            .header(
+                "content-type",
+                "application/vnd.docker.distribution.events.v1+json",
+            )
+            .body(body.to_string());
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    let bearer = format!("Bearer {SECRET}");
+    assert_eq!(post(&event, None), 401);
+    assert_eq!(post(&event, Some("Bearer wrong")), 403);
+    assert_eq!(post("{not json", Some(&bearer)), 400);
+    assert_eq!(
+        post(
+            &push_event("../etc", debian.top.digest.as_ref()),
+            Some(&bearer)
+        ),
+        400
+    );
+    assert_eq!(post(&"x".repeat(65 * 1024), Some(&bearer)), 413);
+    let signed = refcat::worker::auth::sign("wrong-secret", event.as_bytes());
+    let status = http
+        .post(&url)
+        .header("x-refcat-signature", format!("sha256={signed}"))
+        .body(event.clone())
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 403);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(worker.metric("refcat_worker_queue_depth"), 0);
+    assert_eq!(worker.metric("refcat_worker_jobs_running"), 0);
+    assert_eq!(
+        worker.metric("refcat_worker_jobs_total{outcome=\"published\"}"),
+        1,
+        "nothing was enqueued"
+    );
+
+    // 1,000 events for one digest, HMAC-signed, from 8 senders at once.
+    let signature = format!(
+        "sha256={}",
+        refcat::worker::auth::sign(SECRET, event.as_bytes())
+    );
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..125 {
+                    let status = http
+                        .post(&url)
+                        .header("x-refcat-signature", &signature)
+                        .body(event.clone())
+                        .send()
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, 202);
+                }
+            });
+        }
+    });
+    worker.wait_for("published", 2, Duration::from_secs(300));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        worker.metric("refcat_worker_jobs_total{outcome=\"published\"}"),
+        2
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_jobs_total{outcome=\"complete\"}"),
+        0,
+        "duplicates were dropped, not re-run"
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_webhooks_total{status=\"202\"}"),
+        1000
+    );
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/debian:12",
+    ));
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_finished_by_the_next_start() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "debian"));
+    // The start-up walk finds the image; the worker dies right after attaching the SBOMs.
+    let port = free_port();
+    let mut dying = Worker::start(
+        &registry,
+        keys.path(),
+        port,
+        &[("REFCAT_ABORT_AFTER", "attach")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while dying.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not reach the abort point"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(dying);
+    let worker = Worker::start(&registry, keys.path(), free_port(), &[]);
+    worker.wait_for("published", 1, Duration::from_secs(300));
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/debian:12",
+    ));
+}
