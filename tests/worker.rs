@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::published::check_recovered;
@@ -35,7 +35,7 @@ impl Worker {
         registry: &Registry,
         keys: &std::path::Path,
         port: u16,
-        env: &[(&str, &str)],
+        env: &[(&str, &std::ffi::OsStr)],
     ) -> Worker {
         let mut cmd = refcat();
         cmd.args([
@@ -46,7 +46,14 @@ impl Worker {
         ])
         .arg("--key")
         .arg(keys.join("refcat.key"))
-        .args(["--reconcile-interval", "0", "--max-body-kib", "64"])
+        .args([
+            "--reconcile-interval",
+            "0",
+            "--max-body-kib",
+            "64",
+            "--db-check-interval",
+            "1",
+        ])
         .env("REFCAT_WEBHOOK_SECRET", SECRET)
         .env("REFCAT_SYFT", tool("syft"))
         .env("REFCAT_GRYPE", tool("grype"))
@@ -272,7 +279,7 @@ fn a_worker_killed_mid_job_is_finished_by_the_next_start() {
         &registry,
         keys.path(),
         port,
-        &[("REFCAT_ABORT_AFTER", "attach")],
+        &[("REFCAT_ABORT_AFTER", "attach".as_ref())],
     );
     let deadline = Instant::now() + Duration::from_secs(300);
     while dying.child.try_wait().unwrap().is_none() {
@@ -290,4 +297,189 @@ fn a_worker_killed_mid_job_is_finished_by_the_next_start() {
         keys.path(),
         "fixtures/debian:12",
     ));
+}
+
+/// The vulnerabilities view of `reference` as JSON: per platform, the matches with
+/// their `firstSeen`.
+async fn vulnerabilities(registry: &Registry, reference: &str) -> serde_json::Value {
+    let view = refcat::catalog::vulnerabilities::vulnerabilities(
+        &registry.client(),
+        &reference.parse().unwrap(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    serde_json::to_value(view).unwrap()
+}
+
+/// `id@package` → `firstSeen` for one platform of a vulnerabilities view.
+fn first_seen(
+    view: &serde_json::Value,
+    platform: &str,
+) -> std::collections::BTreeMap<String, String> {
+    view["platforms"][platform]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let key = format!(
+                "{}@{}",
+                m["id"].as_str().unwrap(),
+                m["package"].as_str().unwrap()
+            );
+            (key, m["firstSeen"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    // The worker gets its own copy of the fixture DB, which this test replaces.
+    let db = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(tools_root().join("grype-db/."))
+        .arg(db.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let worker = Worker::start(
+        &registry,
+        keys.path(),
+        free_port(),
+        &[("GRYPE_DB_CACHE_DIR", db.path().as_os_str())],
+    );
+    worker.wait_idle(Duration::from_secs(300));
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let before = common::published::tokio_run(vulnerabilities(&registry, &reference));
+    let amd64_before = first_seen(&before, "linux/amd64");
+    assert!(
+        amd64_before.keys().any(|k| k.starts_with("CVE-2024-2511@")),
+        "{amd64_before:?}"
+    );
+    let syft_before = common::published::listed(&reference_of(&before, &registry, "linux/amd64"))
+        ["syft-json"]
+        .clone();
+    std::thread::sleep(Duration::from_secs(1)); // a later second for the new firstSeen
+
+    // The fixture advisories plus one on busybox, built a week later.
+    let sources = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(common::testdata().join("grypedb/providers/."))
+        .arg(sources.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let advisory = serde_json::json!({ "Vulnerability": {
+        "Name": "CVE-2026-0001", "NamespaceName": "alpine:3.19", "Severity": "High",
+        "Link": "https://security.alpinelinux.org/vuln/CVE-2026-0001",
+        "Description": "A test advisory added after the first scan.", "CVSS": [], "Metadata": {},
+        "FixedIn": [{ "Name": "busybox", "NamespaceName": "alpine:3.19", "VersionFormat": "apk",
+            "Version": "1.36.1-r16", "VendorAdvisory": { "NoAdvisory": false, "AdvisorySummary": [] } }]
+    }});
+    std::fs::write(
+        sources.path().join("alpine/CVE-2026-0001.json"),
+        advisory.to_string(),
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let built = Command::new(tool("build-grype-db"))
+        .arg("-providers")
+        .arg(sources.path())
+        .arg("-out")
+        .arg(out_dir.path())
+        .args(["-built", "2026-11-08T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let archive = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let syft_jobs = worker.metric("refcat_worker_artifacts_total{format=\"syft-json\"}");
+    let grype_jobs = worker.metric("refcat_worker_artifacts_total{format=\"grype-json\"}");
+    let imported = Command::new(tool("grype"))
+        .args(["db", "import", &archive])
+        .env("GRYPE_DB_CACHE_DIR", db.path())
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+
+    // The watcher sees the new DB; both platforms get a new Grype artifact, nothing else.
+    let start = Instant::now();
+    while worker.metric("refcat_worker_artifacts_total{format=\"grype-json\"}") < grype_jobs + 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no re-scan after the DB changed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.wait_idle(Duration::from_secs(300));
+    assert_eq!(
+        worker.metric("refcat_worker_artifacts_total{format=\"syft-json\"}"),
+        syft_jobs,
+        "syft ran again"
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_artifacts_total{format=\"spdx-json\"}"),
+        syft_jobs
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_grype_db_built_seconds"),
+        1_794_096_000
+    );
+    let after = common::published::tokio_run(vulnerabilities(&registry, &reference));
+    assert_eq!(
+        after["platforms"]["linux/amd64"]["dbBuilt"],
+        "2026-11-08T00:00:00Z"
+    );
+    let syft_after = common::published::listed(&reference_of(&after, &registry, "linux/amd64"))
+        ["syft-json"]
+        .clone();
+    assert_eq!(syft_after, syft_before, "the Syft artifact is the same one");
+    for platform in ["linux/amd64", "linux/arm64/v8"] {
+        let (old, new) = (first_seen(&before, platform), first_seen(&after, platform));
+        for (key, seen) in &old {
+            assert_eq!(
+                new.get(key),
+                Some(seen),
+                "{platform}: {key} kept its firstSeen"
+            );
+        }
+        // The advisory names the busybox origin package: grype matches busybox and the
+        // packages built from it (busybox-binsh, ssl_client).
+        let added: Vec<_> = new.keys().filter(|k| !old.contains_key(*k)).collect();
+        assert!(
+            added.contains(&&"CVE-2026-0001@busybox".to_string()),
+            "{platform}: {added:?}"
+        );
+        let latest_old = old.values().max().unwrap();
+        for key in added {
+            assert!(key.starts_with("CVE-2026-0001@"), "{platform}: {key}");
+            assert!(
+                new[key] > *latest_old,
+                "{platform}: {key} has a new firstSeen"
+            );
+        }
+    }
+}
+
+/// `registry/repository@digest` of one platform manifest in a view.
+fn reference_of(view: &serde_json::Value, registry: &Registry, platform: &str) -> String {
+    format!(
+        "{}/fixtures/alpine@{}",
+        registry.host,
+        view["platforms"][platform]["digest"].as_str().unwrap()
+    )
 }

@@ -68,16 +68,22 @@ impl BackfillArgs {
             }
             return Ok(0);
         }
+        let stats = Arc::new(crate::worker::stats::WorkerStats::default());
         let bar = ProgressBar::new(walk.missing.len() as u64).with_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
         );
         let results: Vec<(String, Result<Outcome, String>)> =
             futures_util::stream::iter(walk.missing)
                 .map(|j| {
-                    let (client, publisher, bar) = (client.clone(), publisher.clone(), bar.clone());
+                    let (client, publisher, bar, stats) = (
+                        client.clone(),
+                        publisher.clone(),
+                        bar.clone(),
+                        stats.clone(),
+                    );
                     async move {
                         let key = j.key();
-                        let outcome = job::run(&client, &publisher, j).await;
+                        let outcome = job::run(&client, &publisher, &stats, j).await;
                         bar.inc(1);
                         bar.set_message(key.clone());
                         (key, outcome)

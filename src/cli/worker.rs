@@ -9,12 +9,13 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
-use crate::publish::PublishOptions;
+use crate::publish::{PublishOptions, Publisher};
 use crate::reference::parse_registry;
 use crate::secret::Secret;
 use crate::worker::auth::WebhookSecret;
 use crate::worker::intake::{router, Intake};
 use crate::worker::queue::{Enqueued, Queue, QueueConfig};
+use crate::worker::stats::WorkerStats;
 use crate::worker::{job, reconcile};
 
 /// Keep every image in a registry covered: signed Syft JSON, SPDX and Grype referrers
@@ -61,6 +62,16 @@ pub struct WorkerArgs {
         value_name = "SECONDS"
     )]
     pub reconcile_interval: u64,
+    /// Seconds between checks of the Grype DB's built time (0: never). When it changes,
+    /// a walk queues every image whose Grype artifact was made with another DB; those
+    /// jobs run grype on the Syft JSON already in the registry, never syft again.
+    #[arg(
+        long,
+        default_value_t = 300,
+        env = "REFCAT_DB_CHECK_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    pub db_check_interval: u64,
     /// Seconds running jobs get to finish after SIGTERM.
     #[arg(
         long,
@@ -94,11 +105,13 @@ impl WorkerArgs {
             attempts: self.attempts,
             backoff: Duration::from_secs(2),
         });
+        let stats = Arc::new(WorkerStats::default());
         let intake = Intake {
             queue: queue.clone(),
             secret: WebhookSecret::new(Secret::new(self.webhook_secret.clone())),
             client: client.clone(),
             responses: Default::default(),
+            stats: stats.clone(),
         };
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -109,22 +122,30 @@ impl WorkerArgs {
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let runner = {
-            let (client, publisher) = (client.clone(), publisher.clone());
+            let (client, publisher, stats) = (client.clone(), publisher.clone(), stats.clone());
             move |j| {
-                let (client, publisher) = (client.clone(), publisher.clone());
-                async move { job::run(&client, &publisher, j).await }
+                let (client, publisher, stats) = (client.clone(), publisher.clone(), stats.clone());
+                async move { job::run(&client, &publisher, &stats, j).await }
             }
         };
         let work = tokio::spawn({
             let (queue, stopped) = (queue.clone(), stopped.clone());
             async move { queue.work(runner, stopped).await }
         });
+        let walk_now = Arc::new(tokio::sync::Notify::new());
         let walks = tokio::spawn(reconcile_loop(
             client.clone(),
-            publisher,
+            publisher.clone(),
             queue.clone(),
             Duration::from_secs(self.reconcile_interval),
+            walk_now.clone(),
             stopped.clone(),
+        ));
+        let watcher = tokio::spawn(watch_db(
+            publisher,
+            stats,
+            Duration::from_secs(self.db_check_interval),
+            walk_now,
         ));
         let app = router(intake, self.max_body_kib * 1024);
         axum::serve(listener, app)
@@ -139,6 +160,7 @@ impl WorkerArgs {
         );
         let _ = stop.send(true);
         walks.abort();
+        watcher.abort();
         if tokio::time::timeout(Duration::from_secs(self.drain_timeout), work)
             .await
             .is_err()
@@ -151,12 +173,44 @@ impl WorkerArgs {
     }
 }
 
-/// A walk at start, then one every `interval` (none more when it is zero).
+/// Checks the Grype DB every `interval`; a change asks for a walk at once.
+async fn watch_db(
+    publisher: Arc<Publisher>,
+    stats: Arc<WorkerStats>,
+    interval: Duration,
+    walk_now: Arc<tokio::sync::Notify>,
+) {
+    match publisher.grype_db().await {
+        Ok(status) => stats.db_built(&status.built),
+        Err(e) => tracing::error!(error = %e, "cannot read the Grype DB status"),
+    }
+    if interval.is_zero() {
+        return;
+    }
+    loop {
+        tokio::time::sleep(interval).await;
+        match publisher.refresh_db().await {
+            Ok(Some(status)) => {
+                tracing::info!(built = %status.built, schema = %status.schema_version, "the Grype DB changed; re-scanning every image with it");
+                stats.db_built(&status.built);
+                walk_now.notify_one();
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the Grype DB status; next check retries")
+            }
+        }
+    }
+}
+
+/// A walk at start, then one every `interval` (none more when it is zero) or when
+/// `walk_now` is notified.
 async fn reconcile_loop(
     client: crate::registry::Client,
-    publisher: Arc<crate::publish::Publisher>,
+    publisher: Arc<Publisher>,
     queue: Queue,
     interval: Duration,
+    walk_now: Arc<tokio::sync::Notify>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -179,11 +233,16 @@ async fn reconcile_loop(
             }
             Err(e) => tracing::error!(error = %e, "reconcile walk failed; next walk retries"),
         }
-        if interval.is_zero() {
-            return;
-        }
+        let every = async {
+            if interval.is_zero() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(interval).await
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = every => {}
+            _ = walk_now.notified() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
     }

@@ -83,7 +83,8 @@ pub struct Publisher {
     key: KeyPair,
     options: PublishOptions,
     versions: OnceCell<(ScannerVersion, ScannerVersion)>,
-    db: OnceCell<DbStatus>,
+    /// The Grype DB status, read once and again on [`Publisher::refresh_db`].
+    db: tokio::sync::RwLock<Option<DbStatus>>,
     /// Time spent waiting for syft and grype, for the reports' timings.
     scanner_time: std::sync::Mutex<Duration>,
     /// Subjects being published, by `repository@digest`.
@@ -106,7 +107,7 @@ impl Publisher {
             key,
             options,
             versions: OnceCell::new(),
-            db: OnceCell::new(),
+            db: tokio::sync::RwLock::new(None),
             scanner_time: std::sync::Mutex::new(Duration::ZERO),
             publishing: KeyedLocks::default(),
         }
@@ -124,11 +125,27 @@ impl Publisher {
         *self.scanner_time.lock().expect("timer lock")
     }
 
-    async fn db(&self) -> Result<&DbStatus, PublishError> {
-        Ok(self
-            .db
-            .get_or_try_init(|| self.timed(self.grype.db_status()))
-            .await?)
+    /// The Grype DB status, as read last.
+    pub async fn grype_db(&self) -> Result<DbStatus, PublishError> {
+        if let Some(known) = self.db.read().await.as_ref() {
+            return Ok(known.clone());
+        }
+        let status = self.timed(self.grype.db_status()).await?;
+        *self.db.write().await = Some(status.clone());
+        Ok(status)
+    }
+
+    /// Reads the Grype DB status again; the new status when the DB changed since it was
+    /// last read. Plans made afterwards see Grype artifacts of the old DB as stale.
+    pub async fn refresh_db(&self) -> Result<Option<DbStatus>, PublishError> {
+        let status = self.timed(self.grype.db_status()).await?;
+        let mut known = self.db.write().await;
+        if known.as_ref() == Some(&status) {
+            return Ok(None);
+        }
+        let changed = known.is_some();
+        *known = Some(status.clone());
+        Ok(changed.then_some(status))
     }
 
     async fn versions(&self) -> Result<&(ScannerVersion, ScannerVersion), PublishError> {
@@ -170,7 +187,7 @@ impl Publisher {
         reference: &Reference,
         subjects: Vec<PlatformManifest>,
     ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
-        let db_built = self.db().await?.built.clone();
+        let db_built = self.grype_db().await?.built;
         let mut out = Vec::with_capacity(subjects.len());
         for subject in subjects {
             let referrers = self
@@ -331,7 +348,7 @@ impl Publisher {
             Some(found) => found,
             None => self.stored_syft_json(reference, existing).await?,
         };
-        let db = self.db().await?;
+        let db = self.grype_db().await?;
         let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
         let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
         self.reached(Step::Grype);
@@ -343,7 +360,7 @@ impl Publisher {
                 subject: &subject.descriptor.digest,
                 platform: subject.platform.to_string(),
                 grype: grype_version,
-                db,
+                db: &db,
                 matches: &matches,
                 now: &now,
             },
@@ -354,7 +371,7 @@ impl Publisher {
             &record,
             subject,
             grype_version,
-            db,
+            &db,
             packages,
             &now,
         ))

@@ -16,6 +16,7 @@ use serde_json::json;
 use super::auth::{AuthError, WebhookSecret};
 use super::events;
 use super::queue::{Enqueued, Queue};
+use super::stats::WorkerStats;
 use crate::registry::Client;
 
 /// What the handlers share.
@@ -29,6 +30,8 @@ pub struct Intake {
     pub client: Client,
     /// Webhook responses by status, for `/metrics`.
     pub responses: Arc<Mutex<BTreeMap<u16, u64>>>,
+    /// What jobs attached, and the Grype DB.
+    pub stats: Arc<WorkerStats>,
 }
 
 /// The routes; bodies over `max_body_bytes` get 413.
@@ -118,6 +121,7 @@ async fn metrics(State(intake): State<Intake>) -> String {
             "refcat_worker_webhooks_total{{status=\"{status}\"}} {n}"
         );
     }
+    intake.stats.write_prometheus(&mut out);
     intake.client.counter().write_prometheus(&mut out);
     out
 }

@@ -2,6 +2,7 @@
 //! artifact), then publish whatever it lacks.
 
 use super::queue::Outcome;
+use super::stats::WorkerStats;
 use super::Job;
 use crate::artifact::media_types::{DOCKER_CONFIG, IN_TOTO_JSON, OCI_CONFIG};
 use crate::oci::Manifest;
@@ -23,8 +24,14 @@ pub fn is_image(manifest: &Manifest) -> bool {
     }
 }
 
-/// Publishes for `job`. Errors are strings: the queue logs them and retries.
-pub async fn run(client: &Client, publisher: &Publisher, job: Job) -> Result<Outcome, String> {
+/// Publishes for `job`, counting what it attaches in `stats`. Errors are strings: the
+/// queue logs them and retries.
+pub async fn run(
+    client: &Client,
+    publisher: &Publisher,
+    stats: &WorkerStats,
+    job: Job,
+) -> Result<Outcome, String> {
     let fetched = match client.get_manifest(&job.repository, &job.target).await {
         Ok(f) => f,
         // Deleted since the event: nothing to do, and nothing to retry.
@@ -47,6 +54,9 @@ pub async fn run(client: &Client, publisher: &Publisher, job: Job) -> Result<Out
         .publish(&reference)
         .await
         .map_err(|e| e.to_string())?;
+    for published in reports.iter().flat_map(|r| &r.published) {
+        stats.attached(published.format.as_str());
+    }
     if reports.iter().any(|r| !r.published.is_empty()) {
         Ok(Outcome::Published)
     } else {

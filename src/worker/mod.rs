@@ -9,6 +9,7 @@ pub mod intake;
 pub mod job;
 pub mod queue;
 pub mod reconcile;
+pub mod stats;
 
 use crate::reference::{RepositoryName, Target};
 

@@ -1,0 +1,52 @@
+//! What the worker has done, for `/metrics`: artifacts attached by format, and the
+//! Grype DB it scans with.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// Shared counters; updated by jobs and the DB watcher.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    artifacts: Mutex<BTreeMap<&'static str, u64>>,
+    db_built: Mutex<Option<String>>,
+}
+
+impl WorkerStats {
+    /// Counts an attached artifact of `format` (`syft-json`, `spdx-json`, `grype-json`).
+    pub fn attached(&self, format: &'static str) {
+        *self
+            .artifacts
+            .lock()
+            .expect("stats")
+            .entry(format)
+            .or_default() += 1;
+    }
+
+    /// Records the built time (RFC 3339) of the Grype DB in use.
+    pub fn db_built(&self, built: &str) {
+        *self.db_built.lock().expect("stats") = Some(built.to_string());
+    }
+
+    /// The counters in the Prometheus text format.
+    pub fn write_prometheus(&self, out: &mut String) {
+        out.push_str("# HELP refcat_worker_artifacts_total Artifacts attached, by format.\n# TYPE refcat_worker_artifacts_total counter\n");
+        for (format, n) in self.artifacts.lock().expect("stats").iter() {
+            let _ = writeln!(
+                out,
+                "refcat_worker_artifacts_total{{format=\"{format}\"}} {n}"
+            );
+        }
+        let built = self.db_built.lock().expect("stats").clone();
+        let seconds = built.as_deref().and_then(|b| {
+            time::OffsetDateTime::parse(b, &time::format_description::well_known::Rfc3339).ok()
+        });
+        if let Some(at) = seconds {
+            let _ = writeln!(
+                out,
+                "# HELP refcat_worker_grype_db_built_seconds When the Grype DB in use was built (Unix time).\n# TYPE refcat_worker_grype_db_built_seconds gauge\nrefcat_worker_grype_db_built_seconds {}",
+                at.unix_timestamp()
+            );
+        }
+    }
+}
