@@ -127,6 +127,9 @@ fn is_path_component(s: &str) -> bool {
     }
 }
 
+/// The tag of a repository's release log (see `catalog::releases`).
+pub const RELEASE_LOG_TAG: &str = "refcat-releases";
+
 /// A tag, valid by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -139,8 +142,11 @@ impl Tag {
 
     /// Whether this tag holds supporting content rather than an image: a tag-schema
     /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
-    /// (`sha256-<hex>.sig`, `.att`, `.sbom`).
+    /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log.
     pub fn is_supporting(&self) -> bool {
+        if self.0 == RELEASE_LOG_TAG {
+            return true;
+        }
         let Some((algorithm, rest)) = self.0.split_once('-') else {
             return false;
         };

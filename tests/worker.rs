@@ -483,3 +483,94 @@ fn reference_of(view: &serde_json::Value, registry: &Registry, platform: &str) -
         view["platforms"][platform]["digest"].as_str().unwrap()
     )
 }
+
+#[test]
+fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
+    let port = free_port();
+    let registry =
+        Registry::distribution_notifying(&format!("http://127.0.0.1:{port}/events"), SECRET);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let worker = Worker::start(&registry, keys.path(), port, &[]);
+    let client = registry.client();
+    let first = common::published::tokio_run(push_fixture(&client, "debian"));
+    worker.wait_idle(Duration::from_secs(300));
+
+    // A rebuild: the same layers, a new manifest, pushed over both tags.
+    let mut manifest: serde_json::Value = serde_json::from_slice(&first.top.bytes).unwrap();
+    manifest["annotations"] =
+        serde_json::json!({ "org.opencontainers.image.version": "12-rebuild" });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    for tag in ["12", "bookworm"] {
+        let target = refcat::reference::Target::Tag(tag.parse().unwrap());
+        common::published::tokio_run(client.put_manifest(
+            &repository,
+            &target,
+            &first.top.media_type,
+            bytes.clone().into(),
+        ))
+        .unwrap();
+    }
+    let second = refcat::digest::sha256(&bytes);
+
+    // The worker hears of the new digest, records it and publishes for it; the history
+    // of stream 12 then lists both releases.
+    let start = Instant::now();
+    let history = loop {
+        let view = common::published::tokio_run(refcat::catalog::history::history(
+            &client,
+            &repository,
+            &"12".parse().unwrap(),
+            &Default::default(),
+        ))
+        .unwrap();
+        if view.releases.len() == 2 && view.releases.iter().all(|r| r.vulnerabilities.is_some()) {
+            break view;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "history: {view:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let current: Vec<_> = history.releases.iter().filter(|r| r.current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].digest, second.to_string());
+    let moved = history.releases.iter().find(|r| !r.current).unwrap();
+    assert_eq!(moved.digest, first.top.digest.to_string());
+    assert_eq!(moved.tags, ["12"]);
+
+    // After garbage collection the old release is still pullable, config and layers
+    // included. (docker-registry's `--delete-untagged` is not used: it deletes even the
+    // manifests an index lists, distribution/distribution#3004, so no index can keep a
+    // release there; zot's GC follows index references.)
+    let gc = Command::new(common::system_tool("docker-registry"))
+        .arg("garbage-collect")
+        .arg(registry.config_path())
+        .output()
+        .unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let target = refcat::reference::Target::Digest(first.top.digest.clone());
+    let pulled = common::published::tokio_run(client.get_manifest(&repository, &target));
+    let Ok(refcat::registry::FetchedManifest {
+        manifest: refcat::oci::Manifest::Image(image),
+        ..
+    }) = &pulled
+    else {
+        panic!("the old release is still pullable: {pulled:?}");
+    };
+    for blob in std::iter::once(&image.config).chain(&image.layers) {
+        let fetched =
+            common::published::tokio_run(client.get_blob(&repository, &blob.digest, None));
+        assert!(
+            fetched.is_ok(),
+            "blob {} of the old release: {fetched:?}",
+            blob.digest
+        );
+    }
+}

@@ -38,6 +38,10 @@ pub mod annotations {
     pub const PLATFORM: &str = "dev.refcat.platform";
     /// Prefix of the per-severity match counts: `dev.refcat.vulnerabilities.high`, …
     pub const VULNERABILITIES_PREFIX: &str = "dev.refcat.vulnerabilities.";
+    /// On a release in the release log: the tags seen on it, comma-separated.
+    pub const RELEASE_TAGS: &str = "dev.refcat.release.tags";
+    /// On a release in the release log: when it was first seen (RFC 3339).
+    pub const RELEASE_FIRST_SEEN: &str = "dev.refcat.release.first-seen";
 }
 
 /// The current time as RFC 3339 UTC with second precision, as `created` annotations use.

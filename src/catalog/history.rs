@@ -1,5 +1,6 @@
 //! The history view: the releases of a stream. The floating tag `S` stands for the
-//! immutable tags `S-…` and `S.…`; each distinct digest among them is a release.
+//! immutable tags `S-…` and `S.…`; each distinct digest among them is a release. The
+//! worker's release log adds the releases that tags have moved away from.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 use super::signatures::Trust;
 use super::tags::{tags, TagEntry};
 use super::CatalogError;
-use crate::reference::{RepositoryName, Tag};
+use crate::reference::{RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
 
@@ -32,7 +33,8 @@ pub struct Release {
     pub digest: String,
     /// The earliest `created` across its platforms.
     pub created: Option<String>,
-    /// The stream's tags that point at it.
+    /// The stream's tags that point at it, or, for a release the tags have moved away
+    /// from, the tags the worker saw on it.
     pub tags: Vec<String>,
     /// Whether the floating tag points at it now.
     pub current: bool,
@@ -61,7 +63,27 @@ pub async fn history(
         .iter()
         .filter(|t| in_stream(&t.tag, stream.as_str()))
         .collect();
-    if members.is_empty() {
+    let log = super::releases::read(client, repository).await?;
+    let mut moved = Vec::new();
+    for recorded in super::releases::releases(&log) {
+        let tags: Vec<String> = recorded
+            .tags
+            .into_iter()
+            .filter(|t| in_stream(t, stream.as_str()))
+            .collect();
+        let digest = recorded.descriptor.digest;
+        if tags.is_empty() || members.iter().any(|m| m.digest == digest.to_string()) {
+            continue;
+        }
+        let target = Target::Digest(digest);
+        match super::tags::entry(client, repository, target, "", false, trust).await {
+            Ok(entry) => moved.push((entry, tags)),
+            // Deleted from the registry since: no longer a release anyone can pull.
+            Err(CatalogError::Registry(e)) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if members.is_empty() && moved.is_empty() {
         return Err(CatalogError::Registry(
             crate::registry::RegistryError::NotFound {
                 what: format!("stream {stream} of {repository}"),
@@ -80,6 +102,18 @@ pub async fn history(
         });
         release.tags.push(entry.tag.clone());
         release.current |= entry.tag == stream.as_str();
+    }
+    for (entry, tags) in &moved {
+        releases.insert(
+            &entry.digest,
+            Release {
+                digest: entry.digest.clone(),
+                created: entry.oldest_created.clone(),
+                tags: tags.clone(),
+                current: false,
+                vulnerabilities: entry.vulnerabilities.clone(),
+            },
+        );
     }
     let mut releases: Vec<Release> = releases.into_values().collect();
     releases.sort_by(|a, b| (&b.created, &b.digest).cmp(&(&a.created, &a.digest)));

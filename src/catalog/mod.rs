@@ -11,6 +11,7 @@ pub mod image;
 pub mod platforms;
 pub mod provenance;
 pub mod referrers_tree;
+pub mod releases;
 pub mod sbom;
 pub mod signatures;
 pub mod tags;

@@ -107,60 +107,80 @@ pub async fn tags(
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let reference = Reference {
-            registry: client.registry().to_string(),
-            repository: repository.clone(),
-            target: Target::Tag(tag.clone()),
-        };
-        // One fetch of the tag gives both its descriptor and its platforms.
-        let (top, images) = platform_images(client, &reference).await?;
-        let platforms = try_join_all(images.iter().map(|image| async {
-            let found = existing(client, repository, &image.subject.descriptor.digest).await?;
-            let grype =
-                newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
-            let syft = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
-            let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
-            let signed = (!trust.keys.is_empty()).then(|| {
-                grype.is_some()
-                    && syft.is_some()
-                    && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
-            });
-            let grype = grype.as_ref().map(|g| &g.descriptor);
-            Ok::<_, CatalogError>(TagPlatform {
-                platform: image.subject.platform.to_string(),
-                digest: image.subject.descriptor.digest.to_string(),
-                created: image.config.created.clone(),
-                scanned_at: grype.and_then(|g| g.annotations.get(CREATED).cloned()),
-                vulnerabilities: grype.map(|g| counts_from_annotations(&g.annotations)),
-                sbom: syft.is_some(),
-                signed,
-            })
-        }))
-        .await?;
-        let vulnerabilities = platforms
-            .iter()
-            .filter_map(|p| p.vulnerabilities.as_ref())
-            .fold(None, |sum: Option<BTreeMap<Severity, usize>>, counts| {
-                let mut sum = sum.unwrap_or_default();
-                for (s, n) in counts {
-                    *sum.entry(*s).or_default() += n;
-                }
-                Some(sum)
-            });
-        Ok::<_, CatalogError>(TagEntry {
-            tag: tag.to_string(),
-            digest: top.digest.to_string(),
-            media_type: top.media_type,
-            floating: is_floating(tag, &all),
-            oldest_created: platforms.iter().filter_map(|p| p.created.clone()).min(),
-            vulnerabilities,
-            platforms,
-        })
+        let floating = is_floating(tag, &all);
+        entry(
+            client,
+            repository,
+            Target::Tag(tag.clone()),
+            tag.as_str(),
+            floating,
+            trust,
+        )
+        .await
     }))
     .await?;
     Ok(TagsView {
         repository: repository.to_string(),
         tags: entries,
+    })
+}
+
+/// The entry of the image at `target`, listed under `name`.
+pub async fn entry(
+    client: &Client,
+    repository: &RepositoryName,
+    target: Target,
+    name: &str,
+    floating: bool,
+    trust: &Trust,
+) -> Result<TagEntry, CatalogError> {
+    let reference = Reference {
+        registry: client.registry().to_string(),
+        repository: repository.clone(),
+        target,
+    };
+    // One fetch of the tag gives both its descriptor and its platforms.
+    let (top, images) = platform_images(client, &reference).await?;
+    let platforms = try_join_all(images.iter().map(|image| async {
+        let found = existing(client, repository, &image.subject.descriptor.digest).await?;
+        let grype = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
+        let syft = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
+        let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
+        let signed = (!trust.keys.is_empty()).then(|| {
+            grype.is_some()
+                && syft.is_some()
+                && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
+        });
+        let grype = grype.as_ref().map(|g| &g.descriptor);
+        Ok::<_, CatalogError>(TagPlatform {
+            platform: image.subject.platform.to_string(),
+            digest: image.subject.descriptor.digest.to_string(),
+            created: image.config.created.clone(),
+            scanned_at: grype.and_then(|g| g.annotations.get(CREATED).cloned()),
+            vulnerabilities: grype.map(|g| counts_from_annotations(&g.annotations)),
+            sbom: syft.is_some(),
+            signed,
+        })
+    }))
+    .await?;
+    let vulnerabilities = platforms
+        .iter()
+        .filter_map(|p| p.vulnerabilities.as_ref())
+        .fold(None, |sum: Option<BTreeMap<Severity, usize>>, counts| {
+            let mut sum = sum.unwrap_or_default();
+            for (s, n) in counts {
+                *sum.entry(*s).or_default() += n;
+            }
+            Some(sum)
+        });
+    Ok(TagEntry {
+        tag: name.to_string(),
+        digest: top.digest.to_string(),
+        media_type: top.media_type,
+        floating,
+        oldest_created: platforms.iter().filter_map(|p| p.created.clone()).min(),
+        vulnerabilities,
+        platforms,
     })
 }
 

@@ -9,8 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
 use crate::publish::PublishOptions;
 use crate::reference::parse_registry;
+use crate::worker::job::{self, JobContext};
 use crate::worker::queue::Outcome;
-use crate::worker::{job, reconcile};
+use crate::worker::reconcile;
 
 /// Walk every tag of every repository and publish whatever lacks a complete, current,
 /// signed set. Exit codes: 0 published, 10 nothing to do, 6 some image failed (the
@@ -36,18 +37,22 @@ impl BackfillArgs {
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
         let client = self.registry_args.client(&registry)?;
-        let publisher = Arc::new(self.publisher.publisher(
-            client.clone(),
-            PublishOptions::default(),
-            self.dry_run,
-        )?);
+        let context = Arc::new(JobContext {
+            publisher: self.publisher.publisher(
+                client.clone(),
+                PublishOptions::default(),
+                self.dry_run,
+            )?,
+            client,
+            stats: Default::default(),
+            release_logs: Default::default(),
+            // A dry run changes nothing, the release log included.
+            record: !self.dry_run,
+        });
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),
         );
-        let walk = reconcile::walk(&client, &publisher, |name| {
-            spinner.set_message(name.to_string())
-        })
-        .await?;
+        let walk = reconcile::walk(&context, |name| spinner.set_message(name.to_string())).await?;
         spinner.finish_and_clear();
         eprintln!(
             "{} images checked, {} lacking something{}",
@@ -68,22 +73,16 @@ impl BackfillArgs {
             }
             return Ok(0);
         }
-        let stats = Arc::new(crate::worker::stats::WorkerStats::default());
         let bar = ProgressBar::new(walk.missing.len() as u64).with_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
         );
         let results: Vec<(String, Result<Outcome, String>)> =
             futures_util::stream::iter(walk.missing)
                 .map(|j| {
-                    let (client, publisher, bar, stats) = (
-                        client.clone(),
-                        publisher.clone(),
-                        bar.clone(),
-                        stats.clone(),
-                    );
+                    let (context, bar) = (context.clone(), bar.clone());
                     async move {
                         let key = j.key();
-                        let outcome = job::run(&client, &publisher, &stats, j).await;
+                        let outcome = job::run(&context, j).await;
                         bar.inc(1);
                         bar.set_message(key.clone());
                         (key, outcome)

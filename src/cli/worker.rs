@@ -9,14 +9,14 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
-use crate::publish::{PublishOptions, Publisher};
+use crate::publish::PublishOptions;
 use crate::reference::parse_registry;
 use crate::secret::Secret;
 use crate::worker::auth::WebhookSecret;
 use crate::worker::intake::{router, Intake};
+use crate::worker::job::{self, JobContext};
 use crate::worker::queue::{Enqueued, Queue, QueueConfig};
-use crate::worker::stats::WorkerStats;
-use crate::worker::{job, reconcile};
+use crate::worker::reconcile;
 
 /// Keep every image in a registry covered: signed Syft JSON, SPDX and Grype referrers
 /// within seconds of a push, and a periodic walk for whatever events missed.
@@ -94,24 +94,28 @@ impl WorkerArgs {
             anyhow::bail!("--webhook-secret (or REFCAT_WEBHOOK_SECRET) must not be empty");
         }
         let client = self.registry_args.client(&registry)?;
-        let publisher = Arc::new(self.publisher.publisher(
-            client.clone(),
-            PublishOptions::default(),
-            false,
-        )?);
+        let context = Arc::new(JobContext {
+            publisher: self.publisher.publisher(
+                client.clone(),
+                PublishOptions::default(),
+                false,
+            )?,
+            client: client.clone(),
+            stats: Default::default(),
+            release_logs: Default::default(),
+            record: true,
+        });
         let queue = Queue::new(QueueConfig {
             capacity: self.queue_capacity,
             concurrency: self.concurrency,
             attempts: self.attempts,
             backoff: Duration::from_secs(2),
         });
-        let stats = Arc::new(WorkerStats::default());
         let intake = Intake {
             queue: queue.clone(),
             secret: WebhookSecret::new(Secret::new(self.webhook_secret.clone())),
-            client: client.clone(),
             responses: Default::default(),
-            stats: stats.clone(),
+            context: context.clone(),
         };
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -122,10 +126,10 @@ impl WorkerArgs {
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let runner = {
-            let (client, publisher, stats) = (client.clone(), publisher.clone(), stats.clone());
+            let context = context.clone();
             move |j| {
-                let (client, publisher, stats) = (client.clone(), publisher.clone(), stats.clone());
-                async move { job::run(&client, &publisher, &stats, j).await }
+                let context = context.clone();
+                async move { job::run(&context, j).await }
             }
         };
         let work = tokio::spawn({
@@ -134,16 +138,14 @@ impl WorkerArgs {
         });
         let walk_now = Arc::new(tokio::sync::Notify::new());
         let walks = tokio::spawn(reconcile_loop(
-            client.clone(),
-            publisher.clone(),
+            context.clone(),
             queue.clone(),
             Duration::from_secs(self.reconcile_interval),
             walk_now.clone(),
             stopped.clone(),
         ));
         let watcher = tokio::spawn(watch_db(
-            publisher,
-            stats,
+            context,
             Duration::from_secs(self.db_check_interval),
             walk_now,
         ));
@@ -175,11 +177,11 @@ impl WorkerArgs {
 
 /// Checks the Grype DB every `interval`; a change asks for a walk at once.
 async fn watch_db(
-    publisher: Arc<Publisher>,
-    stats: Arc<WorkerStats>,
+    context: Arc<JobContext>,
     interval: Duration,
     walk_now: Arc<tokio::sync::Notify>,
 ) {
+    let (publisher, stats) = (&context.publisher, &context.stats);
     match publisher.grype_db().await {
         Ok(status) => stats.db_built(&status.built),
         Err(e) => tracing::error!(error = %e, "cannot read the Grype DB status"),
@@ -206,15 +208,14 @@ async fn watch_db(
 /// A walk at start, then one every `interval` (none more when it is zero) or when
 /// `walk_now` is notified.
 async fn reconcile_loop(
-    client: crate::registry::Client,
-    publisher: Arc<Publisher>,
+    context: Arc<JobContext>,
     queue: Queue,
     interval: Duration,
     walk_now: Arc<tokio::sync::Notify>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match reconcile::walk(&client, &publisher, |_| {}).await {
+        match reconcile::walk(&context, |_| {}).await {
             Ok(walk) => {
                 let queued = walk
                     .missing

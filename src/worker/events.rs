@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::Job;
 use crate::artifact::media_types::MANIFEST_TYPES;
-use crate::digest;
+use crate::digest::{self, Digest};
 use crate::reference::{RepositoryName, Tag, Target};
 
 /// The media type of distribution's notification envelopes.
@@ -76,13 +76,18 @@ fn repository(sender: &'static str, name: &str) -> Result<RepositoryName, EventE
     name.parse().map_err(|e| invalid(sender)(format!("{e}")))
 }
 
-/// A job for `target` unless it is a supporting tag.
-fn job(repository: RepositoryName, tag: Option<Tag>, target: Target, parsed: &mut Parsed) {
-    if tag.as_ref().is_some_and(Tag::is_supporting) {
-        parsed.ignored += 1;
-    } else {
-        parsed.jobs.push(Job { repository, target });
-    }
+/// A job for `digest`, pushed under `tag` when the event says so, unless the tag is a
+/// supporting one.
+fn job(repository: RepositoryName, tag: Option<Tag>, digest: Digest, parsed: &mut Parsed) {
+    let target = match tag {
+        Some(tag) if tag.is_supporting() => {
+            parsed.ignored += 1;
+            return;
+        }
+        Some(tag) => Target::Pinned(tag, digest),
+        None => Target::Digest(digest),
+    };
+    parsed.jobs.push(Job { repository, target });
 }
 
 fn tag(sender: &'static str, text: Option<&str>) -> Result<Option<Tag>, EventError> {
@@ -120,12 +125,7 @@ fn zot(kind: &str, body: &[u8]) -> Result<Parsed, EventError> {
         parsed.ignored = 1;
         return Ok(parsed);
     }
-    job(
-        repository,
-        tag(SENDER, by_tag)?,
-        Target::Digest(digest),
-        &mut parsed,
-    );
+    job(repository, tag(SENDER, by_tag)?, digest, &mut parsed);
     Ok(parsed)
 }
 
@@ -165,7 +165,7 @@ fn distribution(body: &[u8]) -> Result<Parsed, EventError> {
         let repository = repository(SENDER, &target.repository)?;
         let digest = digest::parse(&digest).map_err(|e| invalid(SENDER)(e.to_string()))?;
         let tag = tag(SENDER, target.tag.as_deref())?;
-        job(repository, tag, Target::Digest(digest), &mut parsed);
+        job(repository, tag, digest, &mut parsed);
     }
     Ok(parsed)
 }
@@ -181,13 +181,13 @@ fn quay(body: &[u8]) -> Result<Parsed, EventError> {
     let repository = repository(SENDER, &push.repository)?;
     let mut parsed = Parsed::default();
     for name in &push.updated_tags {
-        let tag = tag(SENDER, Some(name))?.expect("a name was given");
-        job(
-            repository.clone(),
-            Some(tag.clone()),
-            Target::Tag(tag),
-            &mut parsed,
-        );
+        match tag(SENDER, Some(name))?.expect("a name was given") {
+            tag if tag.is_supporting() => parsed.ignored += 1,
+            tag => parsed.jobs.push(Job {
+                repository: repository.clone(),
+                target: Target::Tag(tag),
+            }),
+        }
     }
     Ok(parsed)
 }

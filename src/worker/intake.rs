@@ -15,9 +15,8 @@ use serde_json::json;
 
 use super::auth::{AuthError, WebhookSecret};
 use super::events;
+use super::job::JobContext;
 use super::queue::{Enqueued, Queue};
-use super::stats::WorkerStats;
-use crate::registry::Client;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -26,12 +25,10 @@ pub struct Intake {
     pub queue: Queue,
     /// What webhooks must prove.
     pub secret: WebhookSecret,
-    /// The registry client, for its request counts.
-    pub client: Client,
     /// Webhook responses by status, for `/metrics`.
     pub responses: Arc<Mutex<BTreeMap<u16, u64>>>,
-    /// What jobs attached, and the Grype DB.
-    pub stats: Arc<WorkerStats>,
+    /// The jobs' shared context: the registry client's request counts and the stats.
+    pub context: Arc<JobContext>,
 }
 
 /// The routes; bodies over `max_body_bytes` get 413.
@@ -121,7 +118,7 @@ async fn metrics(State(intake): State<Intake>) -> String {
             "refcat_worker_webhooks_total{{status=\"{status}\"}} {n}"
         );
     }
-    intake.stats.write_prometheus(&mut out);
-    intake.client.counter().write_prometheus(&mut out);
+    intake.context.stats.write_prometheus(&mut out);
+    intake.context.client.counter().write_prometheus(&mut out);
     out
 }

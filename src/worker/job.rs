@@ -1,14 +1,17 @@
 //! Running one job: make sure the target is an image (not a referrer or another
-//! artifact), then publish whatever it lacks.
+//! artifact), note a tagged image in the release log, then publish whatever it lacks.
 
 use super::queue::Outcome;
 use super::stats::WorkerStats;
 use super::Job;
 use crate::artifact::media_types::{DOCKER_CONFIG, IN_TOTO_JSON, OCI_CONFIG};
-use crate::oci::Manifest;
+use crate::artifact::now_rfc3339;
+use crate::catalog::releases;
+use crate::locks::KeyedLocks;
+use crate::oci::{Descriptor, Manifest};
 use crate::publish::Publisher;
-use crate::reference::{Reference, Target};
-use crate::registry::Client;
+use crate::reference::{Reference, RepositoryName, Tag, Target};
+use crate::registry::{Client, RegistryError};
 
 /// Whether a manifest is an image or an index of images, as opposed to a referrer
 /// (refcat's own artifacts and signatures among them) or a non-image artifact.
@@ -24,14 +27,53 @@ pub fn is_image(manifest: &Manifest) -> bool {
     }
 }
 
-/// Publishes for `job`, counting what it attaches in `stats`. Errors are strings: the
-/// queue logs them and retries.
-pub async fn run(
-    client: &Client,
-    publisher: &Publisher,
-    stats: &WorkerStats,
-    job: Job,
-) -> Result<Outcome, String> {
+/// What every job needs; one per worker, shared by its runners.
+pub struct JobContext {
+    /// The registry.
+    pub client: Client,
+    /// The publish pipeline.
+    pub publisher: Publisher,
+    /// Counters for `/metrics`.
+    pub stats: WorkerStats,
+    /// Release-log writes, one at a time per repository.
+    pub release_logs: KeyedLocks,
+    /// Whether release logs are written (not on dry runs).
+    pub record: bool,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    /// Adds `seen` (tags and the images they point at) to the release log of
+    /// `repository`, writing it only when something is new.
+    pub async fn record_releases(
+        &self,
+        repository: &RepositoryName,
+        seen: &[(Tag, Descriptor)],
+    ) -> Result<(), RegistryError> {
+        if seen.is_empty() || !self.record {
+            return Ok(());
+        }
+        let _held = self.release_logs.lock(repository.to_string()).await;
+        let mut log = releases::read(&self.client, repository).await?;
+        if releases::merge(&mut log, seen, &now_rfc3339()) {
+            releases::write(&self.client, repository, &log).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes for `job`, counting what it attaches. A job that names a tag first adds
+/// the tag's image to the release log. Errors are strings: the queue logs them and
+/// retries.
+pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
+    let client = &context.client;
     let fetched = match client.get_manifest(&job.repository, &job.target).await {
         Ok(f) => f,
         // Deleted since the event: nothing to do, and nothing to retry.
@@ -45,17 +87,24 @@ pub async fn run(
         tracing::debug!(job = %job.key(), "not an image (a referrer or an artifact); skipped");
         return Ok(Outcome::Skipped);
     }
+    if let Some(tag) = job.tag() {
+        context
+            .record_releases(&job.repository, &[(tag.clone(), fetched.descriptor())])
+            .await
+            .map_err(|e| format!("recording the release: {e}"))?;
+    }
     let reference = Reference {
         registry: client.registry().to_string(),
         repository: job.repository,
         target: Target::Digest(fetched.digest),
     };
-    let reports = publisher
+    let reports = context
+        .publisher
         .publish(&reference)
         .await
         .map_err(|e| e.to_string())?;
     for published in reports.iter().flat_map(|r| &r.published) {
-        stats.attached(published.format.as_str());
+        context.stats.attached(published.format.as_str());
     }
     if reports.iter().any(|r| !r.published.is_empty()) {
         Ok(Outcome::Published)

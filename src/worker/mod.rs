@@ -11,10 +11,10 @@ pub mod queue;
 pub mod reconcile;
 pub mod stats;
 
-use crate::reference::{RepositoryName, Target};
+use crate::reference::{RepositoryName, Tag, Target};
 
 /// One image to publish for: a manifest or index, by digest (or by tag when the sender
-/// named only tags, as Quay does).
+/// named only tags, as Quay does), with the tag it was pushed under when known.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
     /// The repository.
@@ -24,6 +24,14 @@ pub struct Job {
 }
 
 impl Job {
+    /// The tag the image was pushed under, when the event said.
+    pub fn tag(&self) -> Option<&Tag> {
+        match &self.target {
+            Target::Tag(tag) | Target::Pinned(tag, _) => Some(tag),
+            Target::Digest(_) => None,
+        }
+    }
+
     /// The deduplication key: `repository@digest` or `repository:tag`.
     pub fn key(&self) -> String {
         match &self.target {

@@ -1,15 +1,17 @@
 //! The reconcile walk: every tag of every repository in `_catalog`, each digest once,
 //! checked with the publish plan (one referrers call per platform manifest). What
-//! lacks a complete, current, signed set becomes a job. The worker runs it on an
-//! interval; `refcat backfill` runs it once in the foreground.
+//! lacks a complete, current, signed set becomes a job, and every tag's image goes into
+//! the repository's release log. The worker runs it on an interval; `refcat backfill`
+//! runs it once in the foreground.
 
 use std::collections::HashSet;
 
-use super::job::is_image;
+use super::job::{is_image, JobContext};
 use super::Job;
-use crate::publish::{PublishError, Publisher};
-use crate::reference::{Reference, Target};
-use crate::registry::{Client, RegistryError};
+use crate::oci::Descriptor;
+use crate::publish::PublishError;
+use crate::reference::{Reference, RepositoryName, Tag, Target};
+use crate::registry::RegistryError;
 
 /// What one walk found.
 #[derive(Debug, Default)]
@@ -24,10 +26,10 @@ pub struct Walk {
 
 /// Walks the registry. `progress` hears about each tag as it is checked.
 pub async fn walk(
-    client: &Client,
-    publisher: &Publisher,
+    context: &JobContext,
     mut progress: impl FnMut(&str),
 ) -> Result<Walk, RegistryError> {
+    let client = &context.client;
     let mut walk = Walk::default();
     let mut seen = HashSet::new();
     for repository in client.list_repositories().await? {
@@ -38,42 +40,56 @@ pub async fn walk(
                 continue;
             }
         };
+        let mut releases = Vec::new();
         for tag in tags.into_iter().filter(|t| !t.is_supporting()) {
             let name = format!("{repository}:{tag}");
             progress(&name);
-            let checked = check(client, publisher, &repository, Target::Tag(tag), &mut seen).await;
-            match checked {
-                Ok(None) => {}
-                Ok(Some(job)) => walk.missing.push(job),
+            match check(context, &repository, &tag, &mut seen).await {
+                Ok((image, job)) => {
+                    releases.extend(image.map(|d| (tag, d)));
+                    walk.missing.extend(job);
+                }
                 Err(e) => walk.errors.push((name, e.to_string())),
             }
+        }
+        if let Err(e) = context.record_releases(&repository, &releases).await {
+            walk.errors
+                .push((format!("{repository} release log"), e.to_string()));
         }
     }
     walk.checked = seen.len();
     Ok(walk)
 }
 
-/// A job for the image at `target` when it lacks something and was not seen yet.
+/// The image `tag` points at (when it is one), and a job for it when it lacks
+/// something and was not seen yet.
 async fn check(
-    client: &Client,
-    publisher: &Publisher,
-    repository: &crate::reference::RepositoryName,
-    target: Target,
+    context: &JobContext,
+    repository: &RepositoryName,
+    tag: &Tag,
     seen: &mut HashSet<String>,
-) -> Result<Option<Job>, PublishError> {
-    let fetched = client.get_manifest(repository, &target).await?;
-    if !seen.insert(format!("{repository}@{}", fetched.digest)) || !is_image(&fetched.manifest) {
-        return Ok(None);
+) -> Result<(Option<Descriptor>, Option<Job>), PublishError> {
+    let client = &context.client;
+    let fetched = client
+        .get_manifest(repository, &Target::Tag(tag.clone()))
+        .await?;
+    if !is_image(&fetched.manifest) {
+        return Ok((None, None));
+    }
+    let image = fetched.descriptor();
+    if !seen.insert(format!("{repository}@{}", fetched.digest)) {
+        return Ok((Some(image), None));
     }
     let reference = Reference {
         registry: client.registry().to_string(),
         repository: repository.clone(),
         target: Target::Digest(fetched.digest),
     };
-    let plan = publisher.plan(&reference).await?;
+    let plan = context.publisher.plan(&reference).await?;
     let lacking = plan.iter().any(|(_, _, missing)| missing.any());
-    Ok(lacking.then(|| Job {
+    let job = lacking.then(|| Job {
         repository: repository.clone(),
         target: reference.target,
-    }))
+    });
+    Ok((Some(image), job))
 }

@@ -207,6 +207,16 @@ impl Registry {
         panic!("{kind:?} registry exited during start-up five times");
     }
 
+    /// docker-registry's configuration file, for its offline commands.
+    pub fn config_path(&self) -> PathBuf {
+        assert_eq!(
+            self.kind,
+            Kind::Distribution,
+            "only docker-registry has one"
+        );
+        self._dir.path().join("config.yml")
+    }
+
     /// Where docker-registry stores the blob `digest` on disk, for tests that tamper
     /// with or lose content behind the registry's back.
     pub fn blob_path(&self, digest: &refcat::digest::Digest) -> PathBuf {
