@@ -11,7 +11,10 @@
 //! `just bench api` starts the registry and runs this:
 //! `cargo run --release --example bench_api -- HOST ACCESS_LOG REPORT [SECONDS]`.
 
-use std::path::{Path, PathBuf};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -21,16 +24,9 @@ use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig};
 use refcat::scan::{Grype, Syft};
 use refcat::sign::KeyPair;
+use support::tools;
 
 const CONNECTIONS: usize = 64;
-
-fn tools() -> PathBuf {
-    std::env::var_os("REFCAT_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/refcat/tools")
-        })
-}
 
 struct Load {
     p50_ms: f64,

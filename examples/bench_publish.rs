@@ -10,8 +10,11 @@
 //! `just bench publish` starts the registry and runs this; by hand:
 //! `cargo run --release --example bench_publish -- HOST ACCESS_LOG REPORT [RUNS]`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,21 +26,10 @@ use refcat::registry::{Client, ClientConfig};
 use refcat::scan::{Grype, Syft};
 use refcat::secret::Secret;
 use refcat::sign::KeyPair;
+use support::{tool, tools};
 
 const PASSWORD: &str = "bench";
 const IMAGES: [(&str, &str); 3] = [("debian", "12"), ("alpine", "3.19"), ("lang", "1.0.0")];
-
-fn tools() -> PathBuf {
-    std::env::var_os("REFCAT_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/refcat/tools")
-        })
-}
-
-fn tool(name: &str) -> PathBuf {
-    tools().join("bin").join(name)
-}
 
 /// Access-log lines appended since `offset`, and the new offset.
 fn log_since(log: &Path, offset: usize) -> anyhow::Result<(Vec<String>, usize)> {

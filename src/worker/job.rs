@@ -106,6 +106,9 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
     for published in reports.iter().flat_map(|r| &r.published) {
         context.stats.attached(published.format.as_str());
     }
+    context
+        .stats
+        .scanned_for(reports.iter().map(|r| r.scanner_seconds).sum());
     if reports.iter().any(|r| !r.published.is_empty()) {
         Ok(Outcome::Published)
     } else {

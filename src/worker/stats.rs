@@ -10,6 +10,7 @@ use std::sync::Mutex;
 pub struct WorkerStats {
     artifacts: Mutex<BTreeMap<&'static str, u64>>,
     db_built: Mutex<Option<String>>,
+    scanner_seconds: Mutex<f64>,
 }
 
 impl WorkerStats {
@@ -21,6 +22,11 @@ impl WorkerStats {
             .expect("stats")
             .entry(format)
             .or_default() += 1;
+    }
+
+    /// Adds time spent waiting for syft and grype.
+    pub fn scanned_for(&self, seconds: f64) {
+        *self.scanner_seconds.lock().expect("stats") += seconds;
     }
 
     /// Records the built time (RFC 3339) of the Grype DB in use.
@@ -37,6 +43,11 @@ impl WorkerStats {
                 "refcat_worker_artifacts_total{{format=\"{format}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP refcat_worker_scanner_seconds_total Time jobs spent waiting for syft and grype.\n# TYPE refcat_worker_scanner_seconds_total counter\nrefcat_worker_scanner_seconds_total {:.3}",
+            *self.scanner_seconds.lock().expect("stats")
+        );
         let built = self.db_built.lock().expect("stats").clone();
         let seconds = built.as_deref().and_then(|b| {
             time::OffsetDateTime::parse(b, &time::format_description::well_known::Rfc3339).ok()
