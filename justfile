@@ -124,20 +124,25 @@ test: tools
     cargo clippy --all-targets --quiet -- -D warnings
     cargo test
 
-# Benchmark WHAT (publish or api) in one run against the real tools; writes target/bench/WHAT.md.
+# Benchmark WHAT (publish, api or worker) in one run against the real tools; writes target/bench/WHAT.md.
 bench what="publish" runs="3": tools
     #!/usr/bin/env bash
     set -euo pipefail
-    case "{{what}}" in publish|api) ;; *) echo "just bench: unknown benchmark '{{what}}' (known: publish, api)" >&2; exit 2;; esac
-    cargo build --release --quiet --example bench_{{what}}
+    case "{{what}}" in publish|api|worker) ;; *) echo "just bench: unknown benchmark '{{what}}' (known: publish, api, worker)" >&2; exit 2;; esac
+    cargo build --release --quiet --example bench_{{what}} --bin refcat
     data=$(mktemp -d)
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    port=$(free_port)
+    worker_port=$(free_port)
     printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$data/registry" "$port" > "$data/config.yml"
+    if [ "{{what}}" = worker ]; then
+        printf 'notifications:\n  endpoints:\n    - name: refcat\n      url: http://127.0.0.1:%s/events\n      headers:\n        Authorization: ["Bearer bench-webhook-secret"]\n      timeout: 5s\n      threshold: 3\n      backoff: 1s\n' "$worker_port" >> "$data/config.yml"
+    fi
     docker-registry serve "$data/config.yml" > "$data/access.log" 2> "$data/registry.err" &
     pid=$!
     trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-    target/release/examples/bench_{{what}} "127.0.0.1:$port" "$data/access.log" target/bench/{{what}}.md {{runs}}
+    target/release/examples/bench_{{what}} "127.0.0.1:$port" "$data/access.log" target/bench/{{what}}.md {{runs}} "$worker_port"
     echo "report: target/bench/{{what}}.md"
 
 # Start a registry, push the sample images, publish signed SBOM and scan referrers, and print what to try (Ctrl-C stops it).

@@ -52,12 +52,18 @@ impl BackfillArgs {
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),
         );
-        let walk = reconcile::walk(&context, |name| spinner.set_message(name.to_string())).await?;
+        let mut missing = Vec::new();
+        let walk = reconcile::walk(
+            &context,
+            |name| spinner.set_message(name.to_string()),
+            |job| missing.push(job),
+        )
+        .await?;
         spinner.finish_and_clear();
         eprintln!(
             "{} images checked, {} lacking something{}",
             walk.checked,
-            walk.missing.len(),
+            walk.lacking,
             if walk.errors.is_empty() {
                 String::new()
             } else {
@@ -68,29 +74,28 @@ impl BackfillArgs {
             eprintln!("  {name}: {error}");
         }
         if self.dry_run {
-            for j in &walk.missing {
+            for j in &missing {
                 println!("{registry}/{}", j.key());
             }
             return Ok(0);
         }
-        let bar = ProgressBar::new(walk.missing.len() as u64).with_style(
+        let bar = ProgressBar::new(missing.len() as u64).with_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
         );
-        let results: Vec<(String, Result<Outcome, String>)> =
-            futures_util::stream::iter(walk.missing)
-                .map(|j| {
-                    let (context, bar) = (context.clone(), bar.clone());
-                    async move {
-                        let key = j.key();
-                        let outcome = job::run(&context, j).await;
-                        bar.inc(1);
-                        bar.set_message(key.clone());
-                        (key, outcome)
-                    }
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
+        let results: Vec<(String, Result<Outcome, String>)> = futures_util::stream::iter(missing)
+            .map(|j| {
+                let (context, bar) = (context.clone(), bar.clone());
+                async move {
+                    let key = j.key();
+                    let outcome = job::run(&context, j).await;
+                    bar.inc(1);
+                    bar.set_message(key.clone());
+                    (key, outcome)
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
         bar.finish_and_clear();
         let count = |o: Outcome| {
             results

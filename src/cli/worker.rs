@@ -215,13 +215,10 @@ async fn reconcile_loop(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        match reconcile::walk(&context, |_| {}).await {
+        let mut queued = 0;
+        let enqueue = |job| queued += usize::from(queue.push(job) == Enqueued::Added);
+        match reconcile::walk(&context, |_| {}, enqueue).await {
             Ok(walk) => {
-                let queued = walk
-                    .missing
-                    .into_iter()
-                    .filter(|j| queue.push(j.clone()) == Enqueued::Added)
-                    .count();
                 tracing::info!(
                     checked = walk.checked,
                     queued,

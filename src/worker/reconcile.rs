@@ -18,16 +18,18 @@ use crate::registry::RegistryError;
 pub struct Walk {
     /// Distinct image digests checked.
     pub checked: usize,
-    /// Images lacking something, by digest.
-    pub missing: Vec<Job>,
+    /// Images found lacking something (each handed to `found` as it was found).
+    pub lacking: usize,
     /// Tags that could not be checked, with why; the next walk tries them again.
     pub errors: Vec<(String, String)>,
 }
 
-/// Walks the registry. `progress` hears about each tag as it is checked.
+/// Walks the registry. `progress` hears about each tag as it is checked; `found` gets
+/// each job as soon as it is known, so work can start before the walk ends.
 pub async fn walk(
     context: &JobContext,
     mut progress: impl FnMut(&str),
+    mut found: impl FnMut(Job),
 ) -> Result<Walk, RegistryError> {
     let client = &context.client;
     let mut walk = Walk::default();
@@ -47,7 +49,10 @@ pub async fn walk(
             match check(context, &repository, &tag, &mut seen).await {
                 Ok((image, job)) => {
                     releases.extend(image.map(|d| (tag, d)));
-                    walk.missing.extend(job);
+                    if let Some(job) = job {
+                        walk.lacking += 1;
+                        found(job);
+                    }
                 }
                 Err(e) => walk.errors.push((name, e.to_string())),
             }

@@ -1,0 +1,312 @@
+//! Benchmark of `refcat worker`, measured in one run on this machine against
+//! docker-registry 2.8 sending notifications to the worker (the real binary):
+//! - push to complete signed set, minus the time syft and grype took (median over
+//!   the sample images pushed ROUNDS times into fresh repositories);
+//! - re-scan after a Grype DB change (grype on the stored Syft JSON) versus a full
+//!   re-scan of the same images with `refcat publish --force` (syft + grype + attach +
+//!   sign); goal: ≥ 5× faster;
+//! - the worker's peak memory (VmHWM).
+//!
+//! Jobs run one at a time (`--concurrency 1`) so that scanner time and wall time
+//! compare. `just bench worker` starts the registry and runs this; by hand:
+//! `cargo run --release --example bench_worker -- HOST ACCESS_LOG REPORT ROUNDS WORKER_PORT`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use refcat::catalog::existing::Existing;
+use refcat::catalog::platforms::platform_manifests;
+use refcat::reference::Reference;
+use refcat::registry::{Client, ClientConfig};
+use refcat::secret::Secret;
+use refcat::sign::KeyPair;
+use support::{tool, tools};
+
+const PASSWORD: &str = "bench";
+const SECRET: &str = "bench-webhook-secret";
+const IMAGES: [(&str, &str); 3] = [("debian", "12"), ("alpine", "3.19"), ("lang", "1.0.0")];
+
+struct Worker {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// Peak resident memory in MiB, from /proc.
+    fn peak_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM")?;
+        Ok(kib / 1024.0)
+    }
+}
+
+/// Whether every platform manifest of `reference` has a complete set from `db_built`.
+async fn complete(client: &Client, reference: &Reference, db_built: &str) -> anyhow::Result<bool> {
+    for subject in platform_manifests(client, reference, None).await? {
+        let referrers = client
+            .referrers(&reference.repository, &subject.descriptor.digest, None)
+            .await?;
+        if Existing::from_referrers(&referrers).missing(db_built).any() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn until(
+    what: &str,
+    limit: Duration,
+    mut done: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !done().await? {
+        if start.elapsed() > limit {
+            bail!("{what}: not done after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [host, _log, report, rounds, port] = &args[..] else {
+        bail!("usage: bench_worker HOST ACCESS_LOG REPORT ROUNDS WORKER_PORT");
+    };
+    let rounds: usize = rounds.parse()?;
+    let client = Client::new(ClientConfig::new(host.clone()));
+    let work = tempfile::tempdir()?;
+    let key = work.path().join("bench.key");
+    std::fs::write(
+        &key,
+        KeyPair::generate().to_encrypted_pem(&Secret::new(PASSWORD))?,
+    )?;
+    // The worker scans with its own copy of the fixture DB, which the re-scan replaces.
+    let db = work.path().join("grype-db");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(tools().join("grype-db"))
+        .arg(&db))?;
+    let refcat = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/refcat");
+    let scanner_env = |cmd: &mut Command| {
+        cmd.env("REFCAT_SYFT", tool("syft"))
+            .env("REFCAT_GRYPE", tool("grype"))
+            .env("GRYPE_DB_CACHE_DIR", &db)
+            .env("COSIGN_PASSWORD", PASSWORD);
+    };
+    let mut cmd = Command::new(&refcat);
+    cmd.args(["worker", host, "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--key")
+        .arg(&key)
+        .args([
+            "--concurrency",
+            "1",
+            "--reconcile-interval",
+            "0",
+            "--db-check-interval",
+            "1",
+        ])
+        .env("REFCAT_WEBHOOK_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    scanner_env(&mut cmd);
+    let worker = Worker {
+        child: cmd
+            .spawn()
+            .context("starting refcat worker (build it with --release)")?,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    until("worker start", Duration::from_secs(20), async || {
+        Ok(reqwest::get(format!("{}/healthz", worker.base))
+            .await
+            .is_ok())
+    })
+    .await?;
+    let db_built = grype_db_built(&db)?;
+
+    // Push to complete signed set, minus scanner time.
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/images");
+    let mut rows = String::new();
+    let (mut latencies, mut overheads) = (Vec::new(), Vec::new());
+    let mut references = Vec::new();
+    let mut platforms = 0;
+    for round in 0..rounds {
+        for (name, tag) in IMAGES {
+            let mut image = refcat::fixture::build(&testdata.join(name))?;
+            image.repository = format!("bench/r{round}/{name}").parse()?;
+            let reference: Reference = format!("{host}/{}:{tag}", image.repository).parse()?;
+            let scanned_before = worker.metric("refcat_worker_scanner_seconds_total").await?;
+            // From the start of the push: platform manifests go first, and the worker
+            // may start on them before the index is in.
+            let pushed = Instant::now();
+            refcat::fixture::push(&client, &image).await?;
+            until(
+                &reference.to_string(),
+                Duration::from_secs(600),
+                async || complete(&client, &reference, &db_built).await,
+            )
+            .await?;
+            let latency = pushed.elapsed().as_secs_f64();
+            let scanned =
+                worker.metric("refcat_worker_scanner_seconds_total").await? - scanned_before;
+            latencies.push(latency);
+            overheads.push(latency - scanned);
+            rows.push_str(&format!(
+                "| {reference} | {latency:.2} | {scanned:.2} | {:.2} |\n",
+                latency - scanned
+            ));
+            platforms += platform_manifests(&client, &reference, None).await?.len();
+            references.push(reference);
+        }
+    }
+    let latency = median(&mut latencies);
+    let overhead = median(&mut overheads);
+
+    // Re-scan after a DB change: the fixture advisories plus one, built a week later.
+    let sources = work.path().join("providers");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/grypedb/providers"))
+        .arg(&sources))?;
+    std::fs::write(
+        sources.join("alpine/CVE-2026-0001.json"),
+        serde_json::json!({ "Vulnerability": {
+            "Name": "CVE-2026-0001", "NamespaceName": "alpine:3.19", "Severity": "High",
+            "Link": "https://security.alpinelinux.org/vuln/CVE-2026-0001",
+            "Description": "A benchmark advisory.", "CVSS": [], "Metadata": {},
+            "FixedIn": [{ "Name": "busybox", "NamespaceName": "alpine:3.19", "VersionFormat": "apk",
+                "Version": "1.36.1-r16", "VendorAdvisory": { "NoAdvisory": false, "AdvisorySummary": [] } }]
+        }})
+        .to_string(),
+    )?;
+    let archive = run(Command::new(tool("build-grype-db"))
+        .arg("-providers")
+        .arg(&sources)
+        .arg("-out")
+        .arg(work.path().join("db-build"))
+        .args(["-built", "2026-11-08T00:00:00Z"]))?;
+    let grype_before = worker
+        .metric("refcat_worker_artifacts_total{format=\"grype-json\"}")
+        .await?;
+    let syft_before = worker
+        .metric("refcat_worker_artifacts_total{format=\"syft-json\"}")
+        .await?;
+    run(Command::new(tool("grype"))
+        .args(["db", "import", archive.trim()])
+        .env("GRYPE_DB_CACHE_DIR", &db))?;
+    let imported = Instant::now();
+    let new_built = grype_db_built(&db)?;
+    until("re-scan", Duration::from_secs(1200), async || {
+        for reference in &references {
+            if !complete(&client, reference, &new_built).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let rescan = imported.elapsed().as_secs_f64();
+    let grype_new = worker
+        .metric("refcat_worker_artifacts_total{format=\"grype-json\"}")
+        .await?
+        - grype_before;
+    let syft_new = worker
+        .metric("refcat_worker_artifacts_total{format=\"syft-json\"}")
+        .await?
+        - syft_before;
+
+    // The same images scanned in full: syft + grype + attach + sign.
+    let full_start = Instant::now();
+    let mut publish = Command::new(&refcat);
+    publish.arg("publish").arg("--force").arg("--key").arg(&key);
+    publish.args(references.iter().map(|r| r.to_string()));
+    scanner_env(&mut publish);
+    run(&mut publish)?;
+    let full = full_start.elapsed().as_secs_f64();
+    let peak = worker.peak_mib()?;
+    let ratio = full / rescan;
+
+    let out = format!(
+        "# refcat worker benchmark\n\n\
+         One run on this machine (2 cores): docker-registry 2.8 notifying the worker (release build, \
+         `--concurrency 1`), {rounds} rounds of the 3 sample images ({platforms} platform manifests).\n\n\
+         ## Push to complete signed set\n\n\
+         | image | push start → complete s | syft + grype s | the rest s |\n|---|---|---|---|\n{rows}\n\
+         Median: **{latency:.2} s** push to complete signed set, of which **{overhead:.2} s** is not syft or grype \
+         (event delivery, queueing, registry work, signing). Goal: the rest ≤ 2 s ({}).\n\
+         The rest can come out below zero: grype runs while the SBOMs are being committed, so scanner time \
+         and registry work overlap.\n\n\
+         ## Re-scan after a Grype DB change\n\n\
+         New DB imported → every image complete for it: **{rescan:.2} s** ({grype_new} Grype artifacts, {syft_new} Syft artifacts; \
+         includes up to 1 s until the watcher's next check).\n\
+         The same images with `refcat publish --force` (syft + grype + attach + sign): **{full:.2} s**.\n\
+         Ratio **{ratio:.1}×** faster (goal ≥ 5×: {}).\n\n\
+         ## Memory\n\nWorker peak RSS (VmHWM) over the run: **{peak:.1} MiB**.\n",
+        if overhead <= 2.0 { "met" } else { "NOT met" },
+        if ratio >= 5.0 { "met" } else { "NOT met" },
+    );
+    if let Some(dir) = Path::new(report).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(report, &out)?;
+    print!("{out}");
+    Ok(())
+}
+
+/// The built time of the Grype DB in `db`, as grype reports it.
+fn grype_db_built(db: &Path) -> anyhow::Result<String> {
+    let status = run(Command::new(tool("grype"))
+        .args(["db", "status", "-o", "json"])
+        .env("GRYPE_DB_CACHE_DIR", db))?;
+    let status: serde_json::Value = serde_json::from_str(&status)?;
+    status["built"]
+        .as_str()
+        .map(str::to_string)
+        .context("grype db status printed no built time")
+}
