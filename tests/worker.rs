@@ -20,6 +20,8 @@ const SECRET: &str = "webhook-s3cret";
 struct Worker {
     child: Child,
     base: String,
+    /// Where its standard output (the exposure lines) goes.
+    stdout: tempfile::NamedTempFile,
 }
 
 impl Drop for Worker {
@@ -46,21 +48,16 @@ impl Worker {
         ])
         .arg("--key")
         .arg(keys.join("refcat.key"))
-        .args([
-            "--reconcile-interval",
-            "0",
-            "--max-body-kib",
-            "64",
-            "--db-check-interval",
-            "1",
-        ])
+        .args(["--max-body-kib", "64", "--db-check-interval", "1"])
         .env("REFCAT_WEBHOOK_SECRET", SECRET)
+        .env("REFCAT_RECONCILE_INTERVAL", "0")
         .env("REFCAT_SYFT", tool("syft"))
         .env("REFCAT_GRYPE", tool("grype"))
         .env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
         .env("COSIGN_PASSWORD", KEY_PASSWORD)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null());
+        .envs(env.iter().copied());
+        let stdout = tempfile::NamedTempFile::new().unwrap();
+        cmd.stdout(Stdio::from(stdout.reopen().unwrap()));
         let child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -68,7 +65,11 @@ impl Worker {
             assert!(Instant::now() < deadline, "worker not up after 20 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Worker { child, base }
+        Worker {
+            child,
+            base,
+            stdout,
+        }
     }
 
     /// A metric's value (0 when absent).
@@ -573,4 +574,62 @@ fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
             blob.digest
         );
     }
+}
+
+#[test]
+fn every_walk_logs_each_active_cve_and_exports_exposure_metrics() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "debian"));
+    // The first walk queues the image; a later one sees its Grype artifact.
+    let worker = Worker::start(
+        &registry,
+        keys.path(),
+        free_port(),
+        &[("REFCAT_RECONCILE_INTERVAL", "2".as_ref())],
+    );
+    worker.wait_idle(Duration::from_secs(300));
+    let start = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(worker.stdout.path()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if !lines.is_empty() && worker.metric("refcat_active_cves{severity=\"high\"}") > 0 {
+            break lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no exposure lines: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let glibc = lines
+        .iter()
+        .find(|l| l["cve"] == "CVE-2023-4911" && l["package"] == "libc6")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(glibc["repository"], "fixtures/debian");
+    assert!(["12", "bookworm"].contains(&glibc["tag"].as_str().unwrap()));
+    assert_eq!(glibc["severity"], "high");
+    let hours = glibc["exposure_hours"].as_f64().unwrap();
+    assert!(
+        (0.0..1.0).contains(&hours),
+        "first seen minutes ago: {hours}"
+    );
+    // The gauge counts distinct ids per severity among the lines of one walk.
+    let walk: std::collections::BTreeSet<(String, String)> = lines
+        .iter()
+        .filter(|l| l["tag"] == glibc["tag"])
+        .map(|l| {
+            (
+                l["severity"].as_str().unwrap().to_string(),
+                l["cve"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let high = walk.iter().filter(|(s, _)| s == "high").count() as u64;
+    assert_eq!(worker.metric("refcat_active_cves{severity=\"high\"}"), high);
+    assert!(worker.metric("refcat_cve_exposure_hours_count{severity=\"high\"}") >= high);
 }

@@ -1,6 +1,7 @@
 //! `refcat worker`: publish as images arrive (webhooks) and as the reconcile walk finds
 //! gaps, until SIGTERM.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
 use crate::publish::PublishOptions;
-use crate::reference::parse_registry;
+use crate::reference::{parse_registry, RepositoryName, Tag};
 use crate::secret::Secret;
 use crate::worker::auth::WebhookSecret;
+use crate::worker::exposure::{self, ExposureMetrics};
 use crate::worker::intake::{router, Intake};
 use crate::worker::job::{self, JobContext};
 use crate::worker::queue::{Enqueued, Queue, QueueConfig};
@@ -175,6 +177,35 @@ impl WorkerArgs {
     }
 }
 
+/// One JSON line per active vulnerability on each tagged image to standard output, and
+/// the exposure metrics.
+async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Tag)]) {
+    let now = time::OffsetDateTime::now_utc();
+    let mut all = Vec::new();
+    for (repository, tag) in image_tags {
+        match exposure::of_tag(&context.client, repository, tag, now).await {
+            Ok(found) => all.extend(found),
+            Err(e) => {
+                tracing::warn!(%repository, %tag, error = %e, "cannot read the vulnerabilities")
+            }
+        }
+    }
+    tracing::info!(
+        tags = image_tags.len(),
+        active = all.len(),
+        "exposure at this walk"
+    );
+    let mut stdout = std::io::stdout().lock();
+    for e in &all {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string(e).expect("an exposure serializes")
+        );
+    }
+    context.stats.exposed(ExposureMetrics::new(&all));
+}
+
 /// Checks the Grype DB every `interval`; a change asks for a walk at once.
 async fn watch_db(
     context: Arc<JobContext>,
@@ -228,6 +259,7 @@ async fn reconcile_loop(
                 for (name, error) in walk.errors {
                     tracing::warn!(%name, %error, "reconcile could not check this; next walk retries");
                 }
+                report_exposure(&context, &walk.image_tags).await;
             }
             Err(e) => tracing::error!(error = %e, "reconcile walk failed; next walk retries"),
         }

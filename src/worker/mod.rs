@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod exposure;
 pub mod intake;
 pub mod job;
 pub mod queue;

@@ -20,6 +20,8 @@ pub struct Walk {
     pub checked: usize,
     /// Images found lacking something (each handed to `found` as it was found).
     pub lacking: usize,
+    /// Every tag that names an image.
+    pub image_tags: Vec<(RepositoryName, Tag)>,
     /// Tags that could not be checked, with why; the next walk tries them again.
     pub errors: Vec<(String, String)>,
 }
@@ -48,6 +50,9 @@ pub async fn walk(
             progress(&name);
             match check(context, &repository, &tag, &mut seen).await {
                 Ok((image, job)) => {
+                    if image.is_some() {
+                        walk.image_tags.push((repository.clone(), tag.clone()));
+                    }
                     releases.extend(image.map(|d| (tag, d)));
                     if let Some(job) = job {
                         walk.lacking += 1;

@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+use super::exposure::ExposureMetrics;
+
 /// Shared counters; updated by jobs and the DB watcher.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     artifacts: Mutex<BTreeMap<&'static str, u64>>,
     db_built: Mutex<Option<String>>,
     scanner_seconds: Mutex<f64>,
+    exposure: Mutex<ExposureMetrics>,
 }
 
 impl WorkerStats {
@@ -27,6 +30,11 @@ impl WorkerStats {
     /// Adds time spent waiting for syft and grype.
     pub fn scanned_for(&self, seconds: f64) {
         *self.scanner_seconds.lock().expect("stats") += seconds;
+    }
+
+    /// Replaces the exposure metrics with those of the latest walk.
+    pub fn exposed(&self, metrics: ExposureMetrics) {
+        *self.exposure.lock().expect("stats") = metrics;
     }
 
     /// Records the built time (RFC 3339) of the Grype DB in use.
@@ -48,6 +56,7 @@ impl WorkerStats {
             "# HELP refcat_worker_scanner_seconds_total Time jobs spent waiting for syft and grype.\n# TYPE refcat_worker_scanner_seconds_total counter\nrefcat_worker_scanner_seconds_total {:.3}",
             *self.scanner_seconds.lock().expect("stats")
         );
+        self.exposure.lock().expect("stats").write_prometheus(out);
         let built = self.db_built.lock().expect("stats").clone();
         let seconds = built.as_deref().and_then(|b| {
             time::OffsetDateTime::parse(b, &time::format_description::well_known::Rfc3339).ok()
