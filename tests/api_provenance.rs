@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::served::{serve, start_api};
-use common::{tool, Kind, KEY_PASSWORD};
+use common::{run_ok, tool, Kind, KEY_PASSWORD};
 use refcat::api::AppState;
 use refcat::catalog::signatures::Trust;
 use serde_json::{json, Value};
@@ -35,32 +35,27 @@ fn cosign_attest(dir: &Path, key: &str, reference: &str, predicate: &Value, bund
         reference.len() + usize::from(bundle)
     ));
     std::fs::write(&file, predicate.to_string()).unwrap();
-    let out = Command::new(tool("cosign"))
-        .current_dir(dir)
-        .env("COSIGN_PASSWORD", KEY_PASSWORD)
-        .env("COSIGN_YES", "true")
-        .args([
-            "attest",
-            "--key",
-            key,
-            "--type",
-            "slsaprovenance1",
-            "--predicate",
-        ])
-        .arg(&file)
-        .args([
-            "--tlog-upload=false",
-            "--use-signing-config=false",
-            "--allow-http-registry",
-            &format!("--new-bundle-format={bundle}"),
-            reference,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cosign attest {reference}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(tool("cosign"))
+            .current_dir(dir)
+            .env("COSIGN_PASSWORD", KEY_PASSWORD)
+            .env("COSIGN_YES", "true")
+            .args([
+                "attest",
+                "--key",
+                key,
+                "--type",
+                "slsaprovenance1",
+                "--predicate",
+            ])
+            .arg(&file)
+            .args([
+                "--tlog-upload=false",
+                "--use-signing-config=false",
+                "--allow-http-registry",
+                &format!("--new-bundle-format={bundle}"),
+                reference,
+            ]),
     );
 }
 
@@ -131,22 +126,17 @@ async fn provenance_is_read_from_cosign_and_in_toto_attestations() {
         "predicate": slsa_v1("https://github.com/example/alpine-arm", "1111111111111111111111111111111111111111"),
     });
     std::fs::write(dir.join("statement.json"), statement.to_string()).unwrap();
-    let out = Command::new(tool("oras"))
-        .current_dir(dir)
-        .args([
-            "attach",
-            "--plain-http",
-            "--artifact-type",
-            "application/vnd.in-toto+json",
-        ])
-        .arg(format!("{host}/fixtures/alpine@{alpine_arm64}"))
-        .arg("statement.json:application/vnd.in-toto+json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(tool("oras"))
+            .current_dir(dir)
+            .args([
+                "attach",
+                "--plain-http",
+                "--artifact-type",
+                "application/vnd.in-toto+json",
+            ])
+            .arg(format!("{host}/fixtures/alpine@{alpine_arm64}"))
+            .arg("statement.json:application/vnd.in-toto+json"),
     );
 
     let key = refcat::sign::PublicKey::from_pem(

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod lexicon;
 pub mod published;
 pub mod served;
+pub mod worker;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

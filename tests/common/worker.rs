@@ -1,0 +1,126 @@
+//! A `refcat worker` run as users run it, for the worker tests.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, refcat, tool, tools_root, write_keys, Registry, KEY_PASSWORD};
+
+/// The shared secret the test workers take webhooks with.
+pub const SECRET: &str = "webhook-s3cret";
+
+/// A running `refcat worker`, killed on drop.
+pub struct Worker {
+    pub child: Child,
+    pub base: String,
+    /// Where its standard output (the exposure lines) goes.
+    pub stdout: tempfile::NamedTempFile,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    /// Starts the worker for `registry` on `port` with the key in `keys`.
+    pub fn start(
+        registry: &Registry,
+        keys: &std::path::Path,
+        port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Worker {
+        let mut cmd = refcat();
+        cmd.args([
+            "worker",
+            &registry.host,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--key")
+        .arg(keys.join("refcat.key"))
+        .args(["--max-body-kib", "64", "--db-check-interval", "1"])
+        .env("REFCAT_WEBHOOK_SECRET", SECRET)
+        .env("REFCAT_RECONCILE_INTERVAL", "0")
+        .env("REFCAT_SYFT", tool("syft"))
+        .env("REFCAT_GRYPE", tool("grype"))
+        .env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
+        .env("COSIGN_PASSWORD", KEY_PASSWORD)
+        .envs(env.iter().copied());
+        let stdout = tempfile::NamedTempFile::new().unwrap();
+        cmd.stdout(Stdio::from(stdout.reopen().unwrap()));
+        let child = cmd.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::blocking::get(format!("{base}/healthz")).is_err() {
+            assert!(Instant::now() < deadline, "worker not up after 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Worker {
+            child,
+            base,
+            stdout,
+        }
+    }
+
+    /// A metric's value (0 when absent).
+    pub fn metric(&self, series: &str) -> u64 {
+        let text = reqwest::blocking::get(format!("{}/metrics", self.base))
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until jobs have been published and nothing waits or runs any more.
+    pub fn wait_idle(&self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let idle = || {
+            self.metric("refcat_worker_jobs_total{outcome=\"published\"}") > 0
+                && self.metric("refcat_worker_queue_depth") == 0
+                && self.metric("refcat_worker_jobs_running") == 0
+        };
+        loop {
+            if idle() {
+                let at = start.elapsed();
+                std::thread::sleep(Duration::from_millis(500));
+                if idle() {
+                    return at;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the worker was still busy after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `n` jobs have ended with `outcome`.
+    pub fn wait_for(&self, outcome: &str, n: u64, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let series = format!("refcat_worker_jobs_total{{outcome=\"{outcome}\"}}");
+        while self.metric(&series) < n {
+            assert!(
+                start.elapsed() < limit,
+                "no {n} {outcome} jobs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        start.elapsed()
+    }
+}
+
+/// docker-registry 2.8 notifying a worker started for it, with a fresh key pair.
+pub fn notified_worker() -> (Registry, tempfile::TempDir, Worker) {
+    let port = free_port();
+    let registry =
+        Registry::distribution_notifying(&format!("http://127.0.0.1:{port}/events"), SECRET);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let worker = Worker::start(&registry, keys.path(), port, &[]);
+    (registry, keys, worker)
+}

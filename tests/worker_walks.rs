@@ -1,0 +1,323 @@
+//! `refcat worker`'s walks: a new Grype DB re-scans with grype alone and keeps
+//! `firstSeen`; a release whose tags moved stays in the history and pullable; every
+//! walk logs the active CVEs and exports exposure metrics.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::worker::{notified_worker, Worker};
+use common::{free_port, push_fixture, run_ok, tool, tools_root, write_keys, Registry};
+
+/// The vulnerabilities view of `reference` as JSON: per platform, the matches with
+/// their `firstSeen`.
+async fn vulnerabilities(registry: &Registry, reference: &str) -> serde_json::Value {
+    let view = refcat::catalog::vulnerabilities::vulnerabilities(
+        &registry.client(),
+        &reference.parse().unwrap(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    serde_json::to_value(view).unwrap()
+}
+
+/// `id@package` → `firstSeen` for one platform of a vulnerabilities view.
+fn first_seen(
+    view: &serde_json::Value,
+    platform: &str,
+) -> std::collections::BTreeMap<String, String> {
+    view["platforms"][platform]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let key = format!(
+                "{}@{}",
+                m["id"].as_str().unwrap(),
+                m["package"].as_str().unwrap()
+            );
+            (key, m["firstSeen"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    // The worker gets its own copy of the fixture DB, which this test replaces.
+    let db = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(tools_root().join("grype-db/."))
+            .arg(db.path()),
+    );
+    let worker = Worker::start(
+        &registry,
+        keys.path(),
+        free_port(),
+        &[("GRYPE_DB_CACHE_DIR", db.path().as_os_str())],
+    );
+    worker.wait_idle(Duration::from_secs(300));
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let before = common::published::tokio_run(vulnerabilities(&registry, &reference));
+    let amd64_before = first_seen(&before, "linux/amd64");
+    assert!(
+        amd64_before.keys().any(|k| k.starts_with("CVE-2024-2511@")),
+        "{amd64_before:?}"
+    );
+    let syft_before = common::published::listed(&reference_of(&before, &registry, "linux/amd64"))
+        ["syft-json"]
+        .clone();
+    std::thread::sleep(Duration::from_secs(1)); // a later second for the new firstSeen
+
+    // The fixture advisories plus one on busybox, built a week later.
+    let sources = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(common::testdata().join("grypedb/providers/."))
+            .arg(sources.path()),
+    );
+    let advisory = serde_json::json!({ "Vulnerability": {
+        "Name": "CVE-2026-0001", "NamespaceName": "alpine:3.19", "Severity": "High",
+        "Link": "https://security.alpinelinux.org/vuln/CVE-2026-0001",
+        "Description": "A test advisory added after the first scan.", "CVSS": [], "Metadata": {},
+        "FixedIn": [{ "Name": "busybox", "NamespaceName": "alpine:3.19", "VersionFormat": "apk",
+            "Version": "1.36.1-r16", "VendorAdvisory": { "NoAdvisory": false, "AdvisorySummary": [] } }]
+    }});
+    std::fs::write(
+        sources.path().join("alpine/CVE-2026-0001.json"),
+        advisory.to_string(),
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let built = run_ok(
+        Command::new(tool("build-grype-db"))
+            .arg("-providers")
+            .arg(sources.path())
+            .arg("-out")
+            .arg(out_dir.path())
+            .args(["-built", "2026-11-08T00:00:00Z"]),
+    );
+    let archive = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let syft_jobs = worker.metric("refcat_worker_artifacts_total{format=\"syft-json\"}");
+    let grype_jobs = worker.metric("refcat_worker_artifacts_total{format=\"grype-json\"}");
+    run_ok(
+        Command::new(tool("grype"))
+            .args(["db", "import", &archive])
+            .env("GRYPE_DB_CACHE_DIR", db.path()),
+    );
+
+    // The watcher sees the new DB; both platforms get a new Grype artifact, nothing else.
+    let start = Instant::now();
+    while worker.metric("refcat_worker_artifacts_total{format=\"grype-json\"}") < grype_jobs + 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no re-scan after the DB changed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.wait_idle(Duration::from_secs(300));
+    assert_eq!(
+        worker.metric("refcat_worker_artifacts_total{format=\"syft-json\"}"),
+        syft_jobs,
+        "syft ran again"
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_artifacts_total{format=\"spdx-json\"}"),
+        syft_jobs
+    );
+    assert_eq!(
+        worker.metric("refcat_worker_grype_db_built_seconds"),
+        1_794_096_000
+    );
+    let after = common::published::tokio_run(vulnerabilities(&registry, &reference));
+    assert_eq!(
+        after["platforms"]["linux/amd64"]["dbBuilt"],
+        "2026-11-08T00:00:00Z"
+    );
+    let syft_after = common::published::listed(&reference_of(&after, &registry, "linux/amd64"))
+        ["syft-json"]
+        .clone();
+    assert_eq!(syft_after, syft_before, "the Syft artifact is the same one");
+    for platform in ["linux/amd64", "linux/arm64/v8"] {
+        let (old, new) = (first_seen(&before, platform), first_seen(&after, platform));
+        for (key, seen) in &old {
+            assert_eq!(
+                new.get(key),
+                Some(seen),
+                "{platform}: {key} kept its firstSeen"
+            );
+        }
+        // The advisory names the busybox origin package: grype matches busybox and the
+        // packages built from it (busybox-binsh, ssl_client).
+        let added: Vec<_> = new.keys().filter(|k| !old.contains_key(*k)).collect();
+        assert!(
+            added.contains(&&"CVE-2026-0001@busybox".to_string()),
+            "{platform}: {added:?}"
+        );
+        let latest_old = old.values().max().unwrap();
+        for key in added {
+            assert!(key.starts_with("CVE-2026-0001@"), "{platform}: {key}");
+            assert!(
+                new[key] > *latest_old,
+                "{platform}: {key} has a new firstSeen"
+            );
+        }
+    }
+}
+
+/// `registry/repository@digest` of one platform manifest in a view.
+fn reference_of(view: &serde_json::Value, registry: &Registry, platform: &str) -> String {
+    format!(
+        "{}/fixtures/alpine@{}",
+        registry.host,
+        view["platforms"][platform]["digest"].as_str().unwrap()
+    )
+}
+
+#[test]
+fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
+    let (registry, _keys, worker) = notified_worker();
+    let client = registry.client();
+    let first = common::published::tokio_run(push_fixture(&client, "debian"));
+    worker.wait_idle(Duration::from_secs(300));
+
+    // A rebuild: the same layers, a new manifest, pushed over both tags.
+    let mut manifest: serde_json::Value = serde_json::from_slice(&first.top.bytes).unwrap();
+    manifest["annotations"] =
+        serde_json::json!({ "org.opencontainers.image.version": "12-rebuild" });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    for tag in ["12", "bookworm"] {
+        let target = refcat::reference::Target::Tag(tag.parse().unwrap());
+        common::published::tokio_run(client.put_manifest(
+            &repository,
+            &target,
+            &first.top.media_type,
+            bytes.clone().into(),
+        ))
+        .unwrap();
+    }
+    let second = refcat::digest::sha256(&bytes);
+
+    // The worker hears of the new digest, records it and publishes for it; the history
+    // of stream 12 then lists both releases.
+    let start = Instant::now();
+    let history = loop {
+        let view = common::published::tokio_run(refcat::catalog::history::history(
+            &client,
+            &repository,
+            &"12".parse().unwrap(),
+            &Default::default(),
+        ))
+        .unwrap();
+        if view.releases.len() == 2 && view.releases.iter().all(|r| r.vulnerabilities.is_some()) {
+            break view;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "history: {view:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let current: Vec<_> = history.releases.iter().filter(|r| r.current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].digest, second.to_string());
+    let moved = history.releases.iter().find(|r| !r.current).unwrap();
+    assert_eq!(moved.digest, first.top.digest.to_string());
+    assert_eq!(moved.tags, ["12"]);
+
+    // After garbage collection the old release is still pullable, config and layers
+    // included. (docker-registry's `--delete-untagged` is not used: it deletes even the
+    // manifests an index lists, distribution/distribution#3004, so no index can keep a
+    // release there; zot's GC follows index references.)
+    run_ok(
+        Command::new(common::system_tool("docker-registry"))
+            .arg("garbage-collect")
+            .arg(registry.config_path()),
+    );
+    let target = refcat::reference::Target::Digest(first.top.digest.clone());
+    let pulled = common::published::tokio_run(client.get_manifest(&repository, &target));
+    let Ok(refcat::registry::FetchedManifest {
+        manifest: refcat::oci::Manifest::Image(image),
+        ..
+    }) = &pulled
+    else {
+        panic!("the old release is still pullable: {pulled:?}");
+    };
+    for blob in std::iter::once(&image.config).chain(&image.layers) {
+        let fetched =
+            common::published::tokio_run(client.get_blob(&repository, &blob.digest, None));
+        assert!(
+            fetched.is_ok(),
+            "blob {} of the old release: {fetched:?}",
+            blob.digest
+        );
+    }
+}
+
+#[test]
+fn every_walk_logs_each_active_cve_and_exports_exposure_metrics() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "debian"));
+    // The first walk queues the image; a later one sees its Grype artifact.
+    let worker = Worker::start(
+        &registry,
+        keys.path(),
+        free_port(),
+        &[("REFCAT_RECONCILE_INTERVAL", "2".as_ref())],
+    );
+    worker.wait_idle(Duration::from_secs(300));
+    let start = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(worker.stdout.path()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if !lines.is_empty() && worker.metric("refcat_active_cves{severity=\"high\"}") > 0 {
+            break lines;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no exposure lines: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let glibc = lines
+        .iter()
+        .find(|l| l["cve"] == "CVE-2023-4911" && l["package"] == "libc6")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(glibc["repository"], "fixtures/debian");
+    assert!(["12", "bookworm"].contains(&glibc["tag"].as_str().unwrap()));
+    assert_eq!(glibc["severity"], "high");
+    let hours = glibc["exposure_hours"].as_f64().unwrap();
+    assert!(
+        (0.0..1.0).contains(&hours),
+        "first seen minutes ago: {hours}"
+    );
+    // The gauge counts distinct ids per severity among the lines of one walk.
+    let walk: std::collections::BTreeSet<(String, String)> = lines
+        .iter()
+        .filter(|l| l["tag"] == glibc["tag"])
+        .map(|l| {
+            (
+                l["severity"].as_str().unwrap().to_string(),
+                l["cve"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let high = walk.iter().filter(|(s, _)| s == "high").count() as u64;
+    assert_eq!(worker.metric("refcat_active_cves{severity=\"high\"}"), high);
+    assert!(worker.metric("refcat_cve_exposure_hours_count{severity=\"high\"}") >= high);
+}
