@@ -204,13 +204,15 @@ demo port="5000" api="8080": tools
     # sends none, so there the worker's reconcile walk finds pushes every 10 s.
     if [ "$kind" = zot ]; then interval=600; else interval=10; fi
     REFCAT_WEBHOOK_SECRET=refcat-demo-webhook-secret target/debug/refcat worker "$host" \
-        --listen 127.0.0.1:8081 --key "$data/cosign.key" --reconcile-interval "$interval" 2>> "$data/worker.log" &
+        --listen 127.0.0.1:8081 --key "$data/cosign.key" --reconcile-interval "$interval" \
+        > "$data/cves.jsonl" 2>> "$data/worker.log" &
     worker_pid=$!
     trap 'kill $pid $api_pid $worker_pid 2>/dev/null; rm -rf "$data"' EXIT
     echo "== refcat worker on http://127.0.0.1:8081 (webhooks: /events, metrics: /metrics; log: $data/worker.log)"
     echo "  push an image and watch it get its signed referrers:"
     echo "    oras copy --from-plain-http --to-plain-http $host/fixtures/debian:12 $host/mine/debian:12 && sleep 15 && oras discover --plain-http $host/mine/debian:12"
-    echo "  curl -s http://127.0.0.1:8081/metrics | grep refcat_worker"
+    echo "  curl -s http://127.0.0.1:8081/metrics | grep -E 'refcat_(worker|active_cves)'"
+    echo "  tail -f $data/cves.jsonl    # one JSON line per active CVE per tag, every walk"
     echo
     echo "Serving until Ctrl-C."
     wait $pid $api_pid $worker_pid
