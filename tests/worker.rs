@@ -1,8 +1,9 @@
 //! `refcat worker` as users run it: the real binary, real registries, real syft and
 //! grype. A push to docker-registry 2.8 notifies the worker, which publishes; webhooks
 //! that are malformed, oversized or unauthenticated are refused and enqueue nothing; a
-//! flood of duplicate events publishes once; a worker that dies mid-job is finished by
-//! the next start's reconcile walk.
+//! flood of duplicate events publishes once; a worker that dies mid-job (abort after a
+//! step, or SIGKILL) is finished by the next start's reconcile walk; SIGTERM lets the
+//! running job finish.
 
 mod common;
 
@@ -178,6 +179,76 @@ fn a_worker_killed_mid_job_is_finished_by_the_next_start() {
     drop(dying);
     let worker = Worker::start(&registry, keys.path(), free_port(), &[]);
     worker.wait_for("published", 1, Duration::from_secs(300));
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/debian:12",
+    ));
+}
+
+/// Waits until `worker` reports at least `n` of `series`.
+fn wait_metric(worker: &Worker, series: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while worker.metric(series) < n {
+        assert!(Instant::now() < deadline, "{series} never reached {n}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_mid_publish_then_restart_leaves_one_complete_set() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let client = registry.client();
+    common::published::tokio_run(push_fixture(&client, "alpine"));
+    // The start-up walk queues the index; SIGKILL as soon as the first platform has a
+    // referrer, while the rest of the set is still being made.
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let subjects = common::published::tokio_run(common::published::subjects(&client, &reference));
+    let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
+    let first_platform = subjects[0].descriptor.digest.clone();
+    let mut first = Worker::start(&registry, keys.path(), free_port(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let listed =
+            common::published::tokio_run(client.referrers(&repository, &first_platform, None));
+        if listed.is_ok_and(|l| !l.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing was ever attached");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let finished = first.metric("refcat_worker_jobs_total{outcome=\"published\"}");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(first);
+    assert_eq!(finished, 0, "killed before the job ended");
+    let worker = Worker::start(&registry, keys.path(), free_port(), &[]);
+    worker.wait_for("published", 1, Duration::from_secs(300));
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/alpine:3.19",
+    ));
+}
+
+#[test]
+fn sigterm_lets_the_running_job_finish() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    common::published::tokio_run(push_fixture(&registry.client(), "debian"));
+    let mut worker = Worker::start(&registry, keys.path(), free_port(), &[]);
+    wait_metric(&worker, "refcat_worker_jobs_running", 1);
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = worker.child.wait().unwrap();
+    assert!(status.success(), "the worker exits cleanly: {status:?}");
+    // Nobody restarted it: the job it was running when told to stop finished.
     common::published::tokio_run(check_recovered(
         &registry,
         keys.path(),
