@@ -19,6 +19,16 @@ impl Secret {
     }
 }
 
+/// Parses from a command-line value or environment variable, so that arguments that
+/// hold secrets are redacted in `Debug` too.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(value))
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")

@@ -38,7 +38,7 @@ pub struct WorkerArgs {
     pub listen: SocketAddr,
     /// The shared secret webhooks must present.
     #[arg(long, env = "REFCAT_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: String,
+    pub webhook_secret: Secret,
     /// Largest webhook body accepted, in KiB (larger ones get 413).
     #[arg(
         long,
@@ -92,7 +92,7 @@ impl WorkerArgs {
     /// Runs until SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
-        if self.webhook_secret.is_empty() {
+        if self.webhook_secret.expose().is_empty() {
             anyhow::bail!("--webhook-secret (or REFCAT_WEBHOOK_SECRET) must not be empty");
         }
         let client = self.registry_args.client(&registry)?;
@@ -115,7 +115,7 @@ impl WorkerArgs {
         });
         let intake = Intake {
             queue: queue.clone(),
-            secret: WebhookSecret::new(Secret::new(self.webhook_secret.clone())),
+            secret: WebhookSecret::new(self.webhook_secret.clone()),
             responses: Default::default(),
             context: context.clone(),
         };
@@ -275,5 +275,23 @@ async fn reconcile_loop(
             _ = walk_now.notified() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[test]
+    fn debug_of_the_arguments_redacts_the_webhook_secret() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "refcat",
+            "worker",
+            "127.0.0.1:5000",
+            "--webhook-secret",
+            "hunter2-secret",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("hunter2-secret"));
     }
 }
