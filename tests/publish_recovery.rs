@@ -4,17 +4,15 @@
 mod common;
 
 use common::published::{check_recovered, code, listed, output, stderr, subjects, tokio_run};
-use common::{cosign_verify, push_fixture, refcat, refcat_publish, Registry};
+use common::{cosign_verify, push_fixture, refcat, refcat_publish};
 use refcat::reference::Target;
 use serde_json::Value;
 
 #[test]
 fn a_publish_killed_after_any_step_is_finished_by_the_next_run() {
     tokio_run(async {
-        let registry = Registry::distribution(None);
+        let (registry, keys) = common::keyed_distribution();
         let client = registry.client();
-        let keys = tempfile::tempdir().unwrap();
-        common::write_keys(keys.path());
         let image = refcat::fixture::build(&common::testdata().join("images/debian")).unwrap();
         for step in ["syft", "attach", "sign", "commit", "grype"] {
             let mut copy = image.clone();
@@ -41,10 +39,8 @@ fn a_publish_killed_after_any_step_is_finished_by_the_next_run() {
 #[test]
 fn failures_are_reported_and_lose_nothing() {
     tokio_run(async {
-        let registry = Registry::distribution(None);
+        let (registry, keys) = common::keyed_distribution();
         let client = registry.client();
-        let keys = tempfile::tempdir().unwrap();
-        common::write_keys(keys.path());
         let image = refcat::fixture::build(&common::testdata().join("images/debian")).unwrap();
 
         // An unknown tag.
@@ -138,10 +134,8 @@ fn failures_are_reported_and_lose_nothing() {
 #[test]
 fn tampering_is_caught_by_cosign_and_refcat() {
     tokio_run(async {
-        let registry = Registry::distribution(None);
+        let (registry, keys) = common::keyed_distribution();
         let client = registry.client();
-        let keys = tempfile::tempdir().unwrap();
-        common::write_keys(keys.path());
         push_fixture(&client, "debian").await;
         let target = format!("{}/fixtures/debian:12", registry.host);
         let mut cmd = refcat_publish(keys.path());

@@ -156,9 +156,7 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
 
 #[test]
 fn a_worker_killed_mid_job_is_finished_by_the_next_start() {
-    let registry = Registry::distribution(None);
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (registry, keys) = common::keyed_distribution();
     common::published::tokio_run(push_fixture(&registry.client(), "debian"));
     // The start-up walk finds the image; the worker dies right after attaching the SBOMs.
     let port = free_port();
@@ -197,9 +195,7 @@ fn wait_metric(worker: &Worker, series: &str, n: u64) {
 
 #[test]
 fn sigkill_mid_publish_then_restart_leaves_one_complete_set() {
-    let registry = Registry::distribution(None);
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (registry, keys) = common::keyed_distribution();
     let client = registry.client();
     common::published::tokio_run(push_fixture(&client, "alpine"));
     // The start-up walk queues the index; SIGKILL as soon as the first platform has a
@@ -235,9 +231,7 @@ fn sigkill_mid_publish_then_restart_leaves_one_complete_set() {
 
 #[test]
 fn sigterm_lets_the_running_job_finish() {
-    let registry = Registry::distribution(None);
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (registry, keys) = common::keyed_distribution();
     common::published::tokio_run(push_fixture(&registry.client(), "debian"));
     let mut worker = Worker::start(&registry, keys.path(), free_port(), &[]);
     wait_metric(&worker, "refcat_worker_jobs_running", 1);

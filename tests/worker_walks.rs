@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::worker::{notified_worker, Worker};
-use common::{free_port, push_fixture, run_ok, tool, tools_root, write_keys, Registry};
+use common::{free_port, push_fixture, run_ok, tool, tools_root, Registry};
 
 /// The vulnerabilities view of `reference` as JSON: per platform, the matches with
 /// their `firstSeen`.
@@ -46,9 +46,7 @@ fn first_seen(
 
 #[test]
 fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
-    let registry = Registry::distribution(None);
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (registry, keys) = common::keyed_distribution();
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
     // The worker gets its own copy of the fixture DB, which this test replaces.
     let db = tempfile::tempdir().unwrap();
@@ -266,9 +264,7 @@ fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
 
 #[test]
 fn every_walk_logs_each_active_cve_and_exports_exposure_metrics() {
-    let registry = Registry::distribution(None);
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (registry, keys) = common::keyed_distribution();
     common::published::tokio_run(push_fixture(&registry.client(), "debian"));
     // The first walk queues the image; a later one sees its Grype artifact.
     let worker = Worker::start(

@@ -9,7 +9,7 @@ use moka::future::Cache;
 use sha2::{Digest as _, Sha256};
 
 use super::Problem;
-use crate::cache::CacheConfig;
+use crate::cache::{coalesced, CacheConfig};
 
 /// A rendered 200 response.
 #[derive(Debug)]
@@ -81,9 +81,6 @@ impl ViewCache {
         } else {
             &self.live
         };
-        cache
-            .try_get_with(key, async { render.await.map(Arc::new) })
-            .await
-            .map_err(|shared: Arc<Problem>| shared.as_ref().clone())
+        coalesced(cache, key, async { render.await.map(Arc::new) }).await
     }
 }

@@ -6,7 +6,7 @@
 use crate::artifact::media_types::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::Reference;
-use crate::registry::Client;
+use crate::registry::{Client, FetchedManifest};
 
 /// Why a reference did not resolve to platform manifests.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,16 @@ pub async fn resolve(
     let top = client
         .get_manifest(&reference.repository, &reference.target)
         .await?;
+    resolve_fetched(client, reference, &top, platform).await
+}
+
+/// [`resolve`] for a manifest the caller has already fetched.
+pub async fn resolve_fetched(
+    client: &Client,
+    reference: &Reference,
+    top: &FetchedManifest,
+    platform: Option<&Platform>,
+) -> Result<(Descriptor, Vec<PlatformManifest>), ResolveError> {
     let all = match &top.manifest {
         Manifest::Index(index) => index
             .manifests

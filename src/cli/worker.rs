@@ -1,6 +1,7 @@
 //! `refcat worker`: publish as images arrive (webhooks) and as the reconcile walk finds
 //! gaps, until SIGTERM.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
+use crate::digest::Digest;
 use crate::publish::PublishOptions;
 use crate::reference::{parse_registry, RepositoryName, Tag};
 use crate::secret::Secret;
@@ -178,15 +180,23 @@ impl WorkerArgs {
 }
 
 /// One JSON line per active vulnerability on each tagged image to standard output, and
-/// the exposure metrics.
-async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Tag)]) {
+/// the exposure metrics. Each image is read once, however many tags name it.
+async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Tag, Digest)]) {
     let now = time::OffsetDateTime::now_utc();
+    let mut images: BTreeMap<(&RepositoryName, String), (&Digest, Vec<Tag>)> = BTreeMap::new();
+    for (repository, tag, digest) in image_tags {
+        let entry = images.entry((repository, digest.to_string()));
+        entry
+            .or_insert_with(|| (digest, Vec::new()))
+            .1
+            .push(tag.clone());
+    }
     let mut all = Vec::new();
-    for (repository, tag) in image_tags {
-        match exposure::of_tag(&context.client, repository, tag, now).await {
+    for ((repository, _), (digest, tags)) in &images {
+        match exposure::of_image(&context.client, repository, digest, tags, now).await {
             Ok(found) => all.extend(found),
             Err(e) => {
-                tracing::warn!(%repository, %tag, error = %e, "cannot read the vulnerabilities")
+                tracing::warn!(%repository, %digest, error = %e, "cannot read the vulnerabilities")
             }
         }
     }

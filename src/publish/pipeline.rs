@@ -13,12 +13,12 @@ use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::media_types::{OCI_MANIFEST, VULNERABILITY_RECORD};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::catalog::existing::{Existing, Format, Missing};
-use crate::catalog::platforms::{platform_manifests, PlatformManifest};
+use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::{Reference, Target};
-use crate::registry::{Client, SubjectState};
+use crate::registry::{Client, FetchedManifest, SubjectState};
 use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};
 use crate::sign::{bundle, legacy, KeyPair};
 
@@ -171,13 +171,36 @@ impl Publisher {
         &self,
         reference: &Reference,
     ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
-        let subjects = self.resolve(reference).await?;
+        let subjects = self.resolve(reference, None).await?;
         self.check(reference, subjects).await
     }
 
-    async fn resolve(&self, reference: &Reference) -> Result<Vec<PlatformManifest>, PublishError> {
-        let subjects =
-            platform_manifests(&self.client, reference, self.options.platform.as_ref()).await?;
+    /// [`Publisher::plan`] for a manifest the caller has already fetched.
+    pub async fn plan_fetched(
+        &self,
+        reference: &Reference,
+        top: &FetchedManifest,
+    ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
+        let subjects = self.resolve(reference, Some(top)).await?;
+        self.check(reference, subjects).await
+    }
+
+    /// The platform manifests behind `reference`, from `top` when the caller already
+    /// fetched it.
+    async fn resolve(
+        &self,
+        reference: &Reference,
+        top: Option<&FetchedManifest>,
+    ) -> Result<Vec<PlatformManifest>, PublishError> {
+        let platform = self.options.platform.as_ref();
+        let subjects = match top {
+            Some(top) => {
+                resolve_fetched(&self.client, reference, top, platform)
+                    .await?
+                    .1
+            }
+            None => platform_manifests(&self.client, reference, platform).await?,
+        };
         self.reached(Step::Resolve);
         Ok(subjects)
     }
@@ -229,8 +252,25 @@ impl Publisher {
 
     /// Publishes whatever is missing for every platform manifest behind `reference`.
     pub async fn publish(&self, reference: &Reference) -> Result<Vec<SubjectReport>, PublishError> {
+        self.publish_from(reference, None).await
+    }
+
+    /// [`Publisher::publish`] for a manifest the caller has already fetched.
+    pub async fn publish_fetched(
+        &self,
+        reference: &Reference,
+        top: &FetchedManifest,
+    ) -> Result<Vec<SubjectReport>, PublishError> {
+        self.publish_from(reference, Some(top)).await
+    }
+
+    async fn publish_from(
+        &self,
+        reference: &Reference,
+        top: Option<&FetchedManifest>,
+    ) -> Result<Vec<SubjectReport>, PublishError> {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
-        let subjects = self.resolve(reference).await?;
+        let subjects = self.resolve(reference, top).await?;
         // What exists is checked under the hold, so a concurrent job's work is seen.
         let _held = self.hold(reference, &subjects).await;
         let plan = self.check(reference, subjects).await?;

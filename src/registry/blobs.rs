@@ -4,11 +4,11 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
-use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, Request};
+use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::reference::RepositoryName;
 
@@ -27,7 +27,7 @@ impl Client {
             return self.fetch_blob(repository, digest, limit).await;
         };
         let key = format!("{repository}@{digest}");
-        let bytes = through(
+        let bytes = coalesced(
             &cache.blobs,
             key,
             self.fetch_blob(repository, digest, limit),

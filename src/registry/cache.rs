@@ -7,14 +7,11 @@
 //! Their own pushes drop the entries they make stale; pushes by others show up after
 //! the TTL.
 
-use std::future::Future;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use moka::future::Cache;
 
-use super::error::RegistryError;
 use super::manifests::FetchedManifest;
 use crate::cache::CacheConfig;
 use crate::oci::Descriptor;
@@ -69,62 +66,5 @@ impl ContentCache {
                 k.len() + list.len() * DESCRIPTOR_WEIGHT
             }),
         }
-    }
-}
-
-/// `fetch`'s answer through `cache` under `key`: one fetch for any number of concurrent
-/// callers, none while the entry lives.
-pub(super) async fn through<K, V>(
-    cache: &Cache<K, V>,
-    key: K,
-    fetch: impl Future<Output = Result<V, RegistryError>>,
-) -> Result<V, RegistryError>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    // Boxed: moka's coalescing future is large, and views nest many of these.
-    cache
-        .try_get_with(key, Box::pin(fetch))
-        .await
-        .map_err(|shared: Arc<RegistryError>| shared.as_ref().clone())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::Duration;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn concurrent_misses_fetch_once_and_failures_are_not_kept() {
-        let cache: Cache<String, u32> = CacheConfig::default().expiring(|_, _| 1);
-        let fetches = AtomicU32::new(0);
-        let fetch = || async {
-            fetches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(7)
-        };
-        let all = futures_util::future::join_all(
-            (0..16).map(|_| through(&cache, "k".to_string(), fetch())),
-        )
-        .await;
-        assert!(all.iter().all(|r| matches!(r, Ok(7))));
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
-
-        let failing = async {
-            Err(RegistryError::NotFound {
-                what: "GET manifest r:t".into(),
-                code: "MANIFEST_UNKNOWN".into(),
-            })
-        };
-        let failed = through(&cache, "gone".to_string(), failing).await;
-        assert!(failed.is_err_and(|e| e.is_not_found()));
-        assert_eq!(
-            through(&cache, "gone".to_string(), fetch()).await.unwrap(),
-            7
-        );
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 }

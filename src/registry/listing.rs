@@ -10,11 +10,11 @@ use reqwest::header::LINK;
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, Request};
+use crate::cache::coalesced;
 use crate::reference::{RepositoryName, Tag};
 
 const MAX_PAGES: usize = 100_000;
@@ -28,7 +28,7 @@ impl Client {
             return self.fetch_repositories().await;
         };
         let fetch = async { self.fetch_repositories().await.map(Arc::new) };
-        Ok(through(&cache.repositories, (), fetch).await?.to_vec())
+        Ok(coalesced(&cache.repositories, (), fetch).await?.to_vec())
     }
 
     async fn fetch_repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {
@@ -62,7 +62,7 @@ impl Client {
             return self.fetch_tags(repository, last).await;
         };
         let fetch = async { self.fetch_tags(repository, None).await.map(Arc::new) };
-        let all = through(&cache.tags, repository.clone(), fetch).await?;
+        let all = coalesced(&cache.tags, repository.clone(), fetch).await?;
         Ok(all
             .iter()
             .filter(|t| last.is_none_or(|last| t.as_str() > last.as_str()))

@@ -6,12 +6,13 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
-use super::cache::{through, ContentCache};
+use super::cache::ContentCache;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, Request};
 use crate::artifact::media_types::MANIFEST_TYPES;
+use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::{RepositoryName, Target};
@@ -67,7 +68,7 @@ impl Client {
         let fetched = match target.digest() {
             Some(digest) => {
                 let fetch = async { self.fetch_manifest(repository, target).await.map(Arc::new) };
-                through(&cache.manifests, format!("{repository}@{digest}"), fetch).await?
+                coalesced(&cache.manifests, format!("{repository}@{digest}"), fetch).await?
             }
             None => {
                 let fetch = async {
@@ -77,7 +78,7 @@ impl Client {
                     Ok(fetched)
                 };
                 let key = format!("{repository}:{}", target.manifest_reference());
-                through(&cache.tagged, key, fetch).await?
+                coalesced(&cache.tagged, key, fetch).await?
             }
         };
         Ok(fetched.as_ref().clone())

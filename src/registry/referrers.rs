@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use reqwest::header::{ACCEPT, LINK};
 use reqwest::Method;
 
-use super::cache::through;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
@@ -18,6 +17,7 @@ use super::listing::next_link;
 use super::transport::{error_codes, pull_scope, read_error_body, Request};
 use crate::artifact::media_types::{self, OCI_INDEX};
 use crate::artifact::BuiltArtifact;
+use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, ImageIndex, Manifest};
 use crate::reference::{RepositoryName, Target};
@@ -42,7 +42,7 @@ impl Client {
             let all = self.fetch_referrers(repository, subject, None).await?;
             Ok(std::sync::Arc::new(all))
         };
-        let all = through(&cache.referrers, format!("{repository}@{subject}"), fetch).await?;
+        let all = coalesced(&cache.referrers, format!("{repository}@{subject}"), fetch).await?;
         Ok(all
             .iter()
             .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilitiesView};
 use crate::catalog::CatalogError;
+use crate::digest::Digest;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
@@ -37,21 +38,26 @@ pub struct Exposure {
     pub package: String,
 }
 
-/// The exposures of the image under `tag`, as of `now`.
-pub async fn of_tag(
+/// The exposures of the image `digest` under each of `tags`, as of `now`: its
+/// vulnerabilities are read once however many tags name it.
+pub async fn of_image(
     client: &Client,
     repository: &RepositoryName,
-    tag: &Tag,
+    digest: &Digest,
+    tags: &[Tag],
     now: OffsetDateTime,
 ) -> Result<Vec<Exposure>, CatalogError> {
     let reference = Reference {
         registry: client.registry().to_string(),
         repository: repository.clone(),
-        target: Target::Tag(tag.clone()),
+        target: Target::Digest(digest.clone()),
     };
     let view =
         vulnerabilities(client, &reference, &Default::default(), &Default::default()).await?;
-    Ok(exposures(&view, repository, tag, now))
+    Ok(tags
+        .iter()
+        .flat_map(|tag| exposures(&view, repository, tag, now))
+        .collect())
 }
 
 fn exposures(

@@ -96,11 +96,11 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
     let reference = Reference {
         registry: client.registry().to_string(),
         repository: job.repository,
-        target: Target::Digest(fetched.digest),
+        target: Target::Digest(fetched.digest.clone()),
     };
     let reports = context
         .publisher
-        .publish(&reference)
+        .publish_fetched(&reference, &fetched)
         .await
         .map_err(|e| e.to_string())?;
     for published in reports.iter().flat_map(|r| &r.published) {

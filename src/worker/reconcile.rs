@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use super::job::{is_image, JobContext};
 use super::Job;
+use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::publish::PublishError;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
@@ -20,8 +21,8 @@ pub struct Walk {
     pub checked: usize,
     /// Images found lacking something (each handed to `found` as it was found).
     pub lacking: usize,
-    /// Every tag that names an image.
-    pub image_tags: Vec<(RepositoryName, Tag)>,
+    /// Every tag that names an image, with the image's digest.
+    pub image_tags: Vec<(RepositoryName, Tag, Digest)>,
     /// Tags that could not be checked, with why; the next walk tries them again.
     pub errors: Vec<(String, String)>,
 }
@@ -50,8 +51,10 @@ pub async fn walk(
             progress(&name);
             match check(context, &repository, &tag, &mut seen).await {
                 Ok((image, job)) => {
-                    if image.is_some() {
-                        walk.image_tags.push((repository.clone(), tag.clone()));
+                    if let Some(image) = &image {
+                        let digest = image.digest.clone();
+                        walk.image_tags
+                            .push((repository.clone(), tag.clone(), digest));
                     }
                     releases.extend(image.map(|d| (tag, d)));
                     if let Some(job) = job {
@@ -93,9 +96,9 @@ async fn check(
     let reference = Reference {
         registry: client.registry().to_string(),
         repository: repository.clone(),
-        target: Target::Digest(fetched.digest),
+        target: Target::Digest(fetched.digest.clone()),
     };
-    let plan = context.publisher.plan(&reference).await?;
+    let plan = context.publisher.plan_fetched(&reference, &fetched).await?;
     let lacking = plan.iter().any(|(_, _, missing)| missing.any());
     let job = lacking.then(|| Job {
         repository: repository.clone(),

@@ -355,6 +355,14 @@ pub fn refcat_publish(keys: &std::path::Path) -> Command {
     cmd
 }
 
+/// Debian's docker-registry 2.8 and a fresh key pair (see [`write_keys`]).
+pub fn keyed_distribution() -> (Registry, tempfile::TempDir) {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    (registry, keys)
+}
+
 /// Writes a fresh key pair as `refcat.key` / `refcat.pub` in `dir`.
 pub fn write_keys(dir: &std::path::Path) -> refcat::sign::KeyPair {
     let pair = refcat::sign::KeyPair::generate();
