@@ -2,11 +2,11 @@
 //! oras CLI: what one writes, the other reads, on a registry with the referrers API and
 //! on docker-registry 2.8 (tag-schema fallback).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{oras, push_fixture, Kind, Registry};
+use crate::common::{oras, push_fixture, Kind, Registry};
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
 use refcat::catalog::referrers_tree::{referrers_tree, ReferrerNode, TreeOptions};
 use refcat::reference::Reference;

@@ -3,13 +3,11 @@
 //! fault-injecting proxy sits in front of a real docker-registry 2.8; the library must
 //! retry what is safe to retry, and otherwise fail with an error that says what happened.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::faults::{Fault, FaultProxy, Rule};
+use crate::common::{push_fixture, refcat, Registry};
 use axum::http::Method;
-use common::faults::{Fault, FaultProxy, Rule};
-use common::{push_fixture, refcat, Registry};
 use refcat::artifact::media_types::OCI_MANIFEST;
 use refcat::fixture::BuiltImage;
 use refcat::reference::Target;

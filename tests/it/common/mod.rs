@@ -1,8 +1,6 @@
 //! The integration-test harness: real registries on free loopback ports, and the real
 //! CLIs from the pinned tools cache (`just tools` fills it).
 
-#![allow(dead_code)]
-
 pub mod faults;
 pub mod lexicon;
 pub mod published;

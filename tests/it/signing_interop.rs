@@ -2,13 +2,13 @@
 //! `cosign verify --key` on what refcat signs, in both layouts, on both registry kinds;
 //! and refcat's verification agreeing with cosign's on what cosign signs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::{push_fixture, tool, Kind, Registry};
 use bytes::Bytes;
-use common::{push_fixture, tool, Kind, Registry};
 use refcat::digest::Digest;
 use refcat::oci::Descriptor;
 use refcat::reference::{RepositoryName, Target};

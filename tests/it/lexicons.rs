@@ -1,10 +1,10 @@
 //! Every record and annotation set `refcat publish` wrote validates against its Lexicon
 //! document in `lexicons/`.
 
-mod common;
+use crate::common;
 
-use common::lexicon::Lexicon;
-use common::Registry;
+use crate::common::lexicon::Lexicon;
+use crate::common::Registry;
 use refcat::artifact::media_types::VULNERABILITY_RECORD;
 use refcat::catalog::platforms::platform_manifests;
 use refcat::publish::{Existing, Format};

@@ -2,13 +2,13 @@
 //! `firstSeen`; a release whose tags moved stays in the history and pullable; every
 //! walk logs the active CVEs and exports exposure metrics.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::worker::{notified_worker, Worker};
-use common::{free_port, push_fixture, run_ok, tool, tools_root, Registry};
+use crate::common::worker::{notified_worker, Worker};
+use crate::common::{free_port, push_fixture, run_ok, tool, tools_root, Registry};
 
 /// The vulnerabilities view of `reference` as JSON: per platform, the matches with
 /// their `firstSeen`.

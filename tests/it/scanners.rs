@@ -2,11 +2,9 @@
 //! offline, and scanning the fixture images finds exactly the advisories that
 //! testdata/grypedb/providers holds for their packages.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{push_fixture, run_ok, scanner, Registry};
+use crate::common::{push_fixture, run_ok, scanner, Registry};
 use serde_json::Value;
 
 /// `(vulnerability id, package name, installed version)` of every match.

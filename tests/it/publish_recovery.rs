@@ -1,10 +1,12 @@
 //! `refcat publish` when things go wrong: a run killed after any step, failures of the
 //! registry and of the scanners, and tampering caught by cosign and refcat verify.
 
-mod common;
+use crate::common;
 
-use common::published::{check_recovered, code, listed, output, stderr, subjects, tokio_run};
-use common::{cosign_verify, push_fixture, refcat, refcat_publish};
+use crate::common::published::{
+    check_recovered, code, listed, output, stderr, subjects, tokio_run,
+};
+use crate::common::{cosign_verify, push_fixture, refcat, refcat_publish};
 use refcat::reference::Target;
 use serde_json::Value;
 

@@ -1,10 +1,10 @@
 //! `refcat serve` as an HTTP service: caching, ETags and coalescing, the OpenAPI
 //! document checked by schemathesis, and signature policy.
 
-mod common;
+use crate::common;
 
-use common::served::{serve, start_api};
-use common::Kind;
+use crate::common::served::{serve, start_api};
+use crate::common::Kind;
 use std::time::Duration;
 
 use refcat::api::{AppState, ViewCache};

@@ -2,13 +2,13 @@
 //! index, `cosign attest` in both of cosign's layouts, and an in-toto statement attached
 //! with `oras attach`; each one's signature checked with the configured key.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::served::{serve, start_api};
-use common::{run_ok, tool, Kind, KEY_PASSWORD};
+use crate::common::served::{serve, start_api};
+use crate::common::{run_ok, tool, Kind, KEY_PASSWORD};
 use refcat::api::AppState;
 use refcat::catalog::signatures::Trust;
 use serde_json::{json, Value};

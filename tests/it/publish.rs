@@ -2,12 +2,14 @@
 //! on a registry with the referrers API and on docker-registry 2.8: what it attaches,
 //! and that a second run only checks.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::published::{code, listed, output, stderr, subjects, tokio_run};
-use common::{cosign_verify, oras, push_fixture, refcat, refcat_publish, run_ok, Kind, Registry};
+use crate::common::published::{code, listed, output, stderr, subjects, tokio_run};
+use crate::common::{
+    cosign_verify, oras, push_fixture, refcat, refcat_publish, run_ok, Kind, Registry,
+};
 use refcat::artifact::annotations::{GRYPE_DB_BUILT, PLATFORM, SCANNER, SCANNER_VERSION};
 use serde_json::Value;
 

@@ -1,8 +1,8 @@
 //! Paging, auth and bad input, against real registries.
 
-mod common;
+use crate::common;
 
-use common::{push_fixture, Kind, Registry};
+use crate::common::{push_fixture, Kind, Registry};
 use refcat::reference::{RepositoryName, Tag, Target};
 use refcat::registry::{RegistryError, RequestKind};
 

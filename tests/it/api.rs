@@ -1,12 +1,12 @@
 //! `refcat serve`'s views against real registries holding the published fixtures: the
 //! values come from the fixtures' own files and from what publish attached.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::served::serve;
-use common::Kind;
+use crate::common::served::serve;
+use crate::common::Kind;
 
 /// The package names in the Debian fixture's dpkg status file.
 fn dpkg_packages() -> BTreeSet<String> {

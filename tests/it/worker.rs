@@ -5,13 +5,13 @@
 //! step, or SIGKILL) is finished by the next start's reconcile walk; SIGTERM lets the
 //! running job finish.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::published::check_recovered;
-use common::worker::{notified_worker, Worker, SECRET};
-use common::{free_port, push_fixture, write_keys, Registry};
+use crate::common::published::check_recovered;
+use crate::common::worker::{notified_worker, Worker, SECRET};
+use crate::common::{free_port, push_fixture, write_keys, Registry};
 
 /// A distribution notification of a manifest push of `digest` in `repository`.
 fn push_event(repository: &str, digest: &str) -> String {

@@ -53,7 +53,6 @@ pub struct Seen {
     pub at: Instant,
     pub method: Method,
     pub path: String,
-    pub faulted: bool,
 }
 
 #[derive(Default)]
@@ -136,7 +135,6 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
             at: Instant::now(),
             method: method.clone(),
             path: path_and_query.clone(),
-            faulted: fault.is_some(),
         });
         fault
     };

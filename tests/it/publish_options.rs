@@ -1,10 +1,10 @@
 //! `refcat publish` options and re-runs: dry-run plans, the platform filter, --all-tags,
 //! attestation manifests skipped, and first_seen kept across re-scans.
 
-mod common;
+use crate::common;
 
-use common::published::{code, listed, output, stderr, subjects, tokio_run};
-use common::{push_fixture, refcat_publish, Kind, Registry};
+use crate::common::published::{code, listed, output, stderr, subjects, tokio_run};
+use crate::common::{push_fixture, refcat_publish, Kind, Registry};
 use refcat::reference::Target;
 use serde_json::Value;
 

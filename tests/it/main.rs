@@ -1,0 +1,21 @@
+//! The integration tests, black-box against real registries and the real CLIs.
+//!
+//! One test binary, one module per concern: every module links the same crate, so one
+//! binary saves a link (and its disk) per concern.
+
+mod common;
+
+mod api;
+mod api_http;
+mod api_provenance;
+mod lexicons;
+mod publish;
+mod publish_options;
+mod publish_recovery;
+mod referrers_interop;
+mod registry_behaviour;
+mod registry_faults;
+mod scanners;
+mod signing_interop;
+mod worker;
+mod worker_walks;
