@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use crate::artifact::annotations::{RELEASE_FIRST_SEEN, RELEASE_TAGS};
 use crate::artifact::media_types::RELEASE_LOG;
+use crate::catalog::history::in_stream;
+use crate::digest::Digest;
 use crate::oci::{Descriptor, ImageIndex, Manifest};
 use crate::reference::{RepositoryName, Tag, Target, RELEASE_LOG_TAG};
 use crate::registry::{Client, RegistryError};
@@ -74,6 +76,38 @@ fn tags_of(entry: &Descriptor) -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The release before `digest` in its stream, per the log: among releases first seen
+/// earlier that carried a tag of one of `digest`'s streams, the newest, looking at the
+/// narrowest stream first (`3.19.2` is in the streams `3.19.2`, `3.19` and `3`).
+pub fn predecessor(index: &ImageIndex, digest: &Digest) -> Option<Digest> {
+    let entry = index.manifests.iter().find(|d| &d.digest == digest)?;
+    let first_seen = entry.annotations.get(RELEASE_FIRST_SEEN)?;
+    let mut streams: Vec<&str> = Vec::new();
+    let tags = tags_of(entry);
+    for tag in &tags {
+        streams.push(tag);
+        streams.extend(
+            tag.char_indices()
+                .filter(|(_, c)| matches!(c, '-' | '.'))
+                .map(|(i, _)| &tag[..i]),
+        );
+    }
+    streams.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    streams.dedup();
+    streams.into_iter().find_map(|stream| {
+        index
+            .manifests
+            .iter()
+            .filter(|d| &d.digest != digest)
+            .filter_map(|d| Some((d.annotations.get(RELEASE_FIRST_SEEN)?, d)))
+            .filter(|(seen, d)| {
+                *seen < first_seen && tags_of(d).iter().any(|t| in_stream(t, stream))
+            })
+            .max_by_key(|(seen, _)| *seen)
+            .map(|(_, d)| d.digest.clone())
+    })
 }
 
 /// Adds `seen` (a tag and the image it points at) to `index`; whether it changed.
@@ -155,5 +189,33 @@ mod tests {
         );
         assert_eq!(releases[0].descriptor.annotations[RELEASE_FIRST_SEEN], "t1");
         assert_eq!(releases[1].tags, BTreeSet::from(["3.19".to_string()]));
+    }
+
+    #[test]
+    fn the_predecessor_is_the_newest_earlier_release_of_the_narrowest_stream() {
+        let image = |n: &str| {
+            Descriptor::new(
+                crate::artifact::media_types::OCI_INDEX,
+                crate::digest::sha256(n.as_bytes()),
+                10,
+            )
+        };
+        let tag = |t: &str| t.parse::<Tag>().unwrap();
+        let mut index = empty();
+        merge(&mut index, &[(tag("3.18.4"), image("a"))], "t1");
+        merge(&mut index, &[(tag("3.19.0"), image("b"))], "t2");
+        merge(&mut index, &[(tag("3.19.1"), image("c"))], "t3");
+        merge(&mut index, &[(tag("3.20.0"), image("d"))], "t4");
+        merge(&mut index, &[(tag("12"), image("e"))], "t4");
+        merge(&mut index, &[(tag("12"), image("f"))], "t5");
+        let digest = |n: &str| image(n).digest;
+        // 3.19.1 follows 3.19.0, not the later-recorded 3.20.0 nor 3.18.4.
+        assert_eq!(predecessor(&index, &digest("c")), Some(digest("b")));
+        // 3.20.0 is the first of 3.20: the stream 3 gives 3.19.1.
+        assert_eq!(predecessor(&index, &digest("d")), Some(digest("c")));
+        // A floating tag that moved: the release it left.
+        assert_eq!(predecessor(&index, &digest("f")), Some(digest("e")));
+        assert_eq!(predecessor(&index, &digest("a")), None);
+        assert_eq!(predecessor(&index, &digest("unknown")), None);
     }
 }

@@ -120,6 +120,9 @@ impl PublishArgs {
                             report.platform,
                             formats.join(", ")
                         );
+                        for pruned in &report.pruned {
+                            println!("  deleted older grype-json {pruned} (--keep)");
+                        }
                     }
                 }
                 reports.push(report);

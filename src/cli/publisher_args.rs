@@ -43,6 +43,11 @@ pub struct PublisherArgs {
     /// Grype's DB directory (grype's own default when unset). grype never updates it.
     #[arg(long, env = "GRYPE_DB_CACHE_DIR", value_name = "DIR")]
     pub grype_db_dir: Option<PathBuf>,
+    /// Keep only the newest N Grype artifacts per platform manifest: older ones are
+    /// deleted, with their signatures, once a newer one is committed (where the
+    /// registry allows deletes). Unset keeps every one.
+    #[arg(long, env = "REFCAT_KEEP", value_name = "N")]
+    pub keep: Option<std::num::NonZeroUsize>,
     /// Seconds one syft or grype run may take before it is stopped.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub scan_timeout: u64,
@@ -71,6 +76,7 @@ impl PublisherArgs {
             PublishOptions {
                 signature_format: self.signature_format,
                 compress: self.compress,
+                keep: self.keep,
                 abort_after: std::env::var("REFCAT_ABORT_AFTER").ok(),
                 ..options
             },

@@ -76,6 +76,17 @@ pub struct WorkerArgs {
         value_name = "SECONDS"
     )]
     pub db_check_interval: u64,
+    /// Seconds an image manifest pushed by digest alone waits before its job runs. A
+    /// multi-platform push sends its platform manifests before the tagged index; waiting
+    /// lets the index's job publish them knowing the tag, so their first Grype artifact
+    /// carries `first_seen` over from the stream's previous release.
+    #[arg(
+        long,
+        default_value_t = 3,
+        env = "REFCAT_SETTLE",
+        value_name = "SECONDS"
+    )]
+    pub settle: u64,
     /// Seconds running jobs get to finish after SIGTERM.
     #[arg(
         long,
@@ -120,6 +131,7 @@ impl WorkerArgs {
             secret: WebhookSecret::new(self.webhook_secret.clone()),
             responses: Default::default(),
             context: context.clone(),
+            settle: Duration::from_secs(self.settle),
         };
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await

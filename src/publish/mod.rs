@@ -22,7 +22,9 @@
 
 mod artifacts;
 mod pipeline;
+mod prune;
 pub mod record;
+mod stored;
 
 use std::fmt;
 

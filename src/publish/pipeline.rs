@@ -7,16 +7,16 @@ use futures_util::future::try_join_all;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use super::artifacts;
 use super::record::{RecordInput, VulnerabilityRecord};
+use super::{artifacts, prune, stored};
 use super::{PublishError, SignatureFormat, Step};
-use crate::artifact::media_types::{OCI_MANIFEST, VULNERABILITY_RECORD};
+use crate::artifact::media_types::OCI_MANIFEST;
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
-use crate::oci::{Descriptor, Manifest, Platform};
+use crate::oci::{Descriptor, Platform};
 use crate::reference::{Reference, Target};
 use crate::registry::{Client, FetchedManifest, SubjectState};
 use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};
@@ -35,6 +35,9 @@ pub struct PublishOptions {
     pub compress: bool,
     /// Abort the process right after this step (crash testing).
     pub abort_after: Option<String>,
+    /// Keep only this many Grype artifacts per platform manifest, deleting older ones
+    /// (with their signatures) once a new one is committed; `None` keeps all.
+    pub keep: Option<std::num::NonZeroUsize>,
 }
 
 /// An artifact a run committed.
@@ -57,10 +60,20 @@ pub struct SubjectReport {
     pub missing: Missing,
     /// What this run committed.
     pub published: Vec<Published>,
+    /// Older Grype artifacts this run deleted (`--keep`).
+    pub pruned: Vec<Digest>,
     /// Wall time spent on this platform manifest, its share of the shared checks included.
     pub elapsed_seconds: f64,
     /// Of that, time spent waiting for syft and grype.
     pub scanner_seconds: f64,
+}
+
+/// Where `first_seen` dates come from: the subject's own earlier Grype artifacts, else
+/// the previous release of its stream.
+#[derive(Clone, Copy)]
+struct Lineage<'a> {
+    existing: &'a Existing,
+    predecessor: Option<&'a Digest>,
 }
 
 /// A signature ready to push.
@@ -252,22 +265,26 @@ impl Publisher {
 
     /// Publishes whatever is missing for every platform manifest behind `reference`.
     pub async fn publish(&self, reference: &Reference) -> Result<Vec<SubjectReport>, PublishError> {
-        self.publish_from(reference, None).await
+        self.publish_from(reference, None, None).await
     }
 
-    /// [`Publisher::publish`] for a manifest the caller has already fetched.
+    /// [`Publisher::publish`] for a manifest the caller has already fetched. A digest
+    /// new to its stream names the stream's previous release as `predecessor`: its
+    /// first Grype artifacts carry `first_seen` over from that release's.
     pub async fn publish_fetched(
         &self,
         reference: &Reference,
         top: &FetchedManifest,
+        predecessor: Option<&Digest>,
     ) -> Result<Vec<SubjectReport>, PublishError> {
-        self.publish_from(reference, Some(top)).await
+        self.publish_from(reference, Some(top), predecessor).await
     }
 
     async fn publish_from(
         &self,
         reference: &Reference,
         top: Option<&FetchedManifest>,
+        predecessor: Option<&Digest>,
     ) -> Result<Vec<SubjectReport>, PublishError> {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
         let subjects = self.resolve(reference, top).await?;
@@ -290,11 +307,16 @@ impl Publisher {
                 platform: subject.platform.to_string(),
                 missing,
                 published: Vec::new(),
+                pruned: Vec::new(),
                 elapsed_seconds: 0.0,
                 scanner_seconds: 0.0,
             };
             if missing.any() {
-                self.publish_subject(reference, &subject, &existing, missing, &mut report)
+                let lineage = Lineage {
+                    existing: &existing,
+                    predecessor,
+                };
+                self.publish_subject(reference, &subject, lineage, missing, &mut report)
                     .await?;
             }
             report.elapsed_seconds = (shared + start.elapsed()).as_secs_f64();
@@ -310,7 +332,7 @@ impl Publisher {
         &self,
         reference: &Reference,
         subject: &PlatformManifest,
-        existing: &Existing,
+        lineage: Lineage<'_>,
         missing: Missing,
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
@@ -351,7 +373,7 @@ impl Publisher {
             sbom_set = Some((built, (sboms.syft_json, sboms.packages)));
         }
         let grype_artifact =
-            |syft_json| self.grype_artifact(reference, subject, existing, syft_json);
+            |syft_json| self.grype_artifact(reference, subject, lineage, syft_json);
         match (sbom_set, missing.grype) {
             // grype runs while the SBOMs are committed; a grype failure keeps the SBOMs.
             (Some((built, syft_json)), true) => {
@@ -362,14 +384,38 @@ impl Publisher {
                 committed?;
                 self.commit(reference, &[(Format::GrypeJson, grype?)], report)
                     .await?;
+                self.prune(reference, subject, lineage.existing, report)
+                    .await?;
             }
             (Some((built, _)), false) => self.commit(reference, &built, report).await?,
             (None, true) => {
                 let artifact = grype_artifact(None).await?;
                 self.commit(reference, &[(Format::GrypeJson, artifact)], report)
                     .await?;
+                self.prune(reference, subject, lineage.existing, report)
+                    .await?;
             }
             (None, false) => {}
+        }
+        Ok(())
+    }
+
+    /// Deletes the Grype artifacts beyond `--keep` (the one just committed counts).
+    async fn prune(
+        &self,
+        reference: &Reference,
+        subject: &PlatformManifest,
+        existing: &Existing,
+        report: &mut SubjectReport,
+    ) -> Result<(), PublishError> {
+        let Some(keep) = self.options.keep else {
+            return Ok(());
+        };
+        let stale = existing.grype.get(keep.get() - 1..).unwrap_or_default();
+        if !stale.is_empty() {
+            report.pruned =
+                prune::artifacts(&self.client, reference, &subject.descriptor.digest, stale)
+                    .await?;
         }
         Ok(())
     }
@@ -380,20 +426,29 @@ impl Publisher {
         &self,
         reference: &Reference,
         subject: &PlatformManifest,
-        existing: &Existing,
+        lineage: Lineage<'_>,
         syft_json: Option<(Bytes, usize)>,
     ) -> Result<BuiltArtifact, PublishError> {
         let (_, grype_version) = self.versions().await?;
         let (sbom, packages) = match syft_json {
             Some(found) => found,
-            None => self.stored_syft_json(reference, existing).await?,
+            None => stored::syft_json(&self.client, reference, lineage.existing).await?,
         };
         let db = self.grype_db().await?;
         let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
         let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
         self.reached(Step::Grype);
         let matches = report::matches(&grype_json)?;
-        let previous = self.previous_record(reference, existing).await;
+        let previous = match (
+            stored::newest_record(&self.client, reference, lineage.existing).await,
+            lineage.predecessor,
+        ) {
+            (Some(own), _) => Some(own),
+            (None, Some(release)) => {
+                stored::release_record(&self.client, reference, release, &subject.platform).await
+            }
+            (None, None) => None,
+        };
         let now = now_rfc3339();
         let record = VulnerabilityRecord::new(
             RecordInput {
@@ -519,90 +574,6 @@ impl Publisher {
                     manifest,
                     blobs,
                 }
-            }
-        }
-    }
-
-    /// The layers of a stored artifact manifest.
-    async fn layers(
-        &self,
-        reference: &Reference,
-        artifact: &Descriptor,
-    ) -> Result<Vec<Descriptor>, PublishError> {
-        let fetched = self
-            .client
-            .get_manifest(
-                &reference.repository,
-                &Target::Digest(artifact.digest.clone()),
-            )
-            .await?;
-        match fetched.manifest {
-            Manifest::Image(m) => Ok(m.layers),
-            Manifest::Index(_) => Err(PublishError::Stored(format!(
-                "{} is an index, not an artifact manifest",
-                artifact.digest
-            ))),
-        }
-    }
-
-    /// The newest stored Syft JSON and its package count, for re-running grype alone.
-    async fn stored_syft_json(
-        &self,
-        reference: &Reference,
-        existing: &Existing,
-    ) -> Result<(Bytes, usize), PublishError> {
-        let newest = existing
-            .syft
-            .first()
-            .ok_or_else(|| PublishError::Stored("no Syft JSON artifact to run grype on".into()))?;
-        let layer = self
-            .layers(reference, newest)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| PublishError::Stored(format!("{} has no layer", newest.digest)))?;
-        let data = self
-            .client
-            .get_blob(&reference.repository, &layer.digest, None)
-            .await?;
-        let json = crate::artifact::compression::syft_json_from_layer(&layer.media_type, data)
-            .map_err(|e| PublishError::Stored(e.to_string()))?;
-        let packages = newest
-            .annotations
-            .get(crate::artifact::annotations::PACKAGES)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        Ok((json, packages))
-    }
-
-    /// The record of the newest earlier Grype artifact, for `first_seen`. A record that
-    /// cannot be read only costs the carried-over dates, so it is logged, not fatal.
-    async fn previous_record(
-        &self,
-        reference: &Reference,
-        existing: &Existing,
-    ) -> Option<VulnerabilityRecord> {
-        let newest = existing.grype.first()?;
-        let result = async {
-            let layer = self
-                .layers(reference, newest)
-                .await?
-                .into_iter()
-                .find(|l| l.media_type == VULNERABILITY_RECORD)
-                .ok_or_else(|| PublishError::Stored("no record layer".into()))?;
-            let data = self
-                .client
-                .get_blob(&reference.repository, &layer.digest, Some(64 * 1024 * 1024))
-                .await?;
-            serde_json::from_slice::<VulnerabilityRecord>(&data)
-                .map_err(|e| PublishError::Stored(format!("the record does not parse: {e}")))
-        }
-        .await;
-        match result {
-            Ok(record) => Some(record),
-            Err(e) => {
-                tracing::warn!(artifact = %newest.digest, error = %e, "previous vulnerability record unreadable; first_seen starts over");
-                None
             }
         }
     }

@@ -130,4 +130,10 @@ impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::NotFound { .. })
     }
+
+    /// Whether the registry does not allow this operation at all (405, as a registry
+    /// with deletes switched off answers a DELETE).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, RegistryError::Status { status: 405, .. })
+    }
 }

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::Job;
-use crate::artifact::media_types::MANIFEST_TYPES;
+use crate::artifact::media_types::{DOCKER_MANIFEST, MANIFEST_TYPES, OCI_MANIFEST};
 use crate::digest::{self, Digest};
 use crate::reference::{RepositoryName, Tag, Target};
 
@@ -37,6 +37,10 @@ pub enum EventError {
 pub struct Parsed {
     /// Images to publish for.
     pub jobs: Vec<Job>,
+    /// Image manifests pushed by digest alone: most are the platform manifests of an
+    /// index whose own (tagged) event follows, and should wait for it, so that the
+    /// index's job publishes them knowing the tag and the stream's history.
+    pub settling: Vec<Job>,
     /// Events that concern no image: blobs, pulls, deletes, supporting tags.
     pub ignored: usize,
 }
@@ -76,18 +80,27 @@ fn repository(sender: &'static str, name: &str) -> Result<RepositoryName, EventE
     name.parse().map_err(|e| invalid(sender)(format!("{e}")))
 }
 
-/// A job for `digest`, pushed under `tag` when the event says so, unless the tag is a
-/// supporting one.
-fn job(repository: RepositoryName, tag: Option<Tag>, digest: Digest, parsed: &mut Parsed) {
-    let target = match tag {
+/// A job for `digest` (a manifest of `media_type`), pushed under `tag` when the event
+/// says so, unless the tag is a supporting one.
+fn job(
+    repository: RepositoryName,
+    tag: Option<Tag>,
+    digest: Digest,
+    media_type: Option<&str>,
+    parsed: &mut Parsed,
+) {
+    let (target, list) = match tag {
         Some(tag) if tag.is_supporting() => {
             parsed.ignored += 1;
             return;
         }
-        Some(tag) => Target::Pinned(tag, digest),
-        None => Target::Digest(digest),
+        Some(tag) => (Target::Pinned(tag, digest), &mut parsed.jobs),
+        None if media_type.is_some_and(|m| [OCI_MANIFEST, DOCKER_MANIFEST].contains(&m)) => {
+            (Target::Digest(digest), &mut parsed.settling)
+        }
+        None => (Target::Digest(digest), &mut parsed.jobs),
     };
-    parsed.jobs.push(Job { repository, target });
+    list.push(Job { repository, target });
 }
 
 fn tag(sender: &'static str, text: Option<&str>) -> Result<Option<Tag>, EventError> {
@@ -125,7 +138,14 @@ fn zot(kind: &str, body: &[u8]) -> Result<Parsed, EventError> {
         parsed.ignored = 1;
         return Ok(parsed);
     }
-    job(repository, tag(SENDER, by_tag)?, digest, &mut parsed);
+    let media_type = event.media_type.as_deref();
+    job(
+        repository,
+        tag(SENDER, by_tag)?,
+        digest,
+        media_type,
+        &mut parsed,
+    );
     Ok(parsed)
 }
 
@@ -165,7 +185,13 @@ fn distribution(body: &[u8]) -> Result<Parsed, EventError> {
         let repository = repository(SENDER, &target.repository)?;
         let digest = digest::parse(&digest).map_err(|e| invalid(SENDER)(e.to_string()))?;
         let tag = tag(SENDER, target.tag.as_deref())?;
-        job(repository, tag, digest, &mut parsed);
+        job(
+            repository,
+            tag,
+            digest,
+            target.media_type.as_deref(),
+            &mut parsed,
+        );
     }
     Ok(parsed)
 }
@@ -218,20 +244,24 @@ mod tests {
 
     #[test]
     fn distribution_manifest_pushes_become_jobs_and_the_rest_is_ignored() {
-        let mut jobs = Vec::new();
+        let (mut jobs, mut settling) = (Vec::new(), Vec::new());
         let mut ignored = 0;
         for (content_type, body) in captured() {
             let parsed = parse(Some(&content_type), None, &body).unwrap();
             jobs.extend(parsed.jobs);
+            settling.extend(parsed.settling);
             ignored += parsed.ignored;
         }
-        let targets: Vec<String> = jobs.iter().map(Job::key).collect();
+        let keys = |jobs: &[Job]| jobs.iter().map(Job::key).collect::<Vec<_>>();
         assert_eq!(
-            targets,
-            [
-                "demo@sha256:7d477475574a40f9a009f12ea465ac79a347dfc52f87f7f532f94dbd322133c9",
-                "demo@sha256:2d6ec0de53430480b852e732b39c1d435a7f675f77de3778ad65826e11cb8fc4",
-            ]
+            keys(&jobs),
+            ["demo@sha256:7d477475574a40f9a009f12ea465ac79a347dfc52f87f7f532f94dbd322133c9"]
+        );
+        assert_eq!(jobs[0].tag().map(|t| t.as_str()), Some("v1"));
+        // Pushed by digest alone: it waits for a tagged index that may list it.
+        assert_eq!(
+            keys(&settling),
+            ["demo@sha256:2d6ec0de53430480b852e732b39c1d435a7f675f77de3778ad65826e11cb8fc4"]
         );
         assert_eq!(ignored, 4);
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,6 +30,8 @@ pub struct Intake {
     pub responses: Arc<Mutex<BTreeMap<u16, u64>>>,
     /// The jobs' shared context: the registry client's request counts and the stats.
     pub context: Arc<JobContext>,
+    /// How long an image manifest pushed by digest alone waits before its job runs.
+    pub settle: Duration,
 }
 
 /// The routes; bodies over `max_body_bytes` get 413.
@@ -74,8 +77,10 @@ fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
         }
     };
     let (mut accepted, mut duplicates, mut full) = (0, 0, 0);
-    for job in parsed.jobs {
-        match intake.queue.push(job) {
+    let settling = parsed.settling.into_iter().map(|job| (job, intake.settle));
+    let now = parsed.jobs.into_iter().map(|job| (job, Duration::ZERO));
+    for (job, delay) in now.chain(settling) {
+        match intake.queue.push_after(job, delay) {
             Enqueued::Added => accepted += 1,
             Enqueued::Duplicate => duplicates += 1,
             Enqueued::Full => full += 1,

@@ -8,7 +8,7 @@ use crate::artifact::media_types::{DOCKER_CONFIG, IN_TOTO_JSON, OCI_CONFIG};
 use crate::artifact::now_rfc3339;
 use crate::catalog::releases;
 use crate::locks::KeyedLocks;
-use crate::oci::{Descriptor, Manifest};
+use crate::oci::{Descriptor, ImageIndex, Manifest};
 use crate::publish::Publisher;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{Client, RegistryError};
@@ -51,27 +51,28 @@ impl std::fmt::Debug for JobContext {
 
 impl JobContext {
     /// Adds `seen` (tags and the images they point at) to the release log of
-    /// `repository`, writing it only when something is new.
+    /// `repository`, writing it only when something is new; the log as it is now
+    /// (`None` when logs are not written).
     pub async fn record_releases(
         &self,
         repository: &RepositoryName,
         seen: &[(Tag, Descriptor)],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Option<ImageIndex>, RegistryError> {
         if seen.is_empty() || !self.record {
-            return Ok(());
+            return Ok(None);
         }
         let _held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
         if releases::merge(&mut log, seen, &now_rfc3339()) {
             releases::write(&self.client, repository, &log).await?;
         }
-        Ok(())
+        Ok(Some(log))
     }
 }
 
 /// Publishes for `job`, counting what it attaches. A job that names a tag first adds
-/// the tag's image to the release log. Errors are strings: the queue logs them and
-/// retries.
+/// the tag's image to the release log, which also names the stream's previous release
+/// for `first_seen`. Errors are strings: the queue logs them and retries.
 pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
     let client = &context.client;
     let fetched = match client.get_manifest(&job.repository, &job.target).await {
@@ -87,11 +88,13 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         tracing::debug!(job = %job.key(), "not an image (a referrer or an artifact); skipped");
         return Ok(Outcome::Skipped);
     }
+    let mut predecessor = None;
     if let Some(tag) = job.tag() {
-        context
+        let log = context
             .record_releases(&job.repository, &[(tag.clone(), fetched.descriptor())])
             .await
             .map_err(|e| format!("recording the release: {e}"))?;
+        predecessor = log.and_then(|log| releases::predecessor(&log, &fetched.digest));
     }
     let reference = Reference {
         registry: client.registry().to_string(),
@@ -100,11 +103,14 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
     };
     let reports = context
         .publisher
-        .publish_fetched(&reference, &fetched)
+        .publish_fetched(&reference, &fetched, predecessor.as_ref())
         .await
         .map_err(|e| e.to_string())?;
-    for published in reports.iter().flat_map(|r| &r.published) {
-        context.stats.attached(published.format.as_str());
+    for report in &reports {
+        for published in &report.published {
+            context.stats.attached(published.format.as_str());
+        }
+        context.stats.pruned(report.pruned.len());
     }
     context
         .stats

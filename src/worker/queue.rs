@@ -110,6 +110,34 @@ impl Queue {
         }
     }
 
+    /// [`Queue::push`] after `delay`. The job counts as waiting (and its duplicates are
+    /// refused) from now; if the queue is full when the delay ends, that is logged and
+    /// the job left to the reconcile walk.
+    pub fn push_after(&self, job: Job, delay: Duration) -> Enqueued {
+        if delay.is_zero() {
+            return self.push(job);
+        }
+        let key = job.key();
+        if !self
+            .inner
+            .keys
+            .lock()
+            .expect("queue keys")
+            .insert(key.clone())
+        {
+            return Enqueued::Duplicate;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if inner.tx.try_send(job).is_err() {
+                inner.keys.lock().expect("queue keys").remove(&key);
+                tracing::warn!(job = %key, "queue full after the settle delay; the reconcile walk will find it");
+            }
+        });
+        Enqueued::Added
+    }
+
     /// Jobs waiting (not running).
     pub fn depth(&self) -> usize {
         let keys = self.inner.keys.lock().expect("queue keys").len();

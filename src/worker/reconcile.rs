@@ -100,9 +100,11 @@ async fn check(
     };
     let plan = context.publisher.plan_fetched(&reference, &fetched).await?;
     let lacking = plan.iter().any(|(_, _, missing)| missing.any());
+    // The tag goes with the job: its run records the release and finds the stream's
+    // previous one before publishing.
     let job = lacking.then(|| Job {
         repository: repository.clone(),
-        target: reference.target,
+        target: Target::Pinned(tag.clone(), fetched.digest.clone()),
     });
     Ok((Some(image), job))
 }

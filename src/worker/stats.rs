@@ -11,6 +11,7 @@ use super::exposure::ExposureMetrics;
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     artifacts: Mutex<BTreeMap<&'static str, u64>>,
+    pruned: Mutex<u64>,
     db_built: Mutex<Option<String>>,
     scanner_seconds: Mutex<f64>,
     exposure: Mutex<ExposureMetrics>,
@@ -25,6 +26,11 @@ impl WorkerStats {
             .expect("stats")
             .entry(format)
             .or_default() += 1;
+    }
+
+    /// Counts older Grype artifacts deleted under `--keep`.
+    pub fn pruned(&self, n: usize) {
+        *self.pruned.lock().expect("stats") += n as u64;
     }
 
     /// Adds time spent waiting for syft and grype.
@@ -51,6 +57,11 @@ impl WorkerStats {
                 "refcat_worker_artifacts_total{{format=\"{format}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP refcat_worker_pruned_total Older Grype artifacts deleted (--keep).\n# TYPE refcat_worker_pruned_total counter\nrefcat_worker_pruned_total {}",
+            *self.pruned.lock().expect("stats")
+        );
         let _ = writeln!(
             out,
             "# HELP refcat_worker_scanner_seconds_total Time jobs spent waiting for syft and grype.\n# TYPE refcat_worker_scanner_seconds_total counter\nrefcat_worker_scanner_seconds_total {:.3}",

@@ -150,5 +150,60 @@ fn first_seen_carries_over_when_grype_runs_again() {
             assert_eq!(n["firstSeen"], o["firstSeen"], "first_seen is kept");
             assert_eq!(n["firstSeen"], old["created"]);
         }
+
+        // --keep 1: the third run's Grype artifact is the only one left; the two before
+        // it are deleted with their Sigstore bundles.
+        let client = registry.client();
+        let repository: refcat::reference::RepositoryName = "fixtures/app".parse().unwrap();
+        let subject = subjects(&client, &target).await[0]
+            .descriptor
+            .digest
+            .clone();
+        let grype_of = |referrers: Vec<refcat::oci::Descriptor>| {
+            refcat::publish::Existing::from_referrers(&referrers).grype
+        };
+        let older = grype_of(client.referrers(&repository, &subject, None).await.unwrap());
+        let mut bundles = Vec::new();
+        for artifact in &older {
+            let signatures = client
+                .referrers(&repository, &artifact.digest, None)
+                .await
+                .unwrap();
+            assert_eq!(signatures.len(), 1, "one bundle per artifact");
+            bundles.extend(signatures.into_iter().map(|d| d.digest));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let mut keep = refcat_publish(keys.path());
+        keep.args(["--force", "--keep", "1", &target]);
+        let out = output(keep).await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .matches("deleted older grype-json")
+                .count(),
+            2
+        );
+        let left = grype_of(client.referrers(&repository, &subject, None).await.unwrap());
+        assert_eq!(left.len(), 1);
+        assert!(older.iter().all(|o| o.digest != left[0].digest));
+        for gone in older.iter().map(|o| &o.digest).chain(&bundles) {
+            let target = Target::Digest(gone.clone());
+            let head = client.head_manifest(&repository, &target).await.unwrap();
+            assert!(head.is_none(), "{gone} is deleted");
+        }
+        assert_eq!(
+            records().await[0]["vulnerabilities"],
+            after[0]["vulnerabilities"]
+        );
+        let out = output({
+            let mut verify = common::refcat();
+            verify
+                .args(["verify", "--key"])
+                .arg(keys.path().join("refcat.pub"))
+                .arg(&target);
+            verify
+        })
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
     });
 }

@@ -60,7 +60,10 @@ fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
         &registry,
         keys.path(),
         free_port(),
-        &[("GRYPE_DB_CACHE_DIR", db.path().as_os_str())],
+        &[
+            ("GRYPE_DB_CACHE_DIR", db.path().as_os_str()),
+            ("REFCAT_KEEP", "1".as_ref()),
+        ],
     );
     worker.wait_idle(Duration::from_secs(300));
     let reference = format!("{}/fixtures/alpine:3.19", registry.host);
@@ -145,6 +148,48 @@ fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
         ["syft-json"]
         .clone();
     assert_eq!(syft_after, syft_before, "the Syft artifact is the same one");
+    // --keep 1: each platform's older Grype artifact is gone, with its signature; what
+    // is left verifies.
+    assert_eq!(worker.metric("refcat_worker_pruned_total"), 2);
+    let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
+    let client = registry.client();
+    let exists = |target: refcat::reference::Target| {
+        common::published::tokio_run(client.head_manifest(&repository, &target))
+            .unwrap()
+            .is_some()
+    };
+    for platform in ["linux/amd64", "linux/arm64/v8"] {
+        let artifact = |view: &serde_json::Value| -> refcat::digest::Digest {
+            view["platforms"][platform]["artifact"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (old, new) = (artifact(&before), artifact(&after));
+        assert_ne!(old, new, "{platform}");
+        let listed = common::published::listed(&reference_of(&after, &registry, platform));
+        let grype: Vec<_> = listed["grype-json"]
+            .iter()
+            .map(|r| r["digest"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(grype, [new.to_string()], "{platform}");
+        assert!(!exists(refcat::reference::Target::Digest(old.clone())));
+        // Its Sigstore bundle was listed in the old artifact's tag-schema index.
+        let index = refcat::digest::referrers_tag(&old).parse().unwrap();
+        assert!(!exists(refcat::reference::Target::Tag(index)), "{platform}");
+    }
+    let verify = common::refcat()
+        .args(["verify", "--key"])
+        .arg(keys.path().join("refcat.pub"))
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     for platform in ["linux/amd64", "linux/arm64/v8"] {
         let (old, new) = (first_seen(&before, platform), first_seen(&after, platform));
         for (key, seen) in &old {
@@ -232,6 +277,20 @@ fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
     let moved = history.releases.iter().find(|r| !r.current).unwrap();
     assert_eq!(moved.digest, first.top.digest.to_string());
     assert_eq!(moved.tags, ["12"]);
+
+    // The new digest's first Grype artifact carries firstSeen over from the release
+    // it replaced in stream 12 (the same packages, so the same matches), and so keeps
+    // dates older than itself.
+    let view = |digest: &refcat::digest::Digest| {
+        let reference = format!("{}/fixtures/debian@{digest}", registry.host);
+        common::published::tokio_run(vulnerabilities(&registry, &reference))
+    };
+    let (old, new) = (
+        first_seen(&view(&first.top.digest), "linux/amd64"),
+        first_seen(&view(&second), "linux/amd64"),
+    );
+    assert!(!old.is_empty());
+    assert_eq!(new, old, "firstSeen carried over from the previous release");
 
     // After garbage collection the old release is still pullable, config and layers
     // included. (docker-registry's `--delete-untagged` is not used: it deletes even the

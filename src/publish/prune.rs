@@ -1,0 +1,62 @@
+//! `--keep N`: after a new Grype artifact is committed, the older ones beyond the newest
+//! N are deleted, each with its signatures. The order keeps the invariant that whatever
+//! is listed is complete and signed: an artifact leaves its subject's listing first,
+//! then its manifest goes, and its signatures go last. A run that dies in between
+//! leaves only unlisted leftovers.
+
+use super::PublishError;
+use crate::digest::{self, Digest};
+use crate::oci::Descriptor;
+use crate::reference::{Reference, Tag, Target};
+use crate::registry::{Client, RegistryError};
+use crate::sign::legacy;
+
+/// Deletes `stale` (refcat's artifacts on `subject`) and their signatures; the ones
+/// deleted. A registry that refuses deletes (405) keeps them all, which is logged.
+pub async fn artifacts(
+    client: &Client,
+    reference: &Reference,
+    subject: &Digest,
+    stale: &[Descriptor],
+) -> Result<Vec<Digest>, PublishError> {
+    let repository = &reference.repository;
+    let mut deleted = Vec::new();
+    for artifact in stale {
+        match client
+            .delete_referrer(repository, subject, &artifact.digest)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_unsupported() => {
+                tracing::warn!(repository = %repository, error = %e, "the registry does not allow deletes: older Grype artifacts stay (--keep is not applied)");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        signatures(client, reference, &artifact.digest).await?;
+        deleted.push(artifact.digest.clone());
+    }
+    Ok(deleted)
+}
+
+/// Deletes every signature of a deleted artifact: its referrers (Sigstore bundles), the
+/// tag-schema index that listed them, and a legacy `.sig` tag.
+async fn signatures(
+    client: &Client,
+    reference: &Reference,
+    artifact: &Digest,
+) -> Result<(), RegistryError> {
+    let repository = &reference.repository;
+    for referrer in client.referrers(repository, artifact, None).await? {
+        client.delete_manifest(repository, &referrer.digest).await?;
+    }
+    let index_tag: Tag = digest::referrers_tag(artifact)
+        .parse()
+        .expect("sha256-<hex> is a valid tag");
+    for tag in [index_tag, legacy::signature_tag(artifact)] {
+        if let Some(tagged) = client.head_manifest(repository, &Target::Tag(tag)).await? {
+            client.delete_manifest(repository, &tagged.digest).await?;
+        }
+    }
+    Ok(())
+}
