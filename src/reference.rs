@@ -130,6 +130,9 @@ fn is_path_component(s: &str) -> bool {
 /// The tag of a repository's release log (see `catalog::releases`).
 pub const RELEASE_LOG_TAG: &str = "refcat-releases";
 
+/// The tag of the stored catalog aggregate, in the repository configured for it.
+pub const AGGREGATE_TAG: &str = "refcat-aggregate";
+
 /// A tag, valid by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -144,7 +147,7 @@ impl Tag {
     /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
     /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log.
     pub fn is_supporting(&self) -> bool {
-        if self.0 == RELEASE_LOG_TAG {
+        if [RELEASE_LOG_TAG, AGGREGATE_TAG].contains(&self.0.as_str()) {
             return true;
         }
         let Some((algorithm, rest)) = self.0.split_once('-') else {

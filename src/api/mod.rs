@@ -23,8 +23,8 @@ use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
-use crate::catalog::{details, history, provenance, sbom, tags, vulnerabilities};
-use crate::reference::Target;
+use crate::catalog::{aggregate, details, history, provenance, sbom, tags, vulnerabilities};
+use crate::reference::{RepositoryName, Target};
 use crate::registry::Client;
 
 /// What every handler shares.
@@ -40,6 +40,9 @@ pub struct AppState {
     pub trust: Trust,
     /// Responses served, for `/metrics`.
     pub http: metrics::HttpCounter,
+    /// The repository where the worker stores the catalog aggregate: read for
+    /// `/v1/vulnerabilities`, and left out of the directory.
+    pub aggregate_repository: Option<RepositoryName>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             default_tag: None,
             trust: Trust::default(),
             http: metrics::HttpCounter::default(),
+            aggregate_repository: None,
         }
     }
 }
@@ -147,6 +151,7 @@ async fn directory_view(
                 &q,
                 state.default_tag.as_deref(),
                 &state.trust,
+                state.aggregate_repository.as_ref(),
             )
             .await?;
             Ok(Rendered::json(&view))
@@ -162,9 +167,13 @@ async fn aggregate_view(
     let rendered = state
         .cache
         .get("/v1/vulnerabilities".into(), false, async {
-            let view =
-                directory::aggregate(&state.client, state.default_tag.as_deref(), &state.trust)
-                    .await?;
+            let view = aggregate::read(
+                &state.client,
+                state.default_tag.as_deref(),
+                &state.trust,
+                state.aggregate_repository.as_ref(),
+            )
+            .await?;
             Ok(Rendered::json(&view))
         })
         .await?;

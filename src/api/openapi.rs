@@ -5,10 +5,9 @@
 
 use utoipa::OpenApi;
 
+use crate::catalog::aggregate::{Aggregate, AggregateData, AggregateEntry, AggregateSource};
 use crate::catalog::details::{DetailsView, PlatformDetails};
-use crate::catalog::directory::{
-    Aggregate, AggregateEntry, Directory, DirectoryQuery, ImageOverview, ImageSummary,
-};
+use crate::catalog::directory::{Directory, DirectoryQuery, ImageOverview, ImageSummary};
 use crate::catalog::history::{HistoryView, Release};
 use crate::catalog::provenance::{PlatformProvenance, Provenance, ProvenanceView};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
@@ -84,7 +83,9 @@ pub enum ViewErrors {
         ImageSummary,
         ImageOverview,
         Aggregate,
+        AggregateData,
         AggregateEntry,
+        AggregateSource,
         TagsView,
         TagEntry,
         TagPlatform,

@@ -30,6 +30,8 @@ pub const SYFT_JSON_GZIP: &str = "application/vnd.syft+json+gzip";
 pub const VULNERABILITY_RECORD: &str = "application/vnd.dev.refcat.vulnerability-record.v1+json";
 /// The artifactType of a repository's release log: an index of every release seen.
 pub const RELEASE_LOG: &str = "application/vnd.dev.refcat.release-log.v1+json";
+/// The catalog-wide vulnerability aggregate the worker stores (artifactType and layer).
+pub const CATALOG_AGGREGATE: &str = "application/vnd.dev.refcat.catalog-aggregate.v1+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 

@@ -1,5 +1,5 @@
-//! The directory of repositories, one repository's overview, and the catalog-wide
-//! vulnerability aggregate, all built from the tags view of each repository.
+//! The directory of repositories and one repository's overview, built from the tags
+//! view of each repository.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::details::details;
 use super::signatures::Trust;
 use super::tags::{tags, TagEntry, TagsView};
-use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
@@ -194,16 +193,18 @@ pub async fn summary(
     })
 }
 
-/// The directory page asked for.
+/// The directory page asked for; `hidden` (where the aggregate is stored) is left out.
 pub async fn directory(
     client: &Client,
     query: &DirectoryQuery,
     preferred: Option<&str>,
     trust: &Trust,
+    hidden: Option<&RepositoryName>,
 ) -> Result<Directory, CatalogError> {
     CatalogError::check_range("page", query.page, 1_000_000)?;
     CatalogError::check_range("per_page", query.per_page, 500)?;
-    let repositories = client.list_repositories().await?;
+    let mut repositories = client.list_repositories().await?;
+    repositories.retain(|r| Some(r) != hidden);
     let per_page = query.per_page.unwrap_or(50);
     let page = query.page.unwrap_or(1);
     let chosen: Vec<RepositoryName> = repositories
@@ -222,90 +223,5 @@ pub async fn directory(
         page,
         per_page,
         images,
-    })
-}
-
-/// The catalog-wide aggregate over every repository's default and floating tags.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Aggregate {
-    /// Distinct vulnerabilities per severity.
-    pub totals: BTreeMap<Severity, usize>,
-    /// Per vulnerability id, most severe first.
-    pub vulnerabilities: Vec<AggregateEntry>,
-}
-
-/// One vulnerability across the catalog.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AggregateEntry {
-    /// Vulnerability id.
-    pub id: String,
-    /// Its severity.
-    pub severity: Severity,
-    /// Affected repositories and the tags where it shows.
-    pub affected: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// The aggregate.
-pub async fn aggregate(
-    client: &Client,
-    preferred: Option<&str>,
-    trust: &Trust,
-) -> Result<Aggregate, CatalogError> {
-    let repositories = client.list_repositories().await?;
-    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(repositories)
-        .map(|repository| async move {
-            let view = tags(client, &repository, trust).await?;
-            let default = default_tag(&view, preferred).map(|t| t.tag.clone());
-            let mut hits = Vec::new();
-            for entry in view
-                .tags
-                .iter()
-                .filter(|t| t.floating || Some(&t.tag) == default.as_ref())
-            {
-                let reference = Reference {
-                    registry: client.registry().to_string(),
-                    repository: repository.clone(),
-                    target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
-                };
-                let found =
-                    vulnerabilities(client, &reference, &VulnerabilityQuery::default(), trust)
-                        .await?;
-                for platform in found.platforms.into_values() {
-                    for m in platform.matches {
-                        hits.push((
-                            m.matched.id,
-                            repository.to_string(),
-                            m.matched.severity,
-                            entry.tag.clone(),
-                        ));
-                    }
-                }
-            }
-            Ok::<_, CatalogError>(hits)
-        })
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
-    for (id, repository, severity, tag) in per_repository.into_iter().flatten() {
-        let entry = by_id.entry(id.clone()).or_insert_with(|| AggregateEntry {
-            id,
-            severity,
-            affected: BTreeMap::new(),
-        });
-        entry.severity = entry.severity.min(severity);
-        entry.affected.entry(repository).or_default().insert(tag);
-    }
-    let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
-    vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
-    let mut totals: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
-    for v in &vulnerabilities {
-        *totals.entry(v.severity).or_default() += 1;
-    }
-    Ok(Aggregate {
-        totals,
-        vulnerabilities,
     })
 }

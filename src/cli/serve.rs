@@ -10,7 +10,7 @@ use super::RegistryArgs;
 use crate::api::{router, AppState, ViewCache};
 use crate::cache::CacheConfig;
 use crate::catalog::signatures::Trust;
-use crate::reference::parse_registry;
+use crate::reference::{parse_registry, RepositoryName};
 use crate::registry::Client;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// (default: the newest by created).
     #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
     pub default_tag: Option<String>,
+    /// The repository where `refcat worker --aggregate-repository` stores the catalog
+    /// aggregate: /v1/vulnerabilities serves it with one fetch (falling back to
+    /// computing it live), and the directory leaves the repository out.
+    #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
+    pub aggregate_repository: Option<RepositoryName>,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
@@ -97,6 +102,7 @@ impl ServeArgs {
             default_tag: self.default_tag,
             trust,
             http: Default::default(),
+            aggregate_repository: self.aggregate_repository,
         };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(super::termination())

@@ -15,11 +15,12 @@ use crate::digest::Digest;
 use crate::publish::PublishOptions;
 use crate::reference::{parse_registry, RepositoryName, Tag};
 use crate::secret::Secret;
+use crate::worker::aggregate::{self, AggregateTarget};
 use crate::worker::auth::WebhookSecret;
 use crate::worker::exposure::{self, ExposureMetrics};
 use crate::worker::intake::{router, Intake};
 use crate::worker::job::{self, JobContext};
-use crate::worker::queue::{Enqueued, Queue, QueueConfig};
+use crate::worker::queue::{Enqueued, Outcome, Queue, QueueConfig};
 use crate::worker::reconcile;
 
 /// Keep every image in a registry covered: signed Syft JSON, SPDX and Grype referrers
@@ -95,6 +96,15 @@ pub struct WorkerArgs {
         value_name = "SECONDS"
     )]
     pub drain_timeout: u64,
+    /// Store the catalog-wide vulnerability aggregate, signed, in this repository
+    /// (tagged `refcat-aggregate`) whenever it changes; `refcat serve` with the same
+    /// option answers /v1/vulnerabilities from it.
+    #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
+    pub aggregate_repository: Option<RepositoryName>,
+    /// The tag that summarises a repository in the aggregate when it has it (default:
+    /// the newest by created), as for `refcat serve --default-tag`.
+    #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
+    pub default_tag: Option<String>,
     #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
@@ -141,11 +151,19 @@ impl WorkerArgs {
             listener.local_addr()?
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Jobs that publish and walks that end may change the catalog aggregate.
+        let changed = Arc::new(tokio::sync::Notify::new());
         let runner = {
-            let context = context.clone();
+            let (context, changed) = (context.clone(), changed.clone());
             move |j| {
-                let context = context.clone();
-                async move { job::run(&context, j).await }
+                let (context, changed) = (context.clone(), changed.clone());
+                async move {
+                    let outcome = job::run(&context, j).await;
+                    if outcome == Ok(Outcome::Published) {
+                        changed.notify_one();
+                    }
+                    outcome
+                }
             }
         };
         let work = tokio::spawn({
@@ -158,8 +176,20 @@ impl WorkerArgs {
             queue.clone(),
             Duration::from_secs(self.reconcile_interval),
             walk_now.clone(),
+            changed.clone(),
             stopped.clone(),
         ));
+        let aggregate = self.aggregate_repository.clone().map(|repository| {
+            tokio::spawn(aggregate::keep_current(
+                context.clone(),
+                queue.clone(),
+                AggregateTarget {
+                    repository,
+                    default_tag: self.default_tag.clone(),
+                },
+                changed,
+            ))
+        });
         let watcher = tokio::spawn(watch_db(
             context,
             Duration::from_secs(self.db_check_interval),
@@ -179,6 +209,9 @@ impl WorkerArgs {
         let _ = stop.send(true);
         walks.abort();
         watcher.abort();
+        if let Some(task) = &aggregate {
+            task.abort();
+        }
         if tokio::time::timeout(Duration::from_secs(self.drain_timeout), work)
             .await
             .is_err()
@@ -265,6 +298,7 @@ async fn reconcile_loop(
     queue: Queue,
     interval: Duration,
     walk_now: Arc<tokio::sync::Notify>,
+    walked: Arc<tokio::sync::Notify>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -282,6 +316,7 @@ async fn reconcile_loop(
                     tracing::warn!(%name, %error, "reconcile could not check this; next walk retries");
                 }
                 report_exposure(&context, &walk.image_tags).await;
+                walked.notify_one();
             }
             Err(e) => tracing::error!(error = %e, "reconcile walk failed; next walk retries"),
         }

@@ -21,6 +21,7 @@
 //! grype failure keeps the SBOMs and the next run retries only Grype.
 
 mod artifacts;
+mod commit;
 mod pipeline;
 mod prune;
 pub mod record;

@@ -3,24 +3,22 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::try_join_all;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use super::record::{RecordInput, VulnerabilityRecord};
 use super::{artifacts, prune, stored};
 use super::{PublishError, SignatureFormat, Step};
-use crate::artifact::media_types::OCI_MANIFEST;
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
-use crate::oci::{Descriptor, Platform};
-use crate::reference::{Reference, Target};
-use crate::registry::{Client, FetchedManifest, SubjectState};
+use crate::oci::Platform;
+use crate::reference::Reference;
+use crate::registry::{Client, FetchedManifest};
 use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};
-use crate::sign::{bundle, legacy, KeyPair};
+use crate::sign::KeyPair;
 
 /// Choices for a publish run.
 #[derive(Clone, Debug, Default)]
@@ -76,25 +74,13 @@ struct Lineage<'a> {
     predecessor: Option<&'a Digest>,
 }
 
-/// A signature ready to push.
-enum Signature {
-    /// A Sigstore bundle referrer of the signed artifact.
-    Bundle(Box<BuiltArtifact>),
-    /// A legacy `.sig` manifest and its blobs.
-    Legacy {
-        signed: Digest,
-        manifest: Bytes,
-        blobs: Vec<(Digest, Bytes)>,
-    },
-}
-
 /// Publishes signed SBOM and vulnerability referrers.
 pub struct Publisher {
-    client: Client,
+    pub(super) client: Client,
     syft: Syft,
     grype: Grype,
-    key: KeyPair,
-    options: PublishOptions,
+    pub(super) key: KeyPair,
+    pub(super) options: PublishOptions,
     versions: OnceCell<(ScannerVersion, ScannerVersion)>,
     /// The Grype DB status, read once and again on [`Publisher::refresh_db`].
     db: tokio::sync::RwLock<Option<DbStatus>>,
@@ -171,7 +157,7 @@ impl Publisher {
             .await
     }
 
-    fn reached(&self, step: Step) {
+    pub(super) fn reached(&self, step: Step) {
         tracing::debug!(%step, "step done");
         if self.options.abort_after.as_deref() == Some(step.as_str()) {
             eprintln!("refcat: aborting after step {step} (REFCAT_ABORT_AFTER)");
@@ -470,111 +456,5 @@ impl Publisher {
             packages,
             &now,
         ))
-    }
-
-    /// Attach, Sign, Commit for a set of artifacts of one platform manifest.
-    async fn commit(
-        &self,
-        reference: &Reference,
-        built: &[(Format, BuiltArtifact)],
-        report: &mut SubjectReport,
-    ) -> Result<(), PublishError> {
-        let repository = &reference.repository;
-        let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
-        let signatures: Vec<Signature> = artifacts
-            .iter()
-            .map(|artifact| self.signature(reference, artifact))
-            .collect();
-        // Attach: every blob, the signatures' too, in one wave.
-        let mut with_blobs = artifacts.clone();
-        let mut loose = Vec::new();
-        for signature in &signatures {
-            match signature {
-                Signature::Bundle(artifact) => with_blobs.push(artifact.as_ref().clone()),
-                Signature::Legacy { blobs, .. } => loose.extend(blobs.iter().cloned()),
-            }
-        }
-        let loose_uploads = loose.into_iter().map(|(digest, data)| async move {
-            self.client.push_blob(repository, &digest, data).await
-        });
-        tokio::try_join!(
-            self.client.push_artifact_blobs(repository, &with_blobs),
-            try_join_all(loose_uploads),
-        )?;
-        self.reached(Step::Attach);
-        // Sign: the signature manifests, before the manifests they sign.
-        try_join_all(signatures.iter().map(|signature| async move {
-            match signature {
-                // The signed artifact was just made: nothing else can refer to it yet.
-                Signature::Bundle(artifact) => {
-                    self.client
-                        .push_artifact_manifests(
-                            repository,
-                            std::slice::from_ref(artifact.as_ref()),
-                            SubjectState::New,
-                        )
-                        .await
-                }
-                Signature::Legacy {
-                    signed, manifest, ..
-                } => self
-                    .client
-                    .put_manifest(
-                        repository,
-                        &Target::Tag(legacy::signature_tag(signed)),
-                        OCI_MANIFEST,
-                        manifest.clone(),
-                    )
-                    .await
-                    .map(|_| ()),
-            }
-        }))
-        .await?;
-        self.reached(Step::Sign);
-        // Commit: the artifact manifests, which makes them visible.
-        self.client
-            .push_artifact_manifests(repository, &artifacts, SubjectState::Existing)
-            .await?;
-        report
-            .published
-            .extend(built.iter().map(|(format, artifact)| Published {
-                format: *format,
-                digest: artifact.digest.clone(),
-            }));
-        self.reached(Step::Commit);
-        Ok(())
-    }
-
-    /// The signature of `artifact` in the configured layout.
-    fn signature(&self, reference: &Reference, artifact: &BuiltArtifact) -> Signature {
-        match self.options.signature_format {
-            SignatureFormat::Bundle => {
-                let signed = Descriptor::new(
-                    OCI_MANIFEST,
-                    artifact.digest.clone(),
-                    artifact.manifest.len() as u64,
-                );
-                Signature::Bundle(Box::new(bundle::artifact(
-                    &self.key,
-                    &signed,
-                    &now_rfc3339(),
-                )))
-            }
-            SignatureFormat::Legacy => {
-                let docker_reference = format!("{}/{}", reference.registry, reference.repository);
-                let (layer, payload) =
-                    legacy::layer(&self.key, &docker_reference, &artifact.digest);
-                let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));
-                let blobs = [payload, config]
-                    .into_iter()
-                    .map(|blob| (crate::digest::sha256(&blob), blob))
-                    .collect();
-                Signature::Legacy {
-                    signed: artifact.digest.clone(),
-                    manifest,
-                    blobs,
-                }
-            }
-        }
     }
 }

@@ -39,6 +39,23 @@ pub async fn artifacts(
     Ok(deleted)
 }
 
+/// Deletes `old`, an artifact its tag has moved away from, and its signatures. A
+/// registry that refuses deletes keeps it, which is logged.
+pub async fn replaced(
+    client: &Client,
+    reference: &Reference,
+    old: &Digest,
+) -> Result<(), PublishError> {
+    match client.delete_manifest(&reference.repository, old).await {
+        Ok(()) => Ok(signatures(client, reference, old).await?),
+        Err(e) if e.is_unsupported() => {
+            tracing::warn!(repository = %reference.repository, error = %e, "the registry does not allow deletes: the replaced artifact stays, untagged");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Deletes every signature of a deleted artifact: its referrers (Sigstore bundles), the
 /// tag-schema index that listed them, and a legacy `.sig` tag.
 async fn signatures(

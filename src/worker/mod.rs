@@ -3,6 +3,7 @@
 //! deduplicated [`queue`] runs them through the publish pipeline; [`intake`] is the
 //! authenticated webhook endpoint.
 
+pub mod aggregate;
 pub mod auth;
 pub mod events;
 pub mod exposure;

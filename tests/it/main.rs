@@ -18,4 +18,5 @@ mod registry_faults;
 mod scanners;
 mod signing_interop;
 mod worker;
+mod worker_aggregate;
 mod worker_walks;

@@ -1,0 +1,194 @@
+//! The catalog-wide vulnerability aggregate: every vulnerability on the default and
+//! floating tags of every repository. The worker stores it as a signed artifact
+//! (tagged `refcat-aggregate` in a repository of its own), so the API answers with one
+//! manifest and one blob fetch; without one, the API walks the registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{stream, StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::artifacts::layer;
+use super::directory::default_tag;
+use super::signatures::Trust;
+use super::tags::tags;
+use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
+use super::CatalogError;
+use crate::artifact::annotations::CREATED;
+use crate::artifact::media_types::CATALOG_AGGREGATE;
+use crate::oci::Manifest;
+use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
+use crate::registry::Client;
+use crate::scan::report::Severity;
+
+/// Repositories walked at once.
+const CONCURRENCY: usize = 8;
+
+/// The aggregate stored in `stored_in` when there is a usable one (signed, when `trust`
+/// requires it), else computed live.
+pub async fn read(
+    client: &Client,
+    preferred: Option<&str>,
+    trust: &Trust,
+    stored_in: Option<&RepositoryName>,
+) -> Result<Aggregate, CatalogError> {
+    if let Some(repository) = stored_in {
+        if let Some((data, created)) = stored(client, repository, trust).await? {
+            return Ok(Aggregate {
+                source: AggregateSource::Artifact,
+                created,
+                data,
+            });
+        }
+    }
+    Ok(Aggregate {
+        source: AggregateSource::Live,
+        created: None,
+        data: compute(client, preferred, trust, stored_in).await?,
+    })
+}
+
+/// The stored aggregate and when it was made; `None` when there is none, or when
+/// `trust` requires a signature it lacks (which is logged).
+pub async fn stored(
+    client: &Client,
+    repository: &RepositoryName,
+    trust: &Trust,
+) -> Result<Option<(AggregateData, Option<String>)>, CatalogError> {
+    let target = Target::Tag(AGGREGATE_TAG.parse().expect("the aggregate tag is valid"));
+    let fetched = match client.get_manifest(repository, &target).await {
+        Ok(fetched) => fetched,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Manifest::Image(manifest) = &fetched.manifest else {
+        return Ok(None);
+    };
+    if manifest.artifact_type.as_deref() != Some(CATALOG_AGGREGATE) {
+        return Ok(None);
+    }
+    if trust.require {
+        let verdict = trust.verdict(client, repository, &fetched.digest).await?;
+        if !verdict.as_ref().is_some_and(|v| v.is_verified()) {
+            tracing::warn!(repository = %repository, ?verdict, "the stored aggregate's signature does not verify; computing it live");
+            return Ok(None);
+        }
+    }
+    let data = layer(client, repository, &fetched.descriptor(), CATALOG_AGGREGATE).await?;
+    let parsed = serde_json::from_slice(&data)
+        .map_err(|e| CatalogError::stored(fetched.digest.to_string(), e))?;
+    let created = manifest.annotations.get(CREATED).cloned();
+    Ok(Some((parsed, created)))
+}
+
+/// The catalog-wide aggregate, as served: the document and where it came from.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Aggregate {
+    /// `artifact` when read from the worker's stored aggregate, `live` when computed
+    /// for this request.
+    pub source: AggregateSource,
+    /// When the stored aggregate was made (`artifact` only).
+    pub created: Option<String>,
+    /// The document.
+    #[serde(flatten)]
+    pub data: AggregateData,
+}
+
+/// Where an aggregate came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AggregateSource {
+    /// The artifact the worker stored.
+    Artifact,
+    /// Walked from the registry for this request.
+    Live,
+}
+
+/// The aggregate over every repository's default and floating tags: what the worker
+/// stores and what `/v1/vulnerabilities` serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateData {
+    /// Distinct vulnerabilities per severity.
+    pub totals: BTreeMap<Severity, usize>,
+    /// Per vulnerability id, most severe first.
+    pub vulnerabilities: Vec<AggregateEntry>,
+}
+
+/// One vulnerability across the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateEntry {
+    /// Vulnerability id.
+    pub id: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Affected repositories and the tags where it shows.
+    pub affected: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Walks the registry for the aggregate, leaving out `hidden` (where it is stored).
+pub async fn compute(
+    client: &Client,
+    preferred: Option<&str>,
+    trust: &Trust,
+    hidden: Option<&RepositoryName>,
+) -> Result<AggregateData, CatalogError> {
+    let mut repositories = client.list_repositories().await?;
+    repositories.retain(|r| Some(r) != hidden);
+    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(repositories)
+        .map(|repository| async move {
+            let view = tags(client, &repository, trust).await?;
+            let default = default_tag(&view, preferred).map(|t| t.tag.clone());
+            let mut hits = Vec::new();
+            for entry in view
+                .tags
+                .iter()
+                .filter(|t| t.floating || Some(&t.tag) == default.as_ref())
+            {
+                let reference = Reference {
+                    registry: client.registry().to_string(),
+                    repository: repository.clone(),
+                    target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
+                };
+                let found =
+                    vulnerabilities(client, &reference, &VulnerabilityQuery::default(), trust)
+                        .await?;
+                for platform in found.platforms.into_values() {
+                    for m in platform.matches {
+                        hits.push((
+                            m.matched.id,
+                            repository.to_string(),
+                            m.matched.severity,
+                            entry.tag.clone(),
+                        ));
+                    }
+                }
+            }
+            Ok::<_, CatalogError>(hits)
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
+    for (id, repository, severity, tag) in per_repository.into_iter().flatten() {
+        let entry = by_id.entry(id.clone()).or_insert_with(|| AggregateEntry {
+            id,
+            severity,
+            affected: BTreeMap::new(),
+        });
+        entry.severity = entry.severity.min(severity);
+        entry.affected.entry(repository).or_default().insert(tag);
+    }
+    let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
+    vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
+    let mut totals: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    for v in &vulnerabilities {
+        *totals.entry(v.severity).or_default() += 1;
+    }
+    Ok(AggregateData {
+        totals,
+        vulnerabilities,
+    })
+}

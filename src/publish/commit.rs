@@ -1,0 +1,169 @@
+//! Attach, Sign, Commit: pushing built artifacts so that a reader never sees one
+//! unsigned or incomplete. Blobs go first, then each signature, then the artifact
+//! manifest that makes it visible.
+
+use bytes::Bytes;
+use futures_util::future::try_join_all;
+
+use super::pipeline::{Published, Publisher, SubjectReport};
+use super::{Format, PublishError, SignatureFormat, Step};
+use crate::artifact::media_types::OCI_MANIFEST;
+use crate::artifact::{now_rfc3339, BuiltArtifact};
+use crate::digest::Digest;
+use crate::oci::Descriptor;
+use crate::reference::{Reference, Tag, Target};
+use crate::registry::SubjectState;
+use crate::sign::{bundle, legacy};
+
+/// A signature ready to push.
+enum Signature {
+    /// A Sigstore bundle referrer of the signed artifact.
+    Bundle(Box<BuiltArtifact>),
+    /// A legacy `.sig` manifest and its blobs.
+    Legacy {
+        signed: Digest,
+        manifest: Bytes,
+        blobs: Vec<(Digest, Bytes)>,
+    },
+}
+
+impl Publisher {
+    /// Attach, Sign, Commit for a set of artifacts of one platform manifest.
+    pub(super) async fn commit(
+        &self,
+        reference: &Reference,
+        built: &[(Format, BuiltArtifact)],
+        report: &mut SubjectReport,
+    ) -> Result<(), PublishError> {
+        let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
+        self.attach_and_sign(reference, &artifacts).await?;
+        // Commit: the artifact manifests, which makes them visible.
+        self.client
+            .push_artifact_manifests(&reference.repository, &artifacts, SubjectState::Existing)
+            .await?;
+        report
+            .published
+            .extend(built.iter().map(|(format, artifact)| Published {
+                format: *format,
+                digest: artifact.digest.clone(),
+            }));
+        self.reached(Step::Commit);
+        Ok(())
+    }
+
+    /// Stores `artifact` (one without a subject) under `tag` in the repository of
+    /// `reference`, signed, replacing what the tag held: the old manifest and its
+    /// signatures are deleted once the tag has moved (where the registry allows).
+    pub async fn replace_tagged(
+        &self,
+        reference: &Reference,
+        tag: Tag,
+        artifact: BuiltArtifact,
+    ) -> Result<(), PublishError> {
+        let repository = &reference.repository;
+        let target = Target::Tag(tag);
+        let previous = self.client.head_manifest(repository, &target).await?;
+        self.attach_and_sign(reference, std::slice::from_ref(&artifact))
+            .await?;
+        self.client
+            .put_manifest(repository, &target, OCI_MANIFEST, artifact.manifest.clone())
+            .await?;
+        if let Some(previous) = previous.filter(|p| p.digest != artifact.digest) {
+            super::prune::replaced(&self.client, reference, &previous.digest).await?;
+        }
+        Ok(())
+    }
+
+    /// Attach and Sign: every blob, the signatures' too, in one wave; then the
+    /// signatures, before the manifests they sign.
+    async fn attach_and_sign(
+        &self,
+        reference: &Reference,
+        artifacts: &[BuiltArtifact],
+    ) -> Result<(), PublishError> {
+        let repository = &reference.repository;
+        let signatures: Vec<Signature> = artifacts
+            .iter()
+            .map(|artifact| self.signature(reference, artifact))
+            .collect();
+        let mut with_blobs = artifacts.to_vec();
+        let mut loose = Vec::new();
+        for signature in &signatures {
+            match signature {
+                Signature::Bundle(artifact) => with_blobs.push(artifact.as_ref().clone()),
+                Signature::Legacy { blobs, .. } => loose.extend(blobs.iter().cloned()),
+            }
+        }
+        let loose_uploads = loose.into_iter().map(|(digest, data)| async move {
+            self.client.push_blob(repository, &digest, data).await
+        });
+        tokio::try_join!(
+            self.client.push_artifact_blobs(repository, &with_blobs),
+            try_join_all(loose_uploads),
+        )?;
+        self.reached(Step::Attach);
+        // Sign: the signature manifests, before the manifests they sign.
+        try_join_all(signatures.iter().map(|signature| async move {
+            match signature {
+                // The signed artifact was just made: nothing else can refer to it yet.
+                Signature::Bundle(artifact) => {
+                    self.client
+                        .push_artifact_manifests(
+                            repository,
+                            std::slice::from_ref(artifact.as_ref()),
+                            SubjectState::New,
+                        )
+                        .await
+                }
+                Signature::Legacy {
+                    signed, manifest, ..
+                } => self
+                    .client
+                    .put_manifest(
+                        repository,
+                        &Target::Tag(legacy::signature_tag(signed)),
+                        OCI_MANIFEST,
+                        manifest.clone(),
+                    )
+                    .await
+                    .map(|_| ()),
+            }
+        }))
+        .await?;
+        self.reached(Step::Sign);
+        Ok(())
+    }
+
+    /// The signature of `artifact` in the configured layout.
+    fn signature(&self, reference: &Reference, artifact: &BuiltArtifact) -> Signature {
+        match self.options.signature_format {
+            SignatureFormat::Bundle => {
+                let signed = Descriptor::new(
+                    OCI_MANIFEST,
+                    artifact.digest.clone(),
+                    artifact.manifest.len() as u64,
+                );
+                Signature::Bundle(Box::new(bundle::artifact(
+                    &self.key,
+                    &signed,
+                    &now_rfc3339(),
+                )))
+            }
+            SignatureFormat::Legacy => {
+                let docker_reference = format!("{}/{}", reference.registry, reference.repository);
+                let (layer, payload) =
+                    legacy::layer(&self.key, &docker_reference, &artifact.digest);
+                let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));
+                let blobs = [payload, config]
+                    .into_iter()
+                    .map(|blob| (crate::digest::sha256(&blob), blob))
+                    .collect();
+                Signature::Legacy {
+                    signed: artifact.digest.clone(),
+                    manifest,
+                    blobs,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The stored catalog aggregate: the worker keeps a signed copy in a repository of its
+//! own, `cosign verify` accepts it, and the API serves `/v1/vulnerabilities` from it
+//! without walking the registry.
+
+use std::time::{Duration, Instant};
+
+use crate::common;
+use crate::common::published::tokio_run;
+use crate::common::served::start_api;
+use crate::common::worker::Worker;
+use crate::common::{free_port, push_fixture, Registry};
+use refcat::api::AppState;
+use refcat::catalog::aggregate::{self, AggregateData};
+use refcat::catalog::signatures::Trust;
+use refcat::reference::{RepositoryName, Target};
+use refcat::registry::RequestKind;
+
+/// Polls until the stored aggregate satisfies `done`; it.
+fn stored_when(
+    registry: &Registry,
+    repository: &RepositoryName,
+    done: impl Fn(&AggregateData) -> bool,
+) -> (AggregateData, Option<String>) {
+    let start = Instant::now();
+    loop {
+        let stored = tokio_run(aggregate::stored(
+            &registry.client(),
+            repository,
+            &Trust::default(),
+        ))
+        .unwrap();
+        if let Some(found) = stored.filter(|(data, _)| done(data)) {
+            return found;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no stored aggregate"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
+    let registry = Registry::distribution(None);
+    let keys = tempfile::tempdir().unwrap();
+    let pair = common::write_keys(keys.path());
+    let client = registry.client();
+    tokio_run(push_fixture(&client, "debian"));
+    let repository: RepositoryName = "refcat/catalog".parse().unwrap();
+    let worker = Worker::start(
+        &registry,
+        keys.path(),
+        free_port(),
+        &[
+            ("REFCAT_AGGREGATE_REPOSITORY", "refcat/catalog".as_ref()),
+            ("REFCAT_RECONCILE_INTERVAL", "2".as_ref()),
+        ],
+    );
+    worker.wait_idle(Duration::from_secs(300));
+    let (first, created) = stored_when(&registry, &repository, |d| !d.vulnerabilities.is_empty());
+    assert!(created.is_some());
+    let live = |client| {
+        tokio_run(aggregate::compute(
+            &client,
+            None,
+            &Trust::default(),
+            Some(&repository),
+        ))
+        .unwrap()
+    };
+    assert_eq!(first, live(registry.client()), "stored = computed live");
+    let reference = format!("{}/refcat/catalog:refcat-aggregate", registry.host);
+    let (verified, stderr) = common::cosign_verify(&keys.path().join("refcat.pub"), &reference);
+    assert!(verified, "cosign verify {reference}: {stderr}");
+    let first_digest = tokio_run(client.head_manifest(
+        &repository,
+        &Target::Tag("refcat-aggregate".parse().unwrap()),
+    ))
+    .unwrap()
+    .unwrap()
+    .digest;
+
+    // A new image changes the catalog: the next walk publishes it and the aggregate is
+    // replaced; the old one is deleted.
+    tokio_run(push_fixture(&client, "lang"));
+    let (second, _) = stored_when(&registry, &repository, |d| d != &first);
+    assert!(second.vulnerabilities.len() > first.vulnerabilities.len());
+    worker.wait_idle(Duration::from_secs(300));
+    assert_eq!(second, live(registry.client()));
+    let old = tokio_run(client.head_manifest(&repository, &Target::Digest(first_digest)));
+    assert!(old.unwrap().is_none(), "the replaced aggregate is deleted");
+
+    // The API reads it (signature required) with no catalog or tag listing.
+    let served_client = registry.cached_client(Default::default());
+    let counter = served_client.clone();
+    let mut state = AppState::new(served_client);
+    state.aggregate_repository = Some(repository.clone());
+    state.trust = Trust {
+        keys: vec![pair.public_key()],
+        require: true,
+    };
+    tokio_run(async {
+        let base = start_api(state).await;
+        let get = |path: &'static str| {
+            let url = format!("{base}{path}");
+            async move {
+                let response = reqwest::get(url).await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.json::<serde_json::Value>().await.unwrap()
+            }
+        };
+        let served = get("/v1/vulnerabilities").await;
+        assert_eq!(served["source"], "artifact");
+        assert_eq!(
+            served["totals"],
+            serde_json::to_value(&second.totals).unwrap()
+        );
+        assert_eq!(
+            served["vulnerabilities"],
+            serde_json::to_value(&second.vulnerabilities).unwrap()
+        );
+        assert_eq!(counter.counter().of_kind(RequestKind::Catalog), 0);
+        assert_eq!(counter.counter().of_kind(RequestKind::Tags), 0);
+        // The directory leaves the aggregate's repository out.
+        let directory = get("/v1/images").await;
+        let names: Vec<&str> = directory["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["fixtures/app", "fixtures/debian"]);
+    });
+}
