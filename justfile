@@ -188,7 +188,7 @@ demo port="5000" api="8080": tools
     echo "  curl -s http://$host/v2/_catalog"
     echo "(the demo key's password is COSIGN_PASSWORD=refcat-demo)"
     echo
-    target/debug/refcat serve "$host" --listen "127.0.0.1:{{api}}" 2>> "$data/api.log" &
+    target/debug/refcat serve "$host" --listen "127.0.0.1:{{api}}" --aggregate-repository refcat/catalog 2>> "$data/api.log" &
     api_pid=$!
     trap 'kill $pid $api_pid 2>/dev/null; rm -rf "$data"' EXIT
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && break; sleep 0.1; done
@@ -205,6 +205,7 @@ demo port="5000" api="8080": tools
     if [ "$kind" = zot ]; then interval=600; else interval=10; fi
     REFCAT_WEBHOOK_SECRET=refcat-demo-webhook-secret target/debug/refcat worker "$host" \
         --listen 127.0.0.1:8081 --key "$data/cosign.key" --reconcile-interval "$interval" \
+        --aggregate-repository refcat/catalog --keep 2 \
         > "$data/cves.jsonl" 2>> "$data/worker.log" &
     worker_pid=$!
     trap 'kill $pid $api_pid $worker_pid 2>/dev/null; rm -rf "$data"' EXIT
@@ -213,6 +214,9 @@ demo port="5000" api="8080": tools
     echo "    oras copy --from-plain-http --to-plain-http $host/fixtures/debian:12 $host/mine/debian:12 && sleep 15 && oras discover --plain-http $host/mine/debian:12"
     echo "  curl -s http://127.0.0.1:8081/metrics | grep -E 'refcat_(worker|active_cves)'"
     echo "  tail -f $data/cves.jsonl    # one JSON line per active CVE per tag, every walk"
+    echo "  the stored catalog aggregate (once the worker has walked):"
+    echo "    cosign verify --key $data/cosign.pub --insecure-ignore-tlog=true --allow-http-registry $host/refcat/catalog:refcat-aggregate"
+    echo "    curl -s http://127.0.0.1:{{api}}/v1/vulnerabilities | head -c 300    # \"source\": \"artifact\""
     echo
     echo "Serving until Ctrl-C."
     wait $pid $api_pid $worker_pid
