@@ -2,6 +2,8 @@
 //! unsigned or incomplete. Blobs go first, then each signature, then the artifact
 //! manifest that makes it visible.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
@@ -37,6 +39,7 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
         self.attach_and_sign(reference, &artifacts).await?;
+        let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.
         self.client
             .push_artifact_manifests(&reference.repository, &artifacts, SubjectState::Existing)
@@ -47,7 +50,7 @@ impl Publisher {
                 format: *format,
                 digest: artifact.digest.clone(),
             }));
-        self.reached(Step::Commit);
+        self.reached(Step::Commit, started);
         Ok(())
     }
 
@@ -81,6 +84,7 @@ impl Publisher {
         reference: &Reference,
         artifacts: &[BuiltArtifact],
     ) -> Result<(), PublishError> {
+        let started = Instant::now();
         let repository = &reference.repository;
         let signatures: Vec<Signature> = artifacts
             .iter()
@@ -101,7 +105,8 @@ impl Publisher {
             self.client.push_artifact_blobs(repository, &with_blobs),
             try_join_all(loose_uploads),
         )?;
-        self.reached(Step::Attach);
+        self.reached(Step::Attach, started);
+        let started = Instant::now();
         // Sign: the signature manifests, before the manifests they sign.
         try_join_all(signatures.iter().map(|signature| async move {
             match signature {
@@ -130,7 +135,7 @@ impl Publisher {
             }
         }))
         .await?;
-        self.reached(Step::Sign);
+        self.reached(Step::Sign, started);
         Ok(())
     }
 

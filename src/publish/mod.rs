@@ -37,8 +37,8 @@ use crate::registry::RegistryError;
 use crate::scan::report::ReportError;
 use crate::scan::ScanError;
 
-/// A pipeline step, for progress, the dry-run plan and crash testing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// A pipeline step, for progress, the dry-run plan, latency metrics and crash testing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     /// Expand the reference into platform manifests.

@@ -1,5 +1,6 @@
 //! The publisher: runs the steps for every platform manifest behind a reference.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -88,6 +89,8 @@ pub struct Publisher {
     scanner_time: std::sync::Mutex<Duration>,
     /// Subjects being published, by `repository@digest`.
     publishing: KeyedLocks,
+    /// Per step: how many times it ended, and the seconds it took in all.
+    steps: std::sync::Mutex<BTreeMap<Step, (u64, f64)>>,
 }
 
 impl Publisher {
@@ -109,6 +112,7 @@ impl Publisher {
             db: tokio::sync::RwLock::new(None),
             scanner_time: std::sync::Mutex::new(Duration::ZERO),
             publishing: KeyedLocks::default(),
+            steps: Default::default(),
         }
     }
 
@@ -122,6 +126,11 @@ impl Publisher {
 
     fn scanner_time(&self) -> Duration {
         *self.scanner_time.lock().expect("timer lock")
+    }
+
+    /// Per step: how many times it ended and the seconds it took in all, for metrics.
+    pub fn step_seconds(&self) -> BTreeMap<Step, (u64, f64)> {
+        self.steps.lock().expect("step lock").clone()
     }
 
     /// The Grype DB status, as read last.
@@ -157,8 +166,16 @@ impl Publisher {
             .await
     }
 
-    pub(super) fn reached(&self, step: Step) {
-        tracing::debug!(%step, "step done");
+    /// Step `step`, begun at `started`, is done: its latency is counted, and a crash test
+    /// may end the process here.
+    pub(super) fn reached(&self, step: Step, started: Instant) {
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(%step, seconds, "step done");
+        let mut steps = self.steps.lock().expect("step lock");
+        let (count, sum) = steps.entry(step).or_default();
+        *count += 1;
+        *sum += seconds;
+        drop(steps);
         if self.options.abort_after.as_deref() == Some(step.as_str()) {
             eprintln!("refcat: aborting after step {step} (REFCAT_ABORT_AFTER)");
             std::process::abort();
@@ -191,6 +208,7 @@ impl Publisher {
         reference: &Reference,
         top: Option<&FetchedManifest>,
     ) -> Result<Vec<PlatformManifest>, PublishError> {
+        let started = Instant::now();
         let platform = self.options.platform.as_ref();
         let subjects = match top {
             Some(top) => {
@@ -200,7 +218,7 @@ impl Publisher {
             }
             None => platform_manifests(&self.client, reference, platform).await?,
         };
-        self.reached(Step::Resolve);
+        self.reached(Step::Resolve, started);
         Ok(subjects)
     }
 
@@ -209,6 +227,7 @@ impl Publisher {
         reference: &Reference,
         subjects: Vec<PlatformManifest>,
     ) -> Result<Vec<(PlatformManifest, Existing, Missing)>, PublishError> {
+        let started = Instant::now();
         let db_built = self.grype_db().await?.built;
         let mut out = Vec::with_capacity(subjects.len());
         for subject in subjects {
@@ -224,7 +243,7 @@ impl Publisher {
             };
             out.push((subject, existing, missing));
         }
-        self.reached(Step::CheckExisting);
+        self.reached(Step::CheckExisting, started);
         Ok(out)
     }
 
@@ -308,7 +327,7 @@ impl Publisher {
             report.elapsed_seconds = (shared + start.elapsed()).as_secs_f64();
             report.scanner_seconds =
                 (shared_scanners + self.scanner_time() - scanners_before).as_secs_f64();
-            self.reached(Step::Done);
+            self.reached(Step::Done, start);
             reports.push(report);
         }
         Ok(reports)
@@ -325,6 +344,7 @@ impl Publisher {
         let (syft_version, _) = self.versions().await?;
         let mut sbom_set = None;
         if missing.syft || missing.spdx {
+            let started = Instant::now();
             let plain_http = self.client.plain_http();
             let sboms = self
                 .timed(self.syft.scan(&ImageSource {
@@ -336,7 +356,7 @@ impl Publisher {
                     plain_http,
                 }))
                 .await?;
-            self.reached(Step::Syft);
+            self.reached(Step::Syft, started);
             let created = now_rfc3339();
             let mut built = Vec::new();
             for (format, wanted, data) in [
@@ -415,6 +435,7 @@ impl Publisher {
         lineage: Lineage<'_>,
         syft_json: Option<(Bytes, usize)>,
     ) -> Result<BuiltArtifact, PublishError> {
+        let started = Instant::now();
         let (_, grype_version) = self.versions().await?;
         let (sbom, packages) = match syft_json {
             Some(found) => found,
@@ -423,7 +444,7 @@ impl Publisher {
         let db = self.grype_db().await?;
         let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
         let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
-        self.reached(Step::Grype);
+        self.reached(Step::Grype, started);
         let matches = report::matches(&grype_json)?;
         let previous = match (
             stored::newest_record(&self.client, reference, lineage.existing).await,

@@ -123,6 +123,13 @@ async fn metrics(State(intake): State<Intake>) -> String {
             "refcat_worker_webhooks_total{{status=\"{status}\"}} {n}"
         );
     }
+    out.push_str("# HELP refcat_worker_step_seconds Time spent in each publish step.\n# TYPE refcat_worker_step_seconds summary\n");
+    for (step, (count, sum)) in intake.context.publisher.step_seconds() {
+        let _ = writeln!(
+            out,
+            "refcat_worker_step_seconds_sum{{step=\"{step}\"}} {sum:.3}\nrefcat_worker_step_seconds_count{{step=\"{step}\"}} {count}"
+        );
+    }
     intake.context.stats.write_prometheus(&mut out);
     intake.context.client.counter().write_prometheus(&mut out);
     out

@@ -206,7 +206,10 @@ async fn views_show_the_fixtures(kind: Kind) {
     assert_eq!(page["images"].as_array().unwrap().len(), 1);
 
     let aggregate = served.ok("/v1/vulnerabilities").await;
-    assert_eq!(aggregate["source"], "live", "no stored aggregate is configured");
+    assert_eq!(
+        aggregate["source"], "live",
+        "no stored aggregate is configured"
+    );
     let entries = aggregate["vulnerabilities"].as_array().unwrap();
     let ids: BTreeSet<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(

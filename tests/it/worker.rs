@@ -43,11 +43,20 @@ fn a_push_to_distribution_is_published_from_its_notification() {
         keys.path(),
         "fixtures/alpine:3.19",
     ));
-    // Three image manifests were pushed (two platforms, then the index): three jobs.
-    // Whichever ran first published; the index found its platforms done or in hand.
+    // Three image manifests were pushed (two platforms by digest, then the index by
+    // tag): three jobs. The platforms' jobs settle first, so the index's job publishes
+    // both platforms, and theirs find them done.
     let outcome = |o: &str| worker.metric(&format!("refcat_worker_jobs_total{{outcome=\"{o}\"}}"));
     assert_eq!(outcome("failed"), 0);
-    assert_eq!(outcome("published") + outcome("complete"), 3);
+    assert_eq!((outcome("published"), outcome("complete")), (1, 2));
+    // Step latencies: syft and grype once per platform, two commits per platform (the
+    // SBOMs, then the Grype artifact).
+    let steps = |step: &str| {
+        worker.metric(&format!(
+            "refcat_worker_step_seconds_count{{step=\"{step}\"}}"
+        ))
+    };
+    assert_eq!((steps("syft"), steps("grype"), steps("commit")), (2, 2, 4));
     // refcat's own 12 pushes by digest (3 artifacts and 3 signatures per platform) came
     // back as notifications; each was recognised as a referrer and skipped.
     assert_eq!(outcome("skipped"), 12);
