@@ -31,6 +31,12 @@ tools:
     mkdir -p "$T/bin"
     fail() { echo "just tools: $*" >&2; exit 1; }
     command -v go >/dev/null || fail "Go is not installed; install Go 1.26.8 or newer (see README prerequisites)"
+    # The one-time builds below download modules and fill a build cache: several GB the
+    # binaries kept in $T do not need. They go to a scratch directory, removed at exit
+    # (`just grype-db`, called last, inherits it).
+    scratch=$(mktemp -d)
+    trap 'chmod -R u+w "$scratch"; rm -rf "$scratch"' EXIT
+    export GOMODCACHE="$scratch/mod" GOCACHE="$scratch/build"
     # install NAME VERSION PACKAGE MODULE@VERSION...
     # A throwaway module that requires the given modules gives the same build as
     # `go install PACKAGE@VERSION`, without the module-list queries some proxies refuse,
