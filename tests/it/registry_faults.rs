@@ -1,14 +1,18 @@
 //! Registries that misbehave: 429 with `Retry-After`, 5xx, timeouts, broken connections,
-//! corrupted, oversized and invalid documents, missing blobs, an unreachable host. A
-//! fault-injecting proxy sits in front of a real docker-registry 2.8; the library must
-//! retry what is safe to retry, and otherwise fail with an error that says what happened.
+//! corrupted, oversized and invalid documents, missing blobs, an unreachable host, refused
+//! deletes. A fault-injecting proxy sits in front of a real docker-registry 2.8; the
+//! library must retry what is safe to retry, and otherwise fail with an error that says
+//! what happened.
 
 use std::time::Duration;
 
+use crate::common;
 use crate::common::faults::{Fault, FaultProxy, Rule};
-use crate::common::{push_fixture, refcat, Registry};
+use crate::common::published::{code, listed, output, stderr};
+use crate::common::{push_fixture, refcat, refcat_publish, Registry};
 use axum::http::Method;
 use refcat::artifact::media_types::OCI_MANIFEST;
+use refcat::digest::Digest;
 use refcat::fixture::BuiltImage;
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig, RegistryError};
@@ -372,4 +376,60 @@ async fn an_unreachable_registry_is_reported_after_retries() {
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_on_a_registry_that_refuses_deletes_publishes_and_keeps_the_old_artifact() {
+    let (registry, proxy, image) = setup().await;
+    let keys = tempfile::tempdir().unwrap();
+    common::write_keys(keys.path());
+    let reference = format!("{}/{}:{}", proxy.host, image.repository, image.tags[0]);
+    let mut first = refcat_publish(keys.path());
+    first.arg(&reference);
+    let first = output(first).await;
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let old_grype: Digest = listed(&reference)["grype-json"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Deletes switched off, as docker-registry answers without `storage.delete`.
+    proxy.inject(Rule::new(
+        Method::DELETE,
+        "/manifests/",
+        100,
+        Fault::Status(405, None),
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later `created`
+    let mut again = refcat_publish(keys.path());
+    again.args(["--force", "--keep", "1"]).arg(&reference);
+    let again = output(again).await;
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("does not allow deletes"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        proxy.seen(Method::DELETE, "/manifests/").len(),
+        1,
+        "no more deletes after the first refusal"
+    );
+    let kept = registry
+        .client()
+        .head_manifest(&image.repository, &Target::Digest(old_grype))
+        .await
+        .unwrap();
+    assert!(kept.is_some(), "the refused delete kept the old artifact");
+    // Without the referrers API it had already left the tag-schema listing (the first
+    // step of a delete), so the listing names only the new artifact.
+    assert_eq!(listed(&reference)["grype-json"].len(), 1);
+    let mut verify = refcat();
+    verify
+        .args(["verify", "--key"])
+        .arg(keys.path().join("refcat.pub"))
+        .arg(&reference);
+    let verify = output(verify).await;
+    assert_eq!(code(&verify), 0, "{}", stderr(&verify));
 }
