@@ -12,7 +12,8 @@ use crate::registry::{Client, RegistryError};
 use crate::sign::legacy;
 
 /// Deletes `stale` (refcat's artifacts on `subject`) and their signatures; the ones
-/// deleted. A registry that refuses deletes (405) keeps them all, which is logged.
+/// deleted. A registry that refuses deletes (405) keeps them stored, which is logged
+/// (without the referrers API, the first has already left the tag-schema listing).
 pub async fn artifacts(
     client: &Client,
     reference: &Reference,
