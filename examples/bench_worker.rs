@@ -237,12 +237,27 @@ async fn main() -> anyhow::Result<()> {
     let syft_before = worker
         .metric("refcat_worker_artifacts_total{format=\"syft-json\"}")
         .await?;
+    let built_before = worker
+        .metric("refcat_worker_grype_db_built_seconds")
+        .await?;
     run(Command::new(tool("grype"))
         .args(["db", "import", archive.trim()])
         .env("GRYPE_DB_CACHE_DIR", &db))?;
     let imported = Instant::now();
+    // When the watcher (checking every second) sees the new DB: the re-scan proper
+    // starts there.
+    let mut noticed = None;
     let new_built = grype_db_built(&db)?;
     until("re-scan", Duration::from_secs(1200), async || {
+        if noticed.is_none() {
+            let built = worker
+                .metric("refcat_worker_grype_db_built_seconds")
+                .await?;
+            if built == built_before {
+                return Ok(false);
+            }
+            noticed = Some(Instant::now());
+        }
         for reference in &references {
             if !complete(&client, reference, &new_built).await? {
                 return Ok(false);
@@ -252,6 +267,10 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let rescan = imported.elapsed().as_secs_f64();
+    let after_notice = noticed
+        .expect("complete only after the change was seen")
+        .elapsed()
+        .as_secs_f64();
     let grype_new = worker
         .metric("refcat_worker_artifacts_total{format=\"grype-json\"}")
         .await?
@@ -271,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
     let full = full_start.elapsed().as_secs_f64();
     let peak = worker.peak_mib()?;
     let ratio = full / rescan;
+    let ratio_after_notice = full / after_notice;
 
     let out = format!(
         "# refcat worker benchmark\n\n\
@@ -284,9 +304,9 @@ async fn main() -> anyhow::Result<()> {
          and registry work overlap.\n\n\
          ## Re-scan after a Grype DB change\n\n\
          New DB imported → every image complete for it: **{rescan:.2} s** ({grype_new} Grype artifacts, {syft_new} Syft artifacts; \
-         includes up to 1 s until the watcher's next check).\n\
+         includes up to 1 s until the watcher's next check). From the moment the worker reported the new DB: **{after_notice:.2} s**.\n\
          The same images with `refcat publish --force` (syft + grype + attach + sign): **{full:.2} s**.\n\
-         Ratio **{ratio:.1}×** faster (goal ≥ 5×: {}).\n\n\
+         Ratio **{ratio:.1}×** faster from the import (goal ≥ 5×: {}); **{ratio_after_notice:.1}×** from the moment the worker saw it.\n\n\
          ## Memory\n\nWorker peak RSS (VmHWM) over the run: **{peak:.1} MiB**.\n",
         if overhead <= 2.0 { "met" } else { "NOT met" },
         if ratio >= 5.0 { "met" } else { "NOT met" },
