@@ -61,6 +61,8 @@ pub enum RegistryError {
         status: u16,
         /// Error codes and messages from the body, shortened.
         message: String,
+        /// The error codes of the body, e.g. `MANIFEST_BLOB_UNKNOWN`.
+        codes: Vec<String>,
     },
     /// No answer within the timeout, after every retry.
     #[error("{registry} did not answer {what} within {timeout:?} ({attempts} attempts)")]
@@ -135,5 +137,10 @@ impl RegistryError {
     /// with deletes switched off answers a DELETE).
     pub fn is_unsupported(&self) -> bool {
         matches!(self, RegistryError::Status { status: 405, .. })
+    }
+
+    /// Whether the registry's error body carried `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))
     }
 }

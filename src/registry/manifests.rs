@@ -11,7 +11,7 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, Request};
-use crate::artifact::media_types::MANIFEST_TYPES;
+use crate::artifact::media_types::{DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX};
 use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, Manifest};
@@ -216,10 +216,25 @@ impl Client {
         )
         .header(CONTENT_TYPE, media_type)
         .body(bytes.clone());
-        let response = self.send(req).await?;
-        if !response.status().is_success() {
-            return Err(self.unexpected(response, what).await);
-        }
+        // docker-registry 2.8 rewrites a manifest's link file, not atomically, whenever
+        // the manifest is pushed again (under another tag, say); an index listing it
+        // that arrives meanwhile is refused with MANIFEST_BLOB_UNKNOWN, and passes a
+        // moment later. A manifest that is really missing fails after the last try.
+        let is_index = [OCI_INDEX, DOCKER_MANIFEST_LIST].contains(&media_type);
+        let mut attempt = 1;
+        let response = loop {
+            let response = self.send(req.clone()).await?;
+            if response.status().is_success() {
+                break response;
+            }
+            let error = self.unexpected(response, what.clone()).await;
+            if !(is_index && error.has_code("MANIFEST_BLOB_UNKNOWN") && attempt < 4) {
+                return Err(error);
+            }
+            tracing::debug!(error = %error, attempt, "index refused for a listed manifest; pushing it again");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            attempt += 1;
+        };
         let subject_acknowledged = response.headers().contains_key(OCI_SUBJECT);
         if let Some(cache) = &self.inner.cache {
             forget_what_a_push_changes(cache, repository, target, &bytes).await;

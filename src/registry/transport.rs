@@ -341,6 +341,7 @@ impl Client {
             what,
             status: status.as_u16(),
             message,
+            codes,
         }
     }
 }

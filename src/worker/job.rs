@@ -63,24 +63,10 @@ impl JobContext {
         }
         let _held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
-        if !releases::merge(&mut log, seen, &now_rfc3339()) {
-            return Ok(Some(log));
+        if releases::merge(&mut log, seen, &now_rfc3339()) {
+            releases::write(&self.client, repository, &log).await?;
         }
-        // docker-registry 2.8 rewrites a manifest's link file, not atomically, each time
-        // the manifest is pushed under another tag; an index listing it that arrives
-        // meanwhile is refused with 400 MANIFEST_BLOB_UNKNOWN. A moment later it passes.
-        let mut attempt = 1;
-        loop {
-            match releases::write(&self.client, repository, &log).await {
-                Ok(()) => return Ok(Some(log)),
-                Err(e @ RegistryError::Status { status: 400, .. }) if attempt < 4 => {
-                    tracing::debug!(%repository, error = %e, attempt, "release log refused; writing it again");
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        Ok(Some(log))
     }
 }
 

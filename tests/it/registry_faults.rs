@@ -11,7 +11,7 @@ use crate::common::faults::{Fault, FaultProxy, Rule};
 use crate::common::published::{code, listed, output, stderr};
 use crate::common::{push_fixture, refcat, refcat_publish, Registry};
 use axum::http::Method;
-use refcat::artifact::media_types::OCI_MANIFEST;
+use refcat::artifact::media_types::{OCI_INDEX, OCI_MANIFEST};
 use refcat::digest::Digest;
 use refcat::fixture::BuiltImage;
 use refcat::reference::Target;
@@ -214,6 +214,53 @@ async fn pushes_survive_a_failed_upload_start_and_manifest_put() {
         .unwrap()
         .expect("the retagged manifest exists");
     assert_eq!(head.digest, image.top.digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_refused_for_a_listed_manifest_is_pushed_again_then_reported() {
+    let (registry, proxy, image) = setup().await;
+    let client = client(&proxy, Duration::from_secs(5));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{ "mediaType": image.top.media_type, "digest": image.top.digest.to_string(), "size": image.top.bytes.len() }],
+    });
+    let bytes = bytes::Bytes::from(index.to_string());
+    let push = |tag: &str| {
+        let target = Target::Tag(tag.parse().unwrap());
+        let (client, repository, bytes) = (client.clone(), image.repository.clone(), bytes.clone());
+        async move {
+            client
+                .put_manifest(&repository, &target, OCI_INDEX, bytes)
+                .await
+        }
+    };
+    // As docker-registry 2.8 answers while it rewrites the listed manifest's link.
+    let refused = Fault::Error(400, "MANIFEST_BLOB_UNKNOWN");
+    proxy.inject(Rule::new(
+        Method::PUT,
+        "/manifests/listing",
+        2,
+        refused.clone(),
+    ));
+    push("listing").await.unwrap();
+    assert_eq!(proxy.seen(Method::PUT, "/manifests/listing").len(), 3);
+    let listed = registry
+        .client()
+        .head_manifest(&image.repository, &Target::Tag("listing".parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(listed.is_some(), "the third push reached the registry");
+
+    // A manifest that stays unknown is reported after the fourth try.
+    proxy.inject(Rule::new(Method::PUT, "/manifests/missing", 10, refused));
+    let error = push("missing").await.unwrap_err();
+    assert!(error.has_code("MANIFEST_BLOB_UNKNOWN"), "{error}");
+    assert!(
+        error.to_string().contains("MANIFEST_BLOB_UNKNOWN"),
+        "{error}"
+    );
+    assert_eq!(proxy.seen(Method::PUT, "/manifests/missing").len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,8 @@ use futures_util::StreamExt as _;
 pub enum Fault {
     /// Answer with this status (and `Retry-After` seconds) without forwarding.
     Status(u16, Option<u64>),
+    /// Answer with this status and this distribution error code, without forwarding.
+    Error(u16, &'static str),
     /// Wait this long, then forward.
     Delay(Duration),
     /// Forward, then flip one byte of the body.
@@ -149,6 +151,13 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
                     .headers_mut()
                     .insert("retry-after", HeaderValue::from(seconds));
             }
+            response
+        }
+        Some(Fault::Error(code, error)) => {
+            let body =
+                serde_json::json!({ "errors": [{ "code": error, "message": "injected fault" }] });
+            let mut response = Response::new(Body::from(body.to_string()));
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
             response
         }
         Some(Fault::Replace(body, content_type)) => {
