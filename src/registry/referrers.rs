@@ -287,15 +287,59 @@ impl Client {
         Ok(())
     }
 
-    /// Adds `referrers` to the tag-schema index of `subject` (read-modify-write,
-    /// serialised per subject within this process; a new subject's index is written
-    /// without reading it).
+    /// Adds `referrers` to the tag-schema index of `subject` (a new subject's index is
+    /// written without reading it).
     pub async fn add_to_tag_schema(
         &self,
         repository: &RepositoryName,
         subject: &Digest,
         referrers: Vec<Descriptor>,
         subject_state: SubjectState,
+    ) -> Result<(), RegistryError> {
+        self.edit_tag_schema(repository, subject, subject_state, |manifests| {
+            for referrer in referrers {
+                if !manifests.iter().any(|d| d.digest == referrer.digest) {
+                    manifests.push(referrer);
+                }
+            }
+        })
+        .await
+    }
+
+    /// Deletes the referrer `referrer` of `subject`: first takes it out of the subject's
+    /// tag-schema index (where the registry keeps one), then deletes its manifest. A
+    /// crash in between leaves an unlisted manifest, never a listing of a missing one.
+    pub async fn delete_referrer(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<(), RegistryError> {
+        if self.referrers_api_known(repository) != Some(true) {
+            self.edit_tag_schema(repository, subject, SubjectState::Existing, |manifests| {
+                manifests.retain(|d| &d.digest != referrer)
+            })
+            .await?;
+        }
+        self.delete_manifest(repository, referrer).await?;
+        if let Some(cache) = &self.inner.cache {
+            cache
+                .referrers
+                .invalidate(&format!("{repository}@{subject}"))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write of the tag-schema index of `subject`, serialised per subject
+    /// within this process. `edit` adds or removes entries; the index is written only
+    /// when their number changed.
+    async fn edit_tag_schema(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        subject_state: SubjectState,
+        edit: impl FnOnce(&mut Vec<Descriptor>),
     ) -> Result<(), RegistryError> {
         let _guard = self
             .inner
@@ -310,72 +354,10 @@ impl Client {
             SubjectState::New => ImageIndex::empty(),
         };
         let before = index.manifests.len();
-        for referrer in referrers {
-            if !index.manifests.iter().any(|d| d.digest == referrer.digest) {
-                index.manifests.push(referrer);
-            }
-        }
+        edit(&mut index.manifests);
         if index.manifests.len() == before {
             return Ok(());
         }
-        self.write_tag_schema(repository, subject, index).await
-    }
-}
-
-impl Client {
-    /// Deletes the referrer `referrer` of `subject`: first takes it out of the subject's
-    /// tag-schema index (where the registry keeps one), then deletes its manifest. A
-    /// crash in between leaves an unlisted manifest, never a listing of a missing one.
-    pub async fn delete_referrer(
-        &self,
-        repository: &RepositoryName,
-        subject: &Digest,
-        referrer: &Digest,
-    ) -> Result<(), RegistryError> {
-        if self.referrers_api_known(repository) != Some(true) {
-            self.remove_from_tag_schema(repository, subject, referrer)
-                .await?;
-        }
-        self.delete_manifest(repository, referrer).await?;
-        if let Some(cache) = &self.inner.cache {
-            cache
-                .referrers
-                .invalidate(&format!("{repository}@{subject}"))
-                .await;
-        }
-        Ok(())
-    }
-
-    /// Takes `referrer` out of the tag-schema index of `subject`, if listed there.
-    async fn remove_from_tag_schema(
-        &self,
-        repository: &RepositoryName,
-        subject: &Digest,
-        referrer: &Digest,
-    ) -> Result<(), RegistryError> {
-        let _guard = self
-            .inner
-            .subject_locks
-            .lock(format!("{repository}@{subject}"))
-            .await;
-        let Some(mut index) = self.tag_schema_index(repository, subject).await? else {
-            return Ok(());
-        };
-        let before = index.manifests.len();
-        index.manifests.retain(|d| &d.digest != referrer);
-        if index.manifests.len() == before {
-            return Ok(());
-        }
-        self.write_tag_schema(repository, subject, index).await
-    }
-
-    /// Writes `index` as the tag-schema index of `subject`.
-    async fn write_tag_schema(
-        &self,
-        repository: &RepositoryName,
-        subject: &Digest,
-        mut index: ImageIndex,
-    ) -> Result<(), RegistryError> {
         index.media_type = Some(OCI_INDEX.to_string());
         let bytes = serde_json::to_vec(&index).expect("indexes serialize");
         let tag = digest::referrers_tag(subject)
