@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::layer;
+use super::artifacts::layer_of;
 use super::directory::default_tag;
 use super::signatures::Trust;
 use super::tags::tags;
@@ -74,7 +74,14 @@ pub async fn stored(
             return Ok(None);
         }
     }
-    let data = layer(client, repository, &fetched.descriptor(), CATALOG_AGGREGATE).await?;
+    let data = layer_of(
+        client,
+        repository,
+        &fetched.digest,
+        manifest,
+        CATALOG_AGGREGATE,
+    )
+    .await?;
     let parsed = serde_json::from_slice(&data)
         .map_err(|e| CatalogError::stored(fetched.digest.to_string(), e))?;
     let created = manifest.annotations.get(CREATED).cloned();

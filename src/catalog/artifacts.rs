@@ -7,6 +7,7 @@ use super::existing::{Existing, Format};
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::{EMPTY_JSON, SYFT_JSON, SYFT_JSON_GZIP};
+use crate::digest::Digest;
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::Client;
@@ -18,7 +19,7 @@ const MAX_LAYER_BYTES: u64 = 512 * 1024 * 1024;
 pub async fn existing(
     client: &Client,
     repository: &RepositoryName,
-    subject: &crate::digest::Digest,
+    subject: &Digest,
 ) -> Result<Existing, CatalogError> {
     let referrers = client.referrers(repository, subject, None).await?;
     Ok(Existing::from_referrers(&referrers))
@@ -65,16 +66,24 @@ pub async fn layer(
     media_type: &str,
 ) -> Result<Bytes, CatalogError> {
     let manifest = manifest(client, repository, artifact).await?;
+    layer_of(client, repository, &artifact.digest, &manifest, media_type).await
+}
+
+/// [`layer`] of an artifact whose manifest the caller has already fetched.
+pub async fn layer_of(
+    client: &Client,
+    repository: &RepositoryName,
+    artifact: &Digest,
+    manifest: &ImageManifest,
+    media_type: &str,
+) -> Result<Bytes, CatalogError> {
     let wanted = |m: &str| m == media_type || (media_type == SYFT_JSON && m == SYFT_JSON_GZIP);
     let layer = manifest
         .layers
         .iter()
         .find(|l| wanted(&l.media_type))
         .ok_or_else(|| {
-            CatalogError::stored(
-                artifact.digest.to_string(),
-                format!("no {media_type} layer"),
-            )
+            CatalogError::stored(artifact.to_string(), format!("no {media_type} layer"))
         })?;
     let data = client
         .get_blob(repository, &layer.digest, Some(MAX_LAYER_BYTES))

@@ -106,6 +106,9 @@ pub enum PublishError {
     /// The reference did not resolve to platform manifests.
     #[error(transparent)]
     Resolve(#[from] crate::catalog::platforms::ResolveError),
+    /// An artifact refcat stored earlier cannot be read from the registry.
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
     /// An artifact refcat stored earlier cannot be read back.
     #[error("a stored artifact is unusable: {0}")]
     Stored(String),

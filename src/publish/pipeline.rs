@@ -72,7 +72,8 @@ pub struct SubjectReport {
 #[derive(Clone, Copy)]
 struct Lineage<'a> {
     existing: &'a Existing,
-    predecessor: Option<&'a Digest>,
+    /// The same platform in the stream's previous release.
+    predecessor: Option<&'a PlatformManifest>,
 }
 
 /// Publishes signed SBOM and vulnerability referrers.
@@ -302,6 +303,17 @@ impl Publisher {
             start.elapsed() / share,
             (self.scanner_time() - scanners_before) / share,
         );
+        // The previous release is read once, and only when a platform has no Grype
+        // artifact of its own to carry first_seen over from.
+        let orphaned = plan
+            .iter()
+            .any(|(_, existing, missing)| missing.grype && existing.grype.is_empty());
+        let previous = match predecessor {
+            Some(release) if orphaned => {
+                stored::release_platforms(&self.client, reference, release).await
+            }
+            _ => Vec::new(),
+        };
         let mut reports = Vec::new();
         for (subject, existing, missing) in plan {
             let (start, scanners_before) = (Instant::now(), self.scanner_time());
@@ -319,7 +331,7 @@ impl Publisher {
             if missing.any() {
                 let lineage = Lineage {
                     existing: &existing,
-                    predecessor,
+                    predecessor: previous.iter().find(|p| p.platform == subject.platform),
                 };
                 self.publish_subject(reference, &subject, lineage, missing, &mut report)
                     .await?;
@@ -451,8 +463,8 @@ impl Publisher {
             lineage.predecessor,
         ) {
             (Some(own), _) => Some(own),
-            (None, Some(release)) => {
-                stored::release_record(&self.client, reference, release, &subject.platform).await
+            (None, Some(previous)) => {
+                stored::release_record(&self.client, reference, previous).await
             }
             (None, None) => None,
         };

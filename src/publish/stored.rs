@@ -6,37 +6,13 @@ use bytes::Bytes;
 use super::record::VulnerabilityRecord;
 use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
-use crate::artifact::media_types::VULNERABILITY_RECORD;
+use crate::artifact::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
+use crate::catalog::artifacts::{existing, layer};
 use crate::catalog::existing::Existing;
-use crate::catalog::platforms::platform_manifests;
+use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::digest::Digest;
-use crate::oci::{Descriptor, Manifest, Platform};
-use crate::reference::{Reference, Target};
+use crate::reference::Reference;
 use crate::registry::Client;
-
-/// Records are small; anything bigger is not one.
-const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The layers of a stored artifact manifest.
-async fn layers(
-    client: &Client,
-    reference: &Reference,
-    artifact: &Descriptor,
-) -> Result<Vec<Descriptor>, PublishError> {
-    let fetched = client
-        .get_manifest(
-            &reference.repository,
-            &Target::Digest(artifact.digest.clone()),
-        )
-        .await?;
-    match fetched.manifest {
-        Manifest::Image(m) => Ok(m.layers),
-        Manifest::Index(_) => Err(PublishError::Stored(format!(
-            "{} is an index, not an artifact manifest",
-            artifact.digest
-        ))),
-    }
-}
 
 /// The newest stored Syft JSON and its package count, for re-running grype alone.
 pub async fn syft_json(
@@ -48,16 +24,7 @@ pub async fn syft_json(
         .syft
         .first()
         .ok_or_else(|| PublishError::Stored("no Syft JSON artifact to run grype on".into()))?;
-    let layer = layers(client, reference, newest)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| PublishError::Stored(format!("{} has no layer", newest.digest)))?;
-    let data = client
-        .get_blob(&reference.repository, &layer.digest, None)
-        .await?;
-    let json = crate::artifact::compression::syft_json_from_layer(&layer.media_type, data)
-        .map_err(|e| PublishError::Stored(e.to_string()))?;
+    let json = layer(client, &reference.repository, newest, SYFT_JSON).await?;
     let packages = newest
         .annotations
         .get(PACKAGES)
@@ -75,14 +42,7 @@ pub async fn newest_record(
 ) -> Option<VulnerabilityRecord> {
     let newest = existing.grype.first()?;
     let result = async {
-        let layer = layers(client, reference, newest)
-            .await?
-            .into_iter()
-            .find(|l| l.media_type == VULNERABILITY_RECORD)
-            .ok_or_else(|| PublishError::Stored("no record layer".into()))?;
-        let data = client
-            .get_blob(&reference.repository, &layer.digest, Some(MAX_RECORD_BYTES))
-            .await?;
+        let data = layer(client, &reference.repository, newest, VULNERABILITY_RECORD).await?;
         serde_json::from_slice::<VulnerabilityRecord>(&data)
             .map_err(|e| PublishError::Stored(format!("the record does not parse: {e}")))
     }
@@ -96,28 +56,30 @@ pub async fn newest_record(
     }
 }
 
-/// The newest record on the `platform` manifest of `release` (the previous release of
-/// a stream), for a new digest's `first_seen`. Anything unreadable or absent is `None`:
-/// the dates then start over, which is logged.
-pub async fn release_record(
+/// The platform manifests of `release` (the previous release of a stream), for new
+/// digests' `first_seen`. One that cannot be read only costs the carried-over dates.
+pub async fn release_platforms(
     client: &Client,
     reference: &Reference,
     release: &Digest,
-    platform: &Platform,
-) -> Option<VulnerabilityRecord> {
+) -> Vec<PlatformManifest> {
     let previous = reference.with_digest(release.clone());
-    // A release without this platform (one added since) has nothing to carry over.
-    let subject = match platform_manifests(client, &previous, Some(platform)).await {
-        Ok(subjects) => subjects.into_iter().next()?,
-        Err(e) => {
-            tracing::info!(release = %release, error = %e, "nothing to carry first_seen over from");
-            return None;
-        }
-    };
-    let referrers = client
-        .referrers(&reference.repository, &subject.descriptor.digest, None)
+    platform_manifests(client, &previous, None)
         .await
-        .inspect_err(|e| tracing::warn!(release = %release, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
+        .inspect_err(|e| tracing::warn!(%release, error = %e, "previous release unreadable; first_seen starts over"))
+        .unwrap_or_default()
+}
+
+/// The newest record on `platform_manifest` of the previous release.
+pub async fn release_record(
+    client: &Client,
+    reference: &Reference,
+    platform_manifest: &PlatformManifest,
+) -> Option<VulnerabilityRecord> {
+    let digest = &platform_manifest.descriptor.digest;
+    let found = existing(client, &reference.repository, digest)
+        .await
+        .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
         .ok()?;
-    newest_record(client, reference, &Existing::from_referrers(&referrers)).await
+    newest_record(client, reference, &found).await
 }
