@@ -16,6 +16,7 @@ use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
 use crate::artifact::annotations::CREATED;
 use crate::artifact::media_types::CATALOG_AGGREGATE;
+use crate::digest::Digest;
 use crate::oci::Manifest;
 use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
 use crate::registry::Client;
@@ -33,11 +34,11 @@ pub async fn read(
     stored_in: Option<&RepositoryName>,
 ) -> Result<Aggregate, CatalogError> {
     if let Some(repository) = stored_in {
-        if let Some((data, created)) = stored(client, repository, trust).await? {
+        if let Some(found) = stored(client, repository, trust).await? {
             return Ok(Aggregate {
                 source: AggregateSource::Artifact,
-                created,
-                data,
+                created: found.created,
+                data: found.data,
             });
         }
     }
@@ -48,13 +49,24 @@ pub async fn read(
     })
 }
 
-/// The stored aggregate and when it was made; `None` when there is none, or when
+/// An aggregate the worker stored.
+#[derive(Clone, Debug)]
+pub struct StoredAggregate {
+    /// The document.
+    pub data: AggregateData,
+    /// When it was made.
+    pub created: Option<String>,
+    /// Its artifact manifest.
+    pub digest: Digest,
+}
+
+/// The stored aggregate; `None` when there is none, or when
 /// `trust` requires a signature it lacks (which is logged).
 pub async fn stored(
     client: &Client,
     repository: &RepositoryName,
     trust: &Trust,
-) -> Result<Option<(AggregateData, Option<String>)>, CatalogError> {
+) -> Result<Option<StoredAggregate>, CatalogError> {
     let target = Target::Tag(AGGREGATE_TAG.parse().expect("the aggregate tag is valid"));
     let fetched = match client.get_manifest(repository, &target).await {
         Ok(fetched) => fetched,
@@ -84,8 +96,11 @@ pub async fn stored(
     .await?;
     let parsed = serde_json::from_slice(&data)
         .map_err(|e| CatalogError::stored(fetched.digest.to_string(), e))?;
-    let created = manifest.annotations.get(CREATED).cloned();
-    Ok(Some((parsed, created)))
+    Ok(Some(StoredAggregate {
+        data: parsed,
+        created: manifest.annotations.get(CREATED).cloned(),
+        digest: fetched.digest.clone(),
+    }))
 }
 
 /// The catalog-wide aggregate, as served: the document and where it came from.

@@ -13,7 +13,7 @@ use crate::artifact::media_types::OCI_MANIFEST;
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
-use crate::reference::{Reference, Tag, Target};
+use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::SubjectState;
 use crate::sign::{bundle, legacy};
 
@@ -38,7 +38,8 @@ impl Publisher {
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
-        self.attach_and_sign(reference, &artifacts).await?;
+        self.attach_and_sign(&reference.repository, &artifacts)
+            .await?;
         let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.
         self.client
@@ -54,25 +55,28 @@ impl Publisher {
         Ok(())
     }
 
-    /// Stores `artifact` (one without a subject) under `tag` in the repository of
-    /// `reference`, signed, replacing what the tag held: the old manifest and its
-    /// signatures are deleted once the tag has moved (where the registry allows).
+    /// Stores `artifact` (one without a subject) under `tag` in `repository`, signed,
+    /// replacing `previous`, what the tag held: the old manifest and its signatures are
+    /// deleted once the tag has moved (where the registry allows).
     pub async fn replace_tagged(
         &self,
-        reference: &Reference,
+        repository: &RepositoryName,
         tag: Tag,
         artifact: BuiltArtifact,
+        previous: Option<&Digest>,
     ) -> Result<(), PublishError> {
-        let repository = &reference.repository;
-        let target = Target::Tag(tag);
-        let previous = self.client.head_manifest(repository, &target).await?;
-        self.attach_and_sign(reference, std::slice::from_ref(&artifact))
+        self.attach_and_sign(repository, std::slice::from_ref(&artifact))
             .await?;
         self.client
-            .put_manifest(repository, &target, OCI_MANIFEST, artifact.manifest.clone())
+            .put_manifest(
+                repository,
+                &Target::Tag(tag),
+                OCI_MANIFEST,
+                artifact.manifest.clone(),
+            )
             .await?;
-        if let Some(previous) = previous.filter(|p| p.digest != artifact.digest) {
-            super::prune::replaced(&self.client, reference, &previous.digest).await?;
+        if let Some(previous) = previous.filter(|p| **p != artifact.digest) {
+            super::prune::replaced(&self.client, repository, previous).await?;
         }
         Ok(())
     }
@@ -81,14 +85,13 @@ impl Publisher {
     /// signatures, before the manifests they sign.
     async fn attach_and_sign(
         &self,
-        reference: &Reference,
+        repository: &RepositoryName,
         artifacts: &[BuiltArtifact],
     ) -> Result<(), PublishError> {
         let started = Instant::now();
-        let repository = &reference.repository;
         let signatures: Vec<Signature> = artifacts
             .iter()
-            .map(|artifact| self.signature(reference, artifact))
+            .map(|artifact| self.signature(repository, artifact))
             .collect();
         let mut with_blobs = artifacts.to_vec();
         let mut loose = Vec::new();
@@ -140,7 +143,7 @@ impl Publisher {
     }
 
     /// The signature of `artifact` in the configured layout.
-    fn signature(&self, reference: &Reference, artifact: &BuiltArtifact) -> Signature {
+    fn signature(&self, repository: &RepositoryName, artifact: &BuiltArtifact) -> Signature {
         match self.options.signature_format {
             SignatureFormat::Bundle => {
                 let signed = Descriptor::new(
@@ -155,7 +158,7 @@ impl Publisher {
                 )))
             }
             SignatureFormat::Legacy => {
-                let docker_reference = format!("{}/{}", reference.registry, reference.repository);
+                let docker_reference = format!("{}/{repository}", self.client.registry());
                 let (layer, payload) =
                     legacy::layer(&self.key, &docker_reference, &artifact.digest);
                 let (manifest, config) = legacy::manifest(std::slice::from_ref(&layer));

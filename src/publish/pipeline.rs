@@ -400,17 +400,13 @@ impl Publisher {
                     grype_artifact(Some(syft_json))
                 );
                 committed?;
-                self.commit(reference, &[(Format::GrypeJson, grype?)], report)
-                    .await?;
-                self.prune(reference, subject, lineage.existing, report)
+                self.commit_grype(reference, subject, lineage.existing, grype?, report)
                     .await?;
             }
             (Some((built, _)), false) => self.commit(reference, &built, report).await?,
             (None, true) => {
                 let artifact = grype_artifact(None).await?;
-                self.commit(reference, &[(Format::GrypeJson, artifact)], report)
-                    .await?;
-                self.prune(reference, subject, lineage.existing, report)
+                self.commit_grype(reference, subject, lineage.existing, artifact, report)
                     .await?;
             }
             (None, false) => {}
@@ -418,22 +414,30 @@ impl Publisher {
         Ok(())
     }
 
-    /// Deletes the Grype artifacts beyond `--keep` (the one just committed counts).
-    async fn prune(
+    /// Commits a new Grype artifact, then deletes those in `existing` beyond `--keep`
+    /// (the new one counts).
+    async fn commit_grype(
         &self,
         reference: &Reference,
         subject: &PlatformManifest,
         existing: &Existing,
+        artifact: BuiltArtifact,
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
+        self.commit(reference, &[(Format::GrypeJson, artifact)], report)
+            .await?;
         let Some(keep) = self.options.keep else {
             return Ok(());
         };
         let stale = existing.grype.get(keep.get() - 1..).unwrap_or_default();
         if !stale.is_empty() {
-            report.pruned =
-                prune::artifacts(&self.client, reference, &subject.descriptor.digest, stale)
-                    .await?;
+            report.pruned = prune::artifacts(
+                &self.client,
+                &reference.repository,
+                &subject.descriptor.digest,
+                stale,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use super::PublishError;
 use crate::digest::{self, Digest};
 use crate::oci::Descriptor;
-use crate::reference::{Reference, Tag, Target};
+use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 use crate::sign::legacy;
 
@@ -16,11 +16,10 @@ use crate::sign::legacy;
 /// (without the referrers API, the first has already left the tag-schema listing).
 pub async fn artifacts(
     client: &Client,
-    reference: &Reference,
+    repository: &RepositoryName,
     subject: &Digest,
     stale: &[Descriptor],
 ) -> Result<Vec<Digest>, PublishError> {
-    let repository = &reference.repository;
     let mut deleted = Vec::new();
     for artifact in stale {
         match client
@@ -34,7 +33,7 @@ pub async fn artifacts(
             }
             Err(e) => return Err(e.into()),
         }
-        signatures(client, reference, &artifact.digest).await?;
+        signatures(client, repository, &artifact.digest).await?;
         deleted.push(artifact.digest.clone());
     }
     Ok(deleted)
@@ -44,13 +43,13 @@ pub async fn artifacts(
 /// registry that refuses deletes keeps it, which is logged.
 pub async fn replaced(
     client: &Client,
-    reference: &Reference,
+    repository: &RepositoryName,
     old: &Digest,
 ) -> Result<(), PublishError> {
-    match client.delete_manifest(&reference.repository, old).await {
-        Ok(()) => Ok(signatures(client, reference, old).await?),
+    match client.delete_manifest(repository, old).await {
+        Ok(()) => Ok(signatures(client, repository, old).await?),
         Err(e) if e.is_unsupported() => {
-            tracing::warn!(repository = %reference.repository, error = %e, "the registry does not allow deletes: the replaced artifact stays, untagged");
+            tracing::warn!(repository = %repository, error = %e, "the registry does not allow deletes: the replaced artifact stays, untagged");
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -61,17 +60,22 @@ pub async fn replaced(
 /// tag-schema index that listed them, and a legacy `.sig` tag.
 async fn signatures(
     client: &Client,
-    reference: &Reference,
+    repository: &RepositoryName,
     artifact: &Digest,
 ) -> Result<(), RegistryError> {
-    let repository = &reference.repository;
     for referrer in client.referrers(repository, artifact, None).await? {
         client.delete_manifest(repository, &referrer.digest).await?;
     }
-    let index_tag: Tag = digest::referrers_tag(artifact)
-        .parse()
-        .expect("sha256-<hex> is a valid tag");
-    for tag in [index_tag, legacy::signature_tag(artifact)] {
+    let mut tags = vec![legacy::signature_tag(artifact)];
+    // Only a registry without the referrers API has a tag-schema index to delete.
+    if client.referrers_api_known(repository) != Some(true) {
+        tags.push(
+            digest::referrers_tag(artifact)
+                .parse()
+                .expect("sha256-<hex> is a valid tag"),
+        );
+    }
+    for tag in tags {
         if let Some(tagged) = client.head_manifest(repository, &Target::Tag(tag)).await? {
             client.delete_manifest(repository, &tagged.digest).await?;
         }

@@ -15,7 +15,7 @@ use crate::artifact::media_types::CATALOG_AGGREGATE;
 use crate::artifact::{now_rfc3339, ArtifactBuilder, ArtifactLayer};
 use crate::catalog::aggregate;
 use crate::catalog::signatures::Trust;
-use crate::reference::{Reference, RepositoryName, Tag, Target, AGGREGATE_TAG};
+use crate::reference::{RepositoryName, AGGREGATE_TAG};
 
 /// Where and how the aggregate is stored.
 #[derive(Clone, Debug)]
@@ -43,7 +43,7 @@ pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<boo
     let stored = aggregate::stored(client, &target.repository, &unchecked)
         .await
         .map_err(|e| format!("reading the stored aggregate: {e}"))?;
-    if stored.is_some_and(|(current, _)| current == data) {
+    if stored.as_ref().is_some_and(|current| current.data == data) {
         return Ok(false);
     }
     let artifact = ArtifactBuilder::new(CATALOG_AGGREGATE)
@@ -56,15 +56,11 @@ pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<boo
         })
         .annotation(CREATED, now_rfc3339())
         .build();
-    let tag: Tag = AGGREGATE_TAG.parse().expect("the aggregate tag is valid");
-    let reference = Reference {
-        registry: client.registry().to_string(),
-        repository: target.repository.clone(),
-        target: Target::Tag(tag.clone()),
-    };
+    let tag = AGGREGATE_TAG.parse().expect("the aggregate tag is valid");
+    let previous = stored.as_ref().map(|current| &current.digest);
     context
         .publisher
-        .replace_tagged(&reference, tag, artifact)
+        .replace_tagged(&target.repository, tag, artifact, previous)
         .await
         .map_err(|e| format!("storing the aggregate: {e}"))?;
     Ok(true)

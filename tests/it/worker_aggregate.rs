@@ -10,7 +10,7 @@ use crate::common::served::start_api;
 use crate::common::worker::Worker;
 use crate::common::{free_port, push_fixture, Registry};
 use refcat::api::AppState;
-use refcat::catalog::aggregate::{self, AggregateData};
+use refcat::catalog::aggregate::{self, AggregateData, StoredAggregate};
 use refcat::catalog::signatures::Trust;
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::RequestKind;
@@ -20,7 +20,7 @@ fn stored_when(
     registry: &Registry,
     repository: &RepositoryName,
     done: impl Fn(&AggregateData) -> bool,
-) -> (AggregateData, Option<String>) {
+) -> StoredAggregate {
     let start = Instant::now();
     loop {
         let stored = tokio_run(aggregate::stored(
@@ -29,7 +29,7 @@ fn stored_when(
             &Trust::default(),
         ))
         .unwrap();
-        if let Some(found) = stored.filter(|(data, _)| done(data)) {
+        if let Some(found) = stored.filter(|found| done(&found.data)) {
             return found;
         }
         assert!(
@@ -58,8 +58,8 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
         ],
     );
     worker.wait_idle(Duration::from_secs(300));
-    let (first, created) = stored_when(&registry, &repository, |d| !d.vulnerabilities.is_empty());
-    assert!(created.is_some());
+    let first = stored_when(&registry, &repository, |d| !d.vulnerabilities.is_empty());
+    assert!(first.created.is_some());
     let live = |client| {
         tokio_run(aggregate::compute(
             &client,
@@ -69,26 +69,23 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
         ))
         .unwrap()
     };
-    assert_eq!(first, live(registry.client()), "stored = computed live");
+    assert_eq!(
+        first.data,
+        live(registry.client()),
+        "stored = computed live"
+    );
     let reference = format!("{}/refcat/catalog:refcat-aggregate", registry.host);
     let (verified, stderr) = common::cosign_verify(&keys.path().join("refcat.pub"), &reference);
     assert!(verified, "cosign verify {reference}: {stderr}");
-    let first_digest = tokio_run(client.head_manifest(
-        &repository,
-        &Target::Tag("refcat-aggregate".parse().unwrap()),
-    ))
-    .unwrap()
-    .unwrap()
-    .digest;
 
     // A new image changes the catalog: the next walk publishes it and the aggregate is
     // replaced; the old one is deleted.
     tokio_run(push_fixture(&client, "lang"));
-    let (second, _) = stored_when(&registry, &repository, |d| d != &first);
-    assert!(second.vulnerabilities.len() > first.vulnerabilities.len());
+    let second = stored_when(&registry, &repository, |d| d != &first.data);
+    assert!(second.data.vulnerabilities.len() > first.data.vulnerabilities.len());
     worker.wait_idle(Duration::from_secs(300));
-    assert_eq!(second, live(registry.client()));
-    let old = tokio_run(client.head_manifest(&repository, &Target::Digest(first_digest)));
+    assert_eq!(second.data, live(registry.client()));
+    let old = tokio_run(client.head_manifest(&repository, &Target::Digest(first.digest)));
     assert!(old.unwrap().is_none(), "the replaced aggregate is deleted");
 
     // The API reads it (signature required) with no catalog or tag listing.
@@ -114,11 +111,11 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
         assert_eq!(served["source"], "artifact");
         assert_eq!(
             served["totals"],
-            serde_json::to_value(&second.totals).unwrap()
+            serde_json::to_value(&second.data.totals).unwrap()
         );
         assert_eq!(
             served["vulnerabilities"],
-            serde_json::to_value(&second.vulnerabilities).unwrap()
+            serde_json::to_value(&second.data.vulnerabilities).unwrap()
         );
         assert_eq!(counter.counter().of_kind(RequestKind::Catalog), 0);
         assert_eq!(counter.counter().of_kind(RequestKind::Tags), 0);
