@@ -163,16 +163,20 @@ pub async fn write(
 mod tests {
     use super::*;
 
+    fn image(name: &str) -> Descriptor {
+        Descriptor::new(
+            crate::artifact::media_types::OCI_INDEX,
+            crate::digest::sha256(name.as_bytes()),
+            10,
+        )
+    }
+
+    fn tag(text: &str) -> Tag {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn merging_adds_releases_and_tags_once() {
-        let image = |n: &str| {
-            Descriptor::new(
-                crate::artifact::media_types::OCI_INDEX,
-                crate::digest::sha256(n.as_bytes()),
-                10,
-            )
-        };
-        let tag = |t: &str| t.parse::<Tag>().unwrap();
         let mut index = empty();
         assert!(merge(
             &mut index,
@@ -193,14 +197,6 @@ mod tests {
 
     #[test]
     fn the_predecessor_is_the_newest_earlier_release_of_the_narrowest_stream() {
-        let image = |n: &str| {
-            Descriptor::new(
-                crate::artifact::media_types::OCI_INDEX,
-                crate::digest::sha256(n.as_bytes()),
-                10,
-            )
-        };
-        let tag = |t: &str| t.parse::<Tag>().unwrap();
         let mut index = empty();
         merge(&mut index, &[(tag("3.18.4"), image("a"))], "t1");
         merge(&mut index, &[(tag("3.19.0"), image("b"))], "t2");

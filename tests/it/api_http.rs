@@ -156,11 +156,15 @@ async fn views_share_content_by_digest_and_names_expire_after_the_ttl() {
 async fn schemathesis_finds_no_failures() {
     let served = serve(Kind::Distribution).await;
     let schema = format!("{}/v1/openapi.json", served.base);
+    // schemathesis keeps a cache in its working directory: not in the checkout.
+    let workdir = tempfile::tempdir().unwrap();
+    let cwd = workdir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(common::tool("schemathesis"))
             .args(["run", &schema, "--checks", "all", "--max-examples", "25"])
             .args(["--seed", "20261122", "--no-color"])
             .env("SCHEMATHESIS_HOOKS", "")
+            .current_dir(cwd)
             .output()
             .unwrap()
     })
