@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::signatures::Trust;
@@ -12,6 +13,9 @@ use super::CatalogError;
 use crate::reference::{RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+
+/// Moved-away releases read at once.
+const CONCURRENCY: usize = 8;
 
 /// The releases of one stream, newest first.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -64,25 +68,33 @@ pub async fn history(
         .filter(|t| in_stream(&t.tag, stream.as_str()))
         .collect();
     let log = super::releases::read(client, repository).await?;
-    let mut moved = Vec::new();
-    for recorded in super::releases::releases(&log) {
-        let tags: Vec<String> = recorded
-            .tags
-            .into_iter()
-            .filter(|t| in_stream(t, stream.as_str()))
-            .collect();
-        let digest = recorded.descriptor.digest;
-        if tags.is_empty() || members.iter().any(|m| m.digest == digest.to_string()) {
-            continue;
-        }
-        let target = Target::Digest(digest);
-        match super::tags::entry(client, repository, target, "", false, trust).await {
-            Ok(entry) => moved.push((entry, tags)),
-            // Deleted from the registry since: no longer a release anyone can pull.
-            Err(CatalogError::Registry(e)) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let gone = super::releases::releases(&log)
+        .into_iter()
+        .filter_map(|recorded| {
+            let tags: Vec<String> = recorded
+                .tags
+                .into_iter()
+                .filter(|t| in_stream(t, stream.as_str()))
+                .collect();
+            let digest = recorded.descriptor.digest;
+            let current = members.iter().any(|m| m.digest == digest.to_string());
+            (!tags.is_empty() && !current).then_some((digest, tags))
+        });
+    // Read several at a time, as the tags view reads its tags.
+    let moved: Vec<_> = stream::iter(gone)
+        .map(|(digest, tags)| async move {
+            let target = Target::Digest(digest);
+            match super::tags::entry(client, repository, target, "", false, trust).await {
+                Ok(entry) => Ok(Some((entry, tags))),
+                // Deleted from the registry since: no longer a release anyone can pull.
+                Err(CatalogError::Registry(e)) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let moved: Vec<_> = moved.into_iter().flatten().collect();
     if members.is_empty() && moved.is_empty() {
         return Err(CatalogError::Registry(
             crate::registry::RegistryError::NotFound {
