@@ -17,6 +17,12 @@ cosign_version := "v3.1.2"
 # syft v1.51.0 is pinned for both the syft CLI and grype's build (see `tools`).
 grype_version := "v0.116.0"
 syft_version := "v1.51.0"
+# zot, the registry with the OCI 1.1 referrers API, built with its events extension (HTTP
+# and NATS sinks). Where the Go module proxy refuses zot's module path, `just tools` builds
+# it from a source archive named by REFCAT_ZOT_SOURCE, checked against this sha256
+# (a `git archive` of tag v2.1.20, top folder zot-2.1.20/).
+zot_version := "v2.1.20"
+zot_source_sha256 := "ba2b48925bd85707cfe3e2af0a9684b70dd80090c02fcac7cc5dc48e15eaef75"
 # From PyPI, into a virtualenv in the tools cache: checks the API against its OpenAPI document.
 schemathesis_version := "4.32.5"
 
@@ -60,20 +66,41 @@ tools:
         fi
         ln -sfn "$dir/$name" "$T/bin/$name"
     }
+    # zot needs the jsonv2 experiment and no cgo, as its Makefile builds it.
+    install_zot() {
+        local dir="$T/zot-{{zot_version}}-events" v="{{zot_version}}"
+        local ldflags="-X zotregistry.dev/zot/v2/pkg/buildinfo.ReleaseTag=$v -X zotregistry.dev/zot/v2/pkg/buildinfo.BinaryType=events"
+        if [ ! -x "$dir/zot" ]; then
+            mkdir -p "$dir"
+            echo "installing zot $v with -tags events (one-time, cached in $dir)" >&2
+            if CGO_ENABLED=0 GOEXPERIMENT=jsonv2 GOBIN="$dir" go install -tags events -trimpath -ldflags "$ldflags" \
+                "zotregistry.dev/zot/v2/cmd/zot@$v" 2> "$scratch/zot-go-install.log"; then
+                :
+            elif [ -n "${REFCAT_ZOT_SOURCE:-}" ]; then
+                echo "go install of zot was refused ($(tail -n 1 "$scratch/zot-go-install.log")); building from REFCAT_ZOT_SOURCE=$REFCAT_ZOT_SOURCE" >&2
+                [ -f "$REFCAT_ZOT_SOURCE" ] || fail "REFCAT_ZOT_SOURCE=$REFCAT_ZOT_SOURCE is not a file"
+                local sum
+                sum=$(sha256sum "$REFCAT_ZOT_SOURCE" | cut -d' ' -f1)
+                [ "$sum" = "{{zot_source_sha256}}" ] \
+                    || fail "REFCAT_ZOT_SOURCE=$REFCAT_ZOT_SOURCE has sha256 $sum, not the pinned {{zot_source_sha256}} of zot $v's source"
+                mkdir -p "$scratch/zot-src"
+                tar xzf "$REFCAT_ZOT_SOURCE" -C "$scratch/zot-src" --strip-components 1
+                (cd "$scratch/zot-src" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 GOFLAGS=-mod=mod \
+                    go build -tags events -trimpath -ldflags "$ldflags" -o "$dir/zot" ./cmd/zot) \
+                    || fail "building zot $v from $REFCAT_ZOT_SOURCE failed: see the go output above"
+            else
+                cat "$scratch/zot-go-install.log" >&2
+                fail "zot $v could not be installed. Either let the Go module proxy serve zotregistry.dev/zot/v2 (go install failed, output above), or set REFCAT_ZOT_SOURCE to a .tar.gz of zot $v's source tree (sha256 {{zot_source_sha256}})"
+            fi
+        fi
+        ln -sfn "$dir/zot" "$T/bin/zot"
+    }
+    install_zot
     install oras {{oras_version}} oras.land/oras/cmd/oras oras.land/oras@{{oras_version}}
     install cosign {{cosign_version}} github.com/sigstore/cosign/v3/cmd/cosign github.com/sigstore/cosign/v3@{{cosign_version}}
     install syft {{syft_version}} github.com/anchore/syft/cmd/syft github.com/anchore/syft@{{syft_version}}
     install grype {{grype_version}} github.com/anchore/grype/cmd/grype \
         github.com/anchore/grype@{{grype_version}} github.com/anchore/syft@{{syft_version}}
-    # The registry with the OCI 1.1 referrers API for tests: go-containerregistry's, referrers switched on.
-    rr="$T/referrers-registry-$(cat testdata/referrers-registry/main.go testdata/referrers-registry/go.mod | sha256sum | cut -c1-12)"
-    if [ ! -x "$rr/referrers-registry" ]; then
-        echo "building referrers-registry (go-containerregistry) into $rr" >&2
-        mkdir -p "$rr"
-        (cd testdata/referrers-registry && GOFLAGS=-mod=mod go build -o "$rr/referrers-registry" .) \
-            || fail "building testdata/referrers-registry failed: see the go output above"
-    fi
-    ln -sfn "$rr/referrers-registry" "$T/bin/referrers-registry"
     st="$T/schemathesis-{{schemathesis_version}}"
     if [ ! -x "$st/venv/bin/schemathesis" ]; then
         echo "installing schemathesis {{schemathesis_version}} from PyPI into $st" >&2
@@ -151,76 +178,68 @@ bench what="publish" runs="3": tools
     target/release/examples/bench_{{what}} "127.0.0.1:$port" "$data/access.log" target/bench/{{what}}.md {{runs}} "$worker_port"
     echo "report: target/bench/{{what}}.md"
 
-# Start a registry, push the sample images, publish signed SBOM and scan referrers, and print what to try (Ctrl-C stops it).
+# Start zot (zot-config.json), push the sample images, publish signed SBOM and scan referrers, serve the catalog and run the worker; print what to try (Ctrl-C stops it).
 demo port="5000" api="8080": tools
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --quiet --bin refcat --example push_fixtures
+    refcat="$PWD/target/debug/refcat"
     data=$(mktemp -d)
     host="127.0.0.1:{{port}}"
-    if command -v zot >/dev/null; then
-        sed "s|/tmp/refcat-zot|$data|; s|\"5000\"|\"{{port}}\"|" zot-config.json > "$data/zot-config.json"
-        zot serve "$data/zot-config.json" > "$data/registry.log" 2>&1 &
-        kind="zot"
-    else
-        echo "zot is not installed here (its Go module host is not reachable); using go-containerregistry's registry with the referrers API" >&2
-        mkdir -p "$data/registry"
-        referrers-registry --address "$host" --disk "$data/registry" > "$data/registry.log" 2>&1 &
-        kind="go-containerregistry"
-    fi
+    # zot-config.json as it is, but for its storage (a fresh directory) and port; its
+    # events sink sends every push to the worker started below.
+    sed "s|/tmp/refcat-zot|$data/zot|; s|\"5000\"|\"{{port}}\"|" zot-config.json > "$data/zot-config.json"
+    zot serve "$data/zot-config.json" > "$data/registry.log" 2>&1 &
     pid=$!
     trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
     for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.1; done
-    echo "== $kind registry on $host; pushing the sample images"
+    curl -fs "http://$host/v2/" >/dev/null || { cat "$data/registry.log" >&2; echo "just demo: zot did not start on $host (log above)" >&2; exit 1; }
+    echo "== zot on $host (config: $data/zot-config.json); pushing the sample images"
     target/debug/examples/push_fixtures "$host"
     export COSIGN_PASSWORD=refcat-demo
-    target/debug/refcat key generate --output-key-prefix "$data/cosign" 2>/dev/null
+    "$refcat" key generate --output-key-prefix "$data/cosign" 2>/dev/null
     echo
     echo "== refcat publish: syft + grype on every platform manifest, signed referrers"
-    target/debug/refcat publish --key "$data/cosign.key" \
+    "$refcat" publish --key "$data/cosign.key" \
         "$host/fixtures/debian:12" "$host/fixtures/alpine:3.19" "$host/fixtures/app:1.0.0"
     echo
     echo "== refcat verify $host/fixtures/alpine:3.19"
-    target/debug/refcat verify --key "$data/cosign.pub" "$host/fixtures/alpine:3.19"
-    syft_artifact=$(target/debug/refcat discover --format json --depth 1 "$host/fixtures/debian:12" \
+    "$refcat" verify --key "$data/cosign.pub" "$host/fixtures/alpine:3.19"
+    syft_artifact=$("$refcat" discover --format json --depth 1 "$host/fixtures/debian:12" \
         | python3 -c 'import json,sys; print(next(r["digest"] for r in json.load(sys.stdin)["referrers"] if r.get("annotations",{}).get("dev.refcat.format")=="syft-json"))')
+    "$refcat" serve "$host" --listen "127.0.0.1:{{api}}" --key "$data/cosign.pub" \
+        --aggregate-repository refcat/catalog 2>> "$data/api.log" &
+    api_pid=$!
+    trap 'kill $pid $api_pid 2>/dev/null; rm -rf "$data"' EXIT
+    REFCAT_WEBHOOK_SECRET=refcat-demo-webhook-secret "$refcat" worker "$host" \
+        --listen 127.0.0.1:8081 --key "$data/cosign.key" \
+        --aggregate-repository refcat/catalog --keep 2 \
+        > "$data/cves.jsonl" 2>> "$data/worker.log" &
+    worker_pid=$!
+    trap 'kill $pid $api_pid $worker_pid 2>/dev/null; rm -rf "$data"' EXIT
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && curl -fs http://127.0.0.1:8081/healthz >/dev/null && break; sleep 0.1; done
     echo
-    echo "Try:"
+    echo "== the catalog API on http://127.0.0.1:{{api}}, showing each artifact's signature verdict (Swagger UI: http://127.0.0.1:{{api}}/v1/docs/)"
+    echo "== refcat worker on http://127.0.0.1:8081: zot sends it every push (webhooks: /events, metrics: /metrics; log: $data/worker.log)"
+    echo
+    echo "Try, from this directory (the pinned oras and cosign are in {{tools_dir}}/bin):"
+    echo "  export PATH=\"{{tools_dir}}/bin:\$PATH\" COSIGN_PASSWORD=refcat-demo"
     echo "  oras discover --plain-http --format tree $host/fixtures/debian:12"
     echo "  oras pull --plain-http -o /tmp/sbom $host/fixtures/debian@$syft_artifact"
     echo "  cosign verify --key $data/cosign.pub --insecure-ignore-tlog=true --allow-http-registry $host/fixtures/debian@$syft_artifact"
     echo "  target/debug/refcat verify --key $data/cosign.pub $host/fixtures/debian:12"
     echo "  target/debug/refcat discover --platform linux/arm64 $host/fixtures/alpine:3.19"
     echo "  curl -s http://$host/v2/_catalog"
-    echo "(the demo key's password is COSIGN_PASSWORD=refcat-demo)"
-    echo
-    target/debug/refcat serve "$host" --listen "127.0.0.1:{{api}}" --aggregate-repository refcat/catalog 2>> "$data/api.log" &
-    api_pid=$!
-    trap 'kill $pid $api_pid 2>/dev/null; rm -rf "$data"' EXIT
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && break; sleep 0.1; done
-    echo "== the catalog API on http://127.0.0.1:{{api}} (Swagger UI: http://127.0.0.1:{{api}}/v1/docs/)"
     echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/alpine/tags"
     echo "  curl -s http://127.0.0.1:{{api}}/v1/images/fixtures/debian/details/12"
     echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/sbom/12?name=lib'"
     echo "  curl -s 'http://127.0.0.1:{{api}}/v1/images/fixtures/debian/vulnerabilities/12?severity=high'"
-    echo "  curl -s http://127.0.0.1:{{api}}/v1/vulnerabilities"
     echo "  curl -s http://127.0.0.1:{{api}}/v1/openapi.json"
-    echo
-    # zot sends its push events to the worker (zot-config.json); the stand-in registry
-    # sends none, so there the worker's reconcile walk finds pushes every 10 s.
-    if [ "$kind" = zot ]; then interval=600; else interval=10; fi
-    REFCAT_WEBHOOK_SECRET=refcat-demo-webhook-secret target/debug/refcat worker "$host" \
-        --listen 127.0.0.1:8081 --key "$data/cosign.key" --reconcile-interval "$interval" \
-        --aggregate-repository refcat/catalog --keep 2 \
-        > "$data/cves.jsonl" 2>> "$data/worker.log" &
-    worker_pid=$!
-    trap 'kill $pid $api_pid $worker_pid 2>/dev/null; rm -rf "$data"' EXIT
-    echo "== refcat worker on http://127.0.0.1:8081 (webhooks: /events, metrics: /metrics; log: $data/worker.log)"
-    echo "  push an image and watch it get its signed referrers:"
+    echo "  push an image and watch zot's event get it its signed referrers:"
     echo "    oras copy --from-plain-http --to-plain-http $host/fixtures/debian:12 $host/mine/debian:12 && sleep 15 && oras discover --plain-http $host/mine/debian:12"
     echo "  curl -s http://127.0.0.1:8081/metrics | grep -E 'refcat_(worker|active_cves)'"
     echo "  tail -f $data/cves.jsonl    # one JSON line per active CVE per tag, every walk"
-    echo "  the stored catalog aggregate (once the worker has walked):"
+    echo "  the catalog aggregate the worker stores, signed, once its start-up walk is done:"
     echo "    cosign verify --key $data/cosign.pub --insecure-ignore-tlog=true --allow-http-registry $host/refcat/catalog:refcat-aggregate"
     echo "    curl -s http://127.0.0.1:{{api}}/v1/vulnerabilities | head -c 300    # \"source\": \"artifact\""
     echo

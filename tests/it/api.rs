@@ -283,8 +283,8 @@ async fn views_show_the_fixtures(kind: Kind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn views_show_the_fixtures_with_the_referrers_api() {
-    views_show_the_fixtures(Kind::ReferrersApi).await;
+async fn views_show_the_fixtures_on_zot() {
+    views_show_the_fixtures(Kind::Zot).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,7 +187,7 @@ async fn schemathesis_finds_no_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
-    let served = serve(Kind::ReferrersApi).await;
+    let served = serve(Kind::Zot).await;
     let key = refcat::sign::PublicKey::from_pem(
         &std::fs::read_to_string(served.keys.path().join("refcat.pub")).unwrap(),
     )

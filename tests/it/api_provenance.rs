@@ -61,7 +61,7 @@ fn cosign_attest(dir: &Path, key: &str, reference: &str, predicate: &Value, bund
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provenance_is_read_from_cosign_and_in_toto_attestations() {
-    let served = serve(Kind::ReferrersApi).await;
+    let served = serve(Kind::Zot).await;
     let host = served.registry.host.clone();
     let dir = served.keys.path();
     let platform =

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_records_and_annotations_follow_their_lexicons() {
-    let registry = Registry::start(common::Kind::ReferrersApi);
+    let registry = Registry::start(common::Kind::Zot);
     let client = registry.client();
     let _keys = common::publish_fixtures(&registry).await;
     let refs = common::fixture_refs(&registry);

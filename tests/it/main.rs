@@ -20,3 +20,4 @@ mod signing_interop;
 mod worker;
 mod worker_aggregate;
 mod worker_walks;
+mod zot;

@@ -11,7 +11,7 @@ use serde_json::Value;
 #[test]
 fn dry_run_platform_filter_and_all_tags_select_the_subjects() {
     tokio_run(async {
-        let registry = Registry::start(Kind::ReferrersApi);
+        let registry = Registry::start(Kind::Zot);
         let keys = tempfile::tempdir().unwrap();
         common::write_keys(keys.path());
         push_fixture(&registry.client(), "alpine").await;
@@ -97,7 +97,7 @@ fn dry_run_platform_filter_and_all_tags_select_the_subjects() {
 #[test]
 fn first_seen_carries_over_when_grype_runs_again() {
     tokio_run(async {
-        let registry = Registry::start(Kind::ReferrersApi);
+        let registry = Registry::start(Kind::Zot);
         let keys = tempfile::tempdir().unwrap();
         common::write_keys(keys.path());
         push_fixture(&registry.client(), "lang").await;

@@ -159,8 +159,8 @@ async fn cosign_accepts_refcat_signatures(kind: Kind) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cosign_accepts_refcat_signatures_with_the_referrers_api() {
-    cosign_accepts_refcat_signatures(Kind::ReferrersApi).await;
+async fn cosign_accepts_refcat_signatures_on_zot() {
+    cosign_accepts_refcat_signatures(Kind::Zot).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +170,7 @@ async fn cosign_accepts_refcat_signatures_on_distribution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refcat_accepts_cosign_signatures_in_both_layouts() {
-    let registry = Registry::start(Kind::ReferrersApi);
+    let registry = Registry::start(Kind::Zot);
     let client = registry.client();
     let dir = tempfile::tempdir().unwrap();
     assert!(cosign(dir.path(), &["generate-key-pair"]).status.success());

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::published::check_recovered;
 use crate::common::worker::{notified_worker, Worker, SECRET};
-use crate::common::{free_port, push_fixture, write_keys, Registry};
+use crate::common::{free_port, push_fixture, write_keys, Kind, Registry};
 
 /// A distribution notification of a manifest push of `digest` in `repository`.
 fn push_event(repository: &str, digest: &str) -> String {
@@ -27,7 +27,7 @@ fn push_event(repository: &str, digest: &str) -> String {
 
 #[test]
 fn a_push_to_distribution_is_published_from_its_notification() {
-    let (registry, keys, worker) = notified_worker();
+    let (registry, keys, worker) = notified_worker(Kind::Distribution);
 
     let pushed = Instant::now();
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
@@ -63,8 +63,54 @@ fn a_push_to_distribution_is_published_from_its_notification() {
 }
 
 #[test]
+fn a_push_to_zot_is_published_from_its_cloudevent() {
+    let (registry, keys, worker) = notified_worker(Kind::Zot);
+    let events = |outcome: &str| {
+        worker.metric(&format!(
+            "refcat_worker_jobs_total{{outcome=\"{outcome}\"}}"
+        ))
+    };
+
+    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    let done = worker.wait_idle(Duration::from_secs(300));
+    eprintln!(
+        "fixture push to a complete signed set on zot: {:.1} s",
+        done.as_secs_f64()
+    );
+    common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/alpine:3.19",
+    ));
+    assert_eq!(events("published"), 1);
+
+    // A user's push with a real client: `oras copy` into a new repository, whose
+    // referrers start empty.
+    let copied = format!("{}/mine/alpine:3.19", registry.host);
+    common::run_ok(std::process::Command::new(common::tool("oras")).args([
+        "copy",
+        "--from-plain-http",
+        "--to-plain-http",
+        &format!("{}/fixtures/alpine:3.19", registry.host),
+        &copied,
+    ]));
+    worker.wait_for("published", 2, Duration::from_secs(300));
+    worker.wait_idle(Duration::from_secs(300));
+    common::published::tokio_run(check_recovered(&registry, keys.path(), "mine/alpine:3.19"));
+    assert_eq!(events("failed"), 0);
+    // zot's events reached the worker through its authenticated intake, none refused.
+    let webhooks = |status: u16| {
+        worker.metric(&format!(
+            "refcat_worker_webhooks_total{{status=\"{status}\"}}"
+        ))
+    };
+    assert!(webhooks(202) >= 2, "{}", webhooks(202));
+    assert_eq!((webhooks(400), webhooks(401), webhooks(403)), (0, 0, 0));
+}
+
+#[test]
 fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
-    let registry = Registry::referrers_api();
+    let registry = Registry::zot();
     let keys = tempfile::tempdir().unwrap();
     write_keys(keys.path());
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));

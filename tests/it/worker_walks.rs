@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::worker::{notified_worker, Worker};
-use crate::common::{free_port, push_fixture, run_ok, tool, tools_root, Registry};
+use crate::common::{free_port, push_fixture, run_ok, tool, tools_root, Kind, Registry};
 
 /// The vulnerabilities view of `reference` as JSON: per platform, the matches with
 /// their `firstSeen`.
@@ -228,7 +228,7 @@ fn reference_of(view: &serde_json::Value, registry: &Registry, platform: &str) -
 
 #[test]
 fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
-    let (registry, _keys, worker) = notified_worker();
+    let (registry, _keys, worker) = notified_worker(Kind::Distribution);
     let client = registry.client();
     let first = common::published::tokio_run(push_fixture(&client, "debian"));
     worker.wait_idle(Duration::from_secs(300));

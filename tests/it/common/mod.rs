@@ -75,22 +75,10 @@ pub fn free_port() -> u16 {
 /// Which kind of registry a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A registry that serves the OCI 1.1 referrers API.
-    ReferrersApi,
+    /// zot: the OCI 1.1 referrers API, `OCI-Subject` on manifest PUT.
+    Zot,
     /// Debian's docker-registry 2.8: no referrers API, tag-schema fallback.
     Distribution,
-}
-
-impl Kind {
-    /// The `artifactType` this registry lists for a referrer whose manifest declares
-    /// `artifact_type` over an empty config. go-containerregistry v0.22.1 lists the
-    /// config media type instead (pkg/registry/manifest.go:436), unlike the spec and zot.
-    pub fn listed_artifact_type(self, artifact_type: &str) -> String {
-        match self {
-            Kind::ReferrersApi => refcat::artifact::media_types::EMPTY_JSON.to_string(),
-            Kind::Distribution => artifact_type.to_string(),
-        }
-    }
 }
 
 /// A running registry, stopped on drop.
@@ -112,19 +100,59 @@ impl Registry {
     /// Starts a registry of `kind`.
     pub fn start(kind: Kind) -> Registry {
         match kind {
-            Kind::ReferrersApi => Self::referrers_api(),
+            Kind::Zot => Self::zot(),
             Kind::Distribution => Self::distribution(None),
         }
     }
 
-    /// go-containerregistry's registry with its referrers API on (testdata/referrers-registry).
-    pub fn referrers_api() -> Registry {
-        Self::spawn(Kind::ReferrersApi, |port, dir| {
-            let mut cmd = Command::new(tool("referrers-registry"));
-            cmd.args(["--address", &format!("127.0.0.1:{port}"), "--disk"])
-                .arg(dir);
+    /// Starts a registry of `kind` behind htpasswd auth for `(user, password)`.
+    pub fn start_with_auth(kind: Kind, user: &str, password: &str) -> Registry {
+        match kind {
+            Kind::Zot => Self::zot_with(|config, dir| {
+                config["http"]["auth"] =
+                    serde_json::json!({ "htpasswd": { "path": htpasswd(dir, user, password) } });
+            }),
+            Kind::Distribution => Self::distribution(Some((user, password))),
+        }
+    }
+
+    /// zot from the tools cache, storing in a temporary directory, GC off.
+    pub fn zot() -> Registry {
+        Self::zot_with(|_, _| {})
+    }
+
+    /// zot with its configuration changed by `configure(config, dir)` before it starts;
+    /// `dir` is the registry's temporary directory. It logs to [`Registry::log_path`].
+    pub fn zot_with(configure: impl Fn(&mut serde_json::Value, &std::path::Path)) -> Registry {
+        Self::spawn(Kind::Zot, |port, dir| {
+            let mut config = serde_json::json!({
+                "distSpecVersion": "1.1.1",
+                "storage": { "rootDirectory": dir.join("data"), "gc": false },
+                "http": { "address": "127.0.0.1", "port": port.to_string() },
+                "log": { "level": "info", "output": dir.join("registry.log") },
+            });
+            configure(&mut config, dir);
+            let config_path = dir.join("zot-config.json");
+            std::fs::write(&config_path, config.to_string()).unwrap();
+            let mut cmd = Command::new(tool("zot"));
+            cmd.arg("serve").arg(&config_path);
             cmd
         })
+    }
+
+    /// zot sending a CloudEvent of every push to `url` (see [`zot_events_to`]).
+    pub fn zot_notifying(url: &str, token: &str) -> Registry {
+        Self::zot_with(|config, _| zot_events_to(config, url, token))
+    }
+
+    /// The registry's log file (zot writes it; docker-registry logs nowhere).
+    pub fn log_path(&self) -> PathBuf {
+        assert_eq!(
+            self.kind,
+            Kind::Zot,
+            "only zot is configured to log to a file"
+        );
+        self._dir.path().join("registry.log")
     }
 
     /// Debian's docker-registry 2.8 with deletes enabled, optionally behind htpasswd
@@ -149,12 +177,9 @@ impl Registry {
                 dir.join("data").display()
             );
             if let Some((user, password)) = auth {
-                let hash = bcrypt::hash(password, 5).unwrap();
-                let htpasswd = dir.join("htpasswd");
-                std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: refcat-test\n    path: {}\n",
-                    htpasswd.display()
+                    htpasswd(dir, user, password).display()
                 ));
             }
             config.push_str(extra);
@@ -262,6 +287,26 @@ impl Registry {
         };
         Client::new(config)
     }
+}
+
+/// Configures zot to send a CloudEvent of every push to `url` with `Authorization:
+/// Bearer <token>`, its events extension's HTTP sink set up as `zot-config.json` does.
+pub fn zot_events_to(config: &mut serde_json::Value, url: &str, token: &str) {
+    config["extensions"] = serde_json::json!({ "events": {
+        "enable": true,
+        "sinks": [{
+            "type": "http", "address": url, "timeout": "5s",
+            "credentials": { "token": token }
+        }]
+    }});
+}
+
+/// Writes an htpasswd file for `user` (bcrypt, as both registries require) in `dir`.
+fn htpasswd(dir: &std::path::Path, user: &str, password: &str) -> PathBuf {
+    let hash = bcrypt::hash(password, 5).unwrap();
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, format!("{user}:{hash}\n")).unwrap();
+    path
 }
 
 /// The HTTP status of `GET /v2/` on `host`, read off a raw HTTP/1.0 exchange: start-up

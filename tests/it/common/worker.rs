@@ -3,7 +3,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, refcat, tool, tools_root, write_keys, Registry, KEY_PASSWORD};
+use super::{free_port, refcat, tool, tools_root, write_keys, Kind, Registry, KEY_PASSWORD};
 
 /// The shared secret the test workers take webhooks with.
 pub const SECRET: &str = "webhook-s3cret";
@@ -114,11 +114,16 @@ impl Worker {
     }
 }
 
-/// docker-registry 2.8 notifying a worker started for it, with a fresh key pair.
-pub fn notified_worker() -> (Registry, tempfile::TempDir, Worker) {
+/// A registry of `kind` that sends every push to a worker started for it, with a fresh
+/// key pair: docker-registry 2.8 through its notifications, zot through its events
+/// extension's HTTP sink (CloudEvents), each with the bearer secret.
+pub fn notified_worker(kind: Kind) -> (Registry, tempfile::TempDir, Worker) {
     let port = free_port();
-    let registry =
-        Registry::distribution_notifying(&format!("http://127.0.0.1:{port}/events"), SECRET);
+    let url = format!("http://127.0.0.1:{port}/events");
+    let registry = match kind {
+        Kind::Distribution => Registry::distribution_notifying(&url, SECRET),
+        Kind::Zot => Registry::zot_notifying(&url, SECRET),
+    };
     let keys = tempfile::tempdir().unwrap();
     write_keys(keys.path());
     let worker = Worker::start(&registry, keys.path(), port, &[]);
