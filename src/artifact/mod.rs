@@ -42,6 +42,9 @@ pub mod annotations {
     pub const RELEASE_TAGS: &str = "dev.refcat.release.tags";
     /// On a release in the release log: when it was first seen (RFC 3339).
     pub const RELEASE_FIRST_SEEN: &str = "dev.refcat.release.first-seen";
+    /// On a release in the release log: when it was last found pullable by digest after
+    /// every tag had left it (RFC 3339); such a release is not checked again.
+    pub const RELEASE_KEPT: &str = "dev.refcat.release.kept";
 }
 
 /// The current time as RFC 3339 UTC with second precision, as `created` annotations use.

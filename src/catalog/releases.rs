@@ -2,11 +2,12 @@
 //! every image the worker saw under a tag, with the tags it carried and when it was
 //! first seen. A tag can move; the log keeps the release it left, so the history view
 //! still shows it and the registry's garbage collector keeps it (an index references
-//! it).
+//! it), and the worker keeps it pullable by digest where the registry would stop
+//! serving it ([`keep_pullable`]).
 
 use std::collections::BTreeSet;
 
-use crate::artifact::annotations::{RELEASE_FIRST_SEEN, RELEASE_TAGS};
+use crate::artifact::annotations::{RELEASE_FIRST_SEEN, RELEASE_KEPT, RELEASE_TAGS};
 use crate::artifact::media_types::RELEASE_LOG;
 use crate::catalog::history::in_stream;
 use crate::digest::Digest;
@@ -108,6 +109,69 @@ pub fn predecessor(index: &ImageIndex, digest: &Digest) -> Option<Digest> {
             .max_by_key(|(seen, _)| *seen)
             .map(|(_, d)| d.digest.clone())
     })
+}
+
+/// The releases of `index` that may have just lost their last tag, given `seen` (tags
+/// and the images they point at now), and not yet found pullable since (no
+/// [`RELEASE_KEPT`]). With `every_tag` (`seen` is every tag of the repository) that is
+/// every release no tag points at; otherwise, per tag in `seen`, the release that last
+/// carried it before.
+pub fn untagged(
+    index: &ImageIndex,
+    seen: &[(Tag, Descriptor)],
+    every_tag: bool,
+) -> Vec<Descriptor> {
+    let current: Vec<&Digest> = seen.iter().map(|(_, d)| &d.digest).collect();
+    let open = index
+        .manifests
+        .iter()
+        .filter(|d| !current.contains(&&d.digest) && !d.annotations.contains_key(RELEASE_KEPT));
+    if every_tag {
+        return open.cloned().collect();
+    }
+    let mut found: Vec<Descriptor> = Vec::new();
+    for (tag, _) in seen {
+        let previous = open
+            .clone()
+            .filter(|d| tags_of(d).contains(tag.as_str()))
+            .filter_map(|d| Some((d.annotations.get(RELEASE_FIRST_SEEN)?, d)))
+            .max_by_key(|(seen, _)| *seen)
+            .map(|(_, d)| d);
+        if let Some(d) = previous.filter(|d| !found.iter().any(|f| f.digest == d.digest)) {
+            found.push(d.clone());
+        }
+    }
+    found
+}
+
+/// Keeps `release`, whose tags have all moved away, pullable by digest; whether it had
+/// to be pushed again. zot serves a manifest only while its `index.json` names it, and
+/// a tag's move drops the entry of the digest it left, though the release log still
+/// references its bytes and zot still serves them as a blob. Such a release is pushed
+/// again by digest, from those bytes once their digest is checked.
+pub async fn keep_pullable(
+    client: &Client,
+    repository: &RepositoryName,
+    release: &Descriptor,
+) -> Result<bool, RegistryError> {
+    let target = Target::Digest(release.digest.clone());
+    if client.head_manifest(repository, &target).await?.is_some() {
+        return Ok(false);
+    }
+    let bytes = client
+        .get_blob(repository, &release.digest, Some(release.size))
+        .await?;
+    client
+        .put_manifest(repository, &target, &release.media_type, bytes)
+        .await?;
+    Ok(true)
+}
+
+/// Marks `digest` in `index` as found pullable with no tag left at `now`.
+pub fn mark_kept(index: &mut ImageIndex, digest: &Digest, now: &str) {
+    if let Some(entry) = index.manifests.iter_mut().find(|d| &d.digest == digest) {
+        entry.annotations.insert(RELEASE_KEPT.into(), now.into());
+    }
 }
 
 /// Adds `seen` (a tag and the image it points at) to `index`; whether it changed.
@@ -213,5 +277,39 @@ mod tests {
         assert_eq!(predecessor(&index, &digest("f")), Some(digest("e")));
         assert_eq!(predecessor(&index, &digest("a")), None);
         assert_eq!(predecessor(&index, &digest("unknown")), None);
+    }
+
+    #[test]
+    fn the_releases_to_keep_pullable_are_those_a_tag_just_left_or_none_points_at() {
+        let mut index = empty();
+        merge(
+            &mut index,
+            &[(tag("12"), image("a")), (tag("bookworm"), image("a"))],
+            "t1",
+        );
+        merge(&mut index, &[(tag("12"), image("b"))], "t2");
+        merge(&mut index, &[(tag("3.19"), image("c"))], "t3");
+        let digests =
+            |found: Vec<Descriptor>| found.into_iter().map(|d| d.digest).collect::<Vec<_>>();
+        let digest = |n: &str| image(n).digest;
+        // A job that saw 12 move to c: the release 12 left last (b), not the older a.
+        let job = [(tag("12"), image("c"))];
+        assert_eq!(digests(untagged(&index, &job, false)), [digest("b")]);
+        // A walk that saw every tag: each release no tag points at.
+        let walk = [
+            (tag("12"), image("c")),
+            (tag("bookworm"), image("c")),
+            (tag("3.19"), image("c")),
+        ];
+        assert_eq!(
+            digests(untagged(&index, &walk, true)),
+            [digest("a"), digest("b")]
+        );
+        // Once found pullable with no tag, a release is not checked again.
+        mark_kept(&mut index, &digest("b"), "t4");
+        assert_eq!(digests(untagged(&index, &walk, true)), [digest("a")]);
+        assert_eq!(digests(untagged(&index, &job, false)), [digest("a")]);
+        // A tag that points at the same release as before leaves nothing.
+        assert!(untagged(&index, &[(tag("3.19"), image("c"))], false).is_empty());
     }
 }

@@ -51,19 +51,42 @@ impl std::fmt::Debug for JobContext {
 
 impl JobContext {
     /// Adds `seen` (tags and the images they point at) to the release log of
-    /// `repository`, writing it only when something is new; the log as it is now
-    /// (`None` when logs are not written).
+    /// `repository`, writing it only when something changed; the log as it is now
+    /// (`None` when logs are not written). A release that may have just lost its last
+    /// tag is kept pullable by digest ([`releases::keep_pullable`]); with `every_tag`
+    /// (`seen` holds every tag of the repository) one found pullable is marked so, and
+    /// not checked again.
     pub async fn record_releases(
         &self,
         repository: &RepositoryName,
         seen: &[(Tag, Descriptor)],
+        every_tag: bool,
     ) -> Result<Option<ImageIndex>, RegistryError> {
         if seen.is_empty() || !self.record {
             return Ok(None);
         }
         let _held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
-        if releases::merge(&mut log, seen, &now_rfc3339()) {
+        let now = now_rfc3339();
+        let mut changed = releases::merge(&mut log, seen, &now);
+        for release in releases::untagged(&log, seen, every_tag) {
+            match releases::keep_pullable(&self.client, repository, &release).await {
+                Ok(restored) => {
+                    if restored {
+                        tracing::info!(%repository, release = %release.digest,
+                            "release no longer served by digest after its tags moved; pushed it again");
+                    }
+                    if every_tag {
+                        releases::mark_kept(&mut log, &release.digest, &now);
+                        changed = true;
+                    }
+                }
+                // The log and the job stand without it; the next walk tries again.
+                Err(e) => tracing::warn!(%repository, release = %release.digest, error = %e,
+                    "could not keep a release whose tags moved pullable"),
+            }
+        }
+        if changed {
             releases::write(&self.client, repository, &log).await?;
         }
         Ok(Some(log))
@@ -91,7 +114,11 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
     let mut predecessor = None;
     if let Some(tag) = job.tag() {
         let log = context
-            .record_releases(&job.repository, &[(tag.clone(), fetched.descriptor())])
+            .record_releases(
+                &job.repository,
+                &[(tag.clone(), fetched.descriptor())],
+                false,
+            )
             .await
             .map_err(|e| format!("recording the release: {e}"))?;
         predecessor = log.and_then(|log| releases::predecessor(&log, &fetched.digest));

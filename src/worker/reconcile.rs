@@ -46,6 +46,7 @@ pub async fn walk(
             }
         };
         let mut releases = Vec::new();
+        let errors_before = walk.errors.len();
         for tag in tags.into_iter().filter(|t| !t.is_supporting()) {
             let name = format!("{repository}:{tag}");
             progress(&name);
@@ -65,7 +66,12 @@ pub async fn walk(
                 Err(e) => walk.errors.push((name, e.to_string())),
             }
         }
-        if let Err(e) = context.record_releases(&repository, &releases).await {
+        // Every tag is in `releases` only when every one could be checked.
+        let every_tag = walk.errors.len() == errors_before;
+        if let Err(e) = context
+            .record_releases(&repository, &releases, every_tag)
+            .await
+        {
             walk.errors
                 .push((format!("{repository} release log"), e.to_string()));
         }
