@@ -98,50 +98,55 @@ pub fn predecessor(index: &ImageIndex, digest: &Digest) -> Option<Digest> {
     streams.sort_by_key(|s| std::cmp::Reverse(s.len()));
     streams.dedup();
     streams.into_iter().find_map(|stream| {
-        index
-            .manifests
-            .iter()
-            .filter(|d| &d.digest != digest)
-            .filter_map(|d| Some((d.annotations.get(RELEASE_FIRST_SEEN)?, d)))
-            .filter(|(seen, d)| {
-                *seen < first_seen && tags_of(d).iter().any(|t| in_stream(t, stream))
-            })
-            .max_by_key(|(seen, _)| *seen)
-            .map(|(_, d)| d.digest.clone())
+        newest(index.manifests.iter().filter(|d| {
+            &d.digest != digest
+                && d.annotations
+                    .get(RELEASE_FIRST_SEEN)
+                    .is_some_and(|s| s < first_seen)
+                && tags_of(d).iter().any(|t| in_stream(t, stream))
+        }))
+        .map(|d| d.digest.clone())
     })
 }
 
-/// The releases of `index` that may have just lost their last tag, given `seen` (tags
-/// and the images they point at now), and not yet found pullable since (no
-/// [`RELEASE_KEPT`]). With `every_tag` (`seen` is every tag of the repository) that is
-/// every release no tag points at; otherwise, per tag in `seen`, the release that last
-/// carried it before.
-pub fn untagged(
-    index: &ImageIndex,
-    seen: &[(Tag, Descriptor)],
-    every_tag: bool,
-) -> Vec<Descriptor> {
-    let current: Vec<&Digest> = seen.iter().map(|(_, d)| &d.digest).collect();
-    let open = index
-        .manifests
-        .iter()
-        .filter(|d| !current.contains(&&d.digest) && !d.annotations.contains_key(RELEASE_KEPT));
-    if every_tag {
-        return open.cloned().collect();
-    }
+/// The release first seen last among `releases` (those without a date left out).
+fn newest<'a>(releases: impl Iterator<Item = &'a Descriptor>) -> Option<&'a Descriptor> {
+    releases
+        .filter_map(|d| Some((d.annotations.get(RELEASE_FIRST_SEEN)?, d)))
+        .max_by_key(|(seen, _)| *seen)
+        .map(|(_, d)| d)
+}
+
+/// The releases of `index` no tag points at, given `current` (every tag of the
+/// repository and the image it points at), not yet found pullable since (no
+/// [`RELEASE_KEPT`]).
+pub fn untagged(index: &ImageIndex, current: &[(Tag, Descriptor)]) -> Vec<Descriptor> {
+    open(index, current).cloned().collect()
+}
+
+/// Per tag in `moved` (a tag and the image it now points at), the release that carried
+/// it last before, unless found pullable with no tag already: the releases that may
+/// have just lost their last tag.
+pub fn left_by(index: &ImageIndex, moved: &[(Tag, Descriptor)]) -> Vec<Descriptor> {
     let mut found: Vec<Descriptor> = Vec::new();
-    for (tag, _) in seen {
-        let previous = open
-            .clone()
-            .filter(|d| tags_of(d).contains(tag.as_str()))
-            .filter_map(|d| Some((d.annotations.get(RELEASE_FIRST_SEEN)?, d)))
-            .max_by_key(|(seen, _)| *seen)
-            .map(|(_, d)| d);
+    for (tag, _) in moved {
+        let previous = newest(open(index, moved).filter(|d| tags_of(d).contains(tag.as_str())));
         if let Some(d) = previous.filter(|d| !found.iter().any(|f| f.digest == d.digest)) {
             found.push(d.clone());
         }
     }
     found
+}
+
+/// The releases of `index` that none of `seen` points at and that are not marked kept.
+fn open<'a>(
+    index: &'a ImageIndex,
+    seen: &'a [(Tag, Descriptor)],
+) -> impl Iterator<Item = &'a Descriptor> + 'a {
+    index.manifests.iter().filter(move |d| {
+        !seen.iter().any(|(_, image)| image.digest == d.digest)
+            && !d.annotations.contains_key(RELEASE_KEPT)
+    })
 }
 
 /// Keeps `release`, whose tags have all moved away, pullable by digest; whether it had
@@ -174,9 +179,14 @@ pub fn mark_kept(index: &mut ImageIndex, digest: &Digest, now: &str) {
     }
 }
 
-/// Adds `seen` (a tag and the image it points at) to `index`; whether it changed.
-pub fn merge(index: &mut ImageIndex, seen: &[(Tag, Descriptor)], now: &str) -> bool {
-    let mut changed = false;
+/// Adds `seen` (a tag and the image it points at) to `index`; the pairs it did not
+/// record yet (none when the log is unchanged).
+pub fn merge(
+    index: &mut ImageIndex,
+    seen: &[(Tag, Descriptor)],
+    now: &str,
+) -> Vec<(Tag, Descriptor)> {
+    let mut added = Vec::new();
     for (tag, image) in seen {
         let position = index
             .manifests
@@ -191,7 +201,6 @@ pub fn merge(index: &mut ImageIndex, seen: &[(Tag, Descriptor)], now: &str) -> b
                     .annotations
                     .insert(RELEASE_FIRST_SEEN.into(), now.into());
                 index.manifests.push(entry);
-                changed = true;
                 index.manifests.last_mut().expect("just pushed")
             }
         };
@@ -199,10 +208,10 @@ pub fn merge(index: &mut ImageIndex, seen: &[(Tag, Descriptor)], now: &str) -> b
         if tags.insert(tag.to_string()) {
             let joined = tags.into_iter().collect::<Vec<_>>().join(",");
             entry.annotations.insert(RELEASE_TAGS.into(), joined);
-            changed = true;
+            added.push((tag.clone(), image.clone()));
         }
     }
-    changed
+    added
 }
 
 /// Writes `index` as the log of `repository`.
@@ -242,13 +251,17 @@ mod tests {
     #[test]
     fn merging_adds_releases_and_tags_once() {
         let mut index = empty();
-        assert!(merge(
+        let added = merge(
             &mut index,
             &[(tag("3.19"), image("a")), (tag("3.19.1"), image("a"))],
-            "t1"
-        ));
-        assert!(!merge(&mut index, &[(tag("3.19"), image("a"))], "t2"));
-        assert!(merge(&mut index, &[(tag("3.19"), image("b"))], "t3"));
+            "t1",
+        );
+        assert_eq!(added.len(), 2);
+        assert!(merge(&mut index, &[(tag("3.19"), image("a"))], "t2").is_empty());
+        assert_eq!(
+            merge(&mut index, &[(tag("3.19"), image("b"))], "t3"),
+            [(tag("3.19"), image("b"))]
+        );
         let releases = releases(&index);
         assert_eq!(releases.len(), 2);
         assert_eq!(
@@ -294,22 +307,19 @@ mod tests {
         let digest = |n: &str| image(n).digest;
         // A job that saw 12 move to c: the release 12 left last (b), not the older a.
         let job = [(tag("12"), image("c"))];
-        assert_eq!(digests(untagged(&index, &job, false)), [digest("b")]);
+        assert_eq!(digests(left_by(&index, &job)), [digest("b")]);
         // A walk that saw every tag: each release no tag points at.
         let walk = [
             (tag("12"), image("c")),
             (tag("bookworm"), image("c")),
             (tag("3.19"), image("c")),
         ];
-        assert_eq!(
-            digests(untagged(&index, &walk, true)),
-            [digest("a"), digest("b")]
-        );
+        assert_eq!(digests(untagged(&index, &walk)), [digest("a"), digest("b")]);
         // Once found pullable with no tag, a release is not checked again.
         mark_kept(&mut index, &digest("b"), "t4");
-        assert_eq!(digests(untagged(&index, &walk, true)), [digest("a")]);
-        assert_eq!(digests(untagged(&index, &job, false)), [digest("a")]);
+        assert_eq!(digests(untagged(&index, &walk)), [digest("a")]);
+        assert_eq!(digests(left_by(&index, &job)), [digest("a")]);
         // A tag that points at the same release as before leaves nothing.
-        assert!(untagged(&index, &[(tag("3.19"), image("c"))], false).is_empty());
+        assert!(left_by(&index, &[(tag("3.19"), image("c"))]).is_empty());
     }
 }

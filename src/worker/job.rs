@@ -53,9 +53,9 @@ impl JobContext {
     /// Adds `seen` (tags and the images they point at) to the release log of
     /// `repository`, writing it only when something changed; the log as it is now
     /// (`None` when logs are not written). A release that may have just lost its last
-    /// tag is kept pullable by digest ([`releases::keep_pullable`]); with `every_tag`
-    /// (`seen` holds every tag of the repository) one found pullable is marked so, and
-    /// not checked again.
+    /// tag is kept pullable by digest ([`releases::keep_pullable`]): the one a newly
+    /// recorded tag left or, with `every_tag` (`seen` holds every tag of the
+    /// repository), every one no tag points at, each then marked so and not checked again.
     pub async fn record_releases(
         &self,
         repository: &RepositoryName,
@@ -68,8 +68,14 @@ impl JobContext {
         let _held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
         let now = now_rfc3339();
-        let mut changed = releases::merge(&mut log, seen, &now);
-        for release in releases::untagged(&log, seen, every_tag) {
+        let added = releases::merge(&mut log, seen, &now);
+        let mut changed = !added.is_empty();
+        let left = if every_tag {
+            releases::untagged(&log, seen)
+        } else {
+            releases::left_by(&log, &added)
+        };
+        for release in left {
             match releases::keep_pullable(&self.client, repository, &release).await {
                 Ok(restored) => {
                     if restored {

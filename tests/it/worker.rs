@@ -46,9 +46,8 @@ fn a_push_to_distribution_is_published_from_its_notification() {
     // Three image manifests were pushed (two platforms by digest, then the index by
     // tag): three jobs. The platforms' jobs settle first, so the index's job publishes
     // both platforms, and theirs find them done.
-    let outcome = |o: &str| worker.metric(&format!("refcat_worker_jobs_total{{outcome=\"{o}\"}}"));
-    assert_eq!(outcome("failed"), 0);
-    assert_eq!((outcome("published"), outcome("complete")), (1, 2));
+    assert_eq!(worker.jobs("failed"), 0);
+    assert_eq!((worker.jobs("published"), worker.jobs("complete")), (1, 2));
     // Step latencies: syft and grype once per platform, two commits per platform (the
     // SBOMs, then the Grype artifact).
     let steps = |step: &str| {
@@ -59,17 +58,12 @@ fn a_push_to_distribution_is_published_from_its_notification() {
     assert_eq!((steps("syft"), steps("grype"), steps("commit")), (2, 2, 4));
     // refcat's own 12 pushes by digest (3 artifacts and 3 signatures per platform) came
     // back as notifications; each was recognised as a referrer and skipped.
-    assert_eq!(outcome("skipped"), 12);
+    assert_eq!(worker.jobs("skipped"), 12);
 }
 
 #[test]
 fn a_push_to_zot_is_published_from_its_cloudevent() {
     let (registry, keys, worker) = notified_worker(Kind::Zot);
-    let events = |outcome: &str| {
-        worker.metric(&format!(
-            "refcat_worker_jobs_total{{outcome=\"{outcome}\"}}"
-        ))
-    };
 
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
     let done = worker.wait_idle(Duration::from_secs(300));
@@ -82,7 +76,7 @@ fn a_push_to_zot_is_published_from_its_cloudevent() {
         keys.path(),
         "fixtures/alpine:3.19",
     ));
-    assert_eq!(events("published"), 1);
+    assert_eq!(worker.jobs("published"), 1);
 
     // A user's push with a real client: `oras copy` into a new repository, whose
     // referrers start empty.
@@ -97,7 +91,7 @@ fn a_push_to_zot_is_published_from_its_cloudevent() {
     worker.wait_for("published", 2, Duration::from_secs(300));
     worker.wait_idle(Duration::from_secs(300));
     common::published::tokio_run(check_recovered(&registry, keys.path(), "mine/alpine:3.19"));
-    assert_eq!(events("failed"), 0);
+    assert_eq!(worker.jobs("failed"), 0);
     // zot's events reached the worker through its authenticated intake, none refused.
     let webhooks = |status: u16| {
         worker.metric(&format!(
@@ -160,11 +154,7 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(worker.metric("refcat_worker_queue_depth"), 0);
     assert_eq!(worker.metric("refcat_worker_jobs_running"), 0);
-    assert_eq!(
-        worker.metric("refcat_worker_jobs_total{outcome=\"published\"}"),
-        1,
-        "nothing was enqueued"
-    );
+    assert_eq!(worker.jobs("published"), 1, "nothing was enqueued");
 
     // 1,000 events for one digest, HMAC-signed, from 8 senders at once.
     let signature = format!(
@@ -189,12 +179,9 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
     });
     worker.wait_for("published", 2, Duration::from_secs(300));
     std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(worker.jobs("published"), 2);
     assert_eq!(
-        worker.metric("refcat_worker_jobs_total{outcome=\"published\"}"),
-        2
-    );
-    assert_eq!(
-        worker.metric("refcat_worker_jobs_total{outcome=\"complete\"}"),
+        worker.jobs("complete"),
         0,
         "duplicates were dropped, not re-run"
     );
@@ -270,7 +257,7 @@ fn sigkill_mid_publish_then_restart_leaves_one_complete_set() {
         assert!(Instant::now() < deadline, "nothing was ever attached");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let finished = first.metric("refcat_worker_jobs_total{outcome=\"published\"}");
+    let finished = first.jobs("published");
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     drop(first);

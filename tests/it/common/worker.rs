@@ -75,11 +75,18 @@ impl Worker {
             .unwrap_or(0)
     }
 
+    /// How many jobs have ended with `outcome` (published, complete, skipped, failed).
+    pub fn jobs(&self, outcome: &str) -> u64 {
+        self.metric(&format!(
+            "refcat_worker_jobs_total{{outcome=\"{outcome}\"}}"
+        ))
+    }
+
     /// Waits until jobs have been published and nothing waits or runs any more.
     pub fn wait_idle(&self, limit: Duration) -> Duration {
         let start = Instant::now();
         let idle = || {
-            self.metric("refcat_worker_jobs_total{outcome=\"published\"}") > 0
+            self.jobs("published") > 0
                 && self.metric("refcat_worker_queue_depth") == 0
                 && self.metric("refcat_worker_jobs_running") == 0
         };
@@ -102,8 +109,7 @@ impl Worker {
     /// Waits until `n` jobs have ended with `outcome`.
     pub fn wait_for(&self, outcome: &str, n: u64, limit: Duration) -> Duration {
         let start = Instant::now();
-        let series = format!("refcat_worker_jobs_total{{outcome=\"{outcome}\"}}");
-        while self.metric(&series) < n {
+        while self.jobs(outcome) < n {
             assert!(
                 start.elapsed() < limit,
                 "no {n} {outcome} jobs after {limit:?}"
