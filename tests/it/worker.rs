@@ -25,16 +25,16 @@ fn push_event(repository: &str, digest: &str) -> String {
     .to_string()
 }
 
-#[test]
-fn a_push_to_distribution_is_published_from_its_notification() {
-    let (registry, keys, worker) = notified_worker(Kind::Distribution);
-
+/// Pushes the alpine fixture to a registry of `kind` that notifies a worker, waits until
+/// the worker is idle, and checks that the push became a complete signed set.
+fn alpine_published_from_its_event(kind: Kind) -> (Registry, tempfile::TempDir, Worker) {
+    let (registry, keys, worker) = notified_worker(kind);
     let pushed = Instant::now();
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
     let pushing = pushed.elapsed();
     let done = worker.wait_idle(Duration::from_secs(300));
     eprintln!(
-        "push {:.1} s; pushed to a complete signed set {:.1} s",
+        "{kind:?}: push {:.1} s; pushed to a complete signed set {:.1} s",
         pushing.as_secs_f64(),
         done.as_secs_f64()
     );
@@ -43,6 +43,12 @@ fn a_push_to_distribution_is_published_from_its_notification() {
         keys.path(),
         "fixtures/alpine:3.19",
     ));
+    (registry, keys, worker)
+}
+
+#[test]
+fn a_push_to_distribution_is_published_from_its_notification() {
+    let (_registry, _keys, worker) = alpine_published_from_its_event(Kind::Distribution);
     // Three image manifests were pushed (two platforms by digest, then the index by
     // tag): three jobs. The platforms' jobs settle first, so the index's job publishes
     // both platforms, and theirs find them done.
@@ -63,19 +69,7 @@ fn a_push_to_distribution_is_published_from_its_notification() {
 
 #[test]
 fn a_push_to_zot_is_published_from_its_cloudevent() {
-    let (registry, keys, worker) = notified_worker(Kind::Zot);
-
-    common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
-    let done = worker.wait_idle(Duration::from_secs(300));
-    eprintln!(
-        "fixture push to a complete signed set on zot: {:.1} s",
-        done.as_secs_f64()
-    );
-    common::published::tokio_run(check_recovered(
-        &registry,
-        keys.path(),
-        "fixtures/alpine:3.19",
-    ));
+    let (registry, keys, worker) = alpine_published_from_its_event(Kind::Zot);
     assert_eq!(worker.jobs("published"), 1);
 
     // A user's push with a real client: `oras copy` into a new repository, whose
