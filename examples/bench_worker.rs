@@ -70,10 +70,9 @@ impl Worker {
 /// Whether every platform manifest of `reference` has a complete set from `db_built`.
 async fn complete(client: &Client, reference: &Reference, db_built: &str) -> anyhow::Result<bool> {
     for subject in platform_manifests(client, reference, None).await? {
-        let referrers = client
-            .referrers(&reference.repository, &subject.descriptor.digest, None)
-            .await?;
-        if Existing::from_referrers(&referrers).missing(db_built).any() {
+        let existing =
+            Existing::read(client, &reference.repository, &subject.descriptor.digest).await?;
+        if existing.missing(db_built).any() {
             return Ok(false);
         }
     }

@@ -60,8 +60,8 @@ pub struct StoredAggregate {
     pub digest: Digest,
 }
 
-/// The stored aggregate; `None` when there is none, or when
-/// `trust` requires a signature it lacks (which is logged).
+/// The stored aggregate; `None` when there is none, or when `trust` has keys and its
+/// signature does not verify with them (which is logged).
 pub async fn stored(
     client: &Client,
     repository: &RepositoryName,
@@ -79,7 +79,9 @@ pub async fn stored(
     if manifest.artifact_type.as_deref() != Some(CATALOG_AGGREGATE) {
         return Ok(None);
     }
-    if trust.require {
+    // With keys, a stored aggregate counts only when it verifies (required or not): a
+    // forged one must not stand in for the signed numbers.
+    if trust.checks() {
         let verdict = trust.verdict(client, repository, &fetched.digest).await?;
         if !verdict.as_ref().is_some_and(|v| v.is_verified()) {
             tracing::warn!(repository = %repository, ?verdict, "the stored aggregate's signature does not verify; computing it live");

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::existing::{Existing, Format};
+use super::existing::{Existing, Format, Stored};
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::{EMPTY_JSON, SYFT_JSON, SYFT_JSON_GZIP};
@@ -15,14 +15,14 @@ use crate::registry::Client;
 /// Largest layer a view reads (Syft JSON of big images runs to tens of MB).
 const MAX_LAYER_BYTES: u64 = 512 * 1024 * 1024;
 
-/// refcat's artifacts on `subject`, sorted into formats, newest first.
+/// The artifacts in refcat's formats on `subject`, read from their manifests, newest
+/// first (see [`Existing::read`]).
 pub async fn existing(
     client: &Client,
     repository: &RepositoryName,
     subject: &Digest,
 ) -> Result<Existing, CatalogError> {
-    let referrers = client.referrers(repository, subject, None).await?;
-    Ok(Existing::from_referrers(&referrers))
+    Ok(Existing::read(client, repository, subject).await?)
 }
 
 /// The image manifest of an artifact.
@@ -62,11 +62,17 @@ pub async fn artifact_type(
 pub async fn layer(
     client: &Client,
     repository: &RepositoryName,
-    artifact: &Descriptor,
+    artifact: &Stored,
     media_type: &str,
 ) -> Result<Bytes, CatalogError> {
-    let manifest = manifest(client, repository, artifact).await?;
-    layer_of(client, repository, &artifact.digest, &manifest, media_type).await
+    layer_of(
+        client,
+        repository,
+        artifact.digest(),
+        &artifact.manifest,
+        media_type,
+    )
+    .await
 }
 
 /// [`layer`] of an artifact whose manifest the caller has already fetched.
@@ -98,14 +104,29 @@ pub async fn layer_of(
 /// An artifact a view reads, with its signature verdict when keys are configured.
 #[derive(Clone, Debug)]
 pub struct Trusted {
-    /// The artifact's descriptor from the referrers listing.
-    pub descriptor: Descriptor,
+    /// The artifact, as read from its manifest.
+    pub artifact: Stored,
     /// Its signature verdict; `None` when the catalog has no keys.
     pub verdict: Option<Verdict>,
 }
 
-/// The newest artifact of `format` that `trust` lets through: with `require`, the
-/// newest whose signature verifies.
+impl Trusted {
+    /// Whether a view may show what the artifact says: always without keys; with keys,
+    /// only when its signature verifies. Otherwise a view names the artifact and its
+    /// verdict, and shows none of its numbers.
+    pub fn readable(&self) -> bool {
+        self.verdict.as_ref().is_none_or(Verdict::is_verified)
+    }
+
+    /// The artifact, when a view may show what it says.
+    pub fn content(&self) -> Option<&Stored> {
+        self.readable().then_some(&self.artifact)
+    }
+}
+
+/// The artifact of `format` a view shows. Without keys, the newest. With keys, the
+/// newest whose signature verifies, so a newer forgery cannot hide a signed result;
+/// when none verifies, the newest with its verdict (or nothing, with `require`).
 pub async fn newest_trusted(
     client: &Client,
     repository: &RepositoryName,
@@ -113,22 +134,18 @@ pub async fn newest_trusted(
     format: Format,
     trust: &Trust,
 ) -> Result<Option<Trusted>, CatalogError> {
-    let candidates = match format {
-        Format::SyftJson => &existing.syft,
-        Format::SpdxJson => &existing.spdx,
-        Format::GrypeJson => &existing.grype,
-    };
-    for descriptor in candidates {
-        let verdict = trust
-            .verdict(client, repository, &descriptor.digest)
-            .await?;
-        let hidden = trust.require && !verdict.as_ref().is_some_and(Verdict::is_verified);
-        if !hidden {
-            return Ok(Some(Trusted {
-                descriptor: descriptor.clone(),
-                verdict,
-            }));
+    let candidates = existing.of_format(format);
+    let mut first_failure = None;
+    for stored in candidates {
+        let verdict = trust.verdict(client, repository, stored.digest()).await?;
+        let trusted = Trusted {
+            artifact: stored.clone(),
+            verdict,
+        };
+        if trusted.readable() {
+            return Ok(Some(trusted));
         }
+        first_failure.get_or_insert(trusted);
     }
-    Ok(None)
+    Ok(first_failure.filter(|_| !trust.requires()))
 }

@@ -63,8 +63,12 @@ pub struct ImageSummary {
     pub architectures: Vec<String>,
     /// Its earliest `created`.
     pub oldest_created: Option<String>,
-    /// Its matches per severity, summed over platforms.
+    /// Its matches per severity, summed over platforms. With keys configured, counted
+    /// only from results whose signature verifies.
     pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
+    /// Whether every platform's newest SBOM and scan verify with the configured keys;
+    /// `None` when no keys are configured.
+    pub signed: Option<bool>,
     /// How many tags the repository has.
     pub tag_count: usize,
 }
@@ -189,6 +193,11 @@ pub async fn summary(
             .unwrap_or_default(),
         oldest_created: default.and_then(|t| t.oldest_created.clone()),
         vulnerabilities: default.and_then(|t| t.vulnerabilities.clone()),
+        signed: trust.checks().then(|| {
+            default.is_some_and(|t| {
+                !t.platforms.is_empty() && t.platforms.iter().all(|p| p.signed == Some(true))
+            })
+        }),
         tag_count: view.tags.len(),
     })
 }

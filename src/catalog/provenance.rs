@@ -137,12 +137,12 @@ fn statement(media_type: &str, data: &[u8]) -> Option<(Value, Option<Envelope>)>
 
 /// The verdict on a statement's envelope, or `None` when no keys are configured.
 fn verdict(envelope: Option<&Envelope>, trust: &Trust) -> Option<Verdict> {
-    if trust.keys.is_empty() {
+    if !trust.checks() {
         return None;
     }
     Some(match envelope {
         None => Verdict::Unsigned,
-        Some(e) if trust.keys.iter().any(|k| e.verify(k).is_ok()) => {
+        Some(e) if trust.keys().iter().any(|k| e.verify(k).is_ok()) => {
             Verdict::Verified { format: "dsse" }
         }
         Some(_) => Verdict::Invalid {
@@ -181,7 +181,7 @@ async fn in_manifest(
             continue;
         };
         found.signature = verdict(envelope.as_ref(), trust);
-        let hidden = trust.require && !matches!(found.signature, Some(Verdict::Verified { .. }));
+        let hidden = trust.requires() && !matches!(found.signature, Some(Verdict::Verified { .. }));
         if !hidden {
             return Ok(Some(found));
         }
@@ -267,7 +267,7 @@ pub async fn provenance(
         )
         .await?;
         let reason = found.is_none().then(|| {
-            let signed = if trust.require { " with a signature that verifies" } else { "" };
+            let signed = if trust.requires() { " with a signature that verifies" } else { "" };
             format!("no SLSA provenance{signed}: no BuildKit attestation, in-toto or Sigstore bundle referrer, or cosign .att for this manifest")
         });
         platforms.insert(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest_trusted};
+use super::artifacts::{existing, layer, newest_trusted, Trusted};
 use super::platforms::platform_manifests;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
@@ -136,15 +136,11 @@ pub async fn sbom(
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
-        let (artifact, signature) = match trusted {
-            Some(t) => (Some(t.descriptor), t.verdict),
-            None => (None, None),
-        };
-        let artifact = artifact.as_ref();
-        let mut all = match artifact {
+        let mut all = match trusted.as_ref().and_then(Trusted::content) {
             Some(artifact) => {
                 let data = layer(client, repository, artifact, SYFT_JSON).await?;
-                packages(&data).map_err(|e| CatalogError::stored(artifact.digest.to_string(), e))?
+                packages(&data)
+                    .map_err(|e| CatalogError::stored(artifact.digest().to_string(), e))?
             }
             None => Vec::new(),
         };
@@ -165,8 +161,8 @@ pub async fn sbom(
             subject.platform.to_string(),
             SbomPlatform {
                 digest: subject.descriptor.digest.to_string(),
-                artifact: artifact.map(|a| a.digest.to_string()),
-                signature,
+                artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
+                signature: trusted.and_then(|t| t.verdict),
                 total,
                 page,
                 per_page,

@@ -15,12 +15,58 @@ use crate::sign::{bundle, legacy, PublicKey, SignError};
 #[derive(Clone, Debug, Default)]
 pub struct Trust {
     /// Public keys; none means signatures are not checked.
-    pub keys: Vec<PublicKey>,
+    keys: Vec<PublicKey>,
     /// Hide artifacts whose signature does not verify.
-    pub require: bool,
+    require: bool,
+    /// `repository@digest` of artifacts that verified. An artifact is addressed by its
+    /// digest and its signature by the artifact's, so a verified artifact stays
+    /// verified; a failure is not kept, as its signature may still arrive.
+    proven: Proven,
+}
+
+/// Artifacts remembered as verified; old entries go first.
+const PROVEN_ENTRIES: u64 = 100_000;
+
+#[derive(Clone)]
+struct Proven(moka::future::Cache<String, &'static str>);
+
+impl Default for Proven {
+    fn default() -> Self {
+        Proven(moka::future::Cache::new(PROVEN_ENTRIES))
+    }
+}
+
+impl std::fmt::Debug for Proven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} verified", self.0.entry_count())
+    }
 }
 
 impl Trust {
+    /// Checks signatures with `keys`; with `require`, hides what does not verify.
+    pub fn new(keys: Vec<PublicKey>, require: bool) -> Self {
+        Trust {
+            keys,
+            require,
+            proven: Proven::default(),
+        }
+    }
+
+    /// Whether signatures are checked at all.
+    pub fn checks(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The keys signatures are checked with.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Whether what does not verify is hidden.
+    pub fn requires(&self) -> bool {
+        self.require
+    }
+
     /// The verdict on `artifact`, or `None` when no keys are configured.
     pub async fn verdict(
         &self,
@@ -31,9 +77,15 @@ impl Trust {
         if self.keys.is_empty() {
             return Ok(None);
         }
-        verify(client, repository, artifact, &self.keys)
-            .await
-            .map(Some)
+        let key = format!("{repository}@{artifact}");
+        if let Some(format) = self.proven.0.get(&key).await {
+            return Ok(Some(Verdict::Verified { format }));
+        }
+        let verdict = verify(client, repository, artifact, &self.keys).await?;
+        if let Verdict::Verified { format } = verdict {
+            self.proven.0.insert(key, format).await;
+        }
+        Ok(Some(verdict))
     }
 }
 

@@ -1,12 +1,13 @@
 //! The tags view: every tag of a repository with its platforms, their `created`, and
-//! vulnerability counts read from referrer annotations alone (no blob fetch).
+//! vulnerability counts read from the Grype artifact's manifest annotations (which its
+//! signature covers; no blob fetch).
 
 use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
-use super::artifacts::{existing, newest_trusted};
+use super::artifacts::{existing, newest_trusted, Trusted};
 use super::image::platform_images;
 use super::signatures::Trust;
 use super::CatalogError;
@@ -146,18 +147,21 @@ pub async fn entry(
         let grype = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
         let syft = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
         let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
-        let signed = (!trust.keys.is_empty()).then(|| {
+        let signed = trust.checks().then(|| {
             grype.is_some()
                 && syft.is_some()
                 && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
         });
-        let grype = grype.as_ref().map(|g| &g.descriptor);
+        let grype = grype.as_ref().and_then(Trusted::content);
+        let syft = syft.as_ref().and_then(Trusted::content);
         Ok::<_, CatalogError>(TagPlatform {
             platform: image.subject.platform.to_string(),
             digest: image.subject.descriptor.digest.to_string(),
             created: image.config.created.clone(),
-            scanned_at: grype.and_then(|g| g.annotations.get(CREATED).cloned()),
-            vulnerabilities: grype.map(|g| counts_from_annotations(&g.annotations)),
+            scanned_at: grype
+                .and_then(|g| g.annotation(CREATED))
+                .map(str::to_string),
+            vulnerabilities: grype.map(|g| counts_from_annotations(&g.descriptor.annotations)),
             sbom: syft.is_some(),
             signed,
         })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest_trusted};
+use super::artifacts::{existing, layer, newest_trusted, Trusted};
 use super::platforms::platform_manifests;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
@@ -79,16 +79,12 @@ pub async fn vulnerabilities(
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
-        let (artifact, signature) = match trusted {
-            Some(t) => (Some(t.descriptor), t.verdict),
-            None => (None, None),
-        };
-        let artifact = artifact.as_ref();
+        let artifact = trusted.as_ref().and_then(Trusted::content);
         let (matches, first_seen) = match artifact {
             Some(artifact) => {
                 let data = layer(client, repository, artifact, GRYPE_JSON).await?;
                 let matches = report::matches(&data)
-                    .map_err(|e| CatalogError::stored(artifact.digest.to_string(), e))?;
+                    .map_err(|e| CatalogError::stored(artifact.digest().to_string(), e))?;
                 let record = layer(client, repository, artifact, VULNERABILITY_RECORD)
                     .await
                     .ok()
@@ -118,10 +114,14 @@ pub async fn vulnerabilities(
             subject.platform.to_string(),
             VulnerabilityPlatform {
                 digest: subject.descriptor.digest.to_string(),
-                artifact: artifact.map(|a| a.digest.to_string()),
-                signature,
-                scanned_at: artifact.and_then(|a| a.annotations.get(CREATED).cloned()),
-                db_built: artifact.and_then(|a| a.annotations.get(GRYPE_DB_BUILT).cloned()),
+                artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
+                scanned_at: artifact
+                    .and_then(|a| a.annotation(CREATED))
+                    .map(str::to_string),
+                db_built: artifact
+                    .and_then(|a| a.annotation(GRYPE_DB_BUILT))
+                    .map(str::to_string),
+                signature: trusted.and_then(|t| t.verdict),
                 totals,
                 matches: entries,
             },

@@ -78,10 +78,7 @@ impl ServeArgs {
         if self.require_signature && self.key.is_empty() {
             anyhow::bail!("--require-signature needs the public key(s) to verify with: pass --key");
         }
-        let trust = Trust {
-            keys: load_public_keys(&self.key)?,
-            require: self.require_signature,
-        };
+        let trust = Trust::new(load_public_keys(&self.key)?, self.require_signature);
         let cache = CacheConfig {
             ttl: std::time::Duration::from_secs(self.cache_ttl),
             max_bytes: self.cache_mib * 1024 * 1024 / CACHES,

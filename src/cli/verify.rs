@@ -24,6 +24,9 @@ pub enum Output {
 
 /// Verify the signature of every refcat artifact of an image against public keys.
 ///
+/// An artifact counts as refcat's when its manifest says so (`dev.refcat.format`); other
+/// tools' SBOMs of the same types are left out, and counted on stderr.
+///
 /// Exit codes: 0 every artifact verified, 7 some artifact is unsigned or does not
 /// verify (or there are none), 2 bad input, 3 not found, 4 auth, 5 registry unavailable.
 #[derive(Debug, Args)]
@@ -59,24 +62,22 @@ impl VerifyArgs {
         let keys = load_public_keys(&self.key)?;
         let client = self.registry.client(&self.reference.registry)?;
         let repository = &self.reference.repository;
-        let mut rows = Vec::new();
+        let (mut rows, mut foreign) = (Vec::new(), 0);
         for subject in platform_manifests(&client, &self.reference, self.platform.as_ref()).await? {
-            let referrers = client
-                .referrers(repository, &subject.descriptor.digest, None)
-                .await?;
-            let existing = Existing::from_referrers(&referrers);
-            for (format, artifacts) in [
-                (Format::SyftJson, &existing.syft),
-                (Format::SpdxJson, &existing.spdx),
-                (Format::GrypeJson, &existing.grype),
-            ] {
-                for artifact in artifacts {
+            let existing = Existing::read(&client, repository, &subject.descriptor.digest).await?;
+            for format in [Format::SyftJson, Format::SpdxJson, Format::GrypeJson] {
+                for artifact in existing.of_format(format) {
+                    // Another tool's SBOM on the same image is not refcat's to judge.
+                    if !artifact.claims_refcat() {
+                        foreign += 1;
+                        continue;
+                    }
                     rows.push(Row {
                         subject: subject.descriptor.digest.to_string(),
                         platform: subject.platform.to_string(),
                         format,
-                        artifact: artifact.digest.to_string(),
-                        verdict: verify(&client, repository, &artifact.digest, &keys).await?,
+                        artifact: artifact.digest().to_string(),
+                        verdict: verify(&client, repository, artifact.digest(), &keys).await?,
                     });
                 }
             }
@@ -102,6 +103,9 @@ impl VerifyArgs {
                     );
                 }
             }
+        }
+        if foreign > 0 {
+            eprintln!("refcat: left out {foreign} artifact(s) of the same types that do not say refcat made them");
         }
         if rows.is_empty() {
             eprintln!("refcat: {} has no refcat artifacts", self.reference);

@@ -1,7 +1,7 @@
 //! The artifacts of one platform manifest, exactly as DESIGN.md's table says: empty
 //! config, `subject`, one titled layer holding the scanner's bytes unchanged (the Grype
 //! artifact adds refcat's record as a second layer), and annotations that let list
-//! views work from the referrers index alone.
+//! views work from the artifact manifest alone.
 
 use bytes::Bytes;
 

@@ -7,7 +7,9 @@
 //!
 //! - **Resolve**: an index becomes its platform manifests (attestations skipped), by
 //!   [`crate::catalog::platforms`].
-//! - **CheckExisting**: one referrers call per platform manifest decides what is missing.
+//! - **CheckExisting**: a referrers call per platform manifest nominates candidates;
+//!   only those whose manifest names the subject and whose signature verifies with the
+//!   publisher's key count ([`Existing::proven`]), and they decide what is missing.
 //! - **Syft**: one run writes Syft JSON and SPDX JSON.
 //! - **Grype**: runs offline on the Syft JSON, this run's or the one in the registry.
 //! - **Attach**: the artifacts' blobs.

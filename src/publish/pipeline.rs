@@ -13,6 +13,7 @@ use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
+use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
 use crate::oci::Platform;
@@ -82,6 +83,8 @@ pub struct Publisher {
     syft: Syft,
     grype: Grype,
     pub(super) key: KeyPair,
+    /// Trusts only `key`: what proves an artifact is this publisher's.
+    own: Trust,
     pub(super) options: PublishOptions,
     versions: OnceCell<(ScannerVersion, ScannerVersion)>,
     /// The Grype DB status, read once and again on [`Publisher::refresh_db`].
@@ -107,6 +110,7 @@ impl Publisher {
             client,
             syft,
             grype,
+            own: Trust::new(vec![key.public_key()], true),
             key,
             options,
             versions: OnceCell::new(),
@@ -232,11 +236,13 @@ impl Publisher {
         let db_built = self.grype_db().await?.built;
         let mut out = Vec::with_capacity(subjects.len());
         for subject in subjects {
-            let referrers = self
-                .client
-                .referrers(&reference.repository, &subject.descriptor.digest, None)
+            let (repository, digest) = (&reference.repository, &subject.descriptor.digest);
+            // Only what verifies with this publisher's key is its own to reuse, scan
+            // again or prune; another tool's or key's artifacts are left alone.
+            let existing = Existing::read(&self.client, repository, digest)
+                .await?
+                .proven(&self.client, repository, &self.own)
                 .await?;
-            let existing = Existing::from_referrers(&referrers);
             let missing = if self.options.force {
                 Missing::ALL
             } else {
@@ -468,7 +474,7 @@ impl Publisher {
         ) {
             (Some(own), _) => Some(own),
             (None, Some(previous)) => {
-                stored::release_record(&self.client, reference, previous).await
+                stored::release_record(&self.client, reference, previous, &self.own).await
             }
             (None, None) => None,
         };

@@ -5,8 +5,8 @@
 //! leaves only unlisted leftovers.
 
 use super::PublishError;
+use crate::catalog::existing::Stored;
 use crate::digest::{self, Digest};
-use crate::oci::Descriptor;
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 use crate::sign::legacy;
@@ -18,14 +18,11 @@ pub async fn artifacts(
     client: &Client,
     repository: &RepositoryName,
     subject: &Digest,
-    stale: &[Descriptor],
+    stale: &[Stored],
 ) -> Result<Vec<Digest>, PublishError> {
     let mut deleted = Vec::new();
-    for artifact in stale {
-        match client
-            .delete_referrer(repository, subject, &artifact.digest)
-            .await
-        {
+    for artifact in stale.iter().map(Stored::digest) {
+        match client.delete_referrer(repository, subject, artifact).await {
             Ok(()) => {}
             Err(e) if e.is_unsupported() => {
                 tracing::warn!(repository = %repository, error = %e, "the registry does not allow deletes: older Grype artifacts stay (--keep is not applied)");
@@ -33,8 +30,8 @@ pub async fn artifacts(
             }
             Err(e) => return Err(e.into()),
         }
-        signatures(client, repository, &artifact.digest).await?;
-        deleted.push(artifact.digest.clone());
+        signatures(client, repository, artifact).await?;
+        deleted.push(artifact.clone());
     }
     Ok(deleted)
 }

@@ -7,9 +7,10 @@ use super::record::VulnerabilityRecord;
 use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
 use crate::artifact::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
-use crate::catalog::artifacts::{existing, layer};
+use crate::catalog::artifacts::layer;
 use crate::catalog::existing::Existing;
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
+use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::registry::Client;
@@ -26,8 +27,7 @@ pub async fn syft_json(
         .ok_or_else(|| PublishError::Stored("no Syft JSON artifact to run grype on".into()))?;
     let json = layer(client, &reference.repository, newest, SYFT_JSON).await?;
     let packages = newest
-        .annotations
-        .get(PACKAGES)
+        .annotation(PACKAGES)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Ok((json, packages))
@@ -50,7 +50,7 @@ pub async fn newest_record(
     match result {
         Ok(record) => Some(record),
         Err(e) => {
-            tracing::warn!(artifact = %newest.digest, error = %e, "previous vulnerability record unreadable; first_seen starts over");
+            tracing::warn!(artifact = %newest.digest(), error = %e, "previous vulnerability record unreadable; first_seen starts over");
             None
         }
     }
@@ -70,16 +70,24 @@ pub async fn release_platforms(
         .unwrap_or_default()
 }
 
-/// The newest record on `platform_manifest` of the previous release.
+/// The newest record on `platform_manifest` of the previous release, among the
+/// artifacts that verify with `own` (the publisher's key).
 pub async fn release_record(
     client: &Client,
     reference: &Reference,
     platform_manifest: &PlatformManifest,
+    own: &Trust,
 ) -> Option<VulnerabilityRecord> {
     let digest = &platform_manifest.descriptor.digest;
-    let found = existing(client, &reference.repository, digest)
-        .await
-        .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
-        .ok()?;
+    let repository = &reference.repository;
+    let found = async {
+        Existing::read(client, repository, digest)
+            .await?
+            .proven(client, repository, own)
+            .await
+    }
+    .await
+    .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
+    .ok()?;
     newest_record(client, reference, &found).await
 }

@@ -1,5 +1,6 @@
 //! The reconcile walk: every tag of every repository in `_catalog`, each digest once,
-//! checked with the publish plan (one referrers call per platform manifest). What
+//! checked with the publish plan (a referrers call per platform manifest and each
+//! artifact's manifest; a signature is checked the first time the process sees it). What
 //! lacks a complete, current, signed set becomes a job, and every tag's image goes into
 //! the repository's release log. The worker runs it on an interval; `refcat backfill`
 //! runs it once in the foreground.

@@ -194,10 +194,7 @@ async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
     .unwrap();
     let with_trust = |require| {
         let mut state = AppState::new(served.registry.client());
-        state.trust = refcat::catalog::signatures::Trust {
-            keys: vec![key.clone()],
-            require,
-        };
+        state.trust = refcat::catalog::signatures::Trust::new(vec![key.clone()], require);
         start_api(state)
     };
     let get = |base: String, path: &'static str| async move {

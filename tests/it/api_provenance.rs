@@ -146,10 +146,7 @@ async fn provenance_is_read_from_cosign_and_in_toto_attestations() {
     let api = |require| {
         let client = served.registry.cached_client(Default::default());
         let mut state = AppState::new(client);
-        state.trust = Trust {
-            keys: vec![key.clone()],
-            require,
-        };
+        state.trust = Trust::new(vec![key.clone()], require);
         start_api(state)
     };
     let get = |base: String, path: String| async move {

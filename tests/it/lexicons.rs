@@ -8,7 +8,7 @@ use crate::common::Registry;
 use refcat::artifact::media_types::VULNERABILITY_RECORD;
 use refcat::catalog::platforms::platform_manifests;
 use refcat::publish::{Existing, Format};
-use refcat::reference::{Reference, Target};
+use refcat::reference::Reference;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,30 +25,24 @@ async fn published_records_and_annotations_follow_their_lexicons() {
     for r in &refs {
         let reference: Reference = r.parse().unwrap();
         for subject in platform_manifests(&client, &reference, None).await.unwrap() {
-            let referrers = client
-                .referrers(&reference.repository, &subject.descriptor.digest, None)
-                .await
-                .unwrap();
-            let existing = Existing::from_referrers(&referrers);
-            for descriptor in existing
+            let existing =
+                Existing::read(&client, &reference.repository, &subject.descriptor.digest)
+                    .await
+                    .unwrap();
+            for stored in existing
                 .syft
                 .iter()
                 .chain(&existing.spdx)
                 .chain(&existing.grype)
             {
-                let manifest = common::image_manifest(
-                    &client,
-                    &reference.repository,
-                    Target::Digest(descriptor.digest.clone()),
-                )
-                .await;
+                let manifest = &stored.manifest;
                 let annotations = serde_json::to_value(&manifest.annotations).unwrap();
-                let lexicon = match Format::of(descriptor) {
+                let lexicon = match Format::of(&stored.descriptor) {
                     Some(Format::GrypeJson) => &grype,
                     _ => &sbom,
                 };
                 let problems = lexicon.validate(&annotations);
-                assert!(problems.is_empty(), "{}: {problems:?}", descriptor.digest);
+                assert!(problems.is_empty(), "{}: {problems:?}", stored.digest());
                 checked += 1;
                 for layer in manifest
                     .layers

@@ -17,6 +17,7 @@ mod registry_behaviour;
 mod registry_faults;
 mod scanners;
 mod signing_interop;
+mod trust;
 mod worker;
 mod worker_aggregate;
 mod worker_walks;

@@ -106,14 +106,13 @@ fn first_seen_carries_over_when_grype_runs_again() {
             let client = registry.client();
             let subject = &subjects(&client, &target).await[0];
             let repository: refcat::reference::RepositoryName = "fixtures/app".parse().unwrap();
-            let referrers = client
-                .referrers(&repository, &subject.descriptor.digest, None)
-                .await
-                .unwrap();
+            let existing =
+                refcat::publish::Existing::read(&client, &repository, &subject.descriptor.digest)
+                    .await
+                    .unwrap();
             let mut out = Vec::new();
-            for grype in refcat::publish::Existing::from_referrers(&referrers).grype {
-                let m = common::image_manifest(&client, &repository, Target::Digest(grype.digest))
-                    .await;
+            for grype in existing.grype {
+                let m = grype.manifest;
                 let data = client
                     .get_blob(&repository, &m.layers[1].digest, None)
                     .await
@@ -159,8 +158,12 @@ fn first_seen_carries_over_when_grype_runs_again() {
             .descriptor
             .digest
             .clone();
-        let grype_of = |referrers: Vec<refcat::oci::Descriptor>| {
-            refcat::publish::Existing::from_referrers(&referrers).grype
+        let grype_of = |referrers: Vec<refcat::oci::Descriptor>| -> Vec<_> {
+            let grype = Some(refcat::publish::Format::GrypeJson);
+            referrers
+                .into_iter()
+                .filter(|d| refcat::publish::Format::of(d) == grype)
+                .collect()
         };
         let older = grype_of(client.referrers(&repository, &subject, None).await.unwrap());
         let mut bundles = Vec::new();

@@ -93,10 +93,7 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
     let counter = served_client.clone();
     let mut state = AppState::new(served_client);
     state.aggregate_repository = Some(repository.clone());
-    state.trust = Trust {
-        keys: vec![pair.public_key()],
-        require: true,
-    };
+    state.trust = Trust::new(vec![pair.public_key()], true);
     tokio_run(async {
         let base = start_api(state).await;
         let get = |path: &'static str| {

@@ -64,23 +64,20 @@ pub async fn check_recovered(registry: &Registry, keys: &Path, image: &str) {
     let reference = format!("{}/{image}", registry.host);
     let repository: Reference = reference.parse().unwrap();
     for subject in subjects(&client, &reference).await {
-        let referrers = client
-            .referrers(&repository.repository, &subject.descriptor.digest, None)
-            .await
-            .unwrap();
-        let existing = refcat::publish::Existing::from_referrers(&referrers);
+        let existing = refcat::publish::Existing::read(
+            &client,
+            &repository.repository,
+            &subject.descriptor.digest,
+        )
+        .await
+        .unwrap();
         for list in [&existing.syft, &existing.spdx, &existing.grype] {
             assert_eq!(
                 list.len(),
                 1,
-                "{image}: exactly one of each format: {referrers:?}"
+                "{image}: exactly one of each format: {existing:?}"
             );
-            let m = super::image_manifest(
-                &client,
-                &repository.repository,
-                Target::Digest(list[0].digest.clone()),
-            )
-            .await;
+            let m = &list[0].manifest;
             for blob in std::iter::once(&m.config).chain(&m.layers) {
                 assert!(
                     client
@@ -88,7 +85,7 @@ pub async fn check_recovered(registry: &Registry, keys: &Path, image: &str) {
                         .await
                         .unwrap(),
                     "{image}: artifact {} lacks blob {}",
-                    list[0].digest,
+                    list[0].digest(),
                     blob.digest
                 );
             }
