@@ -187,11 +187,12 @@ async fn images(
     uri: Uri,
 ) -> Result<Response, Problem> {
     let route = routes::parse(&path)?;
-    // A digest's config and SBOM never change; its vulnerabilities do, with each new
-    // Grype DB.
+    // Only a digest's platforms and configs never change. Its SBOM view names the newest
+    // SBOM artifact, which may not exist yet (or be replaced), and its vulnerabilities
+    // change with each Grype DB.
     let immutable = matches!(
         &route,
-        ImageRoute::View(View::Details | View::Sbom, _, Target::Digest(_))
+        ImageRoute::View(View::Details, _, Target::Digest(_))
     );
     let key = uri
         .path_and_query()

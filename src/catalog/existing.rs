@@ -7,7 +7,7 @@
 //! each candidate's manifest is read by digest, its `subject` must be the platform
 //! manifest and its artifactType one of refcat's, and its annotations (`created`,
 //! the Grype DB build, the counts) come from that manifest, which the signature covers.
-//! Whose artifact it is, is then decided by [`Existing::proven`]: only what verifies
+//! Whose artifact it is, is then decided by [`Existing::owned`]: only what verifies
 //! with the publisher's key is refcat's.
 
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
@@ -149,10 +149,43 @@ impl Existing {
         repository: &RepositoryName,
         subject: &Digest,
     ) -> Result<Existing, RegistryError> {
+        Existing::read_with(client, repository, subject, None).await
+    }
+
+    /// refcat's own artifacts on `subject`: those of [`Existing::read`] whose signature
+    /// verifies with `own`, the publisher's key. Everything else (another tool's SBOM,
+    /// a set signed with another key, an unsigned look-alike) is left alone: never
+    /// reused, never scanned, never pruned. An artifact `own` proved before is not read
+    /// again, so a long-running worker's walk costs one referrers call per subject.
+    pub async fn owned(
+        client: &Client,
+        repository: &RepositoryName,
+        subject: &Digest,
+        own: &Trust,
+    ) -> Result<Existing, RegistryError> {
+        Existing::read_with(client, repository, subject, Some(own))
+            .await?
+            .proven(client, repository, own)
+            .await
+    }
+
+    async fn read_with(
+        client: &Client,
+        repository: &RepositoryName,
+        subject: &Digest,
+        proved_by: Option<&Trust>,
+    ) -> Result<Existing, RegistryError> {
         let referrers = client.referrers(repository, subject, None).await?;
         let candidates = referrers.into_iter().filter(|d| Format::of(d).is_some());
         let read: Vec<Option<(Descriptor, ImageManifest)>> = stream::iter(candidates)
             .map(|listed| async move {
+                let known = match proved_by {
+                    Some(trust) => trust.proven_manifest(repository, &listed.digest).await,
+                    None => None,
+                };
+                if let Some(manifest) = known {
+                    return Ok(Some((listed, manifest)));
+                }
                 let target = Target::Digest(listed.digest.clone());
                 match client.get_manifest(repository, &target).await {
                     Ok(fetched) => match fetched.manifest {
@@ -222,11 +255,9 @@ impl Existing {
         }
     }
 
-    /// Only the artifacts whose signature verifies with `trust`'s keys: with the
-    /// publisher's own key, the artifacts that are refcat's. Everything else (another
-    /// tool's SBOM, a set signed with another key, one with no signature) is left
-    /// alone: never reused, never scanned, never pruned.
-    pub async fn proven(
+    /// Only the artifacts whose signature verifies with `trust`'s keys, which remembers
+    /// their manifests.
+    async fn proven(
         self,
         client: &Client,
         repository: &RepositoryName,
@@ -237,6 +268,9 @@ impl Existing {
             for stored in self.of_format(format) {
                 let verdict = trust.verdict(client, repository, stored.digest()).await?;
                 if verdict.as_ref().is_some_and(Verdict::is_verified) {
+                    trust
+                        .remember_manifest(repository, stored.digest(), &stored.manifest)
+                        .await;
                     proven.of_format_mut(format).push(stored.clone());
                 } else {
                     tracing::debug!(%repository, artifact = %stored.digest(), ?verdict, "not signed with the publisher's key; not refcat's");

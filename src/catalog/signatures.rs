@@ -6,7 +6,9 @@ use serde::Serialize;
 use crate::artifact::annotations::BUNDLE_CONTENT;
 use crate::artifact::media_types::SIGSTORE_BUNDLE_V03;
 use crate::digest::Digest;
-use crate::oci::{Descriptor, Manifest};
+use std::sync::Arc;
+
+use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 use crate::sign::{bundle, legacy, PublicKey, SignError};
@@ -18,27 +20,37 @@ pub struct Trust {
     keys: Vec<PublicKey>,
     /// Hide artifacts whose signature does not verify.
     require: bool,
-    /// `repository@digest` of artifacts that verified. An artifact is addressed by its
-    /// digest and its signature by the artifact's, so a verified artifact stays
+    /// Artifacts that verified, by `repository@digest`. An artifact is addressed by
+    /// its digest and its signature by the artifact's, so a verified artifact stays
     /// verified; a failure is not kept, as its signature may still arrive.
     proven: Proven,
 }
 
-/// Artifacts remembered as verified; old entries go first.
+/// Verified artifacts remembered, and how many of their manifests; old entries go first.
 const PROVEN_ENTRIES: u64 = 100_000;
+const PROVEN_MANIFESTS: u64 = 20_000;
 
 #[derive(Clone)]
-struct Proven(moka::future::Cache<String, &'static str>);
+struct Proven {
+    /// The signature format that verified.
+    verdicts: moka::future::Cache<String, &'static str>,
+    /// Manifests of verified artifacts a publisher read, so a walk need not read them
+    /// again (digest-addressed: they cannot change).
+    manifests: moka::future::Cache<String, Arc<ImageManifest>>,
+}
 
 impl Default for Proven {
     fn default() -> Self {
-        Proven(moka::future::Cache::new(PROVEN_ENTRIES))
+        Proven {
+            verdicts: moka::future::Cache::new(PROVEN_ENTRIES),
+            manifests: moka::future::Cache::new(PROVEN_MANIFESTS),
+        }
     }
 }
 
 impl std::fmt::Debug for Proven {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} verified", self.0.entry_count())
+        write!(f, "{} verified", self.verdicts.entry_count())
     }
 }
 
@@ -78,14 +90,39 @@ impl Trust {
             return Ok(None);
         }
         let key = format!("{repository}@{artifact}");
-        if let Some(format) = self.proven.0.get(&key).await {
+        if let Some(format) = self.proven.verdicts.get(&key).await {
             return Ok(Some(Verdict::Verified { format }));
         }
         let verdict = verify(client, repository, artifact, &self.keys).await?;
         if let Verdict::Verified { format } = verdict {
-            self.proven.0.insert(key, format).await;
+            self.proven.verdicts.insert(key, format).await;
         }
         Ok(Some(verdict))
+    }
+
+    /// The manifest of a verified artifact, remembered by [`Trust::remember_manifest`].
+    pub async fn proven_manifest(
+        &self,
+        repository: &RepositoryName,
+        artifact: &Digest,
+    ) -> Option<ImageManifest> {
+        let key = format!("{repository}@{artifact}");
+        let manifest = self.proven.manifests.get(&key).await?;
+        Some(manifest.as_ref().clone())
+    }
+
+    /// Remembers the manifest of `artifact`, which verified.
+    pub async fn remember_manifest(
+        &self,
+        repository: &RepositoryName,
+        artifact: &Digest,
+        manifest: &ImageManifest,
+    ) {
+        let key = format!("{repository}@{artifact}");
+        self.proven
+            .manifests
+            .insert(key, Arc::new(manifest.clone()))
+            .await;
     }
 }
 

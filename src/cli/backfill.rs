@@ -38,11 +38,9 @@ impl BackfillArgs {
         let registry = parse_registry(&self.registry)?;
         let client = self.registry_args.client(&registry)?;
         let context = Arc::new(JobContext {
-            publisher: self.publisher.publisher(
-                client.clone(),
-                PublishOptions::default(),
-                self.dry_run,
-            )?,
+            publisher: self
+                .publisher
+                .publisher(client.clone(), PublishOptions::default())?,
             client,
             stats: Default::default(),
             release_logs: Default::default(),

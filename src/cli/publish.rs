@@ -36,7 +36,8 @@ pub struct PublishArgs {
     /// Only platform manifests of this platform (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<Platform>,
-    /// Print what is missing, as JSON, and change nothing.
+    /// Print what is missing, as JSON, and change nothing. Still needs the key (and its
+    /// password): what does not verify with it is not refcat's and counts as missing.
     #[arg(long)]
     pub dry_run: bool,
     /// Scan again even when complete, current artifacts exist.
@@ -81,7 +82,6 @@ impl PublishArgs {
                 force: self.force,
                 ..Default::default()
             },
-            self.dry_run,
         )?;
         if self.dry_run {
             let mut plan = Vec::new();

@@ -54,19 +54,10 @@ pub struct PublisherArgs {
 }
 
 impl PublisherArgs {
-    /// A publisher over `client` with these options on top of `options`. With
-    /// `throwaway_key` a fresh key stands in (for plans that sign nothing).
-    pub fn publisher(
-        &self,
-        client: Client,
-        options: PublishOptions,
-        throwaway_key: bool,
-    ) -> anyhow::Result<Publisher> {
-        let key = if throwaway_key {
-            crate::sign::KeyPair::generate()
-        } else {
-            load_private_key(&self.key)?
-        };
+    /// A publisher over `client` with these options on top of `options`. A dry run
+    /// needs the key too: only what verifies with it counts as done.
+    pub fn publisher(&self, client: Client, options: PublishOptions) -> anyhow::Result<Publisher> {
+        let key = load_private_key(&self.key)?;
         let (syft, grype) = self.scanners();
         Ok(Publisher::new(
             client,

@@ -120,11 +120,9 @@ impl WorkerArgs {
         }
         let client = self.registry_args.client(&registry)?;
         let context = Arc::new(JobContext {
-            publisher: self.publisher.publisher(
-                client.clone(),
-                PublishOptions::default(),
-                false,
-            )?,
+            publisher: self
+                .publisher
+                .publisher(client.clone(), PublishOptions::default())?,
             client: client.clone(),
             stats: Default::default(),
             release_logs: Default::default(),

@@ -239,10 +239,7 @@ impl Publisher {
             let (repository, digest) = (&reference.repository, &subject.descriptor.digest);
             // Only what verifies with this publisher's key is its own to reuse, scan
             // again or prune; another tool's or key's artifacts are left alone.
-            let existing = Existing::read(&self.client, repository, digest)
-                .await?
-                .proven(&self.client, repository, &self.own)
-                .await?;
+            let existing = Existing::owned(&self.client, repository, digest, &self.own).await?;
             let missing = if self.options.force {
                 Missing::ALL
             } else {

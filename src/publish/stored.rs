@@ -80,14 +80,9 @@ pub async fn release_record(
 ) -> Option<VulnerabilityRecord> {
     let digest = &platform_manifest.descriptor.digest;
     let repository = &reference.repository;
-    let found = async {
-        Existing::read(client, repository, digest)
-            .await?
-            .proven(client, repository, own)
-            .await
-    }
-    .await
-    .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
+    let found = Existing::owned(client, repository, digest, own)
+        .await
+        .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
     .ok()?;
     newest_record(client, reference, &found).await
 }

@@ -168,17 +168,20 @@ impl Client {
     fn knows_blob(&self, repository: &RepositoryName, digest: &Digest) -> bool {
         self.inner
             .known_blobs
-            .lock()
-            .expect("known blobs lock")
-            .contains(&format!("{repository}@{digest}"))
+            .contains_key(&format!("{repository}@{digest}"))
     }
 
     fn remember_blob(&self, repository: &RepositoryName, digest: &Digest) {
         self.inner
             .known_blobs
-            .lock()
-            .expect("known blobs lock")
-            .insert(format!("{repository}@{digest}"));
+            .insert(format!("{repository}@{digest}"), ());
+    }
+
+    /// Forgets that the repository holds `digest`: the registry said otherwise.
+    pub(super) fn forget_blob(&self, repository: &RepositoryName, digest: &Digest) {
+        self.inner
+            .known_blobs
+            .invalidate(&format!("{repository}@{digest}"));
     }
 }
 

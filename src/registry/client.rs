@@ -78,6 +78,10 @@ pub fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Blobs remembered as present, and for how long.
+const KNOWN_BLOBS: u64 = 100_000;
+const KNOWN_BLOBS_TTL: Duration = Duration::from_secs(600);
+
 /// A client for one registry.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -94,9 +98,10 @@ pub(super) struct Inner {
     pub(super) auth: Mutex<HashMap<String, Secret>>,
     /// Per repository: whether the registry serves the referrers API.
     pub(super) referrers_api: Mutex<HashMap<String, bool>>,
-    /// `repository@digest` of blobs this client has seen in the registry. Blobs are
-    /// immutable; a deleted one only costs a failed manifest push, which says so.
-    pub(super) known_blobs: Mutex<std::collections::HashSet<String>>,
+    /// `repository@digest` of blobs this client has seen in the registry lately, so that
+    /// a shared blob is not asked for again. Bounded, and forgotten after a while or as
+    /// soon as a manifest push says a blob is unknown (a registry GC removed it).
+    pub(super) known_blobs: moka::sync::Cache<String, ()>,
     /// Async locks by name: tag-schema read-modify-write per subject, and the referrers
     /// API probe per repository.
     pub(super) subject_locks: crate::locks::KeyedLocks,
@@ -123,7 +128,10 @@ impl Client {
                 counter: RequestCounter::default(),
                 auth: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
-                known_blobs: Mutex::new(std::collections::HashSet::new()),
+                known_blobs: moka::sync::Cache::builder()
+                    .max_capacity(KNOWN_BLOBS)
+                    .time_to_live(KNOWN_BLOBS_TTL)
+                    .build(),
                 subject_locks: Default::default(),
                 cache,
             }),

@@ -261,10 +261,7 @@ impl Client {
         );
         let response = self.send(req).await?;
         if let Some(cache) = &self.inner.cache {
-            cache
-                .manifests
-                .invalidate(&format!("{repository}@{digest}"))
-                .await;
+            forget_what_a_delete_changes(cache, repository, digest).await;
         }
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -297,6 +294,41 @@ async fn forget_what_a_push_changes(
     }) = serde_json::from_slice(bytes)
     {
         let key = format!("{repository}@{}", subject.digest);
+        cache.referrers.invalidate(&key).await;
+    }
+}
+
+/// Drops the cached entries a manifest delete makes stale: the manifest, every tag that
+/// resolved to it and the repository's tag list (a registry deletes its tags with it),
+/// and every referrer list that names it.
+async fn forget_what_a_delete_changes(
+    cache: &ContentCache,
+    repository: &RepositoryName,
+    digest: &Digest,
+) {
+    cache
+        .manifests
+        .invalidate(&format!("{repository}@{digest}"))
+        .await;
+    cache.tags.invalidate(repository).await;
+    let prefix = format!("{repository}:");
+    let tagged: Vec<String> = cache
+        .tagged
+        .iter()
+        .filter(|(key, fetched)| key.starts_with(&prefix) && &fetched.digest == digest)
+        .map(|(key, _)| key.as_ref().clone())
+        .collect();
+    for key in tagged {
+        cache.tagged.invalidate(&key).await;
+    }
+    let prefix = format!("{repository}@");
+    let listing: Vec<String> = cache
+        .referrers
+        .iter()
+        .filter(|(key, list)| key.starts_with(&prefix) && list.iter().any(|d| &d.digest == digest))
+        .map(|(key, _)| key.as_ref().clone())
+        .collect();
+    for key in listing {
         cache.referrers.invalidate(&key).await;
     }
 }

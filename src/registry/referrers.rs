@@ -260,14 +260,29 @@ impl Client {
         subject_state: SubjectState,
     ) -> Result<(), RegistryError> {
         let pushes = artifacts.iter().map(|artifact| async move {
-            let pushed = self
-                .put_manifest(
+            let target = Target::Digest(artifact.digest.clone());
+            let put = || {
+                self.put_manifest(
                     repository,
-                    &Target::Digest(artifact.digest.clone()),
+                    &target,
                     media_types::OCI_MANIFEST,
                     artifact.manifest.clone(),
                 )
-                .await?;
+            };
+            let pushed = match put().await {
+                // A blob this client remembered was removed since (a registry GC):
+                // forget it, push the artifact's blobs again, and try once more.
+                Err(e) if e.has_code("MANIFEST_BLOB_UNKNOWN") || e.has_code("BLOB_UNKNOWN") => {
+                    tracing::warn!(%repository, artifact = %artifact.digest, error = %e, "the registry lost a blob; pushing the artifact's blobs again");
+                    for (digest, _) in &artifact.blobs {
+                        self.forget_blob(repository, digest);
+                    }
+                    self.push_artifact_blobs(repository, std::slice::from_ref(artifact))
+                        .await?;
+                    put().await?
+                }
+                other => other?,
+            };
             Ok::<_, RegistryError>((artifact, pushed.subject_acknowledged))
         });
         let mut unacknowledged: BTreeMap<String, (&Digest, Vec<Descriptor>)> = BTreeMap::new();

@@ -274,7 +274,7 @@ mod tests {
             "mediaType": "application/vnd.oci.image.index.v1+json", "manifest": "{}"
         });
         let parsed = parse(None, Some(ZOT_IMAGE_UPDATED), body.to_string().as_bytes()).unwrap();
-        assert_eq!(parsed.jobs[0].key(), format!("team/app@{digest}"));
+        assert_eq!(parsed.jobs[0].key(), format!("team/app:1.0@{digest}"));
         let deleted = parse(None, Some("zotregistry.image.deleted"), b"{}").unwrap();
         assert_eq!((deleted.jobs.len(), deleted.ignored), (0, 1));
         let signature = serde_json::json!({

@@ -34,11 +34,16 @@ impl Job {
         }
     }
 
-    /// The deduplication key: `repository@digest` or `repository:tag`.
+    /// The deduplication key: `repository@digest`, `repository:tag` or
+    /// `repository:tag@digest`. Two tags of one image are two jobs: each records its
+    /// tag in the release log, and the release a tag left must be looked after even when
+    /// another tag moved to the same image a moment before (the publish itself is done
+    /// once; the second job only checks).
     pub fn key(&self) -> String {
         match &self.target {
             Target::Tag(tag) => format!("{}:{tag}", self.repository),
-            Target::Digest(d) | Target::Pinned(_, d) => format!("{}@{d}", self.repository),
+            Target::Digest(d) => format!("{}@{d}", self.repository),
+            Target::Pinned(tag, d) => format!("{}:{tag}@{d}", self.repository),
         }
     }
 }

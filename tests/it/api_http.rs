@@ -73,7 +73,7 @@ async fn etags_cache_control_and_one_registry_walk_for_concurrent_requests() {
         .to_string();
     for (view, immutable) in [
         ("details", true),
-        ("sbom", true),
+        ("sbom", false),
         ("vulnerabilities", false),
     ] {
         let response = http

@@ -296,36 +296,46 @@ async fn second_run_only_checks(kind: Kind) {
         key,
         refcat::publish::PublishOptions::default(),
     );
-    let mut platform_manifests = 0;
-    for reference in &refs {
-        let reports = publisher
-            .publish(&reference.parse().unwrap())
-            .await
-            .unwrap();
-        assert!(reports
-            .iter()
-            .all(|r| r.published.is_empty() && !r.missing.any()));
-        platform_manifests += reports.len() as u64;
-    }
-    let counts = client.counter().snapshot();
-    let writes: u64 = counts
-        .iter()
-        .filter(|((method, _), _)| method != "GET" && method != "HEAD")
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(writes, 0, "a second run writes nothing: {counts:?}");
-    // CheckExisting alone: per image, its manifest (and a single-platform image's
-    // config, for the platform); per platform manifest, one referrers listing. Without
-    // the referrers API that listing is the tag-schema index, after one probe per
-    // repository that learns the API is missing.
+    // The first check proves each artifact: per platform manifest, one referrers listing,
+    // then per artifact its manifest and its signature (the bundle's listing, manifest
+    // and blob). The second check, by the same publisher, only lists: it remembers what
+    // it proved. Without the referrers API a listing is the tag-schema index, after one
+    // probe per repository that learns the API is missing.
     let images = refs.len() as u64;
     let single_platform = 2;
-    let total: u64 = counts.values().sum();
-    let expected = match kind {
-        Kind::Zot => images + single_platform + platform_manifests,
-        Kind::Distribution => images + single_platform + platform_manifests + images,
+    let probes = match kind {
+        Kind::Zot => 0,
+        Kind::Distribution => images,
     };
-    assert_eq!(total, expected, "{counts:?}");
+    let mut seen = 0;
+    for (pass, per_platform_manifest) in [("first", 1 + 3 * (1 + 3)), ("second", 1)] {
+        let mut platform_manifests = 0;
+        for reference in &refs {
+            let reports = publisher
+                .publish(&reference.parse().unwrap())
+                .await
+                .unwrap();
+            assert!(reports
+                .iter()
+                .all(|r| r.published.is_empty() && !r.missing.any()));
+            platform_manifests += reports.len() as u64;
+        }
+        let counts = client.counter().snapshot();
+        let writes: u64 = counts
+            .iter()
+            .filter(|((method, _), _)| method != "GET" && method != "HEAD")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(writes, 0, "a check writes nothing: {counts:?}");
+        // Per image, its manifest (and a single-platform image's config, for the
+        // platform), then CheckExisting.
+        let total: u64 = counts.values().sum();
+        let probed = if pass == "first" { probes } else { 0 };
+        let expected =
+            images + single_platform + platform_manifests * per_platform_manifest + probed;
+        assert_eq!(total - seen, expected, "{pass} check: {counts:?}");
+        seen = total;
+    }
 }
 
 #[test]

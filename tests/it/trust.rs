@@ -50,10 +50,7 @@ fn public_key(keys: &Path) -> PublicKey {
 /// The artifacts on `subject` that verify with the key in `keys`.
 async fn proven(client: &Client, subject: &PlatformManifest, keys: &Path) -> Existing {
     let trust = Trust::new(vec![public_key(keys)], true);
-    Existing::read(client, &alpine(), &subject.descriptor.digest)
-        .await
-        .unwrap()
-        .proven(client, &alpine(), &trust)
+    Existing::owned(client, &alpine(), &subject.descriptor.digest, &trust)
         .await
         .unwrap()
 }
@@ -74,6 +71,23 @@ async fn verify(keys: &Path, reference: &str) -> std::process::Output {
         .arg(keys.join("refcat.pub"))
         .arg(reference);
     output(cmd).await
+}
+
+/// What `refcat backfill --dry-run` with the key in `keys` would queue, one line each.
+async fn backfill_dry_run(keys: &Path, host: &str) -> String {
+    let cmd = refcat_publish(keys);
+    // refcat_publish's scanner and key settings, for a walk instead of a publish.
+    let args: Vec<_> = cmd.get_args().skip(1).map(|a| a.to_owned()).collect();
+    let mut walk = refcat();
+    walk.arg("backfill").args(args).args(["--dry-run", host]);
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            walk.env(key, value);
+        }
+    }
+    let out = output(walk).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// What one view of a catalog that trusts `keys` (or nothing) answers.
@@ -216,7 +230,12 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
     write_keys(keys.path());
     write_keys(other.path());
     let (reference, _) = pushed_alpine(&registry).await;
-    let by_other = publish(other.path(), &reference, &[]).await;
+    let every_platform = |keys: &Path| {
+        let mut cmd = refcat_publish(keys);
+        cmd.arg(&reference);
+        output(cmd)
+    };
+    let by_other = every_platform(other.path()).await;
     assert_eq!(code(&by_other), 0, "{}", stderr(&by_other));
 
     // A catalog trusting refcat's key shows no numbers from the other key's set, and
@@ -253,8 +272,15 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
         plan[0]["missing"],
         serde_json::json!({ "syft": true, "spdx": true, "grype": true })
     );
-    let own = publish(keys.path(), &reference, &[]).await;
+    let walk = backfill_dry_run(keys.path(), &registry.host).await;
+    assert!(
+        walk.lines()
+            .any(|l| l.starts_with(&format!("{}/{ALPINE}:", registry.host))),
+        "backfill --dry-run lists alpine: {walk}"
+    );
+    let own = every_platform(keys.path()).await;
     assert_eq!(code(&own), 0, "{}", stderr(&own));
+    assert_eq!(backfill_dry_run(keys.path(), &registry.host).await, "");
 
     let tags = view(
         &registry,
