@@ -223,12 +223,11 @@ async fn for_platform(
             referred.push((Target::Digest(referrer.digest), found_in));
         }
     }
-    let att = format!("{}.att", digest::referrers_tag(platform));
-    let legacy = (
-        Target::Tag(att.parse().expect("an algorithm-hex.att tag is valid")),
-        "cosign-attestation",
-    );
-    for (target, found_in) in buildkit.chain(referred).chain([legacy]) {
+    // A digest cosign's `.att` tag cannot name (sha512) has no legacy attestation.
+    let legacy = digest::cosign_tag(platform, ".att")
+        .ok()
+        .map(|tag| (Target::Tag(tag), "cosign-attestation"));
+    for (target, found_in) in buildkit.chain(referred).chain(legacy) {
         if let Some(found) = in_manifest(client, repository, target, found_in, trust).await? {
             return Ok(Some(found));
         }

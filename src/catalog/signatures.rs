@@ -236,11 +236,14 @@ pub async fn verify(
             }
         }
     }
-    let tag = Target::Tag(legacy::signature_tag(signed));
-    let layers = match image_layers(client, repository, &tag).await {
-        Ok(layers) => layers,
-        Err(e) if e.is_not_found() => Vec::new(),
-        Err(e) => return Err(e),
+    // A digest cosign's `.sig` tag cannot name (sha512) has no legacy signature.
+    let layers = match legacy::signature_tag(signed) {
+        Ok(tag) => match image_layers(client, repository, &Target::Tag(tag)).await {
+            Ok(layers) => layers,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        },
+        Err(_) => Vec::new(),
     };
     for layer in &layers {
         let payload = match fetch(client, repository, layer).await? {

@@ -14,7 +14,7 @@ use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
-use crate::registry::SubjectState;
+use crate::registry::{RegistryError, SubjectState};
 use crate::sign::{bundle, legacy};
 
 /// A signature ready to push.
@@ -125,16 +125,22 @@ impl Publisher {
                 }
                 Signature::Legacy {
                     signed, manifest, ..
-                } => self
-                    .client
-                    .put_manifest(
-                        repository,
-                        &Target::Tag(legacy::signature_tag(signed)),
-                        OCI_MANIFEST,
-                        manifest.clone(),
-                    )
-                    .await
-                    .map(|_| ()),
+                } => {
+                    let tag =
+                        legacy::signature_tag(signed).map_err(|source| RegistryError::Digest {
+                            what: format!("the .sig tag of {repository}@{signed}"),
+                            source,
+                        })?;
+                    self.client
+                        .put_manifest(
+                            repository,
+                            &Target::Tag(tag),
+                            OCI_MANIFEST,
+                            manifest.clone(),
+                        )
+                        .await
+                        .map(|_| ())
+                }
             }
         }))
         .await?;

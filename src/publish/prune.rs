@@ -63,14 +63,11 @@ async fn signatures(
     for referrer in client.referrers(repository, artifact, None).await? {
         client.delete_manifest(repository, &referrer.digest).await?;
     }
-    let mut tags = vec![legacy::signature_tag(artifact)];
+    // A tag that cannot name this digest (sha512's `.sig`) was never written.
+    let mut tags: Vec<_> = legacy::signature_tag(artifact).ok().into_iter().collect();
     // Only a registry without the referrers API has a tag-schema index to delete.
     if client.referrers_api_known(repository) != Some(true) {
-        tags.push(
-            digest::referrers_tag(artifact)
-                .parse()
-                .expect("sha256-<hex> is a valid tag"),
-        );
+        tags.extend(digest::referrers_tag(artifact).ok());
     }
     for tag in tags {
         if let Some(tagged) = client.head_manifest(repository, &Target::Tag(tag)).await? {

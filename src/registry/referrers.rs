@@ -20,7 +20,7 @@ use crate::artifact::BuiltArtifact;
 use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::oci::{Descriptor, ImageIndex, Manifest};
-use crate::reference::{RepositoryName, Target};
+use crate::reference::{RepositoryName, Tag, Target};
 
 const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -186,9 +186,7 @@ impl Client {
         repository: &RepositoryName,
         subject: &Digest,
     ) -> Result<Option<ImageIndex>, RegistryError> {
-        let tag = digest::referrers_tag(subject)
-            .parse()
-            .expect("sha256-<hex> is a valid tag");
+        let tag = referrers_tag(repository, subject)?;
         match self.get_manifest(repository, &Target::Tag(tag)).await {
             Ok(fetched) => match fetched.manifest {
                 Manifest::Index(index) => Ok(Some(index)),
@@ -375,13 +373,19 @@ impl Client {
         }
         index.media_type = Some(OCI_INDEX.to_string());
         let bytes = serde_json::to_vec(&index).expect("indexes serialize");
-        let tag = digest::referrers_tag(subject)
-            .parse()
-            .expect("sha256-<hex> is a valid tag");
+        let tag = referrers_tag(repository, subject)?;
         self.put_manifest(repository, &Target::Tag(tag), OCI_INDEX, bytes.into())
             .await?;
         Ok(())
     }
+}
+
+/// The tag-schema tag of `subject`, or an error naming it.
+fn referrers_tag(repository: &RepositoryName, subject: &Digest) -> Result<Tag, RegistryError> {
+    digest::referrers_tag(subject).map_err(|source| RegistryError::Digest {
+        what: format!("referrers tag of {repository}@{subject}"),
+        source,
+    })
 }
 
 /// Whether a subject may already have referrers.

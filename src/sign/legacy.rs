@@ -16,10 +16,8 @@ use crate::oci::Descriptor;
 use crate::reference::Tag;
 
 /// The tag that holds the legacy signatures of `subject`.
-pub fn signature_tag(subject: &Digest) -> Tag {
-    format!("{}.sig", digest::referrers_tag(subject))
-        .parse()
-        .expect("an algorithm-hex.sig tag is valid")
+pub fn signature_tag(subject: &Digest) -> Result<Tag, digest::DigestError> {
+    digest::cosign_tag(subject, ".sig")
 }
 
 /// The simple-signing payload cosign signs, byte for byte as cosign writes it.
@@ -123,7 +121,7 @@ mod tests {
         )
         .is_err());
         assert_eq!(
-            signature_tag(&subject).as_str(),
+            signature_tag(&subject).unwrap().as_str(),
             format!("sha256-{}.sig", subject.digest())
         );
         let (manifest, config) = manifest(std::slice::from_ref(&layer));

@@ -8,6 +8,8 @@ mod common;
 mod api;
 mod api_http;
 mod api_provenance;
+mod caches;
+mod hostile;
 mod lexicons;
 mod publish;
 mod publish_options;

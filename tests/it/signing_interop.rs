@@ -51,7 +51,7 @@ async fn push_legacy(
     client
         .put_manifest(
             repository,
-            &Target::Tag(legacy::signature_tag(subject)),
+            &Target::Tag(legacy::signature_tag(subject).unwrap()),
             refcat::artifact::media_types::OCI_MANIFEST,
             manifest,
         )
@@ -221,7 +221,7 @@ async fn refcat_accepts_cosign_signatures_in_both_layouts() {
     let m = common::image_manifest(
         &client,
         &image.repository,
-        Target::Tag(legacy::signature_tag(&image.top.digest)),
+        Target::Tag(legacy::signature_tag(&image.top.digest).unwrap()),
     )
     .await;
     let layer: &Descriptor = &m.layers[0];

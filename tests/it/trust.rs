@@ -296,7 +296,7 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
 /// Rewrites the tag-schema index of `subject` with `change`.
 async fn rewrite_listing(client: &Client, subject: &PlatformManifest, change: impl Fn(&mut Value)) {
     let tag = refcat::digest::referrers_tag(&subject.descriptor.digest);
-    let target = Target::Tag(tag.parse().unwrap());
+    let target = Target::Tag(tag.unwrap());
     let fetched = client.get_manifest(&alpine(), &target).await.unwrap();
     let mut index: Value = serde_json::from_slice(&fetched.bytes).unwrap();
     change(&mut index);
@@ -356,7 +356,7 @@ async fn a_rewritten_listing_changes_nothing_the_catalog_shows() {
     let y_listing = {
         let tag = refcat::digest::referrers_tag(&y.descriptor.digest);
         let fetched = client
-            .get_manifest(&alpine(), &Target::Tag(tag.parse().unwrap()))
+            .get_manifest(&alpine(), &Target::Tag(tag.unwrap()))
             .await
             .unwrap();
         serde_json::from_slice::<Value>(&fetched.bytes).unwrap()["manifests"].clone()
