@@ -30,6 +30,16 @@ pub struct RegistryArgs {
     /// Attempts for a request that fails with 429/5xx or times out.
     #[arg(long, default_value_t = 4)]
     pub retries: u32,
+    /// Host of a bearer token service on another host than the registry that may be
+    /// sent the registry credentials (Docker Hub: auth.docker.io). Without it, a token
+    /// service elsewhere is asked for an anonymous token.
+    #[arg(
+        long,
+        env = "REFCAT_TRUSTED_REALMS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub trusted_realm: Vec<String>,
 }
 
 impl RegistryArgs {
@@ -45,6 +55,7 @@ impl RegistryArgs {
         config.request_timeout = Duration::from_secs(self.timeout.max(1));
         config.max_attempts = self.retries.max(1);
         config.credentials = self.credentials(registry)?;
+        config.trusted_realms = self.trusted_realm.clone();
         Ok(config)
     }
 

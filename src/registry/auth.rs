@@ -2,11 +2,18 @@
 //! credentials or with a bearer token fetched from the challenge's realm.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use base64::Engine as _;
+use reqwest::header::AUTHORIZATION;
+use reqwest::Method;
 use serde::Deserialize;
 
+use super::client::Client;
+use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
+use super::error::RegistryError;
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,17 +93,155 @@ pub fn basic_header(credentials: &Credentials) -> Option<Secret> {
 
 /// A token endpoint's answer; registries use either field name.
 #[derive(Deserialize)]
-pub(super) struct TokenResponse {
+struct TokenResponse {
     token: Option<String>,
     access_token: Option<String>,
 }
 
 impl TokenResponse {
-    pub(super) fn into_bearer(self) -> Option<Secret> {
+    fn into_bearer(self) -> Option<Secret> {
         self.token
             .or(self.access_token)
             .filter(|t| !t.is_empty())
             .map(|t| Secret::new(format!("Bearer {t}")))
+    }
+}
+
+/// Token responses are a few KiB; anything bigger is not one.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
+/// Whether a token service at `realm` may be used by a registry reached over
+/// `registry_scheme` at `registry_host`, and whether it may be sent the credentials:
+/// never over plain HTTP when the registry speaks HTTPS; credentials only to the
+/// registry's own host or one the user trusts.
+fn realm_policy(
+    realm: &url::Url,
+    registry_scheme: &str,
+    registry_host: &str,
+    trusted: &[String],
+) -> Result<bool, String> {
+    match (realm.scheme(), registry_scheme) {
+        ("https", _) | ("http", "http") => {}
+        ("http", _) => {
+            return Err(format!(
+                "the bearer realm {realm} would downgrade to plain HTTP; refused"
+            ))
+        }
+        (other, _) => return Err(format!("the bearer realm uses {other}, not HTTPS; refused")),
+    }
+    let host = realm.host_str().unwrap_or_default();
+    let with_port = match realm.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let registry_only_host = match registry_host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry_host,
+    };
+    Ok(host == registry_only_host
+        || trusted
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(host) || t.eq_ignore_ascii_case(&with_port)))
+}
+
+impl Client {
+    /// A bearer token for `scope` from the token service at `realm`, as the distribution
+    /// token spec describes: a GET with Basic credentials, or an OAuth2 POST for a
+    /// refresh (identity) token, which never goes in a URL.
+    pub(super) async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        what: &str,
+    ) -> Result<Secret, RegistryError> {
+        let config = &self.inner.config;
+        let token_what = format!("token for {what}");
+        let invalid = |reason: String| RegistryError::InvalidResponse {
+            what: token_what.clone(),
+            reason,
+        };
+        let mut url = url::Url::parse(realm)
+            .map_err(|e| invalid(format!("bearer realm is not a URL: {e}")))?;
+        let scheme = if self.plain_http() { "http" } else { "https" };
+        let trusted = realm_policy(&url, scheme, &config.registry, &config.trusted_realms)
+            .map_err(invalid)?;
+        let credentials = if trusted {
+            &config.credentials
+        } else {
+            if !matches!(config.credentials, Credentials::Anonymous)
+                && !self.inner.withheld_from_realm.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(realm = %url.host_str().unwrap_or_default(), registry = %config.registry,
+                    "the registry's token service is on another host: asking it for an anonymous token (trust it with --trusted-realm)");
+            }
+            &Credentials::Anonymous
+        };
+        let builder = match credentials {
+            Credentials::IdentityToken(token) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose()),
+                    ("client_id", "refcat"),
+                    ("scope", scope),
+                ];
+                if let Some(service) = service {
+                    form.push(("service", service));
+                }
+                self.inner.http.post(url).form(&form)
+            }
+            _ => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", scope);
+                    if let Credentials::Basic { username, .. } = credentials {
+                        query.append_pair("account", username);
+                    }
+                }
+                let mut builder = self.inner.http.get(url);
+                if let Some(basic) = basic_header(credentials) {
+                    builder = builder.header(AUTHORIZATION, basic.expose());
+                }
+                builder
+            }
+        };
+        let method = if matches!(credentials, Credentials::IdentityToken(_)) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        self.inner.counter.record(&method, RequestKind::Token);
+        let response = tokio::time::timeout(config.request_timeout, builder.send())
+            .await
+            .map_err(|_| RegistryError::Timeout {
+                registry: config.registry.clone(),
+                what: token_what.clone(),
+                timeout: config.request_timeout,
+                attempts: 1,
+            })?
+            .map_err(|e| RegistryError::Connect {
+                registry: config.registry.clone(),
+                what: token_what.clone(),
+                source: Arc::new(e.without_url()),
+            })?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Unauthorized {
+                registry: config.registry.clone(),
+                what: token_what,
+                hint: "the token service refused the credentials",
+            });
+        }
+        let body = self
+            .read_body(response, MAX_TOKEN_BYTES, &token_what)
+            .await?;
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| invalid(format!("token response is not JSON: {e}")))?;
+        parsed
+            .into_bearer()
+            .ok_or_else(|| invalid("token response has no token".into()))
     }
 }
 
@@ -134,5 +279,32 @@ mod tests {
         let header = basic_header(&creds).unwrap();
         assert_eq!(header.expose(), "Basic dTpw");
         assert!(!format!("{header:?}").contains("dTpw"));
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registrys_host_and_never_down_to_http() {
+        let realm = |u: &str| url::Url::parse(u).unwrap();
+        let policy = |r: &str, scheme: &str, trusted: &[&str]| {
+            let trusted: Vec<String> = trusted.iter().map(|t| t.to_string()).collect();
+            realm_policy(&realm(r), scheme, "registry.example:5000", &trusted)
+        };
+        assert_eq!(
+            policy("https://registry.example/token", "https", &[]),
+            Ok(true)
+        );
+        assert_eq!(
+            policy("https://auth.example/token", "https", &[]),
+            Ok(false)
+        );
+        assert_eq!(
+            policy("https://auth.example/token", "https", &["auth.example"]),
+            Ok(true)
+        );
+        assert!(policy("http://registry.example/token", "https", &[]).is_err());
+        assert!(policy("ftp://registry.example/token", "https", &[]).is_err());
+        assert_eq!(
+            policy("http://registry.example/token", "http", &[]),
+            Ok(true)
+        );
     }
 }

@@ -36,6 +36,11 @@ pub struct ClientConfig {
     pub page_size: u32,
     /// Keep what is read (see [`cache`](super::cache)); for clients that serve reads.
     pub cache: Option<CacheConfig>,
+    /// Hosts of bearer token services, other than the registry's own host, that may be
+    /// sent the registry credentials (Docker Hub's `auth.docker.io`, say). A token
+    /// service anywhere else gets no credentials: a registry cannot hand them to any
+    /// host by naming it as its realm.
+    pub trusted_realms: Vec<String>,
 }
 
 impl ClientConfig {
@@ -53,6 +58,7 @@ impl ClientConfig {
             max_blob_bytes: 256 * 1024 * 1024,
             page_size: 100,
             cache: None,
+            trusted_realms: Vec::new(),
         }
     }
 
@@ -107,6 +113,9 @@ pub(super) struct Inner {
     pub(super) subject_locks: crate::locks::KeyedLocks,
     /// What was read, when the config asks for a cache.
     pub(super) cache: Option<ContentCache>,
+    /// Set once credentials were withheld from a token service on another host, so a
+    /// refusal can say why.
+    pub(super) withheld_from_realm: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -134,6 +143,7 @@ impl Client {
                     .build(),
                 subject_locks: Default::default(),
                 cache,
+                withheld_from_realm: Default::default(),
             }),
         }
     }

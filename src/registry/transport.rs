@@ -8,7 +8,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
-use super::auth::{basic_header, Challenge, TokenResponse};
+use super::auth::{basic_header, Challenge};
 use super::client::Client;
 use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
@@ -152,6 +152,13 @@ impl Client {
                         Credentials::Anonymous => {
                             "the registry requires credentials: pass --username with --password-stdin, or log in with a docker config.json"
                         }
+                        _ if self
+                            .inner
+                            .withheld_from_realm
+                            .load(std::sync::atomic::Ordering::Relaxed) =>
+                        {
+                            "the registry's token service is on another host, so it was not sent the credentials: if it is the registry's own, pass --trusted-realm with its host"
+                        }
                         _ => "the credentials were rejected: check the username and password",
                     };
                     return Err(RegistryError::Unauthorized {
@@ -245,79 +252,6 @@ impl Client {
                 "the registry sent no usable WWW-Authenticate challenge",
             )),
         }
-    }
-
-    async fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &str,
-        what: &str,
-    ) -> Result<Secret, RegistryError> {
-        let config = &self.inner.config;
-        let mut url = url::Url::parse(realm).map_err(|e| RegistryError::InvalidResponse {
-            what: what.to_string(),
-            reason: format!("bearer realm is not a URL: {e}"),
-        })?;
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
-                query.append_pair("service", service);
-            }
-            query.append_pair("scope", scope);
-            if let Credentials::Basic { username, .. } = &config.credentials {
-                query.append_pair("account", username);
-            }
-        }
-        let token_what = format!("token for {what}");
-        let mut builder = self.inner.http.get(url);
-        match &config.credentials {
-            Credentials::Basic { .. } => {
-                if let Some(basic) = basic_header(&config.credentials) {
-                    builder = builder.header(AUTHORIZATION, basic.expose());
-                }
-            }
-            Credentials::IdentityToken(token) => {
-                builder = builder.query(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.expose()),
-                ]);
-            }
-            Credentials::Anonymous => {}
-        }
-        self.inner.counter.record(&Method::GET, RequestKind::Token);
-        let response = tokio::time::timeout(config.request_timeout, builder.send())
-            .await
-            .map_err(|_| RegistryError::Timeout {
-                registry: config.registry.clone(),
-                what: token_what.clone(),
-                timeout: config.request_timeout,
-                attempts: 1,
-            })?
-            .map_err(|e| RegistryError::Connect {
-                registry: config.registry.clone(),
-                what: token_what.clone(),
-                source: Arc::new(e.without_url()),
-            })?;
-        if !response.status().is_success() {
-            return Err(RegistryError::Unauthorized {
-                registry: config.registry.clone(),
-                what: token_what,
-                hint: "the token service refused the credentials",
-            });
-        }
-        let body: TokenResponse =
-            response
-                .json()
-                .await
-                .map_err(|e| RegistryError::InvalidResponse {
-                    what: token_what.clone(),
-                    reason: format!("token response is not JSON: {}", e.without_url()),
-                })?;
-        body.into_bearer().ok_or(RegistryError::InvalidResponse {
-            what: token_what,
-            reason: "token response has no token".into(),
-        })
     }
 
     /// Turns an unexpected response into an error, reading at most 8 KiB of its body.

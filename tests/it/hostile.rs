@@ -56,3 +56,136 @@ async fn a_sha512_subject_gets_a_truncated_tag_schema_tag() {
         .unwrap();
     assert_eq!(verdict, refcat::catalog::signatures::Verdict::Unsigned);
 }
+
+/// What a token service was sent.
+#[derive(Clone, Debug, Default)]
+struct TokenRequest {
+    method: String,
+    query: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<TokenRequest>>>;
+
+/// A token service on a free port that records each request and answers `/token` with
+/// the token `t`, `/huge` with a megabyte of JSON.
+async fn token_service() -> (u16, Seen) {
+    use axum::extract::{Request, State};
+    let seen = Seen::default();
+    let record = |State(seen): State<Seen>, request: Request| async move {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        seen.lock().unwrap().push(TokenRequest {
+            method: parts.method.to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
+            authorization: parts
+                .headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string()),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        parts.uri.path().to_string()
+    };
+    let app = axum::Router::new()
+        .route(
+            "/token",
+            axum::routing::any(move |state, request| async move {
+                record(state, request).await;
+                r#"{"token":"t"}"#.to_string()
+            }),
+        )
+        .route(
+            "/huge",
+            axum::routing::any(move |state, request| async move {
+                record(state, request).await;
+                format!(r#"{{"token":"{}"}}"#, "a".repeat(1 << 20))
+            }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+/// A registry front that wants a bearer token from `realm` and takes only `t`.
+async fn bearer_registry(realm: String) -> String {
+    let app = axum::Router::new().route(
+        "/v2/",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let realm = realm.clone();
+            async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer t") {
+                    return axum::response::Response::new(axum::body::Body::from("{}"));
+                }
+                axum::response::Response::builder()
+                    .status(401)
+                    .header(
+                        "www-authenticate",
+                        format!(r#"Bearer realm="{realm}",service="fake""#),
+                    )
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    host
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_reach_only_a_token_service_the_user_trusts() {
+    use refcat::registry::{Client, ClientConfig, Credentials, Secret};
+    let (port, seen) = token_service().await;
+    let basic = Credentials::Basic {
+        username: "ci".into(),
+        password: Secret::new("pa55word"),
+    };
+    let ping = |realm: String, credentials: Credentials, trusted: &[&str]| {
+        let trusted: Vec<String> = trusted.iter().map(|t| t.to_string()).collect();
+        async move {
+            let mut config = ClientConfig::new(bearer_registry(realm).await);
+            config.credentials = credentials;
+            config.trusted_realms = trusted;
+            config.max_attempts = 1;
+            Client::new(config).ping().await
+        }
+    };
+    let last = || seen.lock().unwrap().last().cloned().unwrap();
+
+    // Another host (by name) than the registry's 127.0.0.1: an anonymous token.
+    let elsewhere = format!("http://localhost:{port}/token");
+    ping(elsewhere.clone(), basic.clone(), &[]).await.unwrap();
+    let asked = last();
+    assert_eq!(asked.authorization, None, "{asked:?}");
+    assert!(!asked.query.contains("account="), "{asked:?}");
+    // Trusted by the user, or the registry's own host: credentials go along.
+    ping(elsewhere, basic.clone(), &["localhost"])
+        .await
+        .unwrap();
+    assert!(last().authorization.unwrap().starts_with("Basic "));
+    let own_host = format!("http://127.0.0.1:{port}/token");
+    ping(own_host.clone(), basic.clone(), &[]).await.unwrap();
+    assert!(last().authorization.unwrap().starts_with("Basic "));
+
+    // A refresh token is POSTed as a form, never put in the URL.
+    let identity = Credentials::IdentityToken(Secret::new("refresh-me"));
+    ping(own_host, identity, &[]).await.unwrap();
+    let asked = last();
+    assert_eq!(asked.method, "POST");
+    assert!(!asked.query.contains("refresh-me"), "{asked:?}");
+    assert!(asked.body.contains("refresh_token=refresh-me"), "{asked:?}");
+
+    // A token answer of a megabyte is refused, not read.
+    let huge = format!("http://127.0.0.1:{port}/huge");
+    let refused = ping(huge, basic, &[]).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("larger than the limit"),
+        "{refused}"
+    );
+}
