@@ -11,7 +11,7 @@ use crate::catalog::directory::{Directory, DirectoryQuery, ImageOverview, ImageS
 use crate::catalog::history::{HistoryView, Release};
 use crate::catalog::provenance::{PlatformProvenance, Provenance, ProvenanceView};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
-use crate::catalog::tags::{TagEntry, TagPlatform, TagsView};
+use crate::catalog::tags::{SkippedTag, TagEntry, TagPlatform, TagsView};
 use crate::catalog::vulnerabilities::{
     VulnerabilitiesView, VulnerabilityEntry, VulnerabilityPlatform, VulnerabilityQuery,
 };
@@ -89,6 +89,7 @@ pub enum ViewErrors {
         TagsView,
         TagEntry,
         TagPlatform,
+        SkippedTag,
         DetailsView,
         PlatformDetails,
         SbomView,

@@ -3,7 +3,9 @@
 //! expanded; BuildKit attestation manifests (`unknown/unknown`) are not images and are
 //! skipped; a single manifest takes its platform from its config.
 
-use crate::artifact::media_types::{DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use crate::artifact::media_types::{
+    DOCKER_CONFIG, DOCKER_MANIFEST, IN_TOTO_JSON, OCI_CONFIG, OCI_MANIFEST,
+};
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
@@ -44,9 +46,23 @@ pub struct PlatformManifest {
 }
 
 const ATTESTATION_TYPE: &str = "vnd.docker.reference.type";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Image configs are small; anything bigger is not one.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Whether a manifest is an image or an index of images, as opposed to a referrer
+/// (refcat's own artifacts and signatures among them) or a non-image artifact (a Helm
+/// chart, an `oras push`). The worker queues only images; the views list only images.
+pub fn is_image(manifest: &Manifest) -> bool {
+    match manifest {
+        // BuildKit's attestation manifests have an image config but only in-toto layers.
+        Manifest::Image(m) => {
+            m.subject.is_none()
+                && [OCI_CONFIG, DOCKER_CONFIG].contains(&m.config.media_type.as_str())
+                && !m.layers.iter().all(|l| l.media_type == IN_TOTO_JSON)
+        }
+        Manifest::Index(i) => i.subject.is_none(),
+    }
+}
 
 /// The platform manifests behind `reference`, filtered by `platform` when given.
 pub async fn platform_manifests(
@@ -92,12 +108,17 @@ pub async fn resolve_fetched(
             })
             .collect(),
         Manifest::Image(image) => {
-            if image.config.media_type != OCI_CONFIG && image.config.media_type != DOCKER_CONFIG {
+            if !is_image(&top.manifest) {
                 return Err(ResolveError::NotAnImage {
                     reference: reference.to_string(),
                     reason: format!(
-                        "its config is {}, not an image config (is it an artifact?)",
-                        image.config.media_type
+                        "it is an artifact (config {}{}), not a container image",
+                        image.config.media_type,
+                        if image.subject.is_some() {
+                            ", with a subject"
+                        } else {
+                            ""
+                        },
                     ),
                 });
             }

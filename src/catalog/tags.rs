@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::artifacts::{existing, newest_trusted, Trusted};
 use super::image::platform_images;
+use super::platforms::ResolveError;
 use super::signatures::Trust;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
@@ -27,8 +28,33 @@ const TAG_CONCURRENCY: usize = 16;
 pub struct TagsView {
     /// The repository.
     pub repository: String,
-    /// Its tags, sorted.
+    /// Its image tags, sorted.
     pub tags: Vec<TagEntry>,
+    /// Tags left out, with why: not an image (a Helm chart, an `oras push`), deleted
+    /// while the view was read, or an image whose manifests refcat cannot read.
+    pub skipped: Vec<SkippedTag>,
+}
+
+/// A tag the view leaves out.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedTag {
+    /// The tag.
+    pub tag: String,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+/// Whether a tag's failure is about that tag alone (it is not an image, is gone, or is
+/// unreadable), so the view goes on without it; a failing registry fails the view.
+fn about_the_tag_alone(error: &CatalogError) -> bool {
+    match error {
+        CatalogError::Resolve(ResolveError::Registry(e)) | CatalogError::Registry(e) => {
+            e.is_not_found()
+        }
+        CatalogError::Resolve(_) | CatalogError::Stored { .. } => true,
+        CatalogError::Query(_) => false,
+    }
 }
 
 /// One tag.
@@ -103,26 +129,38 @@ pub async fn tags(
     let mut all = client.list_tags(repository, None).await?;
     all.retain(|t| !t.is_supporting());
     let limit = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
-    let entries = try_join_all(all.iter().map(|tag| async {
+    let (limit, all) = (&limit, &all);
+    let read = try_join_all(all.iter().map(|tag| async move {
         let _permit = limit
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let floating = is_floating(tag, &all);
-        entry(
-            client,
-            repository,
-            Target::Tag(tag.clone()),
-            tag.as_str(),
-            floating,
-            trust,
-        )
-        .await
+        let floating = is_floating(tag, all);
+        let target = Target::Tag(tag.clone());
+        match entry(client, repository, target, tag.as_str(), floating, trust).await {
+            Ok(entry) => Ok(Ok(entry)),
+            Err(e) if about_the_tag_alone(&e) => {
+                tracing::debug!(%repository, %tag, error = %e, "tag left out of the tags view");
+                Ok(Err(SkippedTag {
+                    tag: tag.to_string(),
+                    reason: e.to_string(),
+                }))
+            }
+            Err(e) => Err(e),
+        }
     }))
     .await?;
+    let (mut tags, mut skipped) = (Vec::new(), Vec::new());
+    for outcome in read {
+        match outcome {
+            Ok(entry) => tags.push(entry),
+            Err(skip) => skipped.push(skip),
+        }
+    }
     Ok(TagsView {
         repository: repository.to_string(),
-        tags: entries,
+        tags,
+        skipped,
     })
 }
 

@@ -4,28 +4,14 @@
 use super::queue::Outcome;
 use super::stats::WorkerStats;
 use super::Job;
-use crate::artifact::media_types::{DOCKER_CONFIG, IN_TOTO_JSON, OCI_CONFIG};
 use crate::artifact::now_rfc3339;
+use crate::catalog::platforms::is_image;
 use crate::catalog::releases;
 use crate::locks::KeyedLocks;
-use crate::oci::{Descriptor, ImageIndex, Manifest};
+use crate::oci::{Descriptor, ImageIndex};
 use crate::publish::Publisher;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{Client, RegistryError};
-
-/// Whether a manifest is an image or an index of images, as opposed to a referrer
-/// (refcat's own artifacts and signatures among them) or a non-image artifact.
-pub fn is_image(manifest: &Manifest) -> bool {
-    match manifest {
-        // BuildKit's attestation manifests have an image config but only in-toto layers.
-        Manifest::Image(m) => {
-            m.subject.is_none()
-                && [OCI_CONFIG, DOCKER_CONFIG].contains(&m.config.media_type.as_str())
-                && !m.layers.iter().all(|l| l.media_type == IN_TOTO_JSON)
-        }
-        Manifest::Index(i) => i.subject.is_none(),
-    }
-}
 
 /// What every job needs; one per worker, shared by its runners.
 pub struct JobContext {

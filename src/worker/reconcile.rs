@@ -7,8 +7,9 @@
 
 use std::collections::HashSet;
 
-use super::job::{is_image, JobContext};
+use super::job::JobContext;
 use super::Job;
+use crate::catalog::platforms::is_image;
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::publish::PublishError;

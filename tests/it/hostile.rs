@@ -189,3 +189,59 @@ async fn credentials_reach_only_a_token_service_the_user_trusts() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
+    let registry = Registry::zot();
+    push_fixture(&registry.client(), "alpine").await;
+    // A Helm chart pushed by oras beside the image.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chart.tgz"), b"not really a chart").unwrap();
+    let mut push = std::process::Command::new(crate::common::tool("oras"));
+    push.current_dir(dir.path()).args([
+        "push",
+        "--plain-http",
+        "--artifact-type",
+        "application/vnd.cncf.helm.config.v1+json",
+        &format!("{}/fixtures/alpine:chart-0.1.0", registry.host),
+        "chart.tgz:application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+    ]);
+    crate::common::run_ok(&mut push);
+
+    let base =
+        crate::common::served::start_api(refcat::api::AppState::new(registry.client())).await;
+    let get = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, tags) = get("/v1/images/fixtures/alpine/tags").await;
+    assert_eq!(status, 200, "{tags}");
+    let listed: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"3.19") && !listed.contains(&"chart-0.1.0"),
+        "{listed:?}"
+    );
+    assert_eq!(tags["skipped"][0]["tag"], "chart-0.1.0");
+    assert!(tags["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a container image"));
+    for path in [
+        "/v1/images",
+        "/v1/images/fixtures/alpine",
+        "/v1/images/fixtures/alpine/history/3",
+        "/v1/vulnerabilities",
+    ] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+}
