@@ -43,6 +43,8 @@ pub struct AppState {
     /// The repository where the worker stores the catalog aggregate: read for
     /// `/v1/vulnerabilities`, and left out of the directory.
     pub aggregate_repository: Option<RepositoryName>,
+    /// Package lists parsed from SBOMs, by artifact digest.
+    pub packages: sbom::PackageCache,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             trust: Trust::default(),
             http: metrics::HttpCounter::default(),
             aggregate_repository: None,
+            packages: sbom::PackageCache::default(),
         }
     }
 }
@@ -243,7 +246,9 @@ async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendere
                 }
                 View::Sbom => {
                     let q: SbomQuery = query(&uri)?;
-                    Rendered::json(&sbom::sbom(client, &reference, &q, &state.trust).await?)
+                    Rendered::json(
+                        &sbom::sbom(client, &reference, &q, &state.trust, &state.packages).await?,
+                    )
                 }
                 View::Vulnerabilities => {
                     let q: VulnerabilityQuery = query(&uri)?;

@@ -9,6 +9,11 @@ use super::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
 
 /// Largest decompressed Syft JSON refcat will read back.
 const MAX_SBOM_BYTES: u64 = 512 * 1024 * 1024;
+/// How many times its compressed size a Syft JSON may inflate to (syft's JSON
+/// compresses about 10:1), and the floor below which the ratio is not applied: a gzip
+/// bomb is refused after reading little more than this, not after 512 MiB.
+const MAX_RATIO: u64 = 100;
+const RATIO_FLOOR: u64 = 8 * 1024 * 1024;
 
 /// A stored layer that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -29,14 +34,20 @@ pub fn syft_json_from_layer(media_type: &str, data: Bytes) -> Result<Bytes, Laye
     match media_type {
         SYFT_JSON => Ok(data),
         SYFT_JSON_GZIP => {
+            let limit = (data.len() as u64)
+                .saturating_mul(MAX_RATIO)
+                .clamp(RATIO_FLOOR, MAX_SBOM_BYTES);
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&data[..])
-                .take(MAX_SBOM_BYTES + 1)
+                .take(limit + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| LayerError(format!("the gzip Syft JSON is corrupt: {e}")))?;
-            if out.len() as u64 > MAX_SBOM_BYTES {
+            if out.len() as u64 > limit {
                 return Err(LayerError(format!(
-                    "the Syft JSON decompresses to more than {MAX_SBOM_BYTES} bytes"
+                    "the gzip Syft JSON of {} bytes decompresses to more than {limit} bytes \
+                     ({MAX_RATIO} times its size, at most {MAX_SBOM_BYTES}); refused as a \
+                     likely gzip bomb",
+                    data.len()
                 )));
             }
             Ok(Bytes::from(out))
@@ -59,5 +70,13 @@ mod tests {
         assert_eq!(syft_json_from_layer(SYFT_JSON_GZIP, a).unwrap(), data);
         assert_eq!(syft_json_from_layer(SYFT_JSON, data.clone()).unwrap(), data);
         assert!(syft_json_from_layer(SYFT_JSON_GZIP, data).is_err());
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_early() {
+        let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
+        assert!(bomb.len() < 256 * 1024);
+        let refused = syft_json_from_layer(SYFT_JSON_GZIP, bomb).unwrap_err();
+        assert!(refused.to_string().contains("gzip bomb"), "{refused}");
     }
 }

@@ -20,6 +20,7 @@ const CONCURRENCY: usize = 8;
 /// Paging for the directory.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DirectoryQuery {
     /// 1-based page.
     #[param(minimum = 1, maximum = 1000000)]

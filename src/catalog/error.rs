@@ -3,7 +3,7 @@
 use crate::registry::RegistryError;
 
 /// Why a view could not be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The registry failed or refused.
     #[error(transparent)]

@@ -11,7 +11,7 @@ use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
 
 /// Why a reference did not resolve to platform manifests.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ResolveError {
     /// The registry failed or refused.
     #[error(transparent)]

@@ -1,11 +1,15 @@
 //! The SBOM view: per-platform packages from the newest Syft JSON artifact, filtered by
-//! name and type, paged.
+//! name and type, paged. A Syft JSON runs to tens of MB: it is decompressed and parsed
+//! once per artifact digest, on a blocking thread, a few at a time, and the package
+//! list is kept; every filter and page is then cut from that list.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{existing, layer, newest_trusted, Trusted};
+use super::existing::Stored;
 use super::platforms::platform_manifests;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
@@ -17,7 +21,7 @@ use crate::registry::Client;
 /// Filters and paging for the SBOM view.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct SbomQuery {
     /// Only packages whose name contains this.
     pub name: Option<String>,
@@ -80,6 +84,68 @@ pub struct Package {
     pub licenses: Vec<String>,
 }
 
+/// Package lists parsed from Syft JSON artifacts, by `repository@artifact digest`, and
+/// the bound on parses running at once.
+#[derive(Clone)]
+pub struct PackageCache {
+    parsed: moka::future::Cache<String, Arc<Vec<Package>>>,
+    parsing: Arc<tokio::sync::Semaphore>,
+}
+
+/// Syft JSON documents parsed at once: each may hold hundreds of MB while it is parsed.
+const PARSES_AT_ONCE: usize = 2;
+/// A rough size of one parsed package.
+const PACKAGE_WEIGHT: usize = 256;
+
+impl PackageCache {
+    /// A cache bounded as `config` says (digest-addressed: kept until memory runs short).
+    pub fn new(config: crate::cache::CacheConfig) -> Self {
+        PackageCache {
+            parsed: config
+                .immutable(|k: &String, v: &Arc<Vec<Package>>| k.len() + v.len() * PACKAGE_WEIGHT),
+            parsing: Arc::new(tokio::sync::Semaphore::new(PARSES_AT_ONCE)),
+        }
+    }
+
+    /// The packages of `artifact`, parsed once.
+    async fn packages(
+        &self,
+        client: &Client,
+        repository: &crate::reference::RepositoryName,
+        artifact: &Stored,
+    ) -> Result<Arc<Vec<Package>>, CatalogError> {
+        let key = format!("{repository}@{}", artifact.digest());
+        let parse = async {
+            let _permit = self
+                .parsing
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            // The layer read decompresses a gzip layer, bounded against gzip bombs.
+            let data = layer(client, repository, artifact, SYFT_JSON).await?;
+            let what = artifact.digest().to_string();
+            tokio::task::spawn_blocking(move || packages(&data))
+                .await
+                .map_err(|e| CatalogError::stored(what.clone(), e))?
+                .map(Arc::new)
+                .map_err(|e| CatalogError::stored(what, e))
+        };
+        crate::cache::coalesced(&self.parsed, key, parse).await
+    }
+}
+
+impl std::fmt::Debug for PackageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} parsed SBOMs", self.parsed.entry_count())
+    }
+}
+
+impl Default for PackageCache {
+    fn default() -> Self {
+        PackageCache::new(crate::cache::CacheConfig::default())
+    }
+}
+
 /// Reads syft's `artifacts[]`.
 fn packages(syft_json: &[u8]) -> Result<Vec<Package>, serde_json::Error> {
     #[derive(Deserialize)]
@@ -126,6 +192,7 @@ pub async fn sbom(
     reference: &Reference,
     query: &SbomQuery,
     trust: &Trust,
+    cache: &PackageCache,
 ) -> Result<SbomView, CatalogError> {
     let repository = &reference.repository;
     CatalogError::check_range("page", query.page, 1_000_000)?;
@@ -136,26 +203,26 @@ pub async fn sbom(
     for subject in platform_manifests(client, reference, None).await? {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
-        let mut all = match trusted.as_ref().and_then(Trusted::content) {
-            Some(artifact) => {
-                let data = layer(client, repository, artifact, SYFT_JSON).await?;
-                packages(&data)
-                    .map_err(|e| CatalogError::stored(artifact.digest().to_string(), e))?
-            }
-            None => Vec::new(),
+        let all = match trusted.as_ref().and_then(Trusted::content) {
+            Some(artifact) => cache.packages(client, repository, artifact).await?,
+            None => Arc::default(),
         };
-        all.retain(|p| {
-            query.name.as_deref().is_none_or(|n| p.name.contains(n))
-                && query
-                    .package_type
-                    .as_deref()
-                    .is_none_or(|t| p.package_type == t)
-        });
-        let total = all.len();
-        let packages = all
+        let matching: Vec<&Package> = all
+            .iter()
+            .filter(|p| {
+                query.name.as_deref().is_none_or(|n| p.name.contains(n))
+                    && query
+                        .package_type
+                        .as_deref()
+                        .is_none_or(|t| p.package_type == t)
+            })
+            .collect();
+        let total = matching.len();
+        let packages = matching
             .into_iter()
             .skip((page - 1) * per_page)
             .take(per_page)
+            .cloned()
             .collect();
         platforms.insert(
             subject.platform.to_string(),

@@ -20,6 +20,7 @@ use crate::scan::report::{self, Match, Severity};
 /// Filters for the vulnerabilities view.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct VulnerabilityQuery {
     /// Only matches of this severity.
     pub severity: Option<Severity>,

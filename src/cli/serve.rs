@@ -9,6 +9,7 @@ use super::key_args::load_public_keys;
 use super::RegistryArgs;
 use crate::api::{router, AppState, ViewCache};
 use crate::cache::CacheConfig;
+use crate::catalog::sbom::PackageCache;
 use crate::catalog::signatures::Trust;
 use crate::reference::{parse_registry, RepositoryName};
 use crate::registry::Client;
@@ -68,8 +69,9 @@ pub struct ServeArgs {
     pub registry_args: RegistryArgs,
 }
 
-/// Two caches of rendered views and six of registry content share `--cache-mib`.
-const CACHES: u64 = 8;
+/// Two caches of rendered views, six of registry content and the parsed SBOMs share
+/// `--cache-mib`.
+const CACHES: u64 = 9;
 
 impl ServeArgs {
     /// Runs the server until Ctrl-C or SIGTERM.
@@ -100,6 +102,7 @@ impl ServeArgs {
             trust,
             http: Default::default(),
             aggregate_repository: self.aggregate_repository,
+            packages: PackageCache::new(cache),
         };
         axum::serve(listener, router(state))
             .with_graceful_shutdown(super::termination())

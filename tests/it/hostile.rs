@@ -245,3 +245,85 @@ async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
         assert_eq!(status, 200, "{path}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
+    use refcat::artifact::annotations::{CREATED, FORMAT};
+    use refcat::artifact::media_types::SYFT_JSON_GZIP;
+    use refcat::registry::RequestKind;
+    let registry = Registry::zot();
+    push_fixture(&registry.client(), "alpine").await;
+    let repository: RepositoryName = "fixtures/alpine".parse().unwrap();
+    // On one platform of a multi-platform image, so that the view reads no config.
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let platforms = crate::common::published::subjects(&registry.client(), &reference).await;
+    let subject = platforms
+        .iter()
+        .find(|p| p.platform.to_string() == "linux/amd64")
+        .unwrap()
+        .descriptor
+        .clone();
+    let syft = |created: &str, layer: ArtifactLayer| {
+        ArtifactBuilder::new(SYFT_JSON)
+            .subject(subject.clone())
+            .annotation(CREATED, created)
+            .annotation(FORMAT, "syft-json")
+            .layer(layer)
+            .build()
+    };
+    let document = serde_json::json!({ "artifacts": [
+        { "name": "openssl", "version": "3.0", "type": "deb" },
+        { "name": "zlib", "version": "1.3", "type": "deb" },
+    ]});
+    let sbom = syft(
+        "2026-11-01T00:00:00Z",
+        ArtifactLayer {
+            media_type: SYFT_JSON.into(),
+            data: serde_json::to_vec(&document).unwrap().into(),
+            title: "sbom.syft.json".into(),
+        },
+    );
+    let client = registry.client();
+    client.push_artifact(&repository, &sbom).await.unwrap();
+
+    let base = crate::common::served::start_api(refcat::api::AppState::new(client.clone())).await;
+    let get = |query: &'static str| {
+        let url = format!("{base}/v1/images/fixtures/alpine/sbom/3.19{query}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Two filters, one parse: the Syft JSON is fetched once.
+    let blobs = client.counter().of_kind(RequestKind::Blob);
+    let (status, view) = get("?name=ssl").await;
+    assert_eq!(status, 200, "{view}");
+    let (_, other) = get("?type=deb&per_page=1").await;
+    assert_eq!(other["platforms"]["linux/amd64"]["total"], 2, "{other}");
+    assert_eq!(client.counter().of_kind(RequestKind::Blob) - blobs, 1);
+
+    let (status, refused) = get("?nmae=ssl").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("nmae"),
+        "{refused}"
+    );
+
+    // A newer Syft artifact whose gzip layer inflates 1000 times.
+    let bomb = syft(
+        "2026-11-02T00:00:00Z",
+        ArtifactLayer {
+            media_type: SYFT_JSON_GZIP.into(),
+            data: refcat::artifact::compression::gzip(&vec![b' '; 64 * 1024 * 1024]),
+            title: "sbom.syft.json.gz".into(),
+        },
+    );
+    client.push_artifact(&repository, &bomb).await.unwrap();
+    let (status, refused) = get("?page=1").await;
+    assert_eq!(status, 502, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("gzip bomb"),
+        "{refused}"
+    );
+}
