@@ -102,7 +102,10 @@ impl Client {
         self.push_blob(repository, digest, data.clone()).await
     }
 
-    /// Pushes a blob: one monolithic POST where the registry allows it, else POST then PUT.
+    /// Pushes a blob: one monolithic POST where the registry allows it, else POST then
+    /// PUT. Completing an upload is not idempotent, so it is never sent twice blindly:
+    /// when its answer is lost (a timeout, a broken connection, a 5xx), a HEAD asks
+    /// whether the blob arrived, and only if not is the upload started again.
     pub async fn push_blob(
         &self,
         repository: &RepositoryName,
@@ -113,8 +116,35 @@ impl Client {
             what: format!("push blob {repository}@{digest}"),
             source,
         })?;
+        let mut attempt = 1;
+        loop {
+            let failed = match self.upload(repository, digest, data.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            if self.blob_exists(repository, digest).await.unwrap_or(false) {
+                tracing::debug!(%repository, %digest, error = %failed, "the upload's answer was lost, but the blob arrived");
+                return Ok(());
+            }
+            if attempt >= self.inner.config.max_attempts {
+                return Err(failed);
+            }
+            tracing::warn!(%repository, %digest, attempt, error = %failed, "blob upload failed; starting it again");
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// One upload session, each request sent once.
+    async fn upload(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        data: Bytes,
+    ) -> Result<(), RegistryError> {
         let what = format!("POST blob upload {repository}@{digest}");
-        let mut post = Request::new(
+        let post = Request::new(
             Method::POST,
             RequestKind::Upload,
             format!("/v2/{repository}/blobs/uploads/?digest={digest}"),
@@ -123,8 +153,6 @@ impl Client {
         )
         .header(CONTENT_TYPE, "application/octet-stream")
         .body(data.clone());
-        // A retried POST opens a fresh upload session; the content is addressed by digest, so that is harmless.
-        post.idempotent = true;
         let response = self.send(post).await?;
         match response.status() {
             StatusCode::CREATED => {
@@ -142,7 +170,7 @@ impl Client {
                     })?;
                 let url = upload_url(location, digest);
                 let what = format!("PUT blob upload {repository}@{digest}");
-                let put = Request::new(
+                let mut put = Request::new(
                     Method::PUT,
                     RequestKind::Upload,
                     url,
@@ -151,6 +179,8 @@ impl Client {
                 )
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(data);
+                // The PUT closes the session: sent again, it finds the session gone.
+                put.idempotent = false;
                 let response = self.send(put).await?;
                 if response.status() == StatusCode::CREATED {
                     self.remember_blob(repository, digest);

@@ -133,6 +133,18 @@ impl RegistryError {
         matches!(self, RegistryError::NotFound { .. })
     }
 
+    /// Whether the request may have failed only on the way: a timeout, a broken
+    /// connection, or a 429/5xx after retries. Such a write may have taken effect.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Timeout { .. }
+                | RegistryError::Connect { .. }
+                | RegistryError::Interrupted { .. }
+                | RegistryError::Unavailable { .. }
+        )
+    }
+
     /// Whether the registry does not allow this operation at all (405, as a registry
     /// with deletes switched off answers a DELETE).
     pub fn is_unsupported(&self) -> bool {

@@ -196,7 +196,7 @@ impl Client {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let config = &self.inner.config;
         config
             .initial_backoff

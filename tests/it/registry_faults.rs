@@ -217,6 +217,35 @@ async fn pushes_survive_a_failed_upload_start_and_manifest_put() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_upload_whose_answer_was_lost_is_checked_not_failed() {
+    let (registry, proxy, image) = setup().await;
+    let client = client(&proxy, Duration::from_secs(1));
+    // The registry completes the upload; its answer comes after the client gave up.
+    proxy.inject(Rule::new(
+        Method::PUT,
+        "/blobs/uploads/",
+        1,
+        Fault::Late(Duration::from_secs(3)),
+    ));
+    let blob = bytes::Bytes::from_static(b"{\"answer\":\"lost\"}");
+    let digest = refcat::digest::sha256(&blob);
+    client
+        .push_blob(&image.repository, &digest, blob)
+        .await
+        .unwrap();
+    // Checked with a HEAD, not uploaded again.
+    assert_eq!(proxy.seen(Method::PUT, "/blobs/uploads/").len(), 1);
+    assert!(!proxy
+        .seen(Method::HEAD, &format!("/blobs/{digest}"))
+        .is_empty());
+    assert!(registry
+        .client()
+        .blob_exists(&image.repository, &digest)
+        .await
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_refused_for_a_listed_manifest_is_pushed_again_then_reported() {
     let (registry, proxy, image) = setup().await;
     let client = client(&proxy, Duration::from_secs(5));

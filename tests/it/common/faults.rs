@@ -20,6 +20,9 @@ pub enum Fault {
     Error(u16, &'static str),
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward (the registry acts on it), then wait this long before answering: an
+    /// answer lost to a client's timeout.
+    Late(Duration),
     /// Forward, then flip one byte of the body.
     Corrupt,
     /// Forward, then send half the body and break the connection.
@@ -170,6 +173,11 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
         Some(Fault::Delay(wait)) => {
             tokio::time::sleep(wait).await;
             forward(&proxy, request, &path_and_query).await.0
+        }
+        Some(Fault::Late(wait)) => {
+            let answer = forward(&proxy, request, &path_and_query).await.0;
+            tokio::time::sleep(wait).await;
+            answer
         }
         Some(Fault::Corrupt) => {
             let (mut response, mut bytes) = forward(&proxy, request, &path_and_query).await;
