@@ -32,7 +32,7 @@ pub struct DbStatus {
 impl Grype {
     /// grype with the offline settings: no DB update, no age check, no update check.
     fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = super::process::command(&self.program, "GRYPE_");
         cmd.env("GRYPE_DB_AUTO_UPDATE", "false")
             .env("GRYPE_DB_VALIDATE_AGE", "false")
             .env("GRYPE_CHECK_FOR_APP_UPDATE", "false");

@@ -1,11 +1,68 @@
-//! One child process with a deadline: output captured, killed when late.
+//! One child process with a deadline: output captured, killed when late, and never
+//! outliving refcat or seeing its secrets.
 
+use std::ffi::OsStr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
 
 use super::ScanError;
+
+/// What a scanner may inherit from refcat's environment: where things are, locale,
+/// proxies, CA bundles, and its own settings. Everything else stays behind, above all
+/// `COSIGN_PASSWORD`, `REFCAT_PASSWORD` and `REFCAT_WEBHOOK_SECRET`.
+const INHERITED: [&str; 20] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "DOCKER_CONFIG",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// A command for `program` (syft or grype, whose own variables start with `prefix`)
+/// with an environment built from an allow-list, and tied to refcat's life: on Linux
+/// the kernel kills it when refcat dies, even by `kill -9`.
+pub(super) fn command(program: &std::path::Path, prefix: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        if inherited(&key, prefix) {
+            cmd.env(key, value);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn inherited(key: &OsStr, prefix: &str) -> bool {
+    key.to_str()
+        .is_some_and(|k| INHERITED.contains(&k) || k.starts_with("LC_") || k.starts_with(prefix))
+}
 
 /// What a finished process printed.
 pub(super) struct Finished {
@@ -61,5 +118,26 @@ fn tail(stderr: &[u8]) -> String {
     match joined.char_indices().nth(600) {
         Some((cut, _)) => format!("{}…", &joined[..cut]),
         None => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_behind_and_the_tools_own_settings_pass() {
+        for secret in [
+            "COSIGN_PASSWORD",
+            "REFCAT_PASSWORD",
+            "REFCAT_WEBHOOK_SECRET",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            assert!(!inherited(OsStr::new(secret), "SYFT_"), "{secret}");
+        }
+        for passed in ["PATH", "HTTPS_PROXY", "LC_CTYPE", "SYFT_PARALLELISM"] {
+            assert!(inherited(OsStr::new(passed), "SYFT_"), "{passed}");
+        }
+        assert!(!inherited(OsStr::new("GRYPE_DB_CACHE_DIR"), "SYFT_"));
     }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::process::Command;
 
 use super::process::run;
 use super::{ScanError, ScannerVersion};
@@ -53,7 +52,7 @@ pub struct ImageSource<'a> {
 impl Syft {
     /// The syft version, from `syft version -o json`.
     pub async fn version(&self) -> Result<ScannerVersion, ScanError> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = super::process::command(&self.program, "SYFT_");
         cmd.args(["version", "-o", "json"])
             .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
         let out = run(
@@ -92,7 +91,7 @@ impl Syft {
             image.registry, image.repository, image.digest
         );
         let what = format!("scanning {source} ({})", image.platform);
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = super::process::command(&self.program, "SYFT_");
         cmd.arg("scan")
             .arg(&source)
             .args(["--platform", &image.platform.to_string(), "-q"])

@@ -102,3 +102,82 @@ async fn fixture_images_give_the_expected_matches() {
         );
     }
 }
+
+/// A launcher for the real syft that first notes its pid and environment in `dir`, then
+/// waits `pause` seconds, then runs syft with the same arguments.
+fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
+    let launcher = dir.join("syft");
+    let script = format!(
+        "#!/bin/sh\necho $$ > '{dir}/pid'\nenv > '{dir}/env'\nsleep {pause}\nexec '{syft}' \"$@\"\n",
+        dir = dir.display(),
+        syft = crate::common::tool("syft").display(),
+    );
+    std::fs::write(&launcher, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    launcher
+}
+
+#[test]
+fn scanners_see_no_secrets_and_die_with_refcat() {
+    let registry = Registry::zot();
+    crate::common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
+    let keys = tempfile::tempdir().unwrap();
+    crate::common::write_keys(keys.path());
+    let seen = tempfile::tempdir().unwrap();
+    let mut publish = crate::common::refcat_publish(keys.path());
+    publish
+        .env("REFCAT_SYFT", observed_syft(seen.path(), 0))
+        .env("REFCAT_PASSWORD", "registry-pw-1")
+        .env("REFCAT_WEBHOOK_SECRET", "webhook-secret-2")
+        .env("SYFT_PARALLELISM", "2")
+        .args(["--platform", "linux/amd64"])
+        .arg(format!("{}/fixtures/alpine:3.19", registry.host));
+    run_ok(&mut publish);
+    let env = std::fs::read_to_string(seen.path().join("env")).unwrap();
+    for secret in [
+        crate::common::KEY_PASSWORD,
+        "registry-pw-1",
+        "webhook-secret-2",
+    ] {
+        assert!(!env.contains(secret), "syft saw {secret}");
+    }
+    assert!(env.contains("SYFT_PARALLELISM=2"), "{env}");
+
+    // Killed mid-scan, refcat takes its scanner with it.
+    let pid_file = seen.path().join("pid");
+    std::fs::remove_file(&pid_file).unwrap();
+    let mut publish = crate::common::refcat_publish(keys.path());
+    let mut child = publish
+        .env("REFCAT_SYFT", observed_syft(seen.path(), 60))
+        .args(["--force", "--platform", "linux/amd64"])
+        .arg(format!("{}/fixtures/alpine:3.19", registry.host))
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(start.elapsed().as_secs() < 60, "syft never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Running, not a zombie waiting for a reaper.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(") ")
+                .next()
+                .is_some_and(|s| !s.starts_with('Z'))
+        })
+    };
+    let start = std::time::Instant::now();
+    while alive() && start.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!alive(), "the scanner {pid} outlived refcat");
+}
