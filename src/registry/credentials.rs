@@ -58,8 +58,9 @@ impl Credentials {
                 Ok(Credentials::Anonymous)
             }
             Err(e) => Err(RegistryError::Credentials(format!(
-                "{}: {e:?}",
-                path.display()
+                "{}: {}",
+                path.display(),
+                helper_error(&e)
             ))),
         }
     }
@@ -70,6 +71,19 @@ impl Credentials {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
             .map(|dir| dir.join("config.json"))
+    }
+}
+
+/// What went wrong getting credentials, without the helper's standard output: a helper
+/// that half-worked may have printed the secret there. Its standard error says why.
+fn helper_error(error: &docker_credential::CredentialRetrievalError) -> String {
+    use docker_credential::CredentialRetrievalError as E;
+    match error {
+        E::HelperFailure { helper, stderr, .. } => {
+            let stderr: String = stderr.trim().chars().take(300).collect();
+            format!("the credential helper docker-credential-{helper} failed: {stderr}")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -327,3 +327,40 @@ async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_failing_credential_helpers_output_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-leaky");
+    // Half-worked: the secret on stdout, then a failure.
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\necho '{\"Username\":\"ci\",\"Secret\":\"s3cret-from-helper\"'\necho 'store locked' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"credHelpers":{"127.0.0.1:9":"leaky"}}"#).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = crate::common::refcat()
+        .args(["discover", "--docker-config"])
+        .arg(&config)
+        .arg("127.0.0.1:9/team/app:1")
+        .env("PATH", path)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(!shown.contains("s3cret-from-helper"), "{shown}");
+    assert!(shown.contains("store locked"), "{shown}");
+}
