@@ -19,5 +19,6 @@ pub mod reference;
 pub mod registry;
 pub mod scan;
 pub mod secret;
+pub mod server;
 pub mod sign;
 pub mod worker;

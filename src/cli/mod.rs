@@ -9,6 +9,7 @@ mod publish;
 mod publisher_args;
 mod registry_args;
 mod serve;
+mod server_args;
 mod verify;
 mod worker;
 
@@ -21,6 +22,7 @@ pub use publish::PublishArgs;
 pub use publisher_args::PublisherArgs;
 pub use registry_args::RegistryArgs;
 pub use serve::ServeArgs;
+pub use server_args::ServerArgs;
 pub use verify::VerifyArgs;
 pub use worker::WorkerArgs;
 

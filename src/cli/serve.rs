@@ -66,6 +66,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<RepositoryName>,
     #[command(flatten)]
+    pub server: super::ServerArgs,
+    #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
 
@@ -104,10 +106,14 @@ impl ServeArgs {
             aggregate_repository: self.aggregate_repository,
             packages: PackageCache::new(cache),
         };
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(super::termination())
-            .await
-            .context("the HTTP server failed")?;
+        crate::server::serve(
+            listener,
+            router(state),
+            self.server.limits(),
+            super::termination(),
+        )
+        .await
+        .context("the HTTP server failed")?;
         Ok(0)
     }
 }

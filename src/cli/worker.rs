@@ -108,6 +108,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
+    pub server: super::ServerArgs,
+    #[command(flatten)]
     pub registry_args: RegistryArgs,
 }
 
@@ -194,8 +196,7 @@ impl WorkerArgs {
             walk_now,
         ));
         let app = router(intake, self.max_body_kib * 1024);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(super::termination())
+        crate::server::serve(listener, app, self.server.limits(), super::termination())
             .await
             .context("the HTTP server failed")?;
         eprintln!(

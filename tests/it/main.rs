@@ -9,6 +9,7 @@ mod api;
 mod api_http;
 mod api_provenance;
 mod caches;
+mod held_connections;
 mod hostile;
 mod lexicons;
 mod publish;
