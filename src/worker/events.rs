@@ -27,6 +27,9 @@ pub enum EventError {
         /// What was wrong.
         reason: String,
     },
+    /// A body that does not say it is JSON.
+    #[error("a webhook body must be JSON: send it with Content-Type application/json (or the sender's +json type), not {0}")]
+    NotJson(String),
     /// A body no known sender produces.
     #[error("unrecognised event: send distribution notifications ({DISTRIBUTION_EVENTS}), zot CloudEvents (Ce-Type header) or Quay's repository-push webhook")]
     Unrecognised,
@@ -51,10 +54,19 @@ pub fn parse(
     ce_type: Option<&str>,
     body: &[u8],
 ) -> Result<Parsed, EventError> {
+    let essence = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
+    let json = essence.is_some_and(|e| {
+        let e = e.to_ascii_lowercase();
+        e == "application/json" || (e.starts_with("application/") && e.ends_with("+json"))
+    });
+    if !json {
+        return Err(EventError::NotJson(
+            essence.map_or("no Content-Type".into(), |e| format!("{e:?}")),
+        ));
+    }
     if let Some(kind) = ce_type {
         return zot(kind, body);
     }
-    let essence = content_type.map(|c| c.split(';').next().unwrap_or(c).trim());
     if essence == Some(DISTRIBUTION_EVENTS) {
         return distribution(body);
     }
@@ -255,7 +267,7 @@ mod tests {
         let keys = |jobs: &[Job]| jobs.iter().map(Job::key).collect::<Vec<_>>();
         assert_eq!(
             keys(&jobs),
-            ["demo@sha256:7d477475574a40f9a009f12ea465ac79a347dfc52f87f7f532f94dbd322133c9"]
+            ["demo:v1@sha256:7d477475574a40f9a009f12ea465ac79a347dfc52f87f7f532f94dbd322133c9"]
         );
         assert_eq!(jobs[0].tag().map(|t| t.as_str()), Some("v1"));
         // Pushed by digest alone: it waits for a tagged index that may list it.
@@ -273,15 +285,29 @@ mod tests {
             "name": "team/app", "reference": "1.0", "digest": digest,
             "mediaType": "application/vnd.oci.image.index.v1+json", "manifest": "{}"
         });
-        let parsed = parse(None, Some(ZOT_IMAGE_UPDATED), body.to_string().as_bytes()).unwrap();
+        let parsed = parse(
+            Some("application/json"),
+            Some(ZOT_IMAGE_UPDATED),
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(parsed.jobs[0].key(), format!("team/app:1.0@{digest}"));
-        let deleted = parse(None, Some("zotregistry.image.deleted"), b"{}").unwrap();
+        let deleted = parse(
+            Some("application/json"),
+            Some("zotregistry.image.deleted"),
+            b"{}",
+        )
+        .unwrap();
+        for plain in [None, Some("text/plain")] {
+            let refused = parse(plain, None, body.to_string().as_bytes()).unwrap_err();
+            assert!(matches!(refused, EventError::NotJson(_)), "{refused}");
+        }
         assert_eq!((deleted.jobs.len(), deleted.ignored), (0, 1));
         let signature = serde_json::json!({
             "name": "team/app", "reference": format!("sha256-{}.sig", "a".repeat(64)), "digest": digest,
         });
         let parsed = parse(
-            None,
+            Some("application/json"),
             Some(ZOT_IMAGE_UPDATED),
             signature.to_string().as_bytes(),
         )

@@ -34,10 +34,12 @@ pub struct Intake {
     pub settle: Duration,
 }
 
-/// The routes; bodies over `max_body_bytes` get 413.
+/// The routes; bodies over `max_body_bytes` get 413. Every answer on `/events`, 405 and
+/// 413 included, is counted for `/metrics`.
 pub fn router(intake: Intake, max_body_bytes: usize) -> Router {
+    let counted = axum::middleware::from_fn_with_state(intake.clone(), count);
     Router::new()
-        .route("/events", post(receive))
+        .route("/events", post(receive).layer(counted))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -48,8 +50,12 @@ fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = accept(&intake, &headers, &body);
+async fn count(
+    State(intake): State<Intake>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
     *intake
         .responses
         .lock()
@@ -57,6 +63,10 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
         .entry(response.status().as_u16())
         .or_default() += 1;
     response
+}
+
+async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
+    accept(&intake, &headers, &body)
 }
 
 fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {

@@ -85,6 +85,31 @@ impl JobContext {
     }
 }
 
+/// The job's tag, when the registry confirms it: a job fetched by tag has it; a tag that
+/// came with a digest (from an event, which anyone allowed to send one can make up) is
+/// looked up, and one that does not exist or points elsewhere is not recorded.
+async fn confirmed_tag<'a>(
+    client: &Client,
+    job: &'a Job,
+    digest: &crate::digest::Digest,
+) -> Result<Option<&'a Tag>, String> {
+    let Target::Pinned(tag, _) = &job.target else {
+        return Ok(job.tag());
+    };
+    let found = client
+        .head_manifest(&job.repository, &Target::Tag(tag.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    match found {
+        Some(d) if &d.digest == digest => Ok(Some(tag)),
+        found => {
+            tracing::warn!(job = %job.key(), now = ?found.map(|d| d.digest.to_string()),
+                "the event's tag does not point at its digest in the registry; not recorded");
+            Ok(None)
+        }
+    }
+}
+
 /// Publishes for `job`, counting what it attaches. A job that names a tag first adds
 /// the tag's image to the release log, which also names the stream's previous release
 /// for `first_seen`. Errors are strings: the queue logs them and retries.
@@ -104,7 +129,7 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         return Ok(Outcome::Skipped);
     }
     let mut predecessor = None;
-    if let Some(tag) = job.tag() {
+    if let Some(tag) = confirmed_tag(client, &job, &fetched.digest).await? {
         let log = context
             .record_releases(
                 &job.repository,

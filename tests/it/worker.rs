@@ -15,11 +15,16 @@ use crate::common::{free_port, push_fixture, write_keys, Kind, Registry};
 
 /// A distribution notification of a manifest push of `digest` in `repository`.
 fn push_event(repository: &str, digest: &str) -> String {
+    tagged_push_event(repository, digest, "3.19")
+}
+
+/// [`push_event`] naming `tag`.
+fn tagged_push_event(repository: &str, digest: &str, tag: &str) -> String {
     serde_json::json!({ "events": [{
         "id": "1", "action": "push",
         "target": {
             "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
-            "repository": repository, "tag": "3.19"
+            "repository": repository, "tag": tag
         }
     }]})
     .to_string()
@@ -136,6 +141,21 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
         400
     );
     assert_eq!(post(&"x".repeat(65 * 1024), Some(&bearer)), 413);
+    for content_type in [Some("text/plain"), None] {
+        let mut request = http
+            .post(&url)
+            .header("authorization", &bearer)
+            .body(event.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        assert_eq!(request.send().unwrap().status(), 400, "{content_type:?}");
+    }
+    assert_eq!(http.get(&url).send().unwrap().status(), 405);
+    for status in ["401", "403", "413", "405"] {
+        let series = format!("refcat_worker_webhooks_total{{status=\"{status}\"}}");
+        assert!(worker.metric(&series) >= 1, "{series} is counted");
+    }
     let signed = refcat::worker::auth::sign("wrong-secret", event.as_bytes());
     let status = http
         .post(&url)
@@ -162,6 +182,7 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
                     let status = http
                         .post(&url)
                         .header("x-refcat-signature", &signature)
+                        .header("content-type", "application/json")
                         .body(event.clone())
                         .send()
                         .unwrap()
@@ -188,6 +209,27 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
         keys.path(),
         "fixtures/debian:12",
     ));
+
+    // Authenticated events naming tags that never existed in this repository (the
+    // flood's 3.19, and 9.9.9): the image is checked, the made-up tags are not
+    // recorded; its real tag is.
+    let digest = debian.top.digest.as_ref();
+    for tag in ["9.9.9", "12"] {
+        let event = tagged_push_event("fixtures/debian", digest, tag);
+        assert_eq!(post(&event, Some(&bearer)), 202);
+    }
+    worker.wait_for("complete", 2, Duration::from_secs(120));
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    let log = common::published::tokio_run(refcat::catalog::releases::read(
+        &registry.client(),
+        &repository,
+    ))
+    .unwrap();
+    let recorded: Vec<String> = refcat::catalog::releases::releases(&log)
+        .into_iter()
+        .flat_map(|r| r.tags)
+        .collect();
+    assert_eq!(recorded, ["12"]);
 }
 
 #[test]
