@@ -48,6 +48,18 @@ impl From<CatalogError> for Problem {
         if let CatalogError::Query(detail) = err {
             return Problem::bad_request(detail);
         }
+        // refcat's own credentials were refused: the operator's problem, not the
+        // caller's, and nothing about the registry is theirs to learn.
+        if let Some(RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. }) = registry
+        {
+            tracing::error!(error = %err, "the registry refused refcat's credentials");
+            return Problem {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Registry unavailable",
+                detail: "the catalog cannot read the registry right now".into(),
+                retry_after: Some(30),
+            };
+        }
         let (status, title, retry_after) = match (registry, &err) {
             (Some(RegistryError::NotFound { .. }), _) => (StatusCode::NOT_FOUND, "Not found", None),
             (_, CatalogError::Resolve(ResolveError::NoPlatform { .. })) => {

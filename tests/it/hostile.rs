@@ -364,3 +364,16 @@ fn a_failing_credential_helpers_output_is_never_shown() {
     assert!(!shown.contains("s3cret-from-helper"), "{shown}");
     assert!(shown.contains("store locked"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_registry_credentials_are_not_explained_to_callers() {
+    let registry = Registry::start_with_auth(Kind::Zot, "catalog", "right-pw");
+    let state = refcat::api::AppState::new(registry.client_as("catalog", "wrong-pw"));
+    let base = crate::common::served::start_api(state).await;
+    let response = reqwest::get(format!("{base}/v1/images")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body = response.text().await.unwrap();
+    assert!(!body.contains(&registry.host), "{body}");
+    assert!(!body.contains("catalog\""), "{body}");
+}
