@@ -88,10 +88,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long `/readyz` waits for the registry: a probe must answer in seconds, not after
+/// the client's retries.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn ready(State(state): State<Shared>) -> Response {
-    match state.client.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => Problem::from(crate::catalog::CatalogError::from(e)).into_response(),
+    match tokio::time::timeout(READY_DEADLINE, state.client.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => Problem::from(crate::catalog::CatalogError::from(e)).into_response(),
+        Err(_) => Problem::unavailable(
+            format!("the registry did not answer within {READY_DEADLINE:?}"),
+            5,
+        )
+        .into_response(),
     }
 }
 

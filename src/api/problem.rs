@@ -28,6 +28,16 @@ impl Problem {
         }
     }
 
+    /// 503 with `Retry-After`: the registry cannot be read now.
+    pub fn unavailable(detail: impl ToString, retry_after: u64) -> Self {
+        Problem {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Registry unavailable",
+            detail: detail.to_string(),
+            retry_after: Some(retry_after),
+        }
+    }
+
     /// 404: no such route, repository, tag or digest.
     pub fn not_found(detail: impl ToString) -> Self {
         Problem {
@@ -53,12 +63,7 @@ impl From<CatalogError> for Problem {
         if let Some(RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. }) = registry
         {
             tracing::error!(error = %err, "the registry refused refcat's credentials");
-            return Problem {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                title: "Registry unavailable",
-                detail: "the catalog cannot read the registry right now".into(),
-                retry_after: Some(30),
-            };
+            return Problem::unavailable("the catalog cannot read the registry right now", 30);
         }
         let (status, title, retry_after) = match (registry, &err) {
             (Some(RegistryError::NotFound { .. }), _) => (StatusCode::NOT_FOUND, "Not found", None),

@@ -199,8 +199,9 @@ pub async fn sbom(
     CatalogError::check_range("per_page", query.per_page, 1000)?;
     let per_page = query.per_page.unwrap_or(100);
     let page = query.page.unwrap_or(1);
-    let mut platforms = BTreeMap::new();
-    for subject in platform_manifests(client, reference, None).await? {
+    let subjects = platform_manifests(client, reference, None).await?;
+    // Platforms are read at once, as in the vulnerabilities view.
+    let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
         let all = match trusted.as_ref().and_then(Trusted::content) {
@@ -224,7 +225,7 @@ pub async fn sbom(
             .take(per_page)
             .cloned()
             .collect();
-        platforms.insert(
+        Ok::<_, CatalogError>((
             subject.platform.to_string(),
             SbomPlatform {
                 digest: subject.descriptor.digest.to_string(),
@@ -235,10 +236,11 @@ pub async fn sbom(
                 per_page,
                 packages,
             },
-        );
-    }
+        ))
+    }))
+    .await?;
     Ok(SbomView {
         reference: reference.to_string(),
-        platforms,
+        platforms: read.into_iter().collect(),
     })
 }

@@ -182,8 +182,11 @@ pub async fn entry(
     let (top, images) = platform_images(client, &reference).await?;
     let platforms = try_join_all(images.iter().map(|image| async {
         let found = existing(client, repository, &image.subject.descriptor.digest).await?;
-        let grype = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
-        let syft = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
+        // Independent round trips overlap: a slow registry costs one wait, not two.
+        let (grype, syft) = tokio::try_join!(
+            newest_trusted(client, repository, &found, Format::GrypeJson, trust),
+            newest_trusted(client, repository, &found, Format::SyftJson, trust),
+        )?;
         let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
         let signed = trust.checks().then(|| {
             grype.is_some()

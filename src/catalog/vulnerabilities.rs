@@ -76,8 +76,10 @@ pub async fn vulnerabilities(
     trust: &Trust,
 ) -> Result<VulnerabilitiesView, CatalogError> {
     let repository = &reference.repository;
-    let mut platforms = BTreeMap::new();
-    for subject in platform_manifests(client, reference, None).await? {
+    let subjects = platform_manifests(client, reference, None).await?;
+    // Platforms are read at once: a slow registry costs one wait per step, not per
+    // platform.
+    let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
         let found = existing(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
         let artifact = trusted.as_ref().and_then(Trusted::content);
@@ -111,7 +113,7 @@ pub async fn vulnerabilities(
                 matched: m,
             })
             .collect();
-        platforms.insert(
+        Ok::<_, CatalogError>((
             subject.platform.to_string(),
             VulnerabilityPlatform {
                 digest: subject.descriptor.digest.to_string(),
@@ -126,10 +128,11 @@ pub async fn vulnerabilities(
                 totals,
                 matches: entries,
             },
-        );
-    }
+        ))
+    }))
+    .await?;
     Ok(VulnerabilitiesView {
         reference: reference.to_string(),
-        platforms,
+        platforms: read.into_iter().collect(),
     })
 }

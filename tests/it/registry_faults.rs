@@ -509,3 +509,26 @@ async fn keep_on_a_registry_that_refuses_deletes_publishes_and_keeps_the_old_art
     let verify = output(verify).await;
     assert_eq!(code(&verify), 0, "{}", stderr(&verify));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_within_seconds_when_the_registry_hangs() {
+    let (_registry, proxy, _image) = setup().await;
+    proxy.inject(Rule::new(
+        Method::GET,
+        "/v2/",
+        100,
+        Fault::Delay(Duration::from_secs(60)),
+    ));
+    // The client's own defaults: 30 s per attempt, 4 attempts.
+    let client = Client::new(ClientConfig::new(proxy.host.clone()));
+    let base = crate::common::served::start_api(refcat::api::AppState::new(client)).await;
+    let asked = std::time::Instant::now();
+    let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        asked.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        asked.elapsed()
+    );
+}
