@@ -137,7 +137,9 @@ fn registry_error_in<'a>(
         })
         .or_else(|| cause.downcast_ref::<ResolveError>().and_then(resolve))
         .or_else(|| match cause.downcast_ref::<PublishError>() {
-            Some(PublishError::Registry(e)) => Some(e),
+            Some(PublishError::Registry(e) | PublishError::NotWritable { source: e, .. }) => {
+                Some(e)
+            }
             Some(PublishError::Resolve(e)) => resolve(e),
             _ => None,
         })

@@ -99,9 +99,19 @@ impl PublishArgs {
             return Ok(0);
         }
         let mut done = HashSet::new();
-        let mut reports = Vec::new();
+        let (mut reports, mut failed) = (Vec::new(), Vec::new());
         for reference in &references {
-            for report in publisher.publish(reference).await? {
+            // One image failing says nothing about the next: each is tried and reported.
+            let published = match publisher.publish(reference).await {
+                Ok(published) => published,
+                Err(e) => {
+                    let e = anyhow::Error::from(e);
+                    eprintln!("refcat: {reference}: {e:#}");
+                    failed.push((reference.to_string(), e));
+                    continue;
+                }
+            };
+            for report in published {
                 if !done.insert(report.subject.clone()) {
                     continue;
                 }
@@ -129,7 +139,20 @@ impl PublishArgs {
             }
         }
         if let Output::Json = self.output {
-            println!("{}", serde_json::to_string_pretty(&reports)?);
+            let mut out = serde_json::to_value(&reports)?;
+            let entries = out.as_array_mut().expect("reports serialize as an array");
+            for (reference, e) in &failed {
+                entries.push(json!({ "reference": reference, "error": format!("{e:#}") }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        if let Some((_, first)) = failed.first() {
+            eprintln!(
+                "refcat: {} of {} images failed",
+                failed.len(),
+                references.len()
+            );
+            return Ok(super::exit_code(first));
         }
         Ok(if reports.iter().any(|r| !r.published.is_empty()) {
             0

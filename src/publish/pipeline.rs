@@ -300,6 +300,15 @@ impl Publisher {
         // What exists is checked under the hold, so a concurrent job's work is seen.
         let _held = self.hold(reference, &subjects).await;
         let plan = self.check(reference, subjects).await?;
+        if plan.iter().any(|(_, _, missing)| missing.any()) {
+            self.client
+                .check_writable(&reference.repository)
+                .await
+                .map_err(|source| PublishError::NotWritable {
+                    repository: reference.repository.to_string(),
+                    source,
+                })?;
+        }
         // The shared checks are split evenly across the platform manifests.
         let share = plan.len().max(1) as u32;
         let (shared, shared_scanners) = (

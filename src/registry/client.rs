@@ -113,6 +113,8 @@ pub(super) struct Inner {
     pub(super) subject_locks: crate::locks::KeyedLocks,
     /// What was read, when the config asks for a cache.
     pub(super) cache: Option<ContentCache>,
+    /// Repositories this client has been allowed to open an upload in.
+    pub(super) writable: Mutex<std::collections::HashSet<String>>,
     /// Set once credentials were withheld from a token service on another host, so a
     /// refusal can say why.
     pub(super) withheld_from_realm: std::sync::atomic::AtomicBool,
@@ -143,6 +145,7 @@ impl Client {
                     .build(),
                 subject_locks: Default::default(),
                 cache,
+                writable: Default::default(),
                 withheld_from_realm: Default::default(),
             }),
         }

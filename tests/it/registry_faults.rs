@@ -532,3 +532,48 @@ async fn readyz_answers_within_seconds_when_the_registry_hangs() {
         asked.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_registry_is_found_out_before_any_scan() {
+    let (registry, proxy, _debian) = setup().await;
+    push_fixture(&registry.client(), "alpine").await;
+    // As distribution answers in read-only mode.
+    proxy.inject(Rule::new(
+        Method::POST,
+        "/blobs/uploads/",
+        100,
+        Fault::Error(405, "UNSUPPORTED"),
+    ));
+    let keys = tempfile::tempdir().unwrap();
+    common::write_keys(keys.path());
+    let launcher = tempfile::tempdir().unwrap();
+    let mut publish = refcat_publish(keys.path());
+    publish
+        .env("REFCAT_SYFT", common::observed_syft(launcher.path(), 0))
+        .args(["--output", "json"])
+        .arg(format!("{}/fixtures/debian:12", proxy.host))
+        .arg(format!("{}/fixtures/alpine:3.19", proxy.host));
+    let out = output(publish).await;
+    assert_ne!(code(&out), 0);
+    let reported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<&str> = reported
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "both images were tried: {reported}");
+    assert!(
+        errors.iter().all(|e| e.contains("cannot push")),
+        "{errors:?}"
+    );
+    assert!(
+        !launcher.path().join("pid").exists(),
+        "syft ran for a registry refcat cannot write to"
+    );
+    assert!(
+        stderr(&out).contains("2 of 2 images failed"),
+        "{}",
+        stderr(&out)
+    );
+}

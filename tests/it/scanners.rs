@@ -103,21 +103,6 @@ async fn fixture_images_give_the_expected_matches() {
     }
 }
 
-/// A launcher for the real syft that first notes its pid and environment in `dir`, then
-/// waits `pause` seconds, then runs syft with the same arguments.
-fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
-    let launcher = dir.join("syft");
-    let script = format!(
-        "#!/bin/sh\necho $$ > '{dir}/pid'\nenv > '{dir}/env'\nsleep {pause}\nexec '{syft}' \"$@\"\n",
-        dir = dir.display(),
-        syft = crate::common::tool("syft").display(),
-    );
-    std::fs::write(&launcher, script).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
-    launcher
-}
-
 #[test]
 fn scanners_see_no_secrets_and_die_with_refcat() {
     let registry = Registry::zot();
@@ -127,7 +112,7 @@ fn scanners_see_no_secrets_and_die_with_refcat() {
     let seen = tempfile::tempdir().unwrap();
     let mut publish = crate::common::refcat_publish(keys.path());
     publish
-        .env("REFCAT_SYFT", observed_syft(seen.path(), 0))
+        .env("REFCAT_SYFT", crate::common::observed_syft(seen.path(), 0))
         .env("REFCAT_PASSWORD", "registry-pw-1")
         .env("REFCAT_WEBHOOK_SECRET", "webhook-secret-2")
         .env("SYFT_PARALLELISM", "2")
@@ -149,7 +134,7 @@ fn scanners_see_no_secrets_and_die_with_refcat() {
     std::fs::remove_file(&pid_file).unwrap();
     let mut publish = crate::common::refcat_publish(keys.path());
     let mut child = publish
-        .env("REFCAT_SYFT", observed_syft(seen.path(), 60))
+        .env("REFCAT_SYFT", crate::common::observed_syft(seen.path(), 60))
         .args(["--force", "--platform", "linux/amd64"])
         .arg(format!("{}/fixtures/alpine:3.19", registry.host))
         .spawn()

@@ -498,3 +498,18 @@ pub async fn publish_fixtures(registry: &Registry) -> tempfile::TempDir {
     );
     keys
 }
+
+/// A launcher for the real syft that first notes its pid and environment in `dir`, then
+/// waits `pause` seconds, then runs syft with the same arguments.
+pub fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
+    let launcher = dir.join("syft");
+    let script = format!(
+        "#!/bin/sh\necho $$ > '{dir}/pid'\nenv > '{dir}/env'\nsleep {pause}\nexec '{syft}' \"$@\"\n",
+        dir = dir.display(),
+        syft = tool("syft").display(),
+    );
+    std::fs::write(&launcher, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    launcher
+}
