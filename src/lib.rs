@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod locks;
 pub mod oci;
 pub mod publish;
+pub mod records;
 pub mod reference;
 pub mod registry;
 pub mod scan;

@@ -45,6 +45,9 @@ pub mod annotations {
     /// On a release in the release log: when it was last found pullable by digest after
     /// every tag had left it (RFC 3339); such a release is not checked again.
     pub const RELEASE_KEPT: &str = "dev.refcat.release.kept";
+    /// On an entry of the release log's tagged head: it is a sealed segment of older
+    /// releases (an index of its own), holding this many.
+    pub const RELEASE_SEGMENT: &str = "dev.refcat.release.segment";
 }
 
 /// The current time as RFC 3339 UTC with second precision, as `created` annotations use.

@@ -67,8 +67,8 @@ pub async fn history(
         .iter()
         .filter(|t| in_stream(&t.tag, stream.as_str()))
         .collect();
-    let log = super::releases::read(client, repository).await?;
-    let gone = super::releases::releases(&log)
+    let log = crate::records::releases::read(client, repository).await?;
+    let gone = crate::records::releases::releases(&log.index)
         .into_iter()
         .filter_map(|recorded| {
             let tags: Vec<String> = recorded

@@ -12,7 +12,6 @@ pub mod image;
 pub mod platforms;
 pub mod provenance;
 pub mod referrers_tree;
-pub mod releases;
 pub mod sbom;
 pub mod signatures;
 pub mod tags;

@@ -12,7 +12,7 @@ use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
 use crate::artifact::media_types::{GRYPE_JSON, VULNERABILITY_RECORD};
 use crate::catalog::existing::Format;
-use crate::publish::VulnerabilityRecord;
+use crate::records::VulnerabilityRecord;
 use crate::reference::Reference;
 use crate::registry::Client;
 use crate::scan::report::{self, Match, Severity};

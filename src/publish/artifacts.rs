@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 
-use super::record::VulnerabilityRecord;
 use crate::artifact::annotations::{
     CREATED, FORMAT, GRYPE_DB_BUILT, GRYPE_DB_SCHEMA, PACKAGES, PLATFORM, SCANNER, SCANNER_VERSION,
     VULNERABILITIES_PREFIX,
@@ -15,6 +14,7 @@ use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECO
 use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 use crate::catalog::existing::Format;
 use crate::catalog::platforms::PlatformManifest;
+use crate::records::VulnerabilityRecord;
 use crate::scan::{DbStatus, ScannerVersion};
 
 fn base(

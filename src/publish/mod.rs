@@ -26,14 +26,12 @@ mod artifacts;
 mod commit;
 mod pipeline;
 mod prune;
-pub mod record;
 mod stored;
 
 use std::fmt;
 
 pub use crate::catalog::existing::{Existing, Format, Missing};
 pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
-pub use record::VulnerabilityRecord;
 
 use crate::registry::RegistryError;
 use crate::scan::report::ReportError;

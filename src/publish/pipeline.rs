@@ -7,7 +7,6 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use super::record::{RecordInput, VulnerabilityRecord};
 use super::{artifacts, prune, stored};
 use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
@@ -17,6 +16,7 @@ use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
 use crate::oci::Platform;
+use crate::records::vulnerability::{RecordInput, VulnerabilityRecord};
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
 use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};

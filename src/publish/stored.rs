@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 
-use super::record::VulnerabilityRecord;
 use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
 use crate::artifact::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
@@ -12,6 +11,7 @@ use crate::catalog::existing::Existing;
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
+use crate::records::VulnerabilityRecord;
 use crate::reference::Reference;
 use crate::registry::Client;
 

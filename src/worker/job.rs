@@ -6,10 +6,10 @@ use super::stats::WorkerStats;
 use super::Job;
 use crate::artifact::now_rfc3339;
 use crate::catalog::platforms::is_image;
-use crate::catalog::releases;
 use crate::locks::KeyedLocks;
 use crate::oci::{Descriptor, ImageIndex};
 use crate::publish::Publisher;
+use crate::records::releases;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{Client, RegistryError};
 
@@ -54,12 +54,12 @@ impl JobContext {
         let _held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
         let now = now_rfc3339();
-        let added = releases::merge(&mut log, seen, &now);
+        let added = releases::merge(&mut log.index, seen, &now);
         let mut changed = !added.is_empty();
         let left = if every_tag {
-            releases::untagged(&log, seen)
+            releases::untagged(&log.index, seen)
         } else {
-            releases::left_by(&log, &added)
+            releases::left_by(&log.index, &added)
         };
         for release in left {
             match releases::keep_pullable(&self.client, repository, &release).await {
@@ -69,7 +69,7 @@ impl JobContext {
                             "release no longer served by digest after its tags moved; pushed it again");
                     }
                     if every_tag {
-                        releases::mark_kept(&mut log, &release.digest, &now);
+                        releases::mark_kept(&mut log.index, &release.digest, &now);
                         changed = true;
                     }
                 }
@@ -81,7 +81,7 @@ impl JobContext {
         if changed {
             releases::write(&self.client, repository, &log).await?;
         }
-        Ok(Some(log))
+        Ok(Some(log.index))
     }
 }
 

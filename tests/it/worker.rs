@@ -220,12 +220,12 @@ fn bad_webhooks_are_refused_and_a_flood_of_duplicates_publishes_once() {
     }
     worker.wait_for("complete", 2, Duration::from_secs(120));
     let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
-    let log = common::published::tokio_run(refcat::catalog::releases::read(
+    let log = common::published::tokio_run(refcat::records::releases::read(
         &registry.client(),
         &repository,
     ))
     .unwrap();
-    let recorded: Vec<String> = refcat::catalog::releases::releases(&log)
+    let recorded: Vec<String> = refcat::records::releases::releases(&log.index)
         .into_iter()
         .flat_map(|r| r.tags)
         .collect();

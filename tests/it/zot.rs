@@ -173,8 +173,8 @@ fn artifacts_releases_and_the_aggregate_survive_zot_gc() {
 
     // The release whose tags moved away stays, listed by the release log, and so do
     // both releases' artifacts and signatures (refcat verify checks every one).
-    let log = tokio_run(refcat::catalog::releases::read(&client, &repository)).unwrap();
-    let recorded: Vec<String> = refcat::catalog::releases::releases(&log)
+    let log = tokio_run(refcat::records::releases::read(&client, &repository)).unwrap();
+    let recorded: Vec<String> = refcat::records::releases::releases(&log.index)
         .iter()
         .map(|r| r.descriptor.digest.to_string())
         .collect();
@@ -207,4 +207,50 @@ fn artifacts_releases_and_the_aggregate_survive_zot_gc() {
     let (ok, why) = cosign_verify(&keys.path().join("refcat.pub"), &aggregate);
     assert!(ok, "the stored aggregate after GC: {why}");
     assert_eq!(worker.jobs("failed"), 0);
+}
+
+#[test]
+fn a_release_log_past_its_head_limit_is_sealed_into_segments() {
+    use refcat::records::releases;
+    let registry = Registry::zot();
+    let client = registry.client();
+    let image = tokio_run(push_fixture(&client, "alpine"));
+    let repository: RepositoryName = "fixtures/alpine".parse().unwrap();
+    // Three real manifests recorded under three tags, with a head of one release.
+    let manifests: Vec<_> = std::iter::once(&image.top)
+        .chain(&image.platform_manifests)
+        .map(|c| {
+            refcat::oci::Descriptor::new(&c.media_type, c.digest.clone(), c.bytes.len() as u64)
+        })
+        .collect();
+    let mut log = tokio_run(releases::read(&client, &repository)).unwrap();
+    for (i, manifest) in manifests.iter().enumerate() {
+        let tag = format!("r{i}").parse().unwrap();
+        releases::merge(
+            &mut log.index,
+            &[(tag, manifest.clone())],
+            &format!("2026-11-0{}T00:00:00Z", i + 1),
+        );
+    }
+    tokio_run(releases::write_bounded(&client, &repository, &log, 1)).unwrap();
+
+    let head = tokio_run(client.get_manifest(
+        &repository,
+        &Target::Tag(refcat::reference::RELEASE_LOG_TAG.parse().unwrap()),
+    ))
+    .unwrap();
+    let refcat::oci::Manifest::Index(head) = head.manifest else {
+        panic!("the head is an index")
+    };
+    let segments = head
+        .manifests
+        .iter()
+        .filter(|d| {
+            d.annotations
+                .contains_key(refcat::artifact::annotations::RELEASE_SEGMENT)
+        })
+        .count();
+    assert_eq!((head.manifests.len(), segments), (3, 2), "{head:?}");
+    let read = tokio_run(releases::read(&client, &repository)).unwrap();
+    assert_eq!(read.index.manifests, log.index.manifests);
 }

@@ -4,11 +4,18 @@
 //! still shows it and the registry's garbage collector keeps it (an index references
 //! it), and the worker keeps it pullable by digest where the registry would stop
 //! serving it ([`keep_pullable`]).
+//!
+//! The tagged head is rewritten on every change, so it is kept small: past
+//! [`HEAD_LIMIT`] releases, the oldest are sealed into an index of their own, pushed by
+//! digest and listed in the head as a segment. A sealed release that changes later (a
+//! new tag, found kept) is copied back into the head, whose copy wins.
 
 use std::collections::BTreeSet;
 
-use crate::artifact::annotations::{RELEASE_FIRST_SEEN, RELEASE_KEPT, RELEASE_TAGS};
-use crate::artifact::media_types::RELEASE_LOG;
+use crate::artifact::annotations::{
+    RELEASE_FIRST_SEEN, RELEASE_KEPT, RELEASE_SEGMENT, RELEASE_TAGS,
+};
+use crate::artifact::media_types::{OCI_INDEX, RELEASE_LOG};
 use crate::catalog::history::in_stream;
 use crate::digest::Digest;
 use crate::oci::{Descriptor, ImageIndex, Manifest};
@@ -32,18 +39,98 @@ fn target() -> Target {
     )
 }
 
-/// The log of `repository`, empty when there is none.
+/// Releases the tagged head holds before the oldest are sealed into a segment.
+pub const HEAD_LIMIT: usize = 500;
+
+/// A repository's release log as read: every release, oldest segment first.
+#[derive(Clone, Debug)]
+pub struct ReleaseLog {
+    /// Every release, the sealed segments' first, then the head's.
+    pub index: ImageIndex,
+    /// The sealed segments, oldest first.
+    segments: Vec<Descriptor>,
+    /// The releases as their segments hold them, by digest, to tell what changed.
+    sealed: std::collections::HashMap<Digest, Descriptor>,
+}
+
+impl ReleaseLog {
+    fn empty() -> Self {
+        ReleaseLog {
+            index: empty(),
+            segments: Vec::new(),
+            sealed: Default::default(),
+        }
+    }
+}
+
+/// The log of `repository`, its segments included; empty when there is none.
 pub async fn read(
     client: &Client,
     repository: &RepositoryName,
-) -> Result<ImageIndex, RegistryError> {
-    match client.get_manifest(repository, &target()).await {
+) -> Result<ReleaseLog, RegistryError> {
+    let head = match client.get_manifest(repository, &target()).await {
         Ok(fetched) => match fetched.manifest {
-            Manifest::Index(index) => Ok(index),
-            Manifest::Image(_) => Ok(empty()),
+            Manifest::Index(index) => index,
+            Manifest::Image(_) => return Ok(ReleaseLog::empty()),
         },
-        Err(e) if e.is_not_found() => Ok(empty()),
-        Err(e) => Err(e),
+        Err(e) if e.is_not_found() => return Ok(ReleaseLog::empty()),
+        Err(e) => return Err(e),
+    };
+    let (segments, head_releases): (Vec<Descriptor>, Vec<Descriptor>) = head
+        .manifests
+        .iter()
+        .cloned()
+        .partition(|d| d.annotations.contains_key(RELEASE_SEGMENT));
+    let mut sealed_parts = Vec::with_capacity(segments.len());
+    for segment in &segments {
+        let fetched = client
+            .get_manifest(repository, &Target::Digest(segment.digest.clone()))
+            .await?;
+        match fetched.manifest {
+            Manifest::Index(index) => sealed_parts.push(index.manifests),
+            Manifest::Image(_) => {
+                return Err(RegistryError::InvalidResponse {
+                    what: format!("release log segment {repository}@{}", segment.digest),
+                    reason: "a manifest where an index was expected".into(),
+                })
+            }
+        }
+    }
+    Ok(assemble(head, segments, sealed_parts, head_releases))
+}
+
+/// The log from its head, its segments and what they hold: later copies of a release
+/// (a newer segment, the head) replace earlier ones in place.
+fn assemble(
+    head: ImageIndex,
+    segments: Vec<Descriptor>,
+    sealed_parts: Vec<Vec<Descriptor>>,
+    head_releases: Vec<Descriptor>,
+) -> ReleaseLog {
+    let mut sealed = std::collections::HashMap::new();
+    let mut all: Vec<Descriptor> = Vec::new();
+    let mut position: std::collections::HashMap<Digest, usize> = Default::default();
+    let mut place = |d: Descriptor, all: &mut Vec<Descriptor>| match position.get(&d.digest) {
+        Some(&i) => all[i] = d,
+        None => {
+            position.insert(d.digest.clone(), all.len());
+            all.push(d);
+        }
+    };
+    for release in sealed_parts.into_iter().flatten() {
+        sealed.insert(release.digest.clone(), release.clone());
+        place(release, &mut all);
+    }
+    for release in head_releases {
+        place(release, &mut all);
+    }
+    ReleaseLog {
+        index: ImageIndex {
+            manifests: all,
+            ..head
+        },
+        segments,
+        sealed,
     }
 }
 
@@ -214,22 +301,72 @@ pub fn merge(
     added
 }
 
-/// Writes `index` as the log of `repository`.
+/// Writes `log` as the log of `repository`, sealing the oldest releases into segments
+/// while the head would hold more than [`HEAD_LIMIT`].
 pub async fn write(
     client: &Client,
     repository: &RepositoryName,
-    index: &ImageIndex,
+    log: &ReleaseLog,
 ) -> Result<(), RegistryError> {
-    let bytes = serde_json::to_vec(index).expect("an index serializes");
+    write_bounded(client, repository, log, HEAD_LIMIT).await
+}
+
+/// [`write`] with the head bounded to `limit` releases.
+pub async fn write_bounded(
+    client: &Client,
+    repository: &RepositoryName,
+    log: &ReleaseLog,
+    limit: usize,
+) -> Result<(), RegistryError> {
+    let (new_segments, head) = plan(log, limit.max(1));
+    for segment in &new_segments {
+        let bytes = serde_json::to_vec(segment).expect("an index serializes");
+        let digest = crate::digest::sha256(&bytes);
+        client
+            .put_manifest(repository, &Target::Digest(digest), OCI_INDEX, bytes.into())
+            .await?;
+    }
+    let bytes = serde_json::to_vec(&head).expect("an index serializes");
     client
-        .put_manifest(
-            repository,
-            &target(),
-            crate::artifact::media_types::OCI_INDEX,
-            bytes.into(),
-        )
+        .put_manifest(repository, &target(), OCI_INDEX, bytes.into())
         .await
         .map(|_| ())
+}
+
+/// The segments to seal and the head to tag: the head keeps the releases no segment
+/// holds as they are now, the newest `limit` of them; older ones go into new segments
+/// of `limit` each.
+fn plan(log: &ReleaseLog, limit: usize) -> (Vec<ImageIndex>, ImageIndex) {
+    let mut open: Vec<Descriptor> = log
+        .index
+        .manifests
+        .iter()
+        .filter(|d| log.sealed.get(&d.digest) != Some(*d))
+        .cloned()
+        .collect();
+    let mut segments = log.segments.clone();
+    let mut sealed = Vec::new();
+    while open.len() > limit {
+        let chunk: Vec<Descriptor> = open.drain(..limit).collect();
+        let index = ImageIndex {
+            manifests: chunk,
+            ..empty()
+        };
+        let bytes = serde_json::to_vec(&index).expect("an index serializes");
+        let mut descriptor =
+            Descriptor::new(OCI_INDEX, crate::digest::sha256(&bytes), bytes.len() as u64);
+        descriptor.artifact_type = Some(RELEASE_LOG.to_string());
+        descriptor
+            .annotations
+            .insert(RELEASE_SEGMENT.into(), index.manifests.len().to_string());
+        segments.push(descriptor);
+        sealed.push(index);
+    }
+    let head = ImageIndex {
+        manifests: segments.into_iter().chain(open).collect(),
+        ..log.index.clone()
+    };
+    (sealed, head)
 }
 
 #[cfg(test)]
@@ -321,5 +458,53 @@ mod tests {
         assert_eq!(digests(left_by(&index, &job)), [digest("a")]);
         // A tag that points at the same release as before leaves nothing.
         assert!(left_by(&index, &[(tag("3.19"), image("c"))]).is_empty());
+    }
+
+    #[test]
+    fn a_long_log_is_sealed_into_segments_and_reads_back_whole() {
+        let mut log = ReleaseLog::empty();
+        for (i, name) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
+            merge(
+                &mut log.index,
+                &[(tag(&format!("1.{i}")), image(name))],
+                &format!("t{i}"),
+            );
+        }
+        let (sealed, head) = plan(&log, 3);
+        assert_eq!(sealed.len(), 2);
+        assert!(sealed.iter().all(|s| s.manifests.len() == 3));
+        let segment_refs: Vec<Descriptor> = head
+            .manifests
+            .iter()
+            .filter(|d| d.annotations.contains_key(RELEASE_SEGMENT))
+            .cloned()
+            .collect();
+        assert_eq!(segment_refs.len(), 2);
+        assert_eq!(
+            head.manifests.len(),
+            3,
+            "two segments and the newest release"
+        );
+        let read_back = |head: &ImageIndex, sealed: &[ImageIndex]| {
+            let (segments, releases): (Vec<_>, Vec<_>) = head
+                .manifests
+                .iter()
+                .cloned()
+                .partition(|d| d.annotations.contains_key(RELEASE_SEGMENT));
+            let parts = sealed.iter().map(|s| s.manifests.clone()).collect();
+            assemble(head.clone(), segments, parts, releases)
+        };
+        let mut again = read_back(&head, &sealed);
+        assert_eq!(again.index.manifests, log.index.manifests);
+
+        // A sealed release gains a tag: its copy goes to the head and wins.
+        merge(&mut again.index, &[(tag("latest"), image("a"))], "t9");
+        let (more, head) = plan(&again, 3);
+        assert!(more.is_empty());
+        assert_eq!(head.manifests.len(), 4);
+        let third = read_back(&head, &sealed);
+        assert_eq!(third.index.manifests.len(), 7);
+        assert!(releases(&third.index)[0].tags.contains("latest"));
+        assert_eq!(third.index.manifests[0].digest, image("a").digest);
     }
 }
