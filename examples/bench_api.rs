@@ -107,18 +107,18 @@ async fn main() -> anyhow::Result<()> {
         PublishOptions::default(),
     );
     for (name, tag) in [("debian", "12"), ("alpine", "3.19")] {
-        let image = refcat::fixture::build(&testdata.join(name))?;
-        refcat::fixture::push(&client, &image).await?;
+        let image = support::fixture::build(&testdata.join(name))?;
+        support::fixture::push(&client, &image).await?;
         publisher
             .publish(&format!("{host}/{}:{tag}", image.repository).parse()?)
             .await?;
     }
 
     // The cold repository: 50 tags, each a distinct index over the two Alpine platforms.
-    let alpine = refcat::fixture::build(&testdata.join("alpine"))?;
+    let alpine = support::fixture::build(&testdata.join("alpine"))?;
     let mut cold = alpine.clone();
     cold.repository = "bench/cold".parse()?;
-    refcat::fixture::push(&client, &cold).await?;
+    support::fixture::push(&client, &cold).await?;
     let mut index: serde_json::Value = serde_json::from_slice(&alpine.top.bytes)?;
     for i in 0..50 {
         index["annotations"] =

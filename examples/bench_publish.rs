@@ -161,11 +161,11 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(ClientConfig::new(host.clone()));
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/images");
     for (name, _) in IMAGES {
-        let image = refcat::fixture::build(&testdata.join(name))?;
+        let image = support::fixture::build(&testdata.join(name))?;
         for side in ["refcat", "baseline"] {
             let mut copy = image.clone();
             copy.repository = format!("bench/{side}/{name}").parse()?;
-            refcat::fixture::push(&client, &copy).await?;
+            support::fixture::push(&client, &copy).await?;
         }
     }
 

@@ -177,14 +177,14 @@ async fn main() -> anyhow::Result<()> {
     let mut platforms = 0;
     for round in 0..rounds {
         for (name, tag) in IMAGES {
-            let mut image = refcat::fixture::build(&testdata.join(name))?;
+            let mut image = support::fixture::build(&testdata.join(name))?;
             image.repository = format!("bench/r{round}/{name}").parse()?;
             let reference: Reference = format!("{host}/{}:{tag}", image.repository).parse()?;
             let scanned_before = worker.metric("refcat_worker_scanner_seconds_total").await?;
             // From the start of the push: platform manifests go first, and the worker
             // may start on them before the index is in.
             let pushed = Instant::now();
-            refcat::fixture::push(&client, &image).await?;
+            support::fixture::push(&client, &image).await?;
             until(
                 &reference.to_string(),
                 Duration::from_secs(600),

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use refcat::registry::{Client, ClientConfig};
 
 #[tokio::main]
@@ -14,9 +17,9 @@ async fn main() -> anyhow::Result<()> {
     let registry = refcat::reference::parse_registry(&registry)?;
     let client = Client::new(ClientConfig::new(registry.clone()));
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    for dir in refcat::fixture::fixture_dirs(&testdata)? {
-        let image = refcat::fixture::build(&dir)?;
-        refcat::fixture::push(&client, &image).await?;
+    for dir in support::fixture::fixture_dirs(&testdata)? {
+        let image = support::fixture::build(&dir)?;
+        support::fixture::push(&client, &image).await?;
         for tag in &image.tags {
             println!(
                 "{registry}/{}:{tag}  {}",

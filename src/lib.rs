@@ -2,8 +2,8 @@
 //!
 //! The registry is the database. [`registry`] is the only module that speaks the
 //! distribution API; [`catalog`] builds read views from it; [`artifact`] knows what
-//! refcat writes; [`fixture`] builds the deterministic sample images used by the demo
-//! and the tests.
+//! refcat writes. The deterministic sample images of the demo, the tests and the
+//! benchmarks are built by `examples/support/fixture.rs`, outside the library.
 
 pub mod api;
 pub mod artifact;
@@ -11,7 +11,6 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod digest;
-pub mod fixture;
 pub mod locks;
 pub mod oci;
 pub mod publish;

@@ -1,6 +1,9 @@
-//! What the benchmarks share: where the pinned tools are.
+//! What the examples share: where the pinned tools are, and the sample images.
 
 use std::path::PathBuf;
+
+#[allow(dead_code)] // not every example builds images
+pub mod fixture;
 
 /// The tools cache (`REFCAT_TOOLS`, default `~/.cache/refcat/tools`).
 pub fn tools() -> PathBuf {

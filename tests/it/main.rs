@@ -4,6 +4,10 @@
 //! binary saves a link (and its disk) per concern.
 
 mod common;
+/// The sample images, shared with the examples.
+#[allow(dead_code)] // not every helper is used by the tests
+#[path = "../../examples/support/fixture.rs"]
+mod fixture;
 
 mod api;
 mod api_http;

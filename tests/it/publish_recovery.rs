@@ -15,11 +15,11 @@ fn a_publish_killed_after_any_step_is_finished_by_the_next_run() {
     tokio_run(async {
         let (registry, keys) = common::keyed_distribution();
         let client = registry.client();
-        let image = refcat::fixture::build(&common::testdata().join("images/debian")).unwrap();
+        let image = crate::fixture::build(&common::testdata().join("images/debian")).unwrap();
         for step in ["syft", "attach", "sign", "commit", "grype"] {
             let mut copy = image.clone();
             copy.repository = format!("crash/{step}").parse().unwrap();
-            refcat::fixture::push(&client, &copy).await.unwrap();
+            crate::fixture::push(&client, &copy).await.unwrap();
             let target = format!("{}/crash/{step}:12", registry.host);
             let mut crash = refcat_publish(keys.path());
             crash.env("REFCAT_ABORT_AFTER", step).arg(&target);
@@ -43,10 +43,10 @@ fn failures_are_reported_and_lose_nothing() {
     tokio_run(async {
         let (registry, keys) = common::keyed_distribution();
         let client = registry.client();
-        let image = refcat::fixture::build(&common::testdata().join("images/debian")).unwrap();
+        let image = crate::fixture::build(&common::testdata().join("images/debian")).unwrap();
 
         // An unknown tag.
-        refcat::fixture::push(&client, &image).await.unwrap();
+        crate::fixture::push(&client, &image).await.unwrap();
         let mut cmd = refcat_publish(keys.path());
         cmd.arg(format!("{}/fixtures/debian:13", registry.host));
         let out = output(cmd).await;
@@ -56,7 +56,7 @@ fn failures_are_reported_and_lose_nothing() {
         // syft fails on an image whose layer blob is gone: nothing is attached.
         let mut broken = image.clone();
         broken.repository = "broken/debian".parse().unwrap();
-        refcat::fixture::push(&client, &broken).await.unwrap();
+        crate::fixture::push(&client, &broken).await.unwrap();
         let layer = image
             .blobs
             .iter()
@@ -79,7 +79,7 @@ fn failures_are_reported_and_lose_nothing() {
         // gzip-compressed Syft JSON.
         let mut flaky = image.clone();
         flaky.repository = "flaky/debian".parse().unwrap();
-        refcat::fixture::push(&client, &flaky).await.unwrap();
+        crate::fixture::push(&client, &flaky).await.unwrap();
         let target = format!("{}/flaky/debian:12", registry.host);
         let mut cmd = refcat_publish(keys.path());
         cmd.env("GRYPE_FAIL_ON_SEVERITY", "negligible")

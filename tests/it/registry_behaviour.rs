@@ -76,7 +76,7 @@ async fn many_tags(kind: Kind) {
         let repo: RepositoryName = format!("many/r{i:02}").parse().unwrap();
         let mut copy = image.clone();
         copy.repository = repo;
-        refcat::fixture::push(&client, &copy).await.unwrap();
+        crate::fixture::push(&client, &copy).await.unwrap();
     }
     let before = client.counter().of_kind(RequestKind::Catalog);
     let repos = client.list_repositories().await.unwrap();

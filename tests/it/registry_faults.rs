@@ -13,7 +13,7 @@ use crate::common::{push_fixture, refcat, refcat_publish, Registry};
 use axum::http::Method;
 use refcat::artifact::media_types::{OCI_INDEX, OCI_MANIFEST};
 use refcat::digest::Digest;
-use refcat::fixture::BuiltImage;
+use crate::fixture::BuiltImage;
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig, RegistryError};
 

@@ -459,9 +459,9 @@ pub fn testdata() -> PathBuf {
 }
 
 /// Builds and pushes the fixture in `testdata/images/<name>`.
-pub async fn push_fixture(client: &Client, name: &str) -> refcat::fixture::BuiltImage {
-    let image = refcat::fixture::build(&testdata().join("images").join(name)).unwrap();
-    refcat::fixture::push(client, &image).await.unwrap();
+pub async fn push_fixture(client: &Client, name: &str) -> crate::fixture::BuiltImage {
+    let image = crate::fixture::build(&testdata().join("images").join(name)).unwrap();
+    crate::fixture::push(client, &image).await.unwrap();
     image
 }
 
