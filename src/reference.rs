@@ -127,7 +127,7 @@ fn is_path_component(s: &str) -> bool {
     }
 }
 
-/// The tag of a repository's release log (see `catalog::releases`).
+/// The tag of a repository's release log (see `records::releases`).
 pub const RELEASE_LOG_TAG: &str = "refcat-releases";
 
 /// The tag of the stored catalog aggregate, in the repository configured for it.
