@@ -210,14 +210,7 @@ async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
 
     let base =
         crate::common::served::start_api(refcat::api::AppState::new(registry.client())).await;
-    let get = |path: &'static str| {
-        let url = format!("{base}{path}");
-        async move {
-            let response = reqwest::get(url).await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
-        }
-    };
+    let get = |path: &'static str| crate::common::served::get_json(format!("{base}{path}"));
     let (status, tags) = get("/v1/images/fixtures/alpine/tags").await;
     assert_eq!(status, 200, "{tags}");
     let listed: Vec<&str> = tags["tags"]
@@ -289,11 +282,7 @@ async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
     let base = crate::common::served::start_api(refcat::api::AppState::new(client.clone())).await;
     let get = |query: &'static str| {
         let url = format!("{base}/v1/images/fixtures/alpine/sbom/3.19{query}");
-        async move {
-            let response = reqwest::get(url).await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
-        }
+        crate::common::served::get_json(url)
     };
     // Two filters, one parse: the Syft JSON is fetched once.
     let blobs = client.counter().of_kind(RequestKind::Blob);

@@ -36,6 +36,16 @@ async fn pushed_alpine(registry: &Registry) -> (String, Vec<PlatformManifest>) {
     (reference, platforms)
 }
 
+/// zot with alpine:3.19 pushed, and a fresh key pair: the registry, the keys,
+/// `registry/fixtures/alpine:3.19` and its platform manifests.
+async fn alpine_on_zot() -> (Registry, tempfile::TempDir, String, Vec<PlatformManifest>) {
+    let registry = Registry::zot();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let (reference, platforms) = pushed_alpine(&registry).await;
+    (registry, keys, reference, platforms)
+}
+
 fn amd64(platforms: &[PlatformManifest]) -> &PlatformManifest {
     platforms
         .iter()
@@ -120,10 +130,7 @@ fn tagged_amd64(tags: &Value) -> &Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_tools_sboms_and_scans_are_left_alone() {
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
-    let (reference, platforms) = pushed_alpine(&registry).await;
+    let (registry, keys, reference, platforms) = alpine_on_zot().await;
     let subject = amd64(&platforms);
     let at = format!("{}/{ALPINE}@{}", registry.host, subject.descriptor.digest);
     // As a CI job or BuildKit would attach them: same artifactTypes, not refcat's.
@@ -182,10 +189,7 @@ fn forged_grype(subject: &PlatformManifest) -> refcat::artifact::BuiltArtifact {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_result_from_a_future_db_does_not_stop_the_scan() {
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
-    let (reference, platforms) = pushed_alpine(&registry).await;
+    let (registry, keys, reference, platforms) = alpine_on_zot().await;
     let subject = amd64(&platforms);
     let forged = forged_grype(subject);
     registry
@@ -240,12 +244,8 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
 
     // A catalog trusting refcat's key shows no numbers from the other key's set, and
     // says why.
-    let tags = view(
-        &registry,
-        Some(keys.path()),
-        &format!("/v1/images/{ALPINE}/tags"),
-    )
-    .await;
+    let tags_path = format!("/v1/images/{ALPINE}/tags");
+    let tags = view(&registry, Some(keys.path()), &tags_path).await;
     let platform = tagged_amd64(&tags);
     assert_eq!(platform["vulnerabilities"], Value::Null, "{platform}");
     assert_eq!(platform["scannedAt"], Value::Null);
@@ -282,12 +282,7 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
     assert_eq!(code(&own), 0, "{}", stderr(&own));
     assert_eq!(backfill_dry_run(keys.path(), &registry.host).await, "");
 
-    let tags = view(
-        &registry,
-        Some(keys.path()),
-        &format!("/v1/images/{ALPINE}/tags"),
-    )
-    .await;
+    let tags = view(&registry, Some(keys.path()), &tags_path).await;
     let platform = tagged_amd64(&tags);
     assert_eq!(platform["signed"], true, "{platform}");
     assert!(platform["vulnerabilities"].is_object());

@@ -36,6 +36,14 @@ pub async fn start_api(state: AppState) -> String {
     base
 }
 
+/// GET `url`: the status and the JSON body (`null` when it is not JSON).
+pub async fn get_json(url: String) -> (u16, Value) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
 impl Served {
     pub async fn get(&self, path: &str) -> (u16, String, Value) {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
