@@ -157,15 +157,20 @@ impl Existing {
     /// a set signed with another key, an unsigned look-alike) is left alone: never
     /// reused, never scanned, never pruned. An artifact `own` proved before is not read
     /// again, so a long-running worker's walk costs one referrers call per subject.
+    ///
+    /// Signatures are checked newest first, and per format only until one verifies:
+    /// the newest own artifact is all that reuse, re-scans and `first_seen` need. With
+    /// `every_grype` every Grype artifact is checked (pruning must know all of its own).
     pub async fn owned(
         client: &Client,
         repository: &RepositoryName,
         subject: &Digest,
         own: &Trust,
+        every_grype: bool,
     ) -> Result<Existing, RegistryError> {
         Existing::read_with(client, repository, subject, Some(own))
             .await?
-            .proven(client, repository, own)
+            .proven(client, repository, own, every_grype)
             .await
     }
 
@@ -255,17 +260,26 @@ impl Existing {
         }
     }
 
-    /// Only the artifacts whose signature verifies with `trust`'s keys, which remembers
-    /// their manifests.
+    /// The newest artifact of each format whose signature verifies with `trust`'s keys
+    /// (every such Grype artifact with `every_grype`); `trust` remembers their manifests.
     async fn proven(
         self,
         client: &Client,
         repository: &RepositoryName,
         trust: &Trust,
+        every_grype: bool,
     ) -> Result<Existing, RegistryError> {
         let mut proven = Existing::default();
         for format in Format::ALL {
+            let wanted = if format == Format::GrypeJson && every_grype {
+                usize::MAX
+            } else {
+                1
+            };
             for stored in self.of_format(format) {
+                if proven.of_format(format).len() >= wanted {
+                    break;
+                }
                 let verdict = trust.verdict(client, repository, stored.digest()).await?;
                 if verdict.as_ref().is_some_and(Verdict::is_verified) {
                     trust

@@ -239,7 +239,9 @@ impl Publisher {
             let (repository, digest) = (&reference.repository, &subject.descriptor.digest);
             // Only what verifies with this publisher's key is its own to reuse, scan
             // again or prune; another tool's or key's artifacts are left alone.
-            let existing = Existing::owned(&self.client, repository, digest, &self.own).await?;
+            let every_grype = self.options.keep.is_some();
+            let existing =
+                Existing::owned(&self.client, repository, digest, &self.own, every_grype).await?;
             let missing = if self.options.force {
                 Missing::ALL
             } else {

@@ -80,7 +80,7 @@ pub async fn release_record(
 ) -> Option<VulnerabilityRecord> {
     let digest = &platform_manifest.descriptor.digest;
     let repository = &reference.repository;
-    let found = Existing::owned(client, repository, digest, own)
+    let found = Existing::owned(client, repository, digest, own, false)
         .await
         .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
     .ok()?;

@@ -196,45 +196,22 @@ impl Client {
 
 impl Client {
     /// Checks that this client may push to `repository`, before anything expensive is
-    /// done for it: opens a blob upload and cancels it. Remembered per repository.
+    /// done for it, by pushing the empty JSON blob that every artifact's config is
+    /// anyway (so the check costs the HEAD it replaces and one request more).
+    /// Remembered per repository.
     pub async fn check_writable(&self, repository: &RepositoryName) -> Result<(), RegistryError> {
-        let known = |this: &Self| {
-            this.inner
-                .writable
-                .lock()
-                .expect("writable lock")
-                .contains(repository.as_str())
-        };
-        if known(self) {
+        let known = self
+            .inner
+            .writable
+            .lock()
+            .expect("writable lock")
+            .contains(repository.as_str());
+        if known {
             return Ok(());
         }
-        let what = format!("POST blob upload {repository} (a write check)");
-        let post = Request::new(
-            Method::POST,
-            RequestKind::Upload,
-            format!("/v2/{repository}/blobs/uploads/"),
-            push_scope(repository.as_str()),
-            what.clone(),
-        );
-        let response = self.send(post).await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(self.unexpected(response, what).await);
-        }
-        if let Some(location) = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-        {
-            let cancel = Request::new(
-                Method::DELETE,
-                RequestKind::Upload,
-                upload_url_path(location),
-                push_scope(repository.as_str()),
-                format!("DELETE blob upload {repository} (a write check)"),
-            );
-            // An upload left open expires on its own; cancelling is a courtesy.
-            let _ = self.send(cancel).await;
-        }
+        let empty = Bytes::from_static(crate::artifact::media_types::EMPTY_JSON_BYTES);
+        self.push_blob(repository, &crate::digest::sha256(&empty), empty)
+            .await?;
         self.inner
             .writable
             .lock()
@@ -266,18 +243,14 @@ impl Client {
 /// The upload `Location` with `digest=` added; relative locations stay on the registry.
 fn upload_url(location: &str, digest: &Digest) -> String {
     let separator = if location.contains('?') { '&' } else { '?' };
-    format!("{}{separator}digest={digest}", upload_url_path(location))
-}
-
-/// The path and query of an upload `Location`, so that requests stay on the registry.
-fn upload_url_path(location: &str) -> String {
-    match url::Url::parse(location) {
+    let path = match url::Url::parse(location) {
         Ok(u) => match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
         },
         Err(_) => location.to_string(),
-    }
+    };
+    format!("{path}{separator}digest={digest}")
 }
 
 #[cfg(test)]

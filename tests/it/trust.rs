@@ -57,10 +57,10 @@ fn public_key(keys: &Path) -> PublicKey {
     PublicKey::from_pem(&std::fs::read_to_string(keys.join("refcat.pub")).unwrap()).unwrap()
 }
 
-/// The artifacts on `subject` that verify with the key in `keys`.
+/// refcat's newest SBOMs and every Grype artifact on `subject`, by the key in `keys`.
 async fn proven(client: &Client, subject: &PlatformManifest, keys: &Path) -> Existing {
     let trust = Trust::new(vec![public_key(keys)], true);
-    Existing::owned(client, &alpine(), &subject.descriptor.digest, &trust)
+    Existing::owned(client, &alpine(), &subject.descriptor.digest, &trust, true)
         .await
         .unwrap()
 }
@@ -155,8 +155,8 @@ async fn other_tools_sboms_and_scans_are_left_alone() {
 
     let client = registry.client();
     let own = proven(&client, subject, keys.path()).await;
-    // --force made a second set; --keep 1 applies to Grype results only.
-    assert_eq!([own.syft.len(), own.spdx.len(), own.grype.len()], [2, 2, 1]);
+    // The newest of each format is refcat's; --keep 1 left one Grype result.
+    assert_eq!([own.syft.len(), own.spdx.len(), own.grype.len()], [1, 1, 1]);
     for digest in &foreign {
         let target = Target::Digest(digest.parse().unwrap());
         let head = client.head_manifest(&alpine(), &target).await.unwrap();
