@@ -36,7 +36,8 @@ pub enum Format {
 }
 
 impl Format {
-    const ALL: [Format; 3] = [Format::SyftJson, Format::SpdxJson, Format::GrypeJson];
+    /// Every format, in the order refcat publishes them.
+    pub const ALL: [Format; 3] = [Format::SyftJson, Format::SpdxJson, Format::GrypeJson];
 
     /// The name in `dev.refcat.format`.
     pub fn as_str(self) -> &'static str {
@@ -158,17 +159,19 @@ impl Existing {
     /// reused, never scanned, never pruned. An artifact `own` proved before is not read
     /// again, so a long-running worker's walk costs one referrers call per subject.
     ///
-    /// Signatures are checked newest first, and per format only until one verifies:
-    /// the newest own artifact is all that reuse, re-scans and `first_seen` need. With
-    /// `every_grype` every Grype artifact is checked (pruning must know all of its own).
+    /// Only `formats` are read. Signatures are checked newest first, and per format
+    /// only until one verifies: the newest own artifact is all that reuse, re-scans and
+    /// `first_seen` need. With `every_grype` every Grype artifact is checked (pruning
+    /// must know all of its own).
     pub async fn owned(
         client: &Client,
         repository: &RepositoryName,
         subject: &Digest,
         own: &Trust,
+        formats: &[Format],
         every_grype: bool,
     ) -> Result<Existing, RegistryError> {
-        Existing::read_with(client, repository, subject, Some(own))
+        Existing::read_with(client, repository, subject, Some((own, formats)))
             .await?
             .proven(client, repository, own, every_grype)
             .await
@@ -178,14 +181,17 @@ impl Existing {
         client: &Client,
         repository: &RepositoryName,
         subject: &Digest,
-        proved_by: Option<&Trust>,
+        proved_by: Option<(&Trust, &[Format])>,
     ) -> Result<Existing, RegistryError> {
         let referrers = client.referrers(repository, subject, None).await?;
-        let candidates = referrers.into_iter().filter(|d| Format::of(d).is_some());
+        let wanted = |f: Format| proved_by.is_none_or(|(_, formats)| formats.contains(&f));
+        let candidates = referrers
+            .into_iter()
+            .filter(|d| Format::of(d).is_some_and(wanted));
         let read: Vec<Option<(Descriptor, ImageManifest)>> = stream::iter(candidates)
             .map(|listed| async move {
                 let known = match proved_by {
-                    Some(trust) => trust.proven_manifest(repository, &listed.digest).await,
+                    Some((trust, _)) => trust.proven_manifest(repository, &listed.digest).await,
                     None => None,
                 };
                 if let Some(manifest) = known {

@@ -239,9 +239,23 @@ impl Publisher {
             let (repository, digest) = (&reference.repository, &subject.descriptor.digest);
             // Only what verifies with this publisher's key is its own to reuse, scan
             // again or prune; another tool's or key's artifacts are left alone.
+            // --force makes every format again: only the Grype artifacts still matter, for
+            // first_seen and --keep.
+            let formats: &[Format] = if self.options.force {
+                &[Format::GrypeJson]
+            } else {
+                &Format::ALL
+            };
             let every_grype = self.options.keep.is_some();
-            let existing =
-                Existing::owned(&self.client, repository, digest, &self.own, every_grype).await?;
+            let existing = Existing::owned(
+                &self.client,
+                repository,
+                digest,
+                &self.own,
+                formats,
+                every_grype,
+            )
+            .await?;
             let missing = if self.options.force {
                 Missing::ALL
             } else {

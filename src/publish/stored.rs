@@ -7,7 +7,7 @@ use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
 use crate::artifact::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
 use crate::catalog::artifacts::layer;
-use crate::catalog::existing::Existing;
+use crate::catalog::existing::{Existing, Format};
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
@@ -80,7 +80,7 @@ pub async fn release_record(
 ) -> Option<VulnerabilityRecord> {
     let digest = &platform_manifest.descriptor.digest;
     let repository = &reference.repository;
-    let found = Existing::owned(client, repository, digest, own, false)
+    let found = Existing::owned(client, repository, digest, own, &[Format::GrypeJson], false)
         .await
         .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
     .ok()?;

@@ -10,7 +10,7 @@ use refcat::artifact::media_types::{GRYPE_JSON, OCI_INDEX, SPDX_JSON, SYFT_JSON}
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
 use refcat::catalog::platforms::PlatformManifest;
 use refcat::catalog::signatures::Trust;
-use refcat::publish::Existing;
+use refcat::publish::{Existing, Format};
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::Client;
 use refcat::sign::PublicKey;
@@ -60,9 +60,16 @@ fn public_key(keys: &Path) -> PublicKey {
 /// refcat's newest SBOMs and every Grype artifact on `subject`, by the key in `keys`.
 async fn proven(client: &Client, subject: &PlatformManifest, keys: &Path) -> Existing {
     let trust = Trust::new(vec![public_key(keys)], true);
-    Existing::owned(client, &alpine(), &subject.descriptor.digest, &trust, true)
-        .await
-        .unwrap()
+    Existing::owned(
+        client,
+        &alpine(),
+        &subject.descriptor.digest,
+        &trust,
+        &Format::ALL,
+        true,
+    )
+    .await
+    .unwrap()
 }
 
 /// `refcat publish` of alpine's linux/amd64 with the key in `keys`, plus `args`.
