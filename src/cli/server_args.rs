@@ -26,10 +26,11 @@ pub struct ServerArgs {
         value_name = "SECONDS"
     )]
     pub header_timeout: u64,
-    /// Seconds a request may take in all (503 after that).
+    /// Seconds a request may take in all, its body included (503 after that): a view
+    /// behind a stuck registry fails within this, whatever the registry client's retries.
     #[arg(
         long,
-        default_value_t = 60,
+        default_value_t = 30,
         env = "REFCAT_REQUEST_TIMEOUT",
         value_name = "SECONDS"
     )]

@@ -577,3 +577,44 @@ async fn a_read_only_registry_is_found_out_before_any_scan() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
+    let (_registry, proxy, _image) = setup().await;
+    proxy.inject(Rule::new(
+        Method::GET,
+        "/v2/",
+        1000,
+        Fault::Delay(Duration::from_secs(60)),
+    ));
+    let port = common::free_port();
+    let mut serve = refcat()
+        .args(["serve", &proxy.host, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--request-timeout", "2"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/images/fixtures/debian/tags");
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    let response = loop {
+        match http.get(&url).send().await {
+            Ok(response) => break response,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("serve never answered: {e}"),
+        }
+    };
+    let took = start.elapsed();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
