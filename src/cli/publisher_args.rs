@@ -58,6 +58,14 @@ impl PublisherArgs {
     /// needs the key too: only what verifies with it counts as done.
     pub fn publisher(&self, client: Client, options: PublishOptions) -> anyhow::Result<Publisher> {
         let key = load_private_key(&self.key)?;
+        // A refcat killed mid-scan leaves what its scanners unpacked behind.
+        let removed = crate::scan::remove_stale_scratch();
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed scratch directories of earlier refcat runs that were stopped mid-scan"
+            );
+        }
         let (syft, grype) = self.scanners();
         Ok(Publisher::new(
             client,

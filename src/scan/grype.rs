@@ -95,10 +95,11 @@ impl Grype {
             tool: "grype",
             source,
         };
-        let dir = tempfile::tempdir().map_err(io)?;
+        let dir = super::process::scratch().map_err(io)?;
         let sbom = dir.path().join("sbom.syft.json");
         tokio::fs::write(&sbom, syft_json).await.map_err(io)?;
         let mut cmd = self.command();
+        cmd.env("TMPDIR", dir.path());
         cmd.arg(format!("sbom:{}", sbom.display()))
             .args(["-o", "json", "-q"]);
         let what = format!("matching {what}");

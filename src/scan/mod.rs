@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use grype::{DbStatus, Grype};
+pub use process::remove_stale_scratch;
 pub use syft::{ImageSource, Sboms, Syft};
 
 /// What went wrong running a scanner.

@@ -35,6 +35,45 @@ const INHERITED: [&str; 20] = [
     "all_proxy",
 ];
 
+/// The prefix of a scan's scratch directory: `refcat-scan-<pid>-…` under the system's
+/// temporary directory.
+const SCRATCH: &str = "refcat-scan-";
+
+/// A scratch directory for one scan, named after this process so that a later start
+/// can tell it is left over. The scanner's own temporary files (syft unpacks image
+/// layers) go in it too, through its `TMPDIR`.
+pub(super) fn scratch() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{SCRATCH}{}-", std::process::id()))
+        .tempdir()
+}
+
+/// Removes the scratch directories of refcat processes that are gone (killed mid-scan,
+/// say): what their scanners unpacked would otherwise stay forever. How many.
+pub fn remove_stale_scratch() -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive =
+            pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A command for `program` (syft or grype, whose own variables start with `prefix`)
 /// with an environment built from an allow-list, and tied to refcat's life: on Linux
 /// the kernel kills it when refcat dies, even by `kill -9`.

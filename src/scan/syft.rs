@@ -83,7 +83,7 @@ impl Syft {
             tool: "syft",
             source,
         };
-        let dir = tempfile::tempdir().map_err(io)?;
+        let dir = super::process::scratch().map_err(io)?;
         let syft_path = dir.path().join("sbom.syft.json");
         let spdx_path = dir.path().join("sbom.spdx.json");
         let source = format!(
@@ -92,6 +92,8 @@ impl Syft {
         );
         let what = format!("scanning {source} ({})", image.platform);
         let mut cmd = super::process::command(&self.program, "SYFT_");
+        // syft unpacks the image's layers under TMPDIR: into the scratch directory.
+        cmd.env("TMPDIR", dir.path());
         cmd.arg("scan")
             .arg(&source)
             .args(["--platform", &image.platform.to_string(), "-q"])

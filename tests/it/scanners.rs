@@ -132,8 +132,10 @@ fn scanners_see_no_secrets_and_die_with_refcat() {
     // Killed mid-scan, refcat takes its scanner with it.
     let pid_file = seen.path().join("pid");
     std::fs::remove_file(&pid_file).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let mut publish = crate::common::refcat_publish(keys.path());
     let mut child = publish
+        .env("TMPDIR", tmp.path())
         .env("REFCAT_SYFT", crate::common::observed_syft(seen.path(), 60))
         .args(["--force", "--platform", "linux/amd64"])
         .arg(format!("{}/fixtures/alpine:3.19", registry.host))
@@ -165,4 +167,33 @@ fn scanners_see_no_secrets_and_die_with_refcat() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(!alive(), "the scanner {pid} outlived refcat");
+
+    // syft unpacked into refcat's scratch directory, which the next start removes.
+    let env = std::fs::read_to_string(seen.path().join("env")).unwrap();
+    let scratch = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("refcat-scan-")
+            })
+            .collect()
+    };
+    let left = scratch(tmp.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        env.contains(&format!("TMPDIR={}", left[0].display())),
+        "{env}"
+    );
+    let mut again = crate::common::refcat_publish(keys.path());
+    again
+        .env("TMPDIR", tmp.path())
+        .args(["--dry-run", "--platform", "linux/amd64"])
+        .arg(format!("{}/fixtures/alpine:3.19", registry.host));
+    run_ok(&mut again);
+    assert!(scratch(tmp.path()).is_empty(), "the stale scratch stayed");
 }
