@@ -22,6 +22,7 @@ mod publish_recovery;
 mod referrers_interop;
 mod registry_behaviour;
 mod registry_faults;
+mod registry_stalls;
 mod scanners;
 mod signing_interop;
 mod trust;

@@ -18,7 +18,7 @@ use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig, RegistryError};
 
 /// A registry with the Debian fixture, and a proxy in front of it.
-async fn setup() -> (Registry, FaultProxy, BuiltImage) {
+pub async fn setup() -> (Registry, FaultProxy, BuiltImage) {
     let registry = Registry::distribution(None);
     let image = push_fixture(&registry.client(), "debian").await;
     let proxy = FaultProxy::start(&registry.host).await;
@@ -511,29 +511,6 @@ async fn keep_on_a_registry_that_refuses_deletes_publishes_and_keeps_the_old_art
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_answers_within_seconds_when_the_registry_hangs() {
-    let (_registry, proxy, _image) = setup().await;
-    proxy.inject(Rule::new(
-        Method::GET,
-        "/v2/",
-        100,
-        Fault::Delay(Duration::from_secs(60)),
-    ));
-    // The client's own defaults: 30 s per attempt, 4 attempts.
-    let client = Client::new(ClientConfig::new(proxy.host.clone()));
-    let base = crate::common::served::start_api(refcat::api::AppState::new(client)).await;
-    let asked = std::time::Instant::now();
-    let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    assert!(
-        asked.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        asked.elapsed()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_registry_is_found_out_before_any_scan() {
     let (registry, proxy, _debian) = setup().await;
     push_fixture(&registry.client(), "alpine").await;
@@ -576,45 +553,4 @@ async fn a_read_only_registry_is_found_out_before_any_scan() {
         "{}",
         stderr(&out)
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
-    let (_registry, proxy, _image) = setup().await;
-    proxy.inject(Rule::new(
-        Method::GET,
-        "/v2/",
-        1000,
-        Fault::Delay(Duration::from_secs(60)),
-    ));
-    let port = common::free_port();
-    let mut serve = refcat()
-        .args(["serve", &proxy.host, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--request-timeout", "2"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/v1/images/fixtures/debian/tags");
-    let http = reqwest::Client::new();
-    let start = std::time::Instant::now();
-    let response = loop {
-        match http.get(&url).send().await {
-            Ok(response) => break response,
-            Err(_) if start.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("serve never answered: {e}"),
-        }
-    };
-    let took = start.elapsed();
-    serve.kill().unwrap();
-    serve.wait().unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    assert!(took < Duration::from_secs(10), "{took:?}");
 }
