@@ -85,6 +85,10 @@ impl JobContext {
     }
 }
 
+/// The longest single wait for an event's tag to show up in the registry (the waits
+/// double from 200 ms: about 3 s in all).
+const TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(1600);
+
 /// The job's tag, when the registry confirms it: a job fetched by tag has it; a tag that
 /// came with a digest (from an event, which anyone allowed to send one can make up) is
 /// looked up, and one that does not exist or points elsewhere is not recorded.
@@ -96,16 +100,25 @@ async fn confirmed_tag<'a>(
     let Target::Pinned(tag, _) = &job.target else {
         return Ok(job.tag());
     };
-    let found = client
-        .head_manifest(&job.repository, &Target::Tag(tag.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
-    match found {
-        Some(d) if &d.digest == digest => Ok(Some(tag)),
-        found => {
-            tracing::warn!(job = %job.key(), now = ?found.map(|d| d.digest.to_string()),
-                "the event's tag does not point at its digest in the registry; not recorded");
-            Ok(None)
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        let found = client
+            .head_manifest(&job.repository, &Target::Tag(tag.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        match found {
+            Some(d) if &d.digest == digest => return Ok(Some(tag)),
+            // distribution sends its push event before it links the tag: give the
+            // registry a moment before calling the tag made up.
+            _ if wait <= TAG_SETTLE => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            found => {
+                tracing::warn!(job = %job.key(), now = ?found.map(|d| d.digest.to_string()),
+                    "the event's tag does not point at its digest in the registry; not recorded");
+                return Ok(None);
+            }
         }
     }
 }
