@@ -15,16 +15,6 @@ use crate::registry::Client;
 /// Largest layer a view reads (Syft JSON of big images runs to tens of MB).
 const MAX_LAYER_BYTES: u64 = 512 * 1024 * 1024;
 
-/// The artifacts in refcat's formats on `subject`, read from their manifests, newest
-/// first (see [`Existing::read`]).
-pub async fn existing(
-    client: &Client,
-    repository: &RepositoryName,
-    subject: &Digest,
-) -> Result<Existing, CatalogError> {
-    Ok(Existing::read(client, repository, subject).await?)
-}
-
 /// The image manifest of an artifact.
 pub async fn manifest(
     client: &Client,

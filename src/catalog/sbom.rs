@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest_trusted, Trusted};
+use super::artifacts::{layer, newest_trusted, Trusted};
+use super::existing::Existing;
 use super::existing::Stored;
 use super::platforms::platform_manifests;
 use super::signatures::{Trust, Verdict};
@@ -202,7 +203,7 @@ pub async fn sbom(
     let subjects = platform_manifests(client, reference, None).await?;
     // Platforms are read at once, as in the vulnerabilities view.
     let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
-        let found = existing(client, repository, &subject.descriptor.digest).await?;
+        let found = Existing::read(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
         let all = match trusted.as_ref().and_then(Trusted::content) {
             Some(artifact) => cache.packages(client, repository, artifact).await?,

@@ -1,13 +1,13 @@
 //! Whether an artifact is signed: its Sigstore bundle referrers first, then the legacy
 //! `.sig` tag, in the order `cosign verify` searches them.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::artifact::annotations::BUNDLE_CONTENT;
 use crate::artifact::media_types::SIGSTORE_BUNDLE_V03;
 use crate::digest::Digest;
-use std::sync::Arc;
-
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
@@ -119,10 +119,13 @@ impl Trust {
         manifest: &ImageManifest,
     ) {
         let key = format!("{repository}@{artifact}");
-        self.proven
-            .manifests
-            .insert(key, Arc::new(manifest.clone()))
-            .await;
+        // A walk proves the same artifacts again and again: copy each manifest once.
+        if !self.proven.manifests.contains_key(&key) {
+            self.proven
+                .manifests
+                .insert(key, Arc::new(manifest.clone()))
+                .await;
+        }
     }
 }
 

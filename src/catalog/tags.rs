@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
-use super::artifacts::{existing, newest_trusted, Trusted};
+use super::artifacts::{newest_trusted, Trusted};
+use super::existing::Existing;
 use super::image::platform_images;
 use super::platforms::ResolveError;
 use super::signatures::Trust;
@@ -181,7 +182,7 @@ pub async fn entry(
     // One fetch of the tag gives both its descriptor and its platforms.
     let (top, images) = platform_images(client, &reference).await?;
     let platforms = try_join_all(images.iter().map(|image| async {
-        let found = existing(client, repository, &image.subject.descriptor.digest).await?;
+        let found = Existing::read(client, repository, &image.subject.descriptor.digest).await?;
         // Independent round trips overlap: a slow registry costs one wait, not two.
         let (grype, syft) = tokio::try_join!(
             newest_trusted(client, repository, &found, Format::GrypeJson, trust),

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{existing, layer, newest_trusted, Trusted};
+use super::artifacts::{layer, newest_trusted, Trusted};
+use super::existing::Existing;
 use super::platforms::platform_manifests;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
@@ -80,7 +81,7 @@ pub async fn vulnerabilities(
     // Platforms are read at once: a slow registry costs one wait per step, not per
     // platform.
     let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
-        let found = existing(client, repository, &subject.descriptor.digest).await?;
+        let found = Existing::read(client, repository, &subject.descriptor.digest).await?;
         let trusted = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
         let artifact = trusted.as_ref().and_then(Trusted::content);
         let (matches, first_seen) = match artifact {

@@ -65,13 +65,23 @@ pub fn remove_stale_scratch() -> usize {
         else {
             continue;
         };
-        let alive =
-            pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let alive = pid == std::process::id() || is_running(pid);
         if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
             removed += 1;
         }
     }
     removed
+}
+
+/// Whether process `pid` exists (signal 0 checks without sending anything; EPERM means
+/// it exists but belongs to someone else). A pid that does not fit is not running.
+fn is_running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only asks the kernel whether the process exists.
+    let answer = unsafe { libc::kill(pid, 0) };
+    answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A command for `program` (syft or grype, whose own variables start with `prefix`)
@@ -178,5 +188,12 @@ mod tests {
             assert!(inherited(OsStr::new(passed), "SYFT_"), "{passed}");
         }
         assert!(!inherited(OsStr::new("GRYPE_DB_CACHE_DIR"), "SYFT_"));
+    }
+
+    #[test]
+    fn only_live_processes_count_as_running() {
+        assert!(is_running(std::process::id()));
+        assert!(is_running(1), "init exists, though it may not be ours");
+        assert!(!is_running(u32::MAX));
     }
 }

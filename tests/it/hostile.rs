@@ -322,13 +322,10 @@ fn a_failing_credential_helpers_output_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let helper = dir.path().join("docker-credential-leaky");
     // Half-worked: the secret on stdout, then a failure.
-    std::fs::write(
+    crate::common::write_script(
         &helper,
         "#!/bin/sh\necho '{\"Username\":\"ci\",\"Secret\":\"s3cret-from-helper\"'\necho 'store locked' >&2\nexit 1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let config = dir.path().join("config.json");
     std::fs::write(&config, r#"{"credHelpers":{"127.0.0.1:9":"leaky"}}"#).unwrap();
     let path = format!(

@@ -6,19 +6,25 @@ use std::time::Duration;
 use axum::http::Method;
 use refcat::registry::{Client, ClientConfig};
 
-use crate::common::faults::{Fault, Rule};
-use crate::common::refcat;
+use crate::common::faults::{Fault, FaultProxy, Rule};
+use crate::common::{refcat, Registry};
 use crate::registry_faults::setup;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_answers_within_seconds_when_the_registry_hangs() {
-    let (_registry, proxy, _image) = setup().await;
+/// A registry behind a proxy that holds every GET for a minute.
+async fn hanging() -> (Registry, FaultProxy) {
+    let (registry, proxy, _image) = setup().await;
     proxy.inject(Rule::new(
         Method::GET,
         "/v2/",
-        100,
+        usize::MAX,
         Fault::Delay(Duration::from_secs(60)),
     ));
+    (registry, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_within_seconds_when_the_registry_hangs() {
+    let (_registry, proxy) = hanging().await;
     // The client's own defaults: 30 s per attempt, 4 attempts.
     let client = Client::new(ClientConfig::new(proxy.host.clone()));
     let base = crate::common::served::start_api(refcat::api::AppState::new(client)).await;
@@ -35,13 +41,7 @@ async fn readyz_answers_within_seconds_when_the_registry_hangs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
-    let (_registry, proxy, _image) = setup().await;
-    proxy.inject(Rule::new(
-        Method::GET,
-        "/v2/",
-        1000,
-        Fault::Delay(Duration::from_secs(60)),
-    ));
+    let (_registry, proxy) = hanging().await;
     let port = crate::common::free_port();
     let mut serve = refcat()
         .args(["serve", &proxy.host, "--listen"])

@@ -92,16 +92,8 @@ async fn verify(keys: &Path, reference: &str) -> std::process::Output {
 
 /// What `refcat backfill --dry-run` with the key in `keys` would queue, one line each.
 async fn backfill_dry_run(keys: &Path, host: &str) -> String {
-    let cmd = refcat_publish(keys);
-    // refcat_publish's scanner and key settings, for a walk instead of a publish.
-    let args: Vec<_> = cmd.get_args().skip(1).map(|a| a.to_owned()).collect();
-    let mut walk = refcat();
-    walk.arg("backfill").args(args).args(["--dry-run", host]);
-    for (key, value) in cmd.get_envs() {
-        if let Some(value) = value {
-            walk.env(key, value);
-        }
-    }
+    let mut walk = crate::common::refcat_publishing("backfill", keys);
+    walk.args(["--dry-run", host]);
     let out = output(walk).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     String::from_utf8(out.stdout).unwrap()

@@ -387,8 +387,14 @@ pub const KEY_PASSWORD: &str = "s3cret-key-pw";
 /// `refcat publish` with the pinned syft and grype, the fixture Grype DB, and the key
 /// `refcat.key` in `keys` (see [`write_keys`]).
 pub fn refcat_publish(keys: &std::path::Path) -> Command {
+    refcat_publishing("publish", keys)
+}
+
+/// `refcat SUBCOMMAND` (publish, backfill, worker) with [`refcat_publish`]'s scanners,
+/// Grype DB and key.
+pub fn refcat_publishing(subcommand: &str, keys: &std::path::Path) -> Command {
     let mut cmd = refcat();
-    cmd.arg("publish")
+    cmd.arg(subcommand)
         .arg("--key")
         .arg(keys.join("refcat.key"))
         .env("REFCAT_SYFT", tool("syft"))
@@ -508,8 +514,13 @@ pub fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
         dir = dir.display(),
         syft = tool("syft").display(),
     );
-    std::fs::write(&launcher, script).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_script(&launcher, &script);
     launcher
+}
+
+/// Writes an executable shell script.
+pub fn write_script(path: &std::path::Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }

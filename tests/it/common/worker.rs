@@ -3,7 +3,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, refcat, tool, tools_root, write_keys, Kind, Registry, KEY_PASSWORD};
+use super::{free_port, refcat_publishing, write_keys, Kind, Registry};
 
 /// The shared secret the test workers take webhooks with.
 pub const SECRET: &str = "webhook-s3cret";
@@ -31,23 +31,12 @@ impl Worker {
         port: u16,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Worker {
-        let mut cmd = refcat();
-        cmd.args([
-            "worker",
-            &registry.host,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--key")
-        .arg(keys.join("refcat.key"))
-        .args(["--max-body-kib", "64", "--db-check-interval", "1"])
-        .env("REFCAT_WEBHOOK_SECRET", SECRET)
-        .env("REFCAT_RECONCILE_INTERVAL", "0")
-        .env("REFCAT_SYFT", tool("syft"))
-        .env("REFCAT_GRYPE", tool("grype"))
-        .env("GRYPE_DB_CACHE_DIR", tools_root().join("grype-db"))
-        .env("COSIGN_PASSWORD", KEY_PASSWORD)
-        .envs(env.iter().copied());
+        let mut cmd = refcat_publishing("worker", keys);
+        cmd.args([&registry.host, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--max-body-kib", "64", "--db-check-interval", "1"])
+            .env("REFCAT_WEBHOOK_SECRET", SECRET)
+            .env("REFCAT_RECONCILE_INTERVAL", "0")
+            .envs(env.iter().copied());
         let stdout = tempfile::NamedTempFile::new().unwrap();
         cmd.stdout(Stdio::from(stdout.reopen().unwrap()));
         let child = cmd.spawn().unwrap();
