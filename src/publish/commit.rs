@@ -14,7 +14,7 @@ use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
-use crate::registry::{RegistryError, SubjectState};
+use crate::registry::{RegistryError, SubjectState, Unlisted};
 use crate::sign::{bundle, legacy};
 
 /// A signature ready to push.
@@ -37,13 +37,26 @@ impl Publisher {
         built: &[(Format, BuiltArtifact)],
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
+        let unlisted = self.commit_unlisted(reference, built, report).await?;
+        self.list(reference, unlisted).await
+    }
+
+    /// [`Publisher::commit`], leaving what the registry did not list by itself for
+    /// [`Publisher::list`]: a registry without the referrers API shows it only then.
+    pub(super) async fn commit_unlisted(
+        &self,
+        reference: &Reference,
+        built: &[(Format, BuiltArtifact)],
+        report: &mut SubjectReport,
+    ) -> Result<Unlisted, PublishError> {
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
         self.attach_and_sign(&reference.repository, &artifacts)
             .await?;
         let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.
-        self.client
-            .push_artifact_manifests(&reference.repository, &artifacts, SubjectState::Existing)
+        let unlisted = self
+            .client
+            .push_unlisted(&reference.repository, &artifacts)
             .await?;
         report
             .published
@@ -52,6 +65,18 @@ impl Publisher {
                 digest: artifact.digest.clone(),
             }));
         self.reached(Step::Commit, started);
+        Ok(unlisted)
+    }
+
+    /// Adds committed artifacts to their subject's tag-schema index.
+    pub(super) async fn list(
+        &self,
+        reference: &Reference,
+        unlisted: Unlisted,
+    ) -> Result<(), PublishError> {
+        self.client
+            .list(&reference.repository, unlisted, SubjectState::Existing)
+            .await?;
         Ok(())
     }
 

@@ -421,14 +421,25 @@ impl Publisher {
         let grype_artifact =
             |syft_json| self.grype_artifact(reference, subject, lineage, syft_json);
         match (sbom_set, missing.grype) {
-            // grype runs while the SBOMs are committed; a grype failure keeps the SBOMs.
+            // grype runs while the SBOMs are committed, and all three are listed at once
+            // (one read-modify-write of a tag-schema index, not two); a grype failure
+            // keeps the SBOMs, listed.
             (Some((built, syft_json)), true) => {
                 let (committed, grype) = tokio::join!(
-                    self.commit(reference, &built, report),
+                    self.commit_unlisted(reference, &built, report),
                     grype_artifact(Some(syft_json))
                 );
-                committed?;
-                self.commit_grype(reference, subject, lineage.existing, grype?, report)
+                let mut unlisted = committed?;
+                let grype_committed = match grype {
+                    Ok(artifact) => self
+                        .commit_unlisted(reference, &[(Format::GrypeJson, artifact)], report)
+                        .await
+                        .map(|grype| unlisted.extend(grype)),
+                    Err(e) => Err(e),
+                };
+                self.list(reference, unlisted).await?;
+                grype_committed?;
+                self.prune(reference, subject, lineage.existing, report)
                     .await?;
             }
             (Some((built, _)), false) => self.commit(reference, &built, report).await?,
@@ -454,6 +465,18 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         self.commit(reference, &[(Format::GrypeJson, artifact)], report)
             .await?;
+        self.prune(reference, subject, existing, report).await
+    }
+
+    /// Deletes the Grype artifacts in `existing` beyond `--keep`, once a new one is
+    /// committed (it counts).
+    async fn prune(
+        &self,
+        reference: &Reference,
+        subject: &PlatformManifest,
+        existing: &Existing,
+        report: &mut SubjectReport,
+    ) -> Result<(), PublishError> {
         let Some(keep) = self.options.keep else {
             return Ok(());
         };

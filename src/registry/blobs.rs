@@ -12,6 +12,18 @@ use crate::cache::coalesced;
 use crate::digest::{self, Digest};
 use crate::reference::RepositoryName;
 
+/// How an upload session begins.
+#[derive(Clone, Copy)]
+enum Start {
+    /// POST with the blob, which a registry may take at once (201) or answer with a
+    /// session to PUT it to (202).
+    Monolithic,
+    /// POST asking to mount the blob from the repository itself: 201 when the
+    /// repository holds it already, else a session (202). A registry needs push rights
+    /// for either answer, so it proves the client may write.
+    Mount,
+}
+
 impl Client {
     /// Fetches a blob, refusing more than `limit` bytes (default: the client's
     /// `max_blob_bytes`), and checks its digest. Served from the client's cache when it
@@ -87,19 +99,20 @@ impl Client {
         }
     }
 
-    /// Pushes a blob unless the repository already holds it: one HEAD (none when this
-    /// client has seen the blob there before), and the upload only when needed, so
-    /// re-pushing large layers costs nothing.
+    /// Pushes a blob unless the repository already holds it: nothing when this client
+    /// has seen the blob there before, else one mount request (a blob the repository
+    /// holds is mounted from itself and answered 201), and the upload only when needed.
     pub async fn push_blob_if_missing(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         data: &Bytes,
     ) -> Result<(), RegistryError> {
-        if self.knows_blob(repository, digest) || self.blob_exists(repository, digest).await? {
+        if self.knows_blob(repository, digest) {
             return Ok(());
         }
-        self.push_blob(repository, digest, data.clone()).await
+        self.push(repository, digest, data.clone(), Start::Mount)
+            .await
     }
 
     /// Pushes a blob: one monolithic POST where the registry allows it, else POST then
@@ -112,13 +125,23 @@ impl Client {
         digest: &Digest,
         data: Bytes,
     ) -> Result<(), RegistryError> {
+        self.push(repository, digest, data, Start::Monolithic).await
+    }
+
+    async fn push(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        data: Bytes,
+        start: Start,
+    ) -> Result<(), RegistryError> {
         crate::digest::verify(digest, &data).map_err(|source| RegistryError::Digest {
             what: format!("push blob {repository}@{digest}"),
             source,
         })?;
         let mut attempt = 1;
         loop {
-            let failed = match self.upload(repository, digest, data.clone()).await {
+            let failed = match self.upload(repository, digest, data.clone(), start).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(e),
@@ -142,17 +165,27 @@ impl Client {
         repository: &RepositoryName,
         digest: &Digest,
         data: Bytes,
+        start: Start,
     ) -> Result<(), RegistryError> {
         let what = format!("POST blob upload {repository}@{digest}");
-        let post = Request::new(
-            Method::POST,
-            RequestKind::Upload,
-            format!("/v2/{repository}/blobs/uploads/?digest={digest}"),
-            push_scope(repository.as_str()),
-            what.clone(),
-        )
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .body(data.clone());
+        let post = match start {
+            Start::Monolithic => Request::new(
+                Method::POST,
+                RequestKind::Upload,
+                format!("/v2/{repository}/blobs/uploads/?digest={digest}"),
+                push_scope(repository.as_str()),
+                what.clone(),
+            )
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(data.clone()),
+            Start::Mount => Request::new(
+                Method::POST,
+                RequestKind::Upload,
+                format!("/v2/{repository}/blobs/uploads/?mount={digest}&from={repository}"),
+                push_scope(repository.as_str()),
+                what.clone(),
+            ),
+        };
         let response = self.send(post).await?;
         match response.status() {
             StatusCode::CREATED => {
@@ -197,8 +230,8 @@ impl Client {
 impl Client {
     /// Checks that this client may push to `repository`, before anything expensive is
     /// done for it, by pushing the empty JSON blob that every artifact's config is
-    /// anyway (so the check costs the HEAD it replaces and one request more).
-    /// Remembered per repository.
+    /// anyway: one mount request when the repository holds it, which is what the
+    /// artifacts' own push would cost. Remembered per repository.
     pub async fn check_writable(&self, repository: &RepositoryName) -> Result<(), RegistryError> {
         let known = self
             .inner
@@ -210,8 +243,13 @@ impl Client {
             return Ok(());
         }
         let empty = Bytes::from_static(crate::artifact::media_types::EMPTY_JSON_BYTES);
-        self.push_blob(repository, &crate::digest::sha256(&empty), empty)
-            .await?;
+        self.push(
+            repository,
+            &crate::digest::sha256(&empty),
+            empty,
+            Start::Mount,
+        )
+        .await?;
         self.inner
             .writable
             .lock()

@@ -22,4 +22,4 @@ pub use counter::{RequestCounter, RequestKind};
 pub use credentials::{Credentials, Secret};
 pub use error::RegistryError;
 pub use manifests::{FetchedManifest, PushedManifest};
-pub use referrers::SubjectState;
+pub use referrers::{SubjectState, Unlisted};

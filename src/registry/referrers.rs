@@ -24,6 +24,25 @@ use crate::reference::{RepositoryName, Tag, Target};
 
 const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Referrers pushed to a registry without the referrers API and not yet added to
+/// their subjects' tag-schema indexes, by subject.
+#[derive(Debug, Default)]
+#[must_use = "unlisted referrers are invisible on registries without the referrers API"]
+pub struct Unlisted(BTreeMap<String, (Digest, Vec<Descriptor>)>);
+
+impl Unlisted {
+    /// Adds `other`'s referrers.
+    pub fn extend(&mut self, other: Unlisted) {
+        for (key, (subject, referrers)) in other.0 {
+            self.0
+                .entry(key)
+                .or_insert_with(|| (subject, Vec::new()))
+                .1
+                .extend(referrers);
+        }
+    }
+}
+
 impl Client {
     /// The referrers of `subject`, optionally only those of `artifact_type`. A client with
     /// a cache keeps each subject's whole list and filters it itself.
@@ -257,6 +276,19 @@ impl Client {
         artifacts: &[BuiltArtifact],
         subject_state: SubjectState,
     ) -> Result<(), RegistryError> {
+        let unlisted = self.push_unlisted(repository, artifacts).await?;
+        self.list(repository, unlisted, subject_state).await
+    }
+
+    /// Pushes artifact manifests whose blobs are in the repository, and returns those
+    /// the registry did not acknowledge with `OCI-Subject`: on a registry without the
+    /// referrers API they stay unlisted until [`Client::list`] adds them, so a caller
+    /// committing several sets for one subject pays one read-modify-write for all.
+    pub async fn push_unlisted(
+        &self,
+        repository: &RepositoryName,
+        artifacts: &[BuiltArtifact],
+    ) -> Result<Unlisted, RegistryError> {
         let pushes = artifacts.iter().map(|artifact| async move {
             let target = Target::Digest(artifact.digest.clone());
             let put = || {
@@ -283,18 +315,30 @@ impl Client {
             };
             Ok::<_, RegistryError>((artifact, pushed.subject_acknowledged))
         });
-        let mut unacknowledged: BTreeMap<String, (&Digest, Vec<Descriptor>)> = BTreeMap::new();
+        let mut unlisted = Unlisted::default();
         for (artifact, acknowledged) in futures_util::future::try_join_all(pushes).await? {
             if let (Some(subject), false) = (&artifact.subject, acknowledged) {
-                unacknowledged
+                unlisted
+                    .0
                     .entry(subject.digest.to_string())
-                    .or_insert_with(|| (&subject.digest, Vec::new()))
+                    .or_insert_with(|| (subject.digest.clone(), Vec::new()))
                     .1
                     .push(artifact.descriptor.clone());
             }
         }
-        for (subject, referrers) in unacknowledged.into_values() {
-            self.add_to_tag_schema(repository, subject, referrers, subject_state)
+        Ok(unlisted)
+    }
+
+    /// Adds what [`Client::push_unlisted`] left unlisted to the subjects' tag-schema
+    /// indexes, one read-modify-write per subject.
+    pub async fn list(
+        &self,
+        repository: &RepositoryName,
+        unlisted: Unlisted,
+        subject_state: SubjectState,
+    ) -> Result<(), RegistryError> {
+        for (subject, referrers) in unlisted.0.into_values() {
+            self.add_to_tag_schema(repository, &subject, referrers, subject_state)
                 .await?;
         }
         Ok(())

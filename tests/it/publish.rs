@@ -264,6 +264,26 @@ every_fixture! {
     every_fixture_gets_a_signed_set_on_distribution_legacy: Kind::Distribution, "legacy";
 }
 
+/// A publisher with the pinned scanners, writing through `client`.
+fn publisher(
+    client: &refcat::registry::Client,
+    key: refcat::sign::KeyPair,
+    options: refcat::publish::PublishOptions,
+) -> refcat::publish::Publisher {
+    let (syft, grype) = (
+        refcat::scan::Syft {
+            program: common::tool("syft"),
+            timeout: std::time::Duration::from_secs(300),
+        },
+        refcat::scan::Grype {
+            program: common::tool("grype"),
+            timeout: std::time::Duration::from_secs(300),
+            db_cache_dir: Some(common::tools_root().join("grype-db")),
+        },
+    );
+    refcat::publish::Publisher::new(client.clone(), syft, grype, key, options)
+}
+
 async fn second_run_only_checks(kind: Kind) {
     let registry = Registry::start(kind);
     let keys = tempfile::tempdir().unwrap();
@@ -278,24 +298,7 @@ async fn second_run_only_checks(kind: Kind) {
     assert_eq!(code(&output(first).await), 0);
 
     let client = registry.client();
-    let (syft, grype) = (
-        refcat::scan::Syft {
-            program: common::tool("syft"),
-            timeout: std::time::Duration::from_secs(300),
-        },
-        refcat::scan::Grype {
-            program: common::tool("grype"),
-            timeout: std::time::Duration::from_secs(300),
-            db_cache_dir: Some(common::tools_root().join("grype-db")),
-        },
-    );
-    let publisher = refcat::publish::Publisher::new(
-        client.clone(),
-        syft,
-        grype,
-        key,
-        refcat::publish::PublishOptions::default(),
-    );
+    let publisher = publisher(&client, key, refcat::publish::PublishOptions::default());
     // The first check proves each artifact: per platform manifest, one referrers listing,
     // then per artifact its manifest and its signature (the bundle's listing, manifest
     // and blob). The second check, by the same publisher, only lists: it remembers what
@@ -346,4 +349,46 @@ fn a_second_publish_writes_nothing_and_only_checks_on_zot() {
 #[test]
 fn a_second_publish_writes_nothing_and_only_checks_on_distribution() {
     tokio_run(second_run_only_checks(Kind::Distribution));
+}
+
+/// A forced run on a registry without the referrers API, in a fresh process: the write
+/// check is one mount request (the repository holds the empty blob), and the subject's
+/// tag-schema index is read and written once for all three new artifacts.
+#[test]
+fn a_forced_publish_lists_its_three_artifacts_in_one_index_update() {
+    tokio_run(async {
+        let registry = Registry::start(Kind::Distribution);
+        let keys = tempfile::tempdir().unwrap();
+        let key = common::write_keys(keys.path());
+        push_fixture(&registry.client(), "debian").await;
+        let reference = format!("{}/fixtures/debian:12", registry.host);
+        let mut first = refcat_publish(keys.path());
+        first.arg(&reference);
+        assert_eq!(code(&output(first).await), 0);
+
+        let client = registry.client();
+        let options = refcat::publish::PublishOptions {
+            force: true,
+            ..Default::default()
+        };
+        let reports = publisher(&client, key, options)
+            .publish(&reference.parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].published.len(), 3);
+        let counts = client.counter().snapshot();
+        let count = |method: &str, kind| counts.get(&(method.to_string(), kind)).copied();
+        use refcat::registry::RequestKind::{Manifest, Upload};
+        // Uploads: the mount that checks writing, then per artifact and per signature
+        // one blob (the Grype artifact has two), each POST then PUT.
+        assert_eq!(count("POST", Upload), Some(1 + 4 + 3), "{counts:?}");
+        assert_eq!(count("PUT", Upload), Some(4 + 3), "{counts:?}");
+        // Manifests written: the three artifacts, their three bundles and the bundles'
+        // tag-schema indexes, and the subject's index once.
+        assert_eq!(count("PUT", Manifest), Some(3 + 3 + 3 + 1), "{counts:?}");
+        // Read: the image, the subject's index before the check and before its update,
+        // the old Grype artifact and its bundle's index and manifest.
+        assert_eq!(count("GET", Manifest), Some(1 + 2 + 1 + 2), "{counts:?}");
+    });
 }
