@@ -5,6 +5,7 @@
 //! beyond a cap wait in the listen backlog instead of taking descriptors.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,49 @@ fn too_slow(deadline: Duration) -> axum::response::Response {
     response
 }
 
+/// Put on every request by [`serve`]: whether its deadline passed. The deadline drops a
+/// request's handler, counting middleware included, so that middleware learns from this
+/// that the request was answered 503 rather than abandoned by its client.
+#[derive(Clone, Debug, Default)]
+pub struct Deadline(Arc<AtomicBool>);
+
+impl Deadline {
+    /// Whether the request ran past its deadline.
+    pub fn passed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `next` and passes the status of its answer to `record`: the handler's, or 503
+/// when the deadline cut it off. A request whose client went away is not recorded.
+pub async fn record_status<F: FnOnce(StatusCode)>(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    record: F,
+) -> axum::response::Response {
+    struct Pending<F: FnOnce(StatusCode)> {
+        deadline: Option<Deadline>,
+        record: Option<F>,
+    }
+    impl<F: FnOnce(StatusCode)> Drop for Pending<F> {
+        fn drop(&mut self) {
+            let cut_off = self.deadline.as_ref().is_some_and(Deadline::passed);
+            if let (Some(record), true) = (self.record.take(), cut_off) {
+                record(StatusCode::SERVICE_UNAVAILABLE);
+            }
+        }
+    }
+    let mut pending = Pending {
+        deadline: request.extensions().get::<Deadline>().cloned(),
+        record: Some(record),
+    };
+    let response = next.run(request).await;
+    if let Some(record) = pending.record.take() {
+        record(response.status());
+    }
+    response
+}
+
 /// How long open connections get to finish after `shutdown`.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -72,10 +116,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let deadline = limits.request_timeout;
     let app = app.layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            match tokio::time::timeout(deadline, next.run(request)).await {
+        move |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let passed = Deadline::default();
+            request.extensions_mut().insert(passed.clone());
+            let handler = next.run(request);
+            tokio::pin!(handler);
+            match tokio::time::timeout(deadline, &mut handler).await {
                 Ok(response) => response,
-                Err(_) => too_slow(deadline),
+                // Marked before the handler is dropped (at the end of this block), so
+                // that what it counts sees the 503.
+                Err(_) => {
+                    passed.0.store(true, Ordering::Relaxed);
+                    too_slow(deadline)
+                }
             }
         },
     ));

@@ -48,18 +48,19 @@ fn view_of(path: &str) -> &'static str {
     }
 }
 
-/// Counts every response.
+/// Counts every response, a 503 for a request cut off by its deadline included.
 pub async fn count(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let view = view_of(request.uri().path());
-    let response = next.run(request).await;
-    *state
-        .http
-        .0
-        .lock()
-        .expect("counter lock")
-        .entry((view, response.status().as_u16()))
-        .or_default() += 1;
-    response
+    crate::server::record_status(request, next, |status| {
+        *state
+            .http
+            .0
+            .lock()
+            .expect("counter lock")
+            .entry((view, status.as_u16()))
+            .or_default() += 1;
+    })
+    .await
 }
 
 /// The exposition.

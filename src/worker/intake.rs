@@ -34,8 +34,8 @@ pub struct Intake {
     pub settle: Duration,
 }
 
-/// The routes; bodies over `max_body_bytes` get 413. Every answer on `/events`, 405 and
-/// 413 included, is counted for `/metrics`.
+/// The routes; bodies over `max_body_bytes` get 413. Every answer on `/events`, 405,
+/// 413 and a 503 past the request deadline included, is counted for `/metrics`.
 pub fn router(intake: Intake, max_body_bytes: usize) -> Router {
     let counted = axum::middleware::from_fn_with_state(intake.clone(), count);
     Router::new()
@@ -55,14 +55,15 @@ async fn count(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let response = next.run(request).await;
-    *intake
-        .responses
-        .lock()
-        .expect("responses")
-        .entry(response.status().as_u16())
-        .or_default() += 1;
-    response
+    crate::server::record_status(request, next, |status| {
+        *intake
+            .responses
+            .lock()
+            .expect("responses")
+            .entry(status.as_u16())
+            .or_default() += 1;
+    })
+    .await
 }
 
 async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {

@@ -63,8 +63,21 @@ async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
         }
     };
     let took = start.elapsed();
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     serve.kill().unwrap();
     serve.wait().unwrap();
+    // The deadline's answer is counted like any other.
+    assert!(
+        metrics.contains("refcat_http_requests_total{view=\"tags\",status=\"503\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(
