@@ -157,7 +157,8 @@ impl Existing {
     /// verifies with `own`, the publisher's key. Everything else (another tool's SBOM,
     /// a set signed with another key, an unsigned look-alike) is left alone: never
     /// reused, never scanned, never pruned. An artifact `own` proved before is not read
-    /// again, so a long-running worker's walk costs one referrers call per subject.
+    /// again and its signature is checked again only after [`Trust::recheck_after`], so
+    /// a long-running worker's walk mostly costs one referrers call per subject.
     ///
     /// Only `formats` are read. Signatures are checked newest first, and per format
     /// only until one verifies: the newest own artifact is all that reuse, re-scans and

@@ -2,6 +2,7 @@
 //! `.sig` tag, in the order `cosign verify` searches them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -20,15 +21,19 @@ pub struct Trust {
     keys: Vec<PublicKey>,
     /// Hide artifacts whose signature does not verify.
     require: bool,
-    /// Artifacts that verified, by `repository@digest`. An artifact is addressed by
-    /// its digest and its signature by the artifact's, so a verified artifact stays
-    /// verified; a failure is not kept, as its signature may still arrive.
+    /// Artifacts that verified, by `repository@digest`, for a while: a signature can
+    /// be deleted, so a verdict is checked again once it is older than the recheck
+    /// interval. A failure is not kept, as its signature may still arrive.
     proven: Proven,
 }
 
 /// Verified artifacts remembered, and how many of their manifests; old entries go first.
 const PROVEN_ENTRIES: u64 = 100_000;
 const PROVEN_MANIFESTS: u64 = 20_000;
+
+/// How long a verified verdict is trusted before its signature is checked again, unless
+/// [`Trust::recheck_after`] says otherwise.
+pub const RECHECK: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 struct Proven {
@@ -39,12 +44,21 @@ struct Proven {
     manifests: moka::future::Cache<String, Arc<ImageManifest>>,
 }
 
-impl Default for Proven {
-    fn default() -> Self {
+impl Proven {
+    fn new(recheck: Duration) -> Self {
         Proven {
-            verdicts: moka::future::Cache::new(PROVEN_ENTRIES),
+            verdicts: moka::future::Cache::builder()
+                .max_capacity(PROVEN_ENTRIES)
+                .time_to_live(recheck)
+                .build(),
             manifests: moka::future::Cache::new(PROVEN_MANIFESTS),
         }
+    }
+}
+
+impl Default for Proven {
+    fn default() -> Self {
+        Proven::new(RECHECK)
     }
 }
 
@@ -62,6 +76,13 @@ impl Trust {
             require,
             proven: Proven::default(),
         }
+    }
+
+    /// Checks a verified artifact's signature again once its verdict is older than
+    /// `recheck` (by default [`RECHECK`]), so that a deleted signature stops counting.
+    pub fn recheck_after(mut self, recheck: Duration) -> Self {
+        self.proven = Proven::new(recheck);
+        self
     }
 
     /// Whether signatures are checked at all.

@@ -29,9 +29,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
-    /// Seconds that tag resolutions, tag lists, the catalog, referrer lists and the
-    /// views built from them are reused before the registry is asked again. Content
-    /// addressed by digest never changes and is kept while memory allows.
+    /// Seconds that tag resolutions, tag lists, the catalog, referrer lists, signature
+    /// verdicts and the views built from them are reused before the registry is asked
+    /// again. Content addressed by digest never changes and is kept while memory allows.
     #[arg(
         long,
         default_value_t = 30,
@@ -39,9 +39,9 @@ pub struct ServeArgs {
         value_name = "SECONDS"
     )]
     pub cache_ttl: u64,
-    /// MiB of memory for caches in all, split evenly between the eight of them
-    /// (rendered views, and manifests, blobs, tags, catalog and referrer lists as read
-    /// from the registry).
+    /// MiB of memory for caches in all, split evenly between the nine of them
+    /// (rendered views, manifests, blobs, tags, the catalog and referrer lists as read
+    /// from the registry, and parsed SBOMs).
     #[arg(
         long,
         default_value_t = 512,
@@ -82,11 +82,13 @@ impl ServeArgs {
         if self.require_signature && self.key.is_empty() {
             anyhow::bail!("--require-signature needs the public key(s) to verify with: pass --key");
         }
-        let trust = Trust::new(load_public_keys(&self.key)?, self.require_signature);
         let cache = CacheConfig {
             ttl: std::time::Duration::from_secs(self.cache_ttl),
             max_bytes: self.cache_mib * 1024 * 1024 / CACHES,
         };
+        // A verdict lives as long as the referrer list it was read from.
+        let trust = Trust::new(load_public_keys(&self.key)?, self.require_signature)
+            .recheck_after(cache.ttl);
         let mut config = self.registry_args.config(&registry)?;
         config.cache = Some(cache);
         let client = Client::new(config);

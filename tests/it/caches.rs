@@ -147,3 +147,61 @@ async fn a_blob_the_registry_lost_is_pushed_again() {
         .unwrap()
         .is_some());
 }
+
+/// `refcat serve --key` checks a signature again once the cache TTL has passed: a
+/// deleted signature stops counting without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_signature_stops_counting_after_the_cache_ttl() {
+    let registry = Registry::zot();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    push_fixture(&registry.client(), "alpine").await;
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let mut publish = refcat_publish(keys.path());
+    publish.args(["--platform", "linux/amd64", &reference]);
+    let out = output(publish).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let port = crate::common::free_port();
+    let mut serve = crate::common::refcat()
+        .args(["serve", &registry.host, "--cache-ttl", "1", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--key")
+        .arg(keys.path().join("refcat.pub"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/images/fixtures/alpine/vulnerabilities/3.19");
+    let amd64 = || async {
+        let start = std::time::Instant::now();
+        loop {
+            match reqwest::get(&url).await {
+                Ok(response) => {
+                    let view: Value = response.json().await.unwrap();
+                    break view["platforms"]["linux/amd64"].clone();
+                }
+                Err(e) if start.elapsed() > Duration::from_secs(20) => {
+                    panic!("serve never answered: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    };
+    let before = amd64().await;
+    assert_eq!(before["signature"]["verdict"], "verified", "{before}");
+
+    let client = registry.client();
+    let repository: RepositoryName = "fixtures/alpine".parse().unwrap();
+    let grype: refcat::digest::Digest = before["artifact"].as_str().unwrap().parse().unwrap();
+    for signature in client.referrers(&repository, &grype, None).await.unwrap() {
+        client
+            .delete_manifest(&repository, &signature.digest)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = amd64().await;
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert_eq!(after["signature"]["verdict"], "unsigned", "{after}");
+}
