@@ -4,7 +4,9 @@
 //!   (goals: p99 ≤ 5 ms and ≥ 10,000 requests/s per view);
 //! - a cold tags view of a repository with 50 tags × 2 platforms: its time and registry
 //!   requests, next to the same number of manifest GETs made one after another
-//!   (goal: within 3× of that).
+//!   (goal: within 3× of that);
+//! - cold views behind a registry that answers every request late: how many round
+//!   trips each waits for one after another.
 //!
 //! The load generator, wrk (one thread), shares the 2 cores with the server (one tokio
 //! worker thread, so that the two do not preempt each other) and the registry.
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use refcat::api::{router, AppState};
+use refcat::catalog::signatures::Trust;
 use refcat::publish::{PublishOptions, Publisher};
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig};
@@ -76,6 +79,63 @@ fn load(url: &str, seconds: f64) -> anyhow::Result<Load> {
     })
 }
 
+/// What each request to a slow registry waits before it is forwarded.
+const LATENCY: Duration = Duration::from_millis(250);
+
+/// Cold views of a fresh server whose registry answers every request `LATENCY` late,
+/// checking signatures with `key`: how many round trips each view waits for one after
+/// another (its time over `LATENCY`), next to how many requests it makes in all.
+async fn slow_registry(host: &str, key: &KeyPair) -> anyhow::Result<String> {
+    let slow = support::slow::start(host, LATENCY).await?;
+    let mut out = format!(
+        "\n## Cold views behind a slow registry\n\nEvery registry request waits {} ms before it is forwarded. \
+         Each view is asked once of a fresh server that checks signatures (`--key`). \
+         Round trips in sequence = the view's time / {} ms; the fewer beside the requests made, the more they overlap.\n\n\
+         | view | seconds | round trips in sequence | registry requests |\n|---|---|---|---|\n",
+        LATENCY.as_millis(),
+        LATENCY.as_millis()
+    );
+    let views = [
+        (
+            "tags (alpine, 2 platforms)",
+            "/v1/images/fixtures/alpine/tags",
+        ),
+        (
+            "details (debian:12)",
+            "/v1/images/fixtures/debian/details/12",
+        ),
+        ("sbom (debian:12)", "/v1/images/fixtures/debian/sbom/12"),
+        (
+            "vulnerabilities (alpine:3.19)",
+            "/v1/images/fixtures/alpine/vulnerabilities/3.19",
+        ),
+        ("directory (3 repositories)", "/v1/images"),
+    ];
+    for (name, path) in views {
+        let client = serving_client(&slow);
+        let mut state = AppState::new(client.clone());
+        state.trust = Trust::new(vec![key.public_key()], false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let app = router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let start = Instant::now();
+        let response = reqwest::get(format!("{base}{path}")).await?;
+        if !response.status().is_success() {
+            bail!("{name} behind a slow registry: HTTP {}", response.status());
+        }
+        response.bytes().await?;
+        let seconds = start.elapsed().as_secs_f64();
+        let requests: u64 = client.counter().snapshot().values().sum();
+        out.push_str(&format!(
+            "| {name} | {seconds:.2} | {:.1} | {requests} |\n",
+            seconds / LATENCY.as_secs_f64()
+        ));
+        eprintln!("{name} behind a slow registry: done");
+    }
+    Ok(out)
+}
+
 /// A client configured as `refcat serve` configures its own.
 fn serving_client(host: &str) -> Client {
     let mut config = ClientConfig::new(host);
@@ -91,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let seconds: f64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3.0);
     let client = Client::new(ClientConfig::new(host.clone()));
+    let key = KeyPair::generate();
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/images");
     let publisher = Publisher::new(
         client.clone(),
@@ -103,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(600),
             db_cache_dir: Some(tools().join("grype-db")),
         },
-        KeyPair::generate(),
+        key.clone(),
         PublishOptions::default(),
     );
     for (name, tag) in [("debian", "12"), ("alpine", "3.19")] {
@@ -215,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
          The same number of manifest GETs one after another: {sequential:.3} s. Ratio **{ratio:.2}×** (goal ≤ 3×: {}).\n",
         if ratio <= 3.0 { "met" } else { "NOT met" }
     ));
+    out.push_str(&slow_registry(host, &key).await?);
     if let Some(dir) = Path::new(report).parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 #[allow(dead_code)] // not every example builds images
 pub mod fixture;
+#[allow(dead_code)] // only the API benchmark needs a slow registry
+pub mod slow;
 
 /// The tools cache (`REFCAT_TOOLS`, default `~/.cache/refcat/tools`).
 pub fn tools() -> PathBuf {

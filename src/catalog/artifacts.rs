@@ -73,14 +73,9 @@ pub async fn layer_of(
     manifest: &ImageManifest,
     media_type: &str,
 ) -> Result<Bytes, CatalogError> {
-    let wanted = |m: &str| m == media_type || (media_type == SYFT_JSON && m == SYFT_JSON_GZIP);
-    let layer = manifest
-        .layers
-        .iter()
-        .find(|l| wanted(&l.media_type))
-        .ok_or_else(|| {
-            CatalogError::stored(artifact.to_string(), format!("no {media_type} layer"))
-        })?;
+    let layer = layer_descriptor(manifest, media_type).ok_or_else(|| {
+        CatalogError::stored(artifact.to_string(), format!("no {media_type} layer"))
+    })?;
     let data = client
         .get_blob(repository, &layer.digest, Some(MAX_LAYER_BYTES))
         .await?;
@@ -89,6 +84,34 @@ pub async fn layer_of(
             .map_err(|e| CatalogError::stored(layer.digest.to_string(), e));
     }
     Ok(data)
+}
+
+/// The artifact's first layer of `media_type` (Syft JSON in either form counts).
+fn layer_descriptor<'a>(manifest: &'a ImageManifest, media_type: &str) -> Option<&'a Descriptor> {
+    let wanted = |m: &str| m == media_type || (media_type == SYFT_JSON && m == SYFT_JSON_GZIP);
+    manifest.layers.iter().find(|l| wanted(&l.media_type))
+}
+
+/// Fetches the layers of `media_types` of `artifact` into the client's cache while the
+/// caller checks its signature, so that a view allowed to read them afterwards finds
+/// them there instead of waiting for them after the verdict. Nothing is parsed or shown
+/// here, and failures are left to that read. A client without a cache skips it.
+pub async fn prefetch(
+    client: &Client,
+    repository: &RepositoryName,
+    artifact: Option<&Stored>,
+    media_types: &[&str],
+) {
+    let Some(artifact) = artifact.filter(|_| client.caches()) else {
+        return;
+    };
+    let layers = media_types
+        .iter()
+        .filter_map(|m| layer_descriptor(&artifact.manifest, m));
+    futures_util::future::join_all(
+        layers.map(|l| client.get_blob(repository, &l.digest, Some(MAX_LAYER_BYTES))),
+    )
+    .await;
 }
 
 /// An artifact a view reads, with its signature verdict when keys are configured.

@@ -5,8 +5,9 @@ use futures_util::future::try_join_all;
 
 use super::platforms::{resolve, PlatformManifest};
 use super::CatalogError;
+use crate::digest::Digest;
 use crate::oci::{Descriptor, ImageConfig, ImageManifest, Manifest};
-use crate::reference::{Reference, Target};
+use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
 
 /// Image configs are small; anything bigger is not one.
@@ -30,29 +31,9 @@ pub async fn platform_images(
 ) -> Result<(Descriptor, Vec<PlatformImage>), CatalogError> {
     let (top, subjects) = resolve(client, reference, None).await?;
     let images = try_join_all(subjects.into_iter().map(|subject| async move {
-        let repository = &reference.repository;
-        let manifest = match client
-            .get_manifest(
-                repository,
-                &Target::Digest(subject.descriptor.digest.clone()),
-            )
-            .await?
-            .manifest
-        {
-            Manifest::Image(m) => m,
-            Manifest::Index(_) => {
-                return Err(CatalogError::stored(
-                    subject.descriptor.digest.to_string(),
-                    "a platform manifest that is an index",
-                ))
-            }
-        };
-        let bytes = client
-            .get_blob(repository, &manifest.config.digest, Some(MAX_CONFIG_BYTES))
-            .await?;
-        let config = serde_json::from_slice(&bytes)
-            .map_err(|e| CatalogError::stored(manifest.config.digest.to_string(), e))?;
-        Ok(PlatformImage {
+        let (manifest, config) =
+            manifest_and_config(client, &reference.repository, &subject.descriptor.digest).await?;
+        Ok::<_, CatalogError>(PlatformImage {
             subject,
             manifest,
             config,
@@ -60,4 +41,31 @@ pub async fn platform_images(
     }))
     .await?;
     Ok((top, images))
+}
+
+/// The manifest and config of the platform manifest `digest`.
+pub async fn manifest_and_config(
+    client: &Client,
+    repository: &RepositoryName,
+    digest: &Digest,
+) -> Result<(ImageManifest, ImageConfig), CatalogError> {
+    let manifest = match client
+        .get_manifest(repository, &Target::Digest(digest.clone()))
+        .await?
+        .manifest
+    {
+        Manifest::Image(m) => m,
+        Manifest::Index(_) => {
+            return Err(CatalogError::stored(
+                digest.to_string(),
+                "a platform manifest that is an index",
+            ))
+        }
+    };
+    let bytes = client
+        .get_blob(repository, &manifest.config.digest, Some(MAX_CONFIG_BYTES))
+        .await?;
+    let config = serde_json::from_slice(&bytes)
+        .map_err(|e| CatalogError::stored(manifest.config.digest.to_string(), e))?;
+    Ok((manifest, config))
 }

@@ -3,9 +3,14 @@
 //! expanded; BuildKit attestation manifests (`unknown/unknown`) are not images and are
 //! skipped; a single manifest takes its platform from its config.
 
+use std::future::Future;
+
+use futures_util::future::try_join_all;
+
 use crate::artifact::media_types::{
     DOCKER_CONFIG, DOCKER_MANIFEST, IN_TOTO_JSON, OCI_CONFIG, OCI_MANIFEST,
 };
+use crate::digest::Digest;
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
@@ -163,4 +168,42 @@ pub async fn resolve_fetched(
         });
     }
     Ok((top.descriptor(), chosen))
+}
+
+/// What `reference` names, and each of its platform manifests with what `read` makes of
+/// it, read at once. `read` needs only the manifest's digest, so for a single image
+/// manifest it runs while the config is fetched for the platform: a slow registry costs
+/// one wait for the two, not two.
+pub async fn with_each_platform<T, E, F, Fut>(
+    client: &Client,
+    reference: &Reference,
+    read: F,
+) -> Result<(Descriptor, Vec<(PlatformManifest, T)>), E>
+where
+    F: Fn(Digest) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<ResolveError>,
+{
+    let top = client
+        .get_manifest(&reference.repository, &reference.target)
+        .await
+        .map_err(ResolveError::from)?;
+    if let Manifest::Image(_) = top.manifest {
+        let (resolved, value) = tokio::join!(
+            resolve_fetched(client, reference, &top, None),
+            read(top.digest.clone())
+        );
+        let (descriptor, subjects) = resolved?;
+        // An image manifest resolves to itself alone.
+        let one = subjects.into_iter().zip(std::iter::once(value?)).collect();
+        return Ok((descriptor, one));
+    }
+    let (descriptor, subjects) = resolve_fetched(client, reference, &top, None).await?;
+    let read = &read;
+    let all = try_join_all(subjects.into_iter().map(|subject| async move {
+        let value = read(subject.descriptor.digest.clone()).await?;
+        Ok::<_, E>((subject, value))
+    }))
+    .await?;
+    Ok((descriptor, all))
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{layer, newest_trusted, Trusted};
+use super::artifacts::{layer, newest_trusted, prefetch, Trusted};
 use super::existing::Existing;
 use super::existing::Stored;
-use super::platforms::platform_manifests;
+use super::platforms::with_each_platform;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::SYFT_JSON;
@@ -200,11 +200,14 @@ pub async fn sbom(
     CatalogError::check_range("per_page", query.per_page, 1000)?;
     let per_page = query.per_page.unwrap_or(100);
     let page = query.page.unwrap_or(1);
-    let subjects = platform_manifests(client, reference, None).await?;
-    // Platforms are read at once, as in the vulnerabilities view.
-    let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
-        let found = Existing::read(client, repository, &subject.descriptor.digest).await?;
-        let trusted = newest_trusted(client, repository, &found, Format::SyftJson, trust).await?;
+    // Platforms are read at once, and each layer while its signature is checked.
+    let (_, read) = with_each_platform(client, reference, |digest| async move {
+        let found = Existing::read(client, repository, &digest).await?;
+        let (trusted, ()) = tokio::join!(
+            newest_trusted(client, repository, &found, Format::SyftJson, trust),
+            prefetch(client, repository, found.syft.first(), &[SYFT_JSON]),
+        );
+        let trusted = trusted?;
         let all = match trusted.as_ref().and_then(Trusted::content) {
             Some(artifact) => cache.packages(client, repository, artifact).await?,
             None => Arc::default(),
@@ -226,22 +229,22 @@ pub async fn sbom(
             .take(per_page)
             .cloned()
             .collect();
-        Ok::<_, CatalogError>((
-            subject.platform.to_string(),
-            SbomPlatform {
-                digest: subject.descriptor.digest.to_string(),
-                artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
-                signature: trusted.and_then(|t| t.verdict),
-                total,
-                page,
-                per_page,
-                packages,
-            },
-        ))
-    }))
+        Ok::<_, CatalogError>(SbomPlatform {
+            digest: digest.to_string(),
+            artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
+            signature: trusted.and_then(|t| t.verdict),
+            total,
+            page,
+            per_page,
+            packages,
+        })
+    })
     .await?;
     Ok(SbomView {
         reference: reference.to_string(),
-        platforms: read.into_iter().collect(),
+        platforms: read
+            .into_iter()
+            .map(|(subject, platform)| (subject.platform.to_string(), platform))
+            .collect(),
     })
 }

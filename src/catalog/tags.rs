@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
+use futures_util::TryFutureExt as _;
 use serde::Serialize;
 
 use super::artifacts::{newest_trusted, Trusted};
 use super::existing::Existing;
-use super::image::platform_images;
-use super::platforms::ResolveError;
+use super::image::manifest_and_config;
+use super::platforms::{with_each_platform, ResolveError};
 use super::signatures::Trust;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
@@ -179,36 +180,45 @@ pub async fn entry(
         repository: repository.clone(),
         target,
     };
-    // One fetch of the tag gives both its descriptor and its platforms.
-    let (top, images) = platform_images(client, &reference).await?;
-    let platforms = try_join_all(images.iter().map(|image| async {
-        let found = Existing::read(client, repository, &image.subject.descriptor.digest).await?;
-        // Independent round trips overlap: a slow registry costs one wait, not two.
+    // One fetch of the tag gives both its descriptor and its platforms; each platform's
+    // config is read while its artifacts are: independent round trips overlap, so a slow
+    // registry costs one wait, not two.
+    let (top, read) = with_each_platform(client, &reference, |digest| async move {
+        let ((_, config), found) = tokio::try_join!(
+            manifest_and_config(client, repository, &digest),
+            Existing::read(client, repository, &digest).map_err(CatalogError::from),
+        )?;
         let (grype, syft) = tokio::try_join!(
             newest_trusted(client, repository, &found, Format::GrypeJson, trust),
             newest_trusted(client, repository, &found, Format::SyftJson, trust),
         )?;
-        let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
-        let signed = trust.checks().then(|| {
-            grype.is_some()
-                && syft.is_some()
-                && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
-        });
-        let grype = grype.as_ref().and_then(Trusted::content);
-        let syft = syft.as_ref().and_then(Trusted::content);
-        Ok::<_, CatalogError>(TagPlatform {
-            platform: image.subject.platform.to_string(),
-            digest: image.subject.descriptor.digest.to_string(),
-            created: image.config.created.clone(),
-            scanned_at: grype
-                .and_then(|g| g.annotation(CREATED))
-                .map(str::to_string),
-            vulnerabilities: grype.map(|g| counts_from_annotations(&g.descriptor.annotations)),
-            sbom: syft.is_some(),
-            signed,
-        })
-    }))
+        Ok::<_, CatalogError>((config, grype, syft))
+    })
     .await?;
+    let platforms: Vec<TagPlatform> = read
+        .into_iter()
+        .map(|(subject, (config, grype, syft))| {
+            let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
+            let signed = trust.checks().then(|| {
+                grype.is_some()
+                    && syft.is_some()
+                    && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
+            });
+            let grype = grype.as_ref().and_then(Trusted::content);
+            let syft = syft.as_ref().and_then(Trusted::content);
+            TagPlatform {
+                platform: subject.platform.to_string(),
+                digest: subject.descriptor.digest.to_string(),
+                created: config.created.clone(),
+                scanned_at: grype
+                    .and_then(|g| g.annotation(CREATED))
+                    .map(str::to_string),
+                vulnerabilities: grype.map(|g| counts_from_annotations(&g.descriptor.annotations)),
+                sbom: syft.is_some(),
+                signed,
+            }
+        })
+        .collect();
     let vulnerabilities = platforms
         .iter()
         .filter_map(|p| p.vulnerabilities.as_ref())

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{layer, newest_trusted, Trusted};
+use super::artifacts::{layer, newest_trusted, prefetch, Trusted};
 use super::existing::Existing;
-use super::platforms::platform_manifests;
+use super::platforms::with_each_platform;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
@@ -77,20 +77,30 @@ pub async fn vulnerabilities(
     trust: &Trust,
 ) -> Result<VulnerabilitiesView, CatalogError> {
     let repository = &reference.repository;
-    let subjects = platform_manifests(client, reference, None).await?;
-    // Platforms are read at once: a slow registry costs one wait per step, not per
-    // platform.
-    let read = futures_util::future::try_join_all(subjects.into_iter().map(|subject| async move {
-        let found = Existing::read(client, repository, &subject.descriptor.digest).await?;
-        let trusted = newest_trusted(client, repository, &found, Format::GrypeJson, trust).await?;
+    // Platforms are read at once, and each result's layers while its signature is
+    // checked: a slow registry costs one wait per step, not per platform or layer.
+    let (_, read) = with_each_platform(client, reference, |digest| async move {
+        let found = Existing::read(client, repository, &digest).await?;
+        let (trusted, ()) = tokio::join!(
+            newest_trusted(client, repository, &found, Format::GrypeJson, trust),
+            prefetch(
+                client,
+                repository,
+                found.grype.first(),
+                &[GRYPE_JSON, VULNERABILITY_RECORD]
+            ),
+        );
+        let trusted = trusted?;
         let artifact = trusted.as_ref().and_then(Trusted::content);
         let (matches, first_seen) = match artifact {
             Some(artifact) => {
-                let data = layer(client, repository, artifact, GRYPE_JSON).await?;
-                let matches = report::matches(&data)
+                let (data, record) = tokio::join!(
+                    layer(client, repository, artifact, GRYPE_JSON),
+                    layer(client, repository, artifact, VULNERABILITY_RECORD),
+                );
+                let matches = report::matches(&data?)
                     .map_err(|e| CatalogError::stored(artifact.digest().to_string(), e))?;
-                let record = layer(client, repository, artifact, VULNERABILITY_RECORD)
-                    .await
+                let record = record
                     .ok()
                     .and_then(|r| serde_json::from_slice::<VulnerabilityRecord>(&r).ok());
                 let first_seen: BTreeMap<(String, String), String> = record
@@ -114,26 +124,26 @@ pub async fn vulnerabilities(
                 matched: m,
             })
             .collect();
-        Ok::<_, CatalogError>((
-            subject.platform.to_string(),
-            VulnerabilityPlatform {
-                digest: subject.descriptor.digest.to_string(),
-                artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
-                scanned_at: artifact
-                    .and_then(|a| a.annotation(CREATED))
-                    .map(str::to_string),
-                db_built: artifact
-                    .and_then(|a| a.annotation(GRYPE_DB_BUILT))
-                    .map(str::to_string),
-                signature: trusted.and_then(|t| t.verdict),
-                totals,
-                matches: entries,
-            },
-        ))
-    }))
+        Ok::<_, CatalogError>(VulnerabilityPlatform {
+            digest: digest.to_string(),
+            artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
+            scanned_at: artifact
+                .and_then(|a| a.annotation(CREATED))
+                .map(str::to_string),
+            db_built: artifact
+                .and_then(|a| a.annotation(GRYPE_DB_BUILT))
+                .map(str::to_string),
+            signature: trusted.and_then(|t| t.verdict),
+            totals,
+            matches: entries,
+        })
+    })
     .await?;
     Ok(VulnerabilitiesView {
         reference: reference.to_string(),
-        platforms: read.into_iter().collect(),
+        platforms: read
+            .into_iter()
+            .map(|(subject, platform)| (subject.platform.to_string(), platform))
+            .collect(),
     })
 }

@@ -162,6 +162,11 @@ impl Client {
         &self.inner.config.credentials
     }
 
+    /// Whether this client keeps what it reads (a serving client does).
+    pub fn caches(&self) -> bool {
+        self.inner.cache.is_some()
+    }
+
     /// Whether this client speaks plain HTTP to the registry.
     pub fn plain_http(&self) -> bool {
         self.inner.base.starts_with("http://")
