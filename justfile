@@ -110,11 +110,14 @@ tools:
             || fail "pip install schemathesis=={{schemathesis_version}} failed: see the pip output above"
     fi
     ln -sfn "$st/venv/bin/schemathesis" "$T/bin/schemathesis"
-    # From Debian: docker-registry 2.8 (the tag-schema registry of the tests) and wrk
-    # (the load generator of `just bench api`).
+    # From Debian: docker-registry 2.8 (the tag-schema registry of the tests), wrk (the
+    # load generator of `just bench api`), and Chromium with its chromedriver (the web
+    # catalog's browser tests).
     missing=()
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v wrk >/dev/null || missing+=(wrk)
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian with apt" >&2
         if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi

@@ -21,4 +21,5 @@ pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod sign;
+pub mod ui;
 pub mod worker;

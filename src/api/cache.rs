@@ -14,8 +14,10 @@ use crate::cache::{coalesced, CacheConfig};
 /// A rendered 200 response.
 #[derive(Debug)]
 pub struct Rendered {
-    /// The JSON body.
+    /// The body.
     pub body: Bytes,
+    /// Its media type.
+    pub content_type: &'static str,
     /// Its strong ETag, quoted.
     pub etag: String,
 }
@@ -23,7 +25,16 @@ pub struct Rendered {
 impl Rendered {
     /// Renders `value` as JSON with an ETag over the bytes.
     pub fn json(value: &impl serde::Serialize) -> Rendered {
-        let body = Bytes::from(serde_json::to_vec(value).expect("views serialize"));
+        let body = serde_json::to_vec(value).expect("views serialize");
+        Rendered::new(body.into(), "application/json")
+    }
+
+    /// An HTML page with an ETag over the bytes.
+    pub fn html(page: String) -> Rendered {
+        Rendered::new(page.into(), "text/html; charset=utf-8")
+    }
+
+    fn new(body: Bytes, content_type: &'static str) -> Rendered {
         let hash = Sha256::digest(&body);
         let etag = format!(
             "\"{}\"",
@@ -32,7 +43,11 @@ impl Rendered {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        Rendered { body, etag }
+        Rendered {
+            body,
+            content_type,
+            etag,
+        }
     }
 }
 

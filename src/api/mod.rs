@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub use crate::cache::CacheConfig;
-use cache::Rendered;
+pub(crate) use cache::Rendered;
 pub use cache::ViewCache;
 pub use problem::Problem;
 use routes::{ImageRoute, View};
@@ -63,7 +63,7 @@ impl AppState {
 }
 
 /// The state as handlers see it: one allocation, so each request's copy is a refcount.
-type Shared = std::sync::Arc<AppState>;
+pub(crate) type Shared = std::sync::Arc<AppState>;
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
         .route("/v1/vulnerabilities", get(aggregate_view))
+        .merge(crate::ui::routes())
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/v1/docs")
                 .url("/v1/openapi.json", openapi::document()),
@@ -104,7 +105,8 @@ async fn ready(State(state): State<Shared>) -> Response {
     }
 }
 
-fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Problem> {
+/// The query parameters of `uri`, or 400 naming what is wrong.
+pub(crate) fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Problem> {
     match uri.query() {
         None => Ok(T::default()),
         Some(_) => Query::<T>::try_from_uri(uri)
@@ -114,7 +116,7 @@ fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Probl
 }
 
 /// Sends a cached view with its ETag and Cache-Control, or 304 when the client has it.
-fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Response {
+pub(crate) fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Response {
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -127,7 +129,7 @@ fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Res
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, "application/json")],
+            [(header::CONTENT_TYPE, rendered.content_type)],
             rendered.body.clone(),
         )
             .into_response()
@@ -144,7 +146,8 @@ fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Res
     response
 }
 
-fn live(state: &AppState) -> String {
+/// Cache-Control for what lives for the cache TTL.
+pub(crate) fn live(state: &AppState) -> String {
     format!("public, max-age={}", state.cache.ttl.as_secs())
 }
 

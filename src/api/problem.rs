@@ -38,6 +38,26 @@ impl Problem {
         }
     }
 
+    /// Its status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its short title.
+    pub fn title(&self) -> &'static str {
+        self.title
+    }
+
+    /// What went wrong, and what to do.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// Seconds to wait before asking again, for a 503.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// 404: no such route, repository, tag or digest.
     pub fn not_found(detail: impl ToString) -> Self {
         Problem {

@@ -28,6 +28,32 @@ pub struct DirectoryQuery {
     /// Repositories per page (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub per_page: Option<usize>,
+    /// Only repositories whose name contains this (case-insensitive).
+    #[param(max_length = 256)]
+    pub q: Option<String>,
+    /// Only repositories whose default tag has this architecture (`amd64`, `arm64`, …).
+    #[param(max_length = 64)]
+    pub architecture: Option<String>,
+    /// Only repositories whose default tag is (`true`) or is not (`false`) signed.
+    pub signed: Option<bool>,
+    /// Only repositories whose default tag's most severe match has this severity.
+    pub highest: Option<Severity>,
+}
+
+impl DirectoryQuery {
+    /// Whether a filter needs each repository's summary (so every repository is
+    /// summarised before the page is cut).
+    fn filters_summaries(&self) -> bool {
+        self.architecture.is_some() || self.signed.is_some() || self.highest.is_some()
+    }
+
+    fn keeps(&self, image: &ImageSummary) -> bool {
+        self.architecture
+            .as_ref()
+            .is_none_or(|a| image.architectures.contains(a))
+            && self.signed.is_none_or(|s| image.signed == Some(s))
+            && self.highest.is_none_or(|h| image.highest() == Some(h))
+    }
 }
 
 /// Every repository, summarised.
@@ -72,6 +98,16 @@ pub struct ImageSummary {
     pub signed: Option<bool>,
     /// How many tags the repository has.
     pub tag_count: usize,
+}
+
+impl ImageSummary {
+    /// The most severe severity among its matches.
+    pub fn highest(&self) -> Option<Severity> {
+        let counts = self.vulnerabilities.as_ref()?;
+        Severity::ALL
+            .into_iter()
+            .find(|s| counts.get(s).is_some_and(|n| *n > 0))
+    }
 }
 
 /// One repository in full: its summary, the default tag's annotations, and the README
@@ -213,23 +249,45 @@ pub async fn directory(
 ) -> Result<Directory, CatalogError> {
     CatalogError::check_range("page", query.page, 1_000_000)?;
     CatalogError::check_range("per_page", query.per_page, 500)?;
+    CatalogError::check_len("q", query.q.as_deref(), 256)?;
+    CatalogError::check_len("architecture", query.architecture.as_deref(), 64)?;
     let mut repositories = client.list_repositories().await?;
-    repositories.retain(|r| Some(r) != hidden);
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    repositories.retain(|r| {
+        Some(r) != hidden
+            && needle
+                .as_deref()
+                .is_none_or(|n| r.as_str().to_lowercase().contains(n))
+    });
     let per_page = query.per_page.unwrap_or(50);
     let page = query.page.unwrap_or(1);
-    let chosen: Vec<RepositoryName> = repositories
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .cloned()
-        .collect();
-    let images = stream::iter(chosen)
-        .map(|repository| async move { summary(client, &repository, preferred, trust).await })
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
+    let summarise = |chosen: Vec<RepositoryName>| {
+        stream::iter(chosen)
+            .map(|repository| async move { summary(client, &repository, preferred, trust).await })
+            .buffered(CONCURRENCY)
+            .try_collect::<Vec<ImageSummary>>()
+    };
+    let (total, images) = if query.filters_summaries() {
+        let mut all = summarise(repositories).await?;
+        all.retain(|image| query.keeps(image));
+        let total = all.len();
+        let page_of = all
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
+        (total, page_of)
+    } else {
+        let chosen = repositories
+            .iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .cloned()
+            .collect();
+        (repositories.len(), summarise(chosen).await?)
+    };
     Ok(Directory {
-        total: repositories.len(),
+        total,
         page,
         per_page,
         images,

@@ -35,6 +35,17 @@ impl CatalogError {
         }
     }
 
+    /// A text parameter must be at most `max` bytes.
+    pub fn check_len(name: &str, value: Option<&str>, max: usize) -> Result<(), CatalogError> {
+        match value {
+            Some(v) if v.len() > max => Err(CatalogError::Query(format!(
+                "{name} must be at most {max} bytes, not {}",
+                v.len()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// A stored document that does not parse.
     pub fn stored(what: impl Into<String>, reason: impl ToString) -> Self {
         CatalogError::Stored {

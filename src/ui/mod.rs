@@ -1,0 +1,127 @@
+//! The web catalog: HTML pages rendered on the server from the same [`crate::catalog`]
+//! views the API serves, so a page and its `/v1` JSON always agree. Pages work without
+//! JavaScript: every filter, sort and page is a GET parameter. A small script only
+//! swaps the page body in place and remembers the theme.
+//!
+//! Pages share the API's caches and ETags. Assets are embedded in the binary under
+//! hashed names and served `immutable`; a strict Content-Security-Policy allows
+//! nothing from other origins.
+
+mod assets;
+mod format;
+mod pages;
+mod paths;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::api::{live, respond, Problem, Rendered, Shared};
+
+/// The pages and their assets.
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(directory))
+        .route("/images/{*path}", get(image))
+        .route("/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// What pages may load: their own origin only, no framing, no inline script or style.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                   base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+async fn directory(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let key = format!("ui:{uri}");
+    page(
+        &state,
+        &headers,
+        key,
+        pages::directory::render(&state, &uri),
+    )
+    .await
+}
+
+async fn image(
+    State(state): State<Shared>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let route = match paths::parse(&path) {
+        Ok(route) => route,
+        Err(problem) => return error_page(&problem),
+    };
+    let key = format!("ui:{uri}");
+    let render = async {
+        match route {
+            paths::Page::Overview(repository) => pages::overview::render(&state, &repository).await,
+            paths::Page::Tag(repository, tag) => {
+                pages::tag::render(&state, repository, tag, &uri).await
+            }
+        }
+    };
+    page(&state, &headers, key, render).await
+}
+
+/// A page from the view cache (rendered once however many ask), or its error page.
+async fn page(
+    state: &Shared,
+    headers: &HeaderMap,
+    key: String,
+    render: impl std::future::Future<Output = Result<String, Problem>>,
+) -> Response {
+    // Boxed: a page awaits several whole views, too large a future to copy through
+    // the cache's frames on a worker thread's stack in a debug build.
+    let render = Box::pin(render);
+    let rendered = state
+        .cache
+        .get(key, false, async { render.await.map(Rendered::html) })
+        .await;
+    match rendered {
+        Ok(rendered) => respond(&rendered, headers, &live(state)),
+        Err(problem) => error_page(&problem),
+    }
+}
+
+/// The page for an error: what failed and what to do, with the API's status and
+/// `Retry-After`.
+fn error_page(problem: &Problem) -> Response {
+    let body = pages::error::render(problem);
+    let mut response = (
+        problem.status(),
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    if let Some(seconds) = problem.retry_after() {
+        response.headers_mut().insert(
+            HeaderName::from_static("retry-after"),
+            HeaderValue::from(seconds),
+        );
+    }
+    if problem.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,38 @@
+//! One module per page: what it reads from the catalog, and the template it fills.
+
+pub mod directory;
+pub mod error;
+pub mod overview;
+pub mod tag;
+
+use super::assets;
+
+/// What every page's frame needs.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The `<title>`.
+    pub title: String,
+    /// The stylesheet's URL.
+    pub style: &'static str,
+    /// The script's URL.
+    pub script: &'static str,
+    /// Which top-level section is current, for `aria-current`.
+    pub section: &'static str,
+}
+
+impl Layout {
+    /// The frame of a page titled `title` in `section`.
+    pub fn new(title: impl Into<String>, section: &'static str) -> Layout {
+        Layout {
+            title: title.into(),
+            style: assets::style(),
+            script: assets::script(),
+            section,
+        }
+    }
+}
+
+/// Renders a template; askama fails only on a formatter error, which ours never give.
+pub fn render(template: &impl askama::Template) -> String {
+    template.render().expect("templates render")
+}

@@ -1,0 +1,240 @@
+//! `/images/{name}/tags/{tag}`: per platform, its specifications, its vulnerabilities
+//! (filtered by severity) and its SBOM (searched, filtered by type, paged), each from
+//! the view `/v1/images/{name}/details|vulnerabilities|sbom/{tag}` serves.
+
+use askama::Template;
+use axum::http::Uri;
+use serde::Deserialize;
+
+use super::Layout;
+use crate::api::{query, AppState, Problem};
+use crate::catalog::sbom::{self, SbomQuery};
+use crate::catalog::vulnerabilities::{self, VulnerabilityQuery};
+use crate::catalog::{details, signatures::Verdict};
+use crate::reference::{Reference, RepositoryName, Tag, Target};
+use crate::scan::report::Severity;
+use crate::ui::format::{self, Counts};
+
+/// The page's filters as a browser sends them: an empty field means "any".
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    package: String,
+    #[serde(default, rename = "type")]
+    package_type: String,
+    #[serde(default)]
+    page: String,
+}
+
+struct Match {
+    id: String,
+    severity: &'static str,
+    package: String,
+    version: String,
+    fixed_in: String,
+    first_seen: String,
+    link: Option<String>,
+}
+
+struct Package {
+    name: String,
+    version: String,
+    package_type: String,
+    licenses: String,
+}
+
+struct Platform {
+    platform: String,
+    pull: String,
+    specs: Vec<(&'static str, String)>,
+    labels: Vec<(String, String)>,
+    counts: Counts,
+    scan: Option<String>,
+    scan_verdict: (&'static str, String),
+    matches: Vec<Match>,
+    sbom_verdict: (&'static str, String),
+    packages: Vec<Package>,
+    package_total: usize,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tag.html", config = "src/ui/askama.toml")]
+struct TagPage {
+    layout: Layout,
+    name: String,
+    overview: String,
+    tag: String,
+    form: Form,
+    action: String,
+    severities: [&'static str; 6],
+    platforms: Vec<Platform>,
+}
+
+impl Form {
+    fn queries(&self) -> Result<(VulnerabilityQuery, SbomQuery), Problem> {
+        let severity = match self.severity.as_str() {
+            "" => None,
+            name => Some(
+                Severity::ALL
+                    .into_iter()
+                    .find(|s| format::severity_name(*s) == name)
+                    .ok_or_else(|| Problem::bad_request(format!("unknown severity {name:?}")))?,
+            ),
+        };
+        let page =
+            match self.page.as_str() {
+                "" => None,
+                n => Some(n.parse().map_err(|_| {
+                    Problem::bad_request(format!("page must be a number, not {n:?}"))
+                })?),
+            };
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Ok((
+            VulnerabilityQuery { severity },
+            SbomQuery {
+                name: text(&self.package),
+                package_type: text(&self.package_type),
+                page,
+                per_page: None,
+            },
+        ))
+    }
+
+    fn at(&self, action: &str, page: usize) -> String {
+        format::link(
+            action,
+            &[
+                ("severity", self.severity.clone()),
+                ("package", self.package.clone()),
+                ("type", self.package_type.clone()),
+                (
+                    "page",
+                    if page > 1 {
+                        page.to_string()
+                    } else {
+                        String::new()
+                    },
+                ),
+            ],
+        )
+    }
+}
+
+/// Renders the page of `repository:tag` for the filters in `uri`.
+pub async fn render(
+    state: &AppState,
+    repository: RepositoryName,
+    tag: Tag,
+    uri: &Uri,
+) -> Result<String, Problem> {
+    let form: Form = query(uri)?;
+    let (vulnerability_query, sbom_query) = form.queries()?;
+    let client = &state.client;
+    let reference = Reference {
+        registry: client.registry().to_string(),
+        repository: repository.clone(),
+        target: Target::Tag(tag.clone()),
+    };
+    let (details, vulnerabilities, sbom) = tokio::try_join!(
+        details::details(client, &reference),
+        vulnerabilities::vulnerabilities(client, &reference, &vulnerability_query, &state.trust),
+        sbom::sbom(
+            client,
+            &reference,
+            &sbom_query,
+            &state.trust,
+            &state.packages
+        ),
+    )?;
+    let overview = format::image_path(repository.as_str());
+    let action = format!("{overview}/tags/{tag}");
+    let mut platforms = Vec::new();
+    for (platform, spec) in details.platforms {
+        let scan = vulnerabilities.platforms.get(&platform);
+        let packages = sbom.platforms.get(&platform);
+        let verdict = |v: Option<&Verdict>| format::verdict(v);
+        let (page, pages) =
+            packages.map_or((1, 1), |p| (p.page, p.total.div_ceil(p.per_page).max(1)));
+        platforms.push(Platform {
+            pull: format!(
+                "docker pull {}/{repository}@{}",
+                client.registry(),
+                spec.digest
+            ),
+            specs: vec![
+                ("Digest", spec.digest.clone()),
+                ("Created", spec.created.clone().unwrap_or_default()),
+                ("Entrypoint", spec.entrypoint.join(" ")),
+                ("Command", spec.cmd.join(" ")),
+                ("User", spec.user.clone().unwrap_or_default()),
+                (
+                    "Working directory",
+                    spec.working_dir.clone().unwrap_or_default(),
+                ),
+                ("Exposed ports", spec.exposed_ports.join(", ")),
+                ("Environment", spec.env.join("\n")),
+                (
+                    "Layers",
+                    format!("{} ({} bytes)", spec.layer_count, spec.total_size),
+                ),
+            ],
+            labels: spec.labels.into_iter().collect(),
+            counts: Counts::of(scan.filter(|s| s.artifact.is_some()).map(|s| &s.totals)),
+            scan: scan.and_then(|s| s.scanned_at.clone()),
+            scan_verdict: verdict(scan.and_then(|s| s.signature.as_ref())),
+            matches: scan
+                .map(|s| {
+                    s.matches
+                        .iter()
+                        .map(|m| Match {
+                            id: m.matched.id.clone(),
+                            severity: format::severity_name(m.matched.severity),
+                            package: m.matched.package.clone(),
+                            version: m.matched.version.clone(),
+                            fixed_in: m.matched.fix_versions.join(", "),
+                            first_seen: m.first_seen.clone().unwrap_or_default(),
+                            link: m
+                                .matched
+                                .data_source
+                                .clone()
+                                .filter(|u| u.starts_with("https://")),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            sbom_verdict: verdict(packages.and_then(|p| p.signature.as_ref())),
+            packages: packages
+                .map(|p| {
+                    p.packages
+                        .iter()
+                        .map(|p| Package {
+                            name: p.name.clone(),
+                            version: p.version.clone(),
+                            package_type: p.package_type.clone(),
+                            licenses: p.licenses.join(", "),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            package_total: packages.map_or(0, |p| p.total),
+            previous: (page > 1).then(|| form.at(&action, page - 1)),
+            next: (page < pages).then(|| form.at(&action, page + 1)),
+            platform,
+        });
+    }
+    Ok(super::render(&TagPage {
+        layout: Layout::new(format!("{repository}:{tag}"), "images"),
+        name: repository.to_string(),
+        overview,
+        tag: tag.to_string(),
+        form,
+        action,
+        severities: Severity::ALL.map(format::severity_name),
+        platforms,
+    }))
+}

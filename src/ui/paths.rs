@@ -1,0 +1,51 @@
+//! Page paths under `/images/`. A repository name may contain `/`, so the page is
+//! read from the end: `{name}/tags/{tag}` is a tag, anything else a repository.
+
+use crate::api::Problem;
+use crate::reference::{RepositoryName, Tag};
+
+/// What a path under `/images/` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// A repository's overview.
+    Overview(RepositoryName),
+    /// One tag: specifications, vulnerabilities, SBOM.
+    Tag(RepositoryName, Tag),
+}
+
+/// Reads the path after `/images/`.
+pub fn parse(path: &str) -> Result<Page, Problem> {
+    let path = path.trim_end_matches('/');
+    let name = |n: &str| {
+        n.parse::<RepositoryName>()
+            .map_err(|e| Problem::not_found(format!("no repository {n:?}: {e}")))
+    };
+    match path.rsplit_once("/tags/") {
+        Some((repository, tag)) => {
+            let tag = tag
+                .parse::<Tag>()
+                .map_err(|e| Problem::not_found(format!("no tag {tag:?}: {e}")))?;
+            Ok(Page::Tag(name(repository)?, tag))
+        }
+        None => Ok(Page::Overview(name(path)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pages_from_the_end() {
+        assert_eq!(
+            parse("fixtures/alpine/tags/3.19").unwrap(),
+            Page::Tag("fixtures/alpine".parse().unwrap(), "3.19".parse().unwrap())
+        );
+        assert_eq!(
+            parse("a/b/c/").unwrap(),
+            Page::Overview("a/b/c".parse().unwrap())
+        );
+        assert_eq!(parse("../etc").unwrap_err().status(), 404);
+        assert_eq!(parse("x/tags/..").unwrap_err().status(), 404);
+    }
+}
