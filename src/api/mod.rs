@@ -19,6 +19,7 @@ pub use cache::ViewCache;
 pub use problem::Problem;
 use routes::{ImageRoute, View};
 
+use crate::catalog::advisory::{self, VulnerabilityId};
 use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
         .route("/v1/vulnerabilities", get(aggregate_view))
+        .route("/v1/vulnerabilities/{id}", get(advisory_view))
         .merge(crate::ui::routes())
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/v1/docs")
@@ -191,6 +193,33 @@ async fn aggregate_view(
             .await?;
             Ok(Rendered::json(&view))
         })
+        .await?;
+    Ok(respond(&rendered, &headers, &live(&state)))
+}
+
+async fn advisory_view(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let id: VulnerabilityId = id.parse().map_err(Problem::from)?;
+    let rendered = state
+        .cache
+        .get(
+            format!("/v1/vulnerabilities/{}", id.as_str()),
+            false,
+            async {
+                let view = advisory::advisory(
+                    &state.client,
+                    &id,
+                    state.default_tag.as_deref(),
+                    &state.trust,
+                    state.aggregate_repository.as_ref(),
+                )
+                .await?;
+                Ok(Rendered::json(&view))
+            },
+        )
         .await?;
     Ok(respond(&rendered, &headers, &live(&state)))
 }

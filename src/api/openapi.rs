@@ -5,6 +5,7 @@
 
 use utoipa::OpenApi;
 
+use crate::catalog::advisory::{AdvisoryView, Affected};
 use crate::catalog::aggregate::{Aggregate, AggregateData, AggregateEntry, AggregateSource};
 use crate::catalog::details::{DetailsView, PlatformDetails};
 use crate::catalog::directory::{Directory, DirectoryQuery, ImageOverview, ImageSummary};
@@ -70,6 +71,7 @@ pub enum ViewErrors {
         release_sbom,
         release_vulnerabilities,
         aggregate,
+        advisory,
         healthz,
         readyz
     ),
@@ -100,6 +102,8 @@ pub enum ViewErrors {
         VulnerabilityEntry,
         Match,
         Severity,
+        AdvisoryView,
+        Affected,
         ProblemDoc
     ))
 )]
@@ -157,6 +161,10 @@ fn provenance() {}
 #[utoipa::path(get, path = "/v1/vulnerabilities", responses(
     (status = 200, body = Aggregate), ViewErrors))]
 fn aggregate() {}
+
+#[utoipa::path(get, path = "/v1/vulnerabilities/{id}", params(("id" = String, Path, description = "A vulnerability id as grype names it", example = "CVE-2024-2511", max_length = 128, pattern = "^[A-Za-z0-9_.:-]{1,128}$")), responses(
+    (status = 200, body = AdvisoryView), ViewErrors))]
+fn advisory() {}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 fn healthz() {}

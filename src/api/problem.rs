@@ -75,8 +75,10 @@ impl From<CatalogError> for Problem {
             CatalogError::Registry(e) | CatalogError::Resolve(ResolveError::Registry(e)) => Some(e),
             _ => None,
         };
-        if let CatalogError::Query(detail) = err {
-            return Problem::bad_request(detail);
+        match err {
+            CatalogError::Query(detail) => return Problem::bad_request(detail),
+            CatalogError::NotFound(detail) => return Problem::not_found(detail),
+            _ => {}
         }
         // refcat's own credentials were refused: the operator's problem, not the
         // caller's, and nothing about the registry is theirs to learn.

@@ -14,6 +14,9 @@ pub enum CatalogError {
     /// A query parameter out of its documented range.
     #[error("{0}")]
     Query(String),
+    /// Nothing in the catalog answers to what was asked for.
+    #[error("{0}")]
+    NotFound(String),
     /// A stored document is not what refcat wrote.
     #[error("{what}: {reason}")]
     Stored {

@@ -1,6 +1,7 @@
 //! Read views resolved from the registry: platform manifests, refcat's artifacts, the
 //! referrers tree, signature verdicts, and the catalog's image views.
 
+pub mod advisory;
 pub mod aggregate;
 pub mod artifacts;
 pub mod details;

@@ -25,6 +25,8 @@ pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(directory))
         .route("/images/{*path}", get(image))
+        .route("/vulnerabilities", get(vulnerabilities))
+        .route("/vulnerabilities/{id}", get(vulnerability))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
 }
@@ -56,6 +58,33 @@ async fn directory(State(state): State<Shared>, headers: HeaderMap, uri: Uri) ->
         &headers,
         key,
         pages::directory::render(&state, &uri),
+    )
+    .await
+}
+
+async fn vulnerabilities(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+    let key = format!("ui:{uri}");
+    page(
+        &state,
+        &headers,
+        key,
+        pages::vulnerabilities::render(&state, &uri),
+    )
+    .await
+}
+
+async fn vulnerability(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let key = format!("ui:{uri}");
+    page(
+        &state,
+        &headers,
+        key,
+        pages::vulnerabilities::render_one(&state, &id),
     )
     .await
 }

@@ -12,19 +12,6 @@ use crate::common::browser;
 use crate::common::served::{get_json, serve};
 use crate::common::Kind;
 
-/// The `data-name` of each directory row, as the browser shows them.
-async fn directory_rows(client: &fantoccini::Client) -> Vec<String> {
-    let mut names = Vec::new();
-    for row in client
-        .find_all(Locator::Css("#images tbody tr[data-name]"))
-        .await
-        .unwrap()
-    {
-        names.push(row.attr("data-name").await.unwrap().unwrap());
-    }
-    names
-}
-
 /// The repository names of a `/v1/images` answer.
 fn json_names(directory: &Value) -> Vec<String> {
     directory["images"]
@@ -58,7 +45,7 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
 
     client.goto(&format!("{}/", served.base)).await.unwrap();
     let (_, all) = get_json(format!("{}/v1/images", served.base)).await;
-    let everything = directory_rows(client).await;
+    let everything = attributes(client, "#images tbody tr[data-name]", "data-name").await;
     assert!(!everything.is_empty());
     assert_eq!(everything, json_names(&all));
     client
@@ -78,42 +65,29 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .click()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !client
-        .current_url()
-        .await
-        .unwrap()
-        .as_str()
-        .contains("q=alp")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the URL never took the filter"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_url(client, "q=alp").await;
     let url = client.current_url().await.unwrap().to_string();
     let (_, filtered) = get_json(format!("{}/v1/images?q=alp", served.base)).await;
-    let mut shown = directory_rows(client).await;
-    while shown != json_names(&filtered) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        shown = directory_rows(client).await;
-    }
-    assert_eq!(shown, json_names(&filtered));
+    let shown = rows_become(
+        client,
+        "#images tbody tr[data-name]",
+        "data-name",
+        json_names(&filtered),
+    )
+    .await;
     assert!(shown.len() < everything.len(), "{shown:?}");
     // The same URL without JavaScript.
     assert_eq!(plain_rows(&url).await, shown);
 
     // Back restores the unfiltered rows.
     client.back().await.unwrap();
-    let mut restored = directory_rows(client).await;
-    while restored != everything
-        && std::time::Instant::now() < deadline + std::time::Duration::from_secs(5)
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        restored = directory_rows(client).await;
-    }
-    assert_eq!(restored, everything);
+    rows_become(
+        client,
+        "#images tbody tr[data-name]",
+        "data-name",
+        everything.clone(),
+    )
+    .await;
 
     // The dark theme, by the toggle.
     client
@@ -197,5 +171,84 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         client.screenshot().await.unwrap(),
     )
     .unwrap();
+
+    // The catalog-wide vulnerabilities, then one of them.
+    client
+        .goto(&format!("{}/vulnerabilities", served.base))
+        .await
+        .unwrap();
+    let (_, aggregate) = get_json(format!("{}/v1/vulnerabilities", served.base)).await;
+    let ids: Vec<&str> = aggregate["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        attributes(client, "#vulnerabilities tbody tr", "data-id").await,
+        ids
+    );
+    let first = client
+        .find(Locator::Css("#vulnerabilities tbody tr a"))
+        .await
+        .unwrap();
+    first.click().await.unwrap();
+    wait_for_url(client, &format!("/vulnerabilities/{}", ids[0])).await;
+    let (_, one) = get_json(format!("{}/v1/vulnerabilities/{}", served.base, ids[0])).await;
+    let affected = one["affected"].as_array().unwrap();
+    assert!(!affected.is_empty(), "{one}");
+    let shown = attributes(client, "#affected tbody tr", "data-tag").await;
+    let expected: Vec<&str> = affected
+        .iter()
+        .map(|a| a["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, expected);
+    std::fs::write(
+        shots().join("vulnerability-1280x900-dark.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
     browser.client.clone().close().await.unwrap();
+}
+
+/// Waits until the browser's URL contains `part`.
+async fn wait_for_url(client: &fantoccini::Client, part: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !client.current_url().await.unwrap().as_str().contains(part) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the URL never had {part:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the `name` attributes of the elements `css` finds are `expected` (the
+/// page body is swapped in place, a moment after the URL changes); returns them.
+async fn rows_become(
+    client: &fantoccini::Client,
+    css: &str,
+    name: &str,
+    expected: Vec<String>,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = attributes(client, css, name).await;
+        if shown == expected || std::time::Instant::now() > deadline {
+            assert_eq!(shown, expected);
+            return shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The attribute `name` of every element `css` finds.
+async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await.unwrap() {
+        if let Some(value) = element.attr(name).await.unwrap() {
+            out.push(value);
+        }
+    }
+    out
 }

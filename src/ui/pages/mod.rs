@@ -4,6 +4,7 @@ pub mod directory;
 pub mod error;
 pub mod overview;
 pub mod tag;
+pub mod vulnerabilities;
 
 use super::assets;
 

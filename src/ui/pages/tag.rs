@@ -31,6 +31,7 @@ struct Form {
 
 struct Match {
     id: String,
+    page: String,
     severity: &'static str,
     package: String,
     version: String,
@@ -193,6 +194,7 @@ pub async fn render(
                         .iter()
                         .map(|m| Match {
                             id: m.matched.id.clone(),
+                            page: super::vulnerabilities::path(&m.matched.id),
                             severity: format::severity_name(m.matched.severity),
                             package: m.matched.package.clone(),
                             version: m.matched.version.clone(),

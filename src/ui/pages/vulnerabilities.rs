@@ -1,0 +1,146 @@
+//! `/vulnerabilities`: the catalog-wide aggregate, searched by id and filtered by
+//! severity; `/vulnerabilities/{id}`: every repository, tag, platform and package one
+//! of them affects. The same rows as `/v1/vulnerabilities` and `/v1/vulnerabilities/{id}`.
+
+use askama::Template;
+use axum::http::Uri;
+use serde::Deserialize;
+
+use super::Layout;
+use crate::api::{query, AppState, Problem};
+use crate::catalog::advisory::{self, Affected, VulnerabilityId};
+use crate::catalog::aggregate;
+use crate::scan::report::Severity;
+use crate::ui::format;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    severity: String,
+}
+
+struct Row {
+    id: String,
+    href: String,
+    severity: &'static str,
+    repositories: usize,
+    tags: usize,
+}
+
+#[derive(Template)]
+#[template(path = "vulnerabilities.html", config = "src/ui/askama.toml")]
+struct AggregatePage {
+    layout: Layout,
+    form: Form,
+    severities: [&'static str; 6],
+    totals: Vec<(&'static str, usize)>,
+    live: bool,
+    rows: Vec<Row>,
+}
+
+/// The page path of vulnerability `id`.
+pub fn path(id: &str) -> String {
+    format!(
+        "/vulnerabilities/{}",
+        url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+    )
+}
+
+/// Renders the aggregate for the filters in `uri`.
+pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
+    let form: Form = query(uri)?;
+    let severity = match form.severity.as_str() {
+        "" => None,
+        name => Some(
+            Severity::ALL
+                .into_iter()
+                .find(|s| format::severity_name(*s) == name)
+                .ok_or_else(|| Problem::bad_request(format!("unknown severity {name:?}")))?,
+        ),
+    };
+    let view = aggregate::read(
+        &state.client,
+        state.default_tag.as_deref(),
+        &state.trust,
+        state.aggregate_repository.as_ref(),
+    )
+    .await?;
+    let needle = form.q.to_lowercase();
+    let rows = view
+        .data
+        .vulnerabilities
+        .into_iter()
+        .filter(|e| severity.is_none_or(|s| e.severity == s))
+        .filter(|e| e.id.to_lowercase().contains(&needle))
+        .map(|e| Row {
+            href: path(&e.id),
+            severity: format::severity_name(e.severity),
+            repositories: e.affected.len(),
+            tags: e.affected.values().map(|t| t.len()).sum(),
+            id: e.id,
+        })
+        .collect();
+    Ok(super::render(&AggregatePage {
+        layout: Layout::new("Vulnerabilities", "vulnerabilities"),
+        severities: Severity::ALL.map(format::severity_name),
+        totals: Severity::ALL
+            .into_iter()
+            .map(|s| {
+                (
+                    format::severity_name(s),
+                    view.data.totals.get(&s).copied().unwrap_or(0),
+                )
+            })
+            .collect(),
+        live: view.source == aggregate::AggregateSource::Live,
+        rows,
+        form,
+    }))
+}
+
+struct AffectedRow {
+    affected: Affected,
+    href: String,
+    fixed_in: String,
+}
+
+#[derive(Template)]
+#[template(path = "advisory.html", config = "src/ui/askama.toml")]
+struct AdvisoryPage {
+    layout: Layout,
+    id: String,
+    severity: &'static str,
+    rows: Vec<AffectedRow>,
+}
+
+/// Renders the page of vulnerability `id`.
+pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
+    let id: VulnerabilityId = id
+        .parse()
+        .map_err(|e: crate::catalog::CatalogError| Problem::not_found(e))?;
+    let view = advisory::advisory(
+        &state.client,
+        &id,
+        state.default_tag.as_deref(),
+        &state.trust,
+        state.aggregate_repository.as_ref(),
+    )
+    .await?;
+    Ok(super::render(&AdvisoryPage {
+        layout: Layout::new(id.as_str(), "vulnerabilities"),
+        severity: format::severity_name(view.severity),
+        rows: view
+            .affected
+            .into_iter()
+            .map(|a| AffectedRow {
+                href: format!("{}/tags/{}", format::image_path(&a.repository), a.tag),
+                fixed_in: a.fix_versions.join(", "),
+                affected: a,
+            })
+            .collect(),
+        id: view.id,
+    }))
+}
