@@ -38,12 +38,12 @@ impl CatalogError {
         }
     }
 
-    /// A text parameter must be at most `max` bytes.
+    /// A text parameter must be at most `max` characters (as OpenAPI's `maxLength`
+    /// counts them).
     pub fn check_len(name: &str, value: Option<&str>, max: usize) -> Result<(), CatalogError> {
-        match value {
-            Some(v) if v.len() > max => Err(CatalogError::Query(format!(
-                "{name} must be at most {max} bytes, not {}",
-                v.len()
+        match value.map(|v| v.chars().count()) {
+            Some(n) if n > max => Err(CatalogError::Query(format!(
+                "{name} must be at most {max} characters, not {n}"
             ))),
             _ => Ok(()),
         }
