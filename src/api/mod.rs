@@ -24,7 +24,9 @@ use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
-use crate::catalog::{aggregate, details, history, provenance, sbom, tags, vulnerabilities};
+use crate::catalog::{
+    aggregate, compare, details, history, provenance, sbom, tags, vulnerabilities,
+};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::Client;
 
@@ -269,6 +271,16 @@ async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendere
         ImageRoute::Tags(repository) => {
             Rendered::json(&tags::tags(client, &repository, &state.trust).await?)
         }
+        ImageRoute::Compare(repository, from, to) => Rendered::json(
+            &compare::compare(
+                client,
+                &repository,
+                (from, to),
+                &state.trust,
+                &state.packages,
+            )
+            .await?,
+        ),
         ImageRoute::View(view, repository, target) => {
             let reference = routes::reference(client.registry(), repository, target);
             match view {

@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 
 use crate::catalog::advisory::{AdvisoryView, Affected};
 use crate::catalog::aggregate::{Aggregate, AggregateData, AggregateEntry, AggregateSource};
+use crate::catalog::compare::{CompareView, ConfigChange, PlatformChanges, VersionChange};
 use crate::catalog::details::{DetailsView, PlatformDetails};
 use crate::catalog::directory::{Directory, DirectoryQuery, ImageOverview, ImageSummary};
 use crate::catalog::history::{HistoryView, Release};
@@ -72,6 +73,7 @@ pub enum ViewErrors {
         release_vulnerabilities,
         aggregate,
         advisory,
+        compare,
         healthz,
         readyz
     ),
@@ -104,6 +106,10 @@ pub enum ViewErrors {
         Severity,
         AdvisoryView,
         Affected,
+        CompareView,
+        PlatformChanges,
+        VersionChange,
+        ConfigChange,
         ProblemDoc
     ))
 )]
@@ -165,6 +171,10 @@ fn aggregate() {}
 #[utoipa::path(get, path = "/v1/vulnerabilities/{id}", params(("id" = String, Path, description = "A vulnerability id as grype names it", example = "CVE-2024-2511", max_length = 128, pattern = "^[A-Za-z0-9_.:-]{1,128}$")), responses(
     (status = 200, body = AdvisoryView), ViewErrors))]
 fn advisory() {}
+
+#[utoipa::path(get, path = "/v1/images/{name}/compare/{from}...{to}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("from" = String, Path, description = "The earlier tag or digest", example = "12", pattern = "^([A-Za-z0-9_][A-Za-z0-9_-]{0,127}|sha256:[a-f0-9]{64})$"), ("to" = String, Path, description = "The later tag or digest", example = "bookworm", pattern = "^([A-Za-z0-9_][A-Za-z0-9_-]{0,127}|sha256:[a-f0-9]{64})$")), responses(
+    (status = 200, body = CompareView), ViewErrors))]
+fn compare() {}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 fn healthz() {}

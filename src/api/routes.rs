@@ -11,6 +11,7 @@
 //! | `/v1/images/{name}/history/{stream}` | releases of a stream |
 //! | `/v1/images/{name}/provenance/{tag}` | SLSA provenance |
 //! | `/v1/images/{name}/releases/{digest}/details\|sbom\|vulnerabilities` | digest-addressed |
+//! | `/v1/images/{name}/compare/{from}...{to}` | two tags or digests compared |
 //!
 //! A repository whose last component is itself one of those words cannot be told
 //! apart from a view of its parent; such names are not served.
@@ -28,6 +29,8 @@ pub enum ImageRoute {
     Tags(RepositoryName),
     /// A per-reference view.
     View(View, RepositoryName, Target),
+    /// Two releases compared.
+    Compare(RepositoryName, Target, Target),
 }
 
 /// The per-reference views.
@@ -71,6 +74,11 @@ pub fn parse(path: &str) -> Result<ImageRoute, Problem> {
     if n >= 2 && segments[n - 1] == "tags" {
         return Ok(ImageRoute::Tags(repository(&segments[..n - 1].join("/"))?));
     }
+    if n >= 3 && segments[n - 2] == "compare" {
+        let (from, to) = compared(segments[n - 1])?;
+        let name = repository(&segments[..n - 2].join("/"))?;
+        return Ok(ImageRoute::Compare(name, from, to));
+    }
     if n >= 4 && segments[n - 3] == "releases" {
         let view = View::parse(segments[n - 1])
             .filter(|v| *v != View::History)
@@ -95,6 +103,25 @@ pub fn parse(path: &str) -> Result<ImageRoute, Problem> {
     Ok(ImageRoute::Overview(repository(
         path.trim_end_matches('/'),
     )?))
+}
+
+/// `from...to`, each a tag or a digest.
+pub fn compared(range: &str) -> Result<(Target, Target), Problem> {
+    let (from, to) = range
+        .split_once("...")
+        .ok_or_else(|| Problem::bad_request(format!("compare {range:?}: write it as FROM...TO")))?;
+    let side = |s: &str| -> Result<Target, Problem> {
+        if s.contains(':') {
+            crate::digest::parse(s)
+                .map(Target::Digest)
+                .map_err(|e| Problem::bad_request(format!("invalid digest: {e}")))
+        } else {
+            s.parse()
+                .map(Target::Tag)
+                .map_err(|e| Problem::bad_request(format!("invalid tag: {e}")))
+        }
+    };
+    Ok((side(from)?, side(to)?))
 }
 
 /// A reference on `registry`.

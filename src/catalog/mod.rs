@@ -4,6 +4,7 @@
 pub mod advisory;
 pub mod aggregate;
 pub mod artifacts;
+pub mod compare;
 pub mod details;
 pub mod directory;
 mod error;

@@ -16,7 +16,8 @@ use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::media_types::SYFT_JSON;
 use crate::catalog::existing::Format;
-use crate::reference::Reference;
+use crate::digest::Digest;
+use crate::reference::{Reference, RepositoryName};
 use crate::registry::Client;
 
 /// Filters and paging for the SBOM view.
@@ -112,7 +113,7 @@ impl PackageCache {
     async fn packages(
         &self,
         client: &Client,
-        repository: &crate::reference::RepositoryName,
+        repository: &RepositoryName,
         artifact: &Stored,
     ) -> Result<Arc<Vec<Package>>, CatalogError> {
         let key = format!("{repository}@{}", artifact.digest());
@@ -187,6 +188,28 @@ fn packages(syft_json: &[u8]) -> Result<Vec<Package>, serde_json::Error> {
     Ok(out)
 }
 
+/// The newest SBOM a view may show on platform manifest `digest` and its packages
+/// (none when there is no such SBOM, or it does not verify with `trust`'s keys).
+pub async fn platform_packages(
+    client: &Client,
+    repository: &RepositoryName,
+    digest: &Digest,
+    trust: &Trust,
+    cache: &PackageCache,
+) -> Result<(Option<Trusted>, Arc<Vec<Package>>), CatalogError> {
+    let found = Existing::read(client, repository, digest).await?;
+    let (trusted, ()) = tokio::join!(
+        newest_trusted(client, repository, &found, Format::SyftJson, trust),
+        prefetch(client, repository, found.syft.first(), &[SYFT_JSON]),
+    );
+    let trusted = trusted?;
+    let all = match trusted.as_ref().and_then(Trusted::content) {
+        Some(artifact) => cache.packages(client, repository, artifact).await?,
+        None => Arc::default(),
+    };
+    Ok((trusted, all))
+}
+
 /// The SBOM view of `reference`.
 pub async fn sbom(
     client: &Client,
@@ -202,16 +225,7 @@ pub async fn sbom(
     let page = query.page.unwrap_or(1);
     // Platforms are read at once, and each layer while its signature is checked.
     let (_, read) = with_each_platform(client, reference, |digest| async move {
-        let found = Existing::read(client, repository, &digest).await?;
-        let (trusted, ()) = tokio::join!(
-            newest_trusted(client, repository, &found, Format::SyftJson, trust),
-            prefetch(client, repository, found.syft.first(), &[SYFT_JSON]),
-        );
-        let trusted = trusted?;
-        let all = match trusted.as_ref().and_then(Trusted::content) {
-            Some(artifact) => cache.packages(client, repository, artifact).await?,
-            None => Arc::default(),
-        };
+        let (trusted, all) = platform_packages(client, repository, &digest, trust, cache).await?;
         let matching: Vec<&Package> = all
             .iter()
             .filter(|p| {

@@ -99,6 +99,12 @@ async fn image(
         Ok(route) => route,
         Err(problem) => return error_page(&problem),
     };
+    if let paths::Page::CompareForm(repository) = &route {
+        return match pages::compare::canonical(repository, &uri) {
+            Ok(to) => axum::response::Redirect::to(&to).into_response(),
+            Err(problem) => error_page(&problem),
+        };
+    }
     let key = format!("ui:{uri}");
     let render = async {
         match route {
@@ -106,6 +112,13 @@ async fn image(
             paths::Page::Tag(repository, tag) => {
                 pages::tag::render(&state, repository, tag, &uri).await
             }
+            paths::Page::Compare(repository, from, to) => {
+                pages::compare::render(&state, &repository, from, to).await
+            }
+            // Answered above with a redirect to its canonical path.
+            paths::Page::CompareForm(repository) => Err(Problem::not_found(format!(
+                "compare {repository}: pick two tags"
+            ))),
         }
     };
     page(&state, &headers, key, render).await

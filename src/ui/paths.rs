@@ -1,8 +1,11 @@
 //! Page paths under `/images/`. A repository name may contain `/`, so the page is
-//! read from the end: `{name}/tags/{tag}` is a tag, anything else a repository.
+//! read from the end: `{name}/tags/{tag}` is a tag, `{name}/compare/{a}...{b}` two
+//! releases compared (`{name}/compare?from=a&to=b` is the form's way there), anything
+//! else a repository.
 
+use crate::api::routes::compared;
 use crate::api::Problem;
-use crate::reference::{RepositoryName, Tag};
+use crate::reference::{RepositoryName, Tag, Target};
 
 /// What a path under `/images/` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,6 +14,10 @@ pub enum Page {
     Overview(RepositoryName),
     /// One tag: specifications, vulnerabilities, SBOM.
     Tag(RepositoryName, Tag),
+    /// Two releases compared.
+    Compare(RepositoryName, Target, Target),
+    /// The compare form's answer, before it is sent to its canonical path.
+    CompareForm(RepositoryName),
 }
 
 /// Reads the path after `/images/`.
@@ -20,6 +27,13 @@ pub fn parse(path: &str) -> Result<Page, Problem> {
         n.parse::<RepositoryName>()
             .map_err(|e| Problem::not_found(format!("no repository {n:?}: {e}")))
     };
+    if let Some(repository) = path.strip_suffix("/compare") {
+        return Ok(Page::CompareForm(name(repository)?));
+    }
+    if let Some((repository, range)) = path.rsplit_once("/compare/") {
+        let (from, to) = compared(range)?;
+        return Ok(Page::Compare(name(repository)?, from, to));
+    }
     match path.rsplit_once("/tags/") {
         Some((repository, tag)) => {
             let tag = tag
@@ -45,6 +59,19 @@ mod tests {
             parse("a/b/c/").unwrap(),
             Page::Overview("a/b/c".parse().unwrap())
         );
+        assert_eq!(
+            parse("a/compare/3.19...3.19.1").unwrap(),
+            Page::Compare(
+                "a".parse().unwrap(),
+                Target::Tag("3.19".parse().unwrap()),
+                Target::Tag("3.19.1".parse().unwrap())
+            )
+        );
+        assert_eq!(
+            parse("a/compare").unwrap(),
+            Page::CompareForm("a".parse().unwrap())
+        );
+        assert_eq!(parse("a/compare/x").unwrap_err().status(), 400);
         assert_eq!(parse("../etc").unwrap_err().status(), 404);
         assert_eq!(parse("x/tags/..").unwrap_err().status(), 404);
     }

@@ -252,3 +252,87 @@ async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> Vec<S
     }
     out
 }
+
+/// Two different images under one repository's tags: the compare view finds what
+/// changed, and its page shows exactly those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_page_shows_what_changed_between_two_releases() {
+    let served = serve(Kind::Zot).await;
+    let client = served.registry.client();
+    for fixture in ["debian", "lang"] {
+        let mut image =
+            crate::fixture::build(&crate::common::testdata().join("images").join(fixture)).unwrap();
+        image.repository = "compare/x".parse().unwrap();
+        crate::fixture::push(&client, &image).await.unwrap();
+    }
+    let mut publish = crate::common::refcat_publish(served.keys.path());
+    publish.args([
+        format!("{}/compare/x:12", served.registry.host),
+        format!("{}/compare/x:1", served.registry.host),
+    ]);
+    let out = crate::common::published::output(publish).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::common::published::stderr(&out)
+    );
+
+    let (status, view) = get_json(format!(
+        "{}/v1/images/compare/x/compare/12...1",
+        served.base
+    ))
+    .await;
+    assert_eq!(status, 200, "{view}");
+    let changes = &view["platforms"]["linux/amd64"];
+    let count = |field: &str| changes[field].as_array().unwrap().len();
+    // Another image altogether: Debian's packages go, the app's come.
+    assert!(
+        count("packagesAdded") > 0 && count("packagesRemoved") > 0,
+        "{changes}"
+    );
+    assert!(
+        count("vulnerabilitiesNew") > 0 && count("vulnerabilitiesFixed") > 0,
+        "{changes}"
+    );
+
+    let browser = browser::start(1280, 900).await;
+    let page = &browser.client;
+    page.goto(&format!("{}/images/compare/x", served.base))
+        .await
+        .unwrap();
+    // The overview's form asks for the tags and lands on the canonical path.
+    let from = page.find(Locator::Css("select[name=from]")).await.unwrap();
+    from.select_by_value("12").await.unwrap();
+    let to = page.find(Locator::Css("select[name=to]")).await.unwrap();
+    to.select_by_value("1").await.unwrap();
+    page.find(Locator::XPath("//button[text()='Compare']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(page, "/images/compare/x/compare/12...1").await;
+    for (change, fields) in [
+        ("added", &["packagesAdded"][..]),
+        ("removed", &["packagesRemoved"]),
+        ("changed", &["packagesChanged"]),
+        ("new", &["vulnerabilitiesNew"]),
+        ("fixed", &["vulnerabilitiesFixed"]),
+        ("config", &["config"]),
+    ] {
+        let shown = page
+            .find_all(Locator::Css(&format!("tr[data-change={change}]")))
+            .await
+            .unwrap()
+            .len();
+        let expected: usize = fields.iter().map(|f| count(f)).sum();
+        assert_eq!(shown, expected, "{change}");
+    }
+    std::fs::write(
+        shots().join("compare-1280x900-light.png"),
+        page.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    browser.client.clone().close().await.unwrap();
+}

@@ -1,5 +1,6 @@
 //! One module per page: what it reads from the catalog, and the template it fills.
 
+pub mod compare;
 pub mod directory;
 pub mod error;
 pub mod overview;

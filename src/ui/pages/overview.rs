@@ -34,6 +34,7 @@ struct OverviewPage {
     annotations: Vec<(String, String)>,
     readme: Option<String>,
     keys: bool,
+    compare: String,
     rows: Vec<TagRow>,
     skipped: Vec<(String, String)>,
 }
@@ -102,6 +103,7 @@ pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<Str
         annotations: overview.annotations.into_iter().collect(),
         readme: overview.readme.as_deref().map(markdown),
         keys: state.trust.checks(),
+        compare: format!("{}/compare", format::image_path(repository.as_str())),
         rows: tags.tags.into_iter().map(row).collect(),
         skipped: tags
             .skipped
