@@ -162,3 +162,47 @@ pub async fn newest_trusted(
     }
     Ok(first_failure.filter(|_| !trust.requires()))
 }
+
+/// A stored file of refcat's, as `oras pull` writes it: the layer's bytes exactly as
+/// stored, under the name in its title annotation.
+#[derive(Clone, Debug)]
+pub struct StoredFile {
+    /// `org.opencontainers.image.title`.
+    pub name: String,
+    /// The layer's media type.
+    pub media_type: String,
+    /// The bytes, digest-checked.
+    pub bytes: Bytes,
+}
+
+/// The first layer of the newest artifact of `format` on platform manifest `digest`
+/// that a view may show (see [`newest_trusted`]); `None` when there is none.
+pub async fn stored_file(
+    client: &Client,
+    repository: &RepositoryName,
+    digest: &Digest,
+    format: Format,
+    trust: &Trust,
+) -> Result<Option<StoredFile>, CatalogError> {
+    let found = Existing::read(client, repository, digest).await?;
+    let trusted = newest_trusted(client, repository, &found, format, trust).await?;
+    let Some(artifact) = trusted.as_ref().and_then(Trusted::content) else {
+        return Ok(None);
+    };
+    let Some(layer) = artifact.manifest.layers.first() else {
+        return Ok(None);
+    };
+    let bytes = client
+        .get_blob(repository, &layer.digest, Some(MAX_LAYER_BYTES))
+        .await?;
+    let name = layer
+        .annotations
+        .get(crate::artifact::annotations::TITLE)
+        .cloned()
+        .unwrap_or_else(|| format!("{}.json", format.as_str()));
+    Ok(Some(StoredFile {
+        name,
+        media_type: layer.media_type.clone(),
+        bytes,
+    }))
+}

@@ -99,6 +99,12 @@ async fn image(
         Ok(route) => route,
         Err(problem) => return error_page(&problem),
     };
+    if let paths::Page::Download(repository, tag, what) = route {
+        return match pages::download::respond(&state, repository, tag, what, &uri).await {
+            Ok(response) => response,
+            Err(problem) => error_page(&problem),
+        };
+    }
     if let paths::Page::CompareForm(repository) = &route {
         return match pages::compare::canonical(repository, &uri) {
             Ok(to) => axum::response::Redirect::to(&to).into_response(),
@@ -115,10 +121,10 @@ async fn image(
             paths::Page::Compare(repository, from, to) => {
                 pages::compare::render(&state, &repository, from, to).await
             }
-            // Answered above with a redirect to its canonical path.
-            paths::Page::CompareForm(repository) => Err(Problem::not_found(format!(
-                "compare {repository}: pick two tags"
-            ))),
+            // Answered above: a redirect to its canonical path, and a file.
+            paths::Page::CompareForm(repository) | paths::Page::Download(repository, ..) => {
+                Err(Problem::not_found(format!("{repository}: no page here")))
+            }
         }
     };
     page(&state, &headers, key, render).await

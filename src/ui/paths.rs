@@ -3,6 +3,7 @@
 //! releases compared (`{name}/compare?from=a&to=b` is the form's way there), anything
 //! else a repository.
 
+use super::pages::download::Download;
 use crate::api::routes::compared;
 use crate::api::Problem;
 use crate::reference::{RepositoryName, Tag, Target};
@@ -14,6 +15,8 @@ pub enum Page {
     Overview(RepositoryName),
     /// One tag: specifications, vulnerabilities, SBOM.
     Tag(RepositoryName, Tag),
+    /// A file to download from a tag's page.
+    Download(RepositoryName, Tag, Download),
     /// Two releases compared.
     Compare(RepositoryName, Target, Target),
     /// The compare form's answer, before it is sent to its canonical path.
@@ -33,6 +36,14 @@ pub fn parse(path: &str) -> Result<Page, Problem> {
     if let Some((repository, range)) = path.rsplit_once("/compare/") {
         let (from, to) = compared(range)?;
         return Ok(Page::Compare(name(repository)?, from, to));
+    }
+    if let Some((rest, file)) = path.rsplit_once("/download/") {
+        let what = Download::parse(file)
+            .ok_or_else(|| Problem::not_found(format!("no download {file:?}")))?;
+        if let Page::Tag(repository, tag) = parse(rest)? {
+            return Ok(Page::Download(repository, tag, what));
+        }
+        return Err(Problem::not_found("downloads belong to a tag"));
     }
     match path.rsplit_once("/tags/") {
         Some((repository, tag)) => {

@@ -336,3 +336,78 @@ async fn the_compare_page_shows_what_changed_between_two_releases() {
     .unwrap();
     browser.client.clone().close().await.unwrap();
 }
+
+/// A tag page's downloads: the stored files byte for byte as `oras pull` writes them,
+/// and CSV with one row per match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_the_bytes_oras_pulls() {
+    let served = serve(Kind::Zot).await;
+    let browser = browser::start(1280, 900).await;
+    let page = &browser.client;
+    page.goto(&format!("{}/images/fixtures/alpine/tags/3.19", served.base))
+        .await
+        .unwrap();
+    let links = attributes(page, "ul.downloads a", "href").await;
+    let amd64 = |name: &str| {
+        links
+            .iter()
+            .find(|l| l.contains(&format!("/download/{name}?")) && l.contains("amd64"))
+            .unwrap_or_else(|| panic!("no {name} link in {links:?}"))
+            .clone()
+    };
+    let get = |href: String| {
+        let url = format!("{}{href}", served.base);
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let name = response.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .split("filename=\"")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('"')
+                .to_string();
+            (name, response.bytes().await.unwrap())
+        }
+    };
+    let views = [
+        ("sbom.syft.json", "sbom"),
+        ("vulnerabilities.grype.json", "vulnerabilities"),
+    ];
+    for (file, view) in views {
+        let (_, json) = get_json(format!(
+            "{}/v1/images/fixtures/alpine/{view}/3.19",
+            served.base
+        ))
+        .await;
+        let artifact = json["platforms"]["linux/amd64"]["artifact"]
+            .as_str()
+            .unwrap();
+        let pulled = tempfile::tempdir().unwrap();
+        crate::common::oras(&[
+            "pull",
+            "-o",
+            pulled.path().to_str().unwrap(),
+            &format!("{}/fixtures/alpine@{artifact}", served.registry.host),
+        ]);
+        let (name, bytes) = get(amd64(file)).await;
+        let expected = std::fs::read(pulled.path().join(&name)).unwrap();
+        assert_eq!(bytes.as_ref(), expected.as_slice(), "{file} ({name})");
+    }
+    let (_, json) = get_json(format!(
+        "{}/v1/images/fixtures/alpine/vulnerabilities/3.19",
+        served.base
+    ))
+    .await;
+    let matches = json["platforms"]["linux/amd64"]["matches"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (name, csv) = get(amd64("vulnerabilities.csv")).await;
+    assert_eq!(name, "vulnerabilities.csv");
+    let text = String::from_utf8(csv.to_vec()).unwrap();
+    assert_eq!(text.lines().count(), matches + 1, "{text}");
+    assert!(text.starts_with("id,severity,package"), "{text}");
+    browser.client.clone().close().await.unwrap();
+}

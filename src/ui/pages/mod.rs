@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod directory;
+pub mod download;
 pub mod error;
 pub mod overview;
 pub mod tag;

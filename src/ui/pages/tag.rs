@@ -61,6 +61,16 @@ struct Platform {
     package_total: usize,
     previous: Option<String>,
     next: Option<String>,
+    downloads: Vec<(&'static str, String)>,
+    signatures: Vec<Signature>,
+}
+
+/// One of refcat's artifacts on a platform, its verdict, and the command that checks it.
+struct Signature {
+    what: &'static str,
+    artifact: String,
+    verdict: (&'static str, String),
+    command: String,
 }
 
 #[derive(Template)]
@@ -224,6 +234,34 @@ pub async fn render(
                 })
                 .unwrap_or_default(),
             package_total: packages.map_or(0, |p| p.total),
+            downloads: super::download::Download::NAMES
+                .iter()
+                .map(|name| {
+                    let href = format::link(
+                        &format!("{action}/download/{name}"),
+                        &[("platform", platform.clone())],
+                    );
+                    (*name, href)
+                })
+                .collect(),
+            signatures: [
+                ("SBOM (Syft JSON)", packages.and_then(|p| p.artifact.clone()), packages.and_then(|p| p.signature.as_ref())),
+                ("Vulnerability scan (Grype)", scan.and_then(|s| s.artifact.clone()), scan.and_then(|s| s.signature.as_ref())),
+            ]
+            .into_iter()
+            .filter_map(|(what, artifact, verdict)| {
+                let artifact = artifact?;
+                Some(Signature {
+                    what,
+                    command: format!(
+                        "cosign verify --key cosign.pub --insecure-ignore-tlog=true {}/{repository}@{artifact}",
+                        client.registry()
+                    ),
+                    verdict: format::verdict(verdict),
+                    artifact,
+                })
+            })
+            .collect(),
             previous: (page > 1).then(|| form.at(&action, page - 1)),
             next: (page < pages).then(|| form.at(&action, page + 1)),
             platform,
