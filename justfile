@@ -25,6 +25,10 @@ zot_version := "v2.1.20"
 zot_source_sha256 := "ba2b48925bd85707cfe3e2af0a9684b70dd80090c02fcac7cc5dc48e15eaef75"
 # From PyPI, into a virtualenv in the tools cache: checks the API against its OpenAPI document.
 schemathesis_version := "4.32.5"
+# From the npm registry, test-only (never shipped): the accessibility checker the browser
+# tests run in every page.
+axe_version := "4.11.0"
+axe_sha256 := "39bed7d72308f6d620789c169d699bfd7e8da80f65b545821a6b2215c3e83107"
 
 default:
     @just --list
@@ -110,6 +114,16 @@ tools:
             || fail "pip install schemathesis=={{schemathesis_version}} failed: see the pip output above"
     fi
     ln -sfn "$st/venv/bin/schemathesis" "$T/bin/schemathesis"
+    axe="$T/axe-core-{{axe_version}}"
+    if [ ! -f "$axe/axe.min.js" ]; then
+        echo "fetching axe-core {{axe_version}} from the npm registry into $axe" >&2
+        mkdir -p "$axe"
+        curl -fsSL -o "$axe/axe-core.tgz" "https://registry.npmjs.org/axe-core/-/axe-core-{{axe_version}}.tgz" \
+            || fail "downloading axe-core {{axe_version}} from registry.npmjs.org failed"
+        echo "{{axe_sha256}}  $axe/axe-core.tgz" | sha256sum -c --quiet \
+            || { rm -f "$axe/axe-core.tgz"; fail "axe-core {{axe_version}}: the tarball's sha256 is not the pinned one"; }
+        tar -xzf "$axe/axe-core.tgz" -C "$axe" --strip-components=1 package/axe.min.js
+    fi
     # From Debian: docker-registry 2.8 (the tag-schema registry of the tests), wrk (the
     # load generator of `just bench api`), and Chromium with its chromedriver (the web
     # catalog's browser tests).

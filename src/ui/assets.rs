@@ -31,7 +31,7 @@ impl Asset {
     }
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
     [
         Asset::new(
             "style",
@@ -45,6 +45,12 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
             "text/javascript; charset=utf-8",
             include_bytes!("assets/app.js"),
         ),
+        Asset::new(
+            "icon",
+            "svg",
+            "image/svg+xml",
+            include_bytes!("assets/icon.svg"),
+        ),
     ]
 });
 
@@ -56,6 +62,11 @@ pub fn style() -> &'static str {
 /// The script's URL.
 pub fn script() -> &'static str {
     &ASSETS[1].url
+}
+
+/// The icon's URL.
+pub fn icon() -> &'static str {
+    &ASSETS[2].url
 }
 
 /// Serves an asset by its hashed name; any other name is a 404.

@@ -19,6 +19,8 @@ pub enum Page {
     Download(RepositoryName, Tag, Download),
     /// Two releases compared.
     Compare(RepositoryName, Target, Target),
+    /// A stream's releases.
+    History(RepositoryName, Tag),
     /// The compare form's answer, before it is sent to its canonical path.
     CompareForm(RepositoryName),
 }
@@ -44,6 +46,12 @@ pub fn parse(path: &str) -> Result<Page, Problem> {
             return Ok(Page::Download(repository, tag, what));
         }
         return Err(Problem::not_found("downloads belong to a tag"));
+    }
+    if let Some((repository, stream)) = path.rsplit_once("/history/") {
+        let stream = stream
+            .parse::<Tag>()
+            .map_err(|e| Problem::not_found(format!("no stream {stream:?}: {e}")))?;
+        return Ok(Page::History(name(repository)?, stream));
     }
     match path.rsplit_once("/tags/") {
         Some((repository, tag)) => {

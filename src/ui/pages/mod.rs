@@ -4,6 +4,7 @@ pub mod compare;
 pub mod directory;
 pub mod download;
 pub mod error;
+pub mod history;
 pub mod overview;
 pub mod tag;
 pub mod vulnerabilities;
@@ -19,6 +20,8 @@ pub struct Layout {
     pub style: &'static str,
     /// The script's URL.
     pub script: &'static str,
+    /// The icon's URL.
+    pub icon: &'static str,
     /// Which top-level section is current, for `aria-current`.
     pub section: &'static str,
 }
@@ -30,6 +33,7 @@ impl Layout {
             title: title.into(),
             style: assets::style(),
             script: assets::script(),
+            icon: assets::icon(),
             section,
         }
     }

@@ -13,6 +13,7 @@ use crate::ui::format::{self, Counts};
 struct TagRow {
     tag: String,
     href: String,
+    history: String,
     floating: bool,
     created: String,
     created_day: String,
@@ -75,6 +76,11 @@ pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<Str
         TagRow {
             href: format!(
                 "{}/tags/{}",
+                format::image_path(repository.as_str()),
+                entry.tag
+            ),
+            history: format!(
+                "{}/history/{}",
                 format::image_path(repository.as_str()),
                 entry.tag
             ),

@@ -10,6 +10,7 @@ use fantoccini::{Client, ClientBuilder};
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    port: u16,
 }
 
 impl Drop for Browser {
@@ -29,6 +30,10 @@ pub async fn start(width: u32, height: u32) -> Browser {
         .spawn()
         .expect("chromedriver (Debian: apt-get install chromium-driver; `just tools` does it)");
     let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({ "browser": "ALL" }),
+    );
     capabilities.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
@@ -54,5 +59,61 @@ pub async fn start(width: u32, height: u32) -> Browser {
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    Browser { client, driver }
+    Browser {
+        client,
+        driver,
+        port,
+    }
+}
+
+impl Browser {
+    /// The console's errors since last asked (chromedriver's log endpoint).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let url = format!("http://127.0.0.1:{}/session/{session}/se/log", self.port);
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(url)
+            .json(&serde_json::json!({ "type": "browser" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The WCAG 2.1 A and AA violations axe-core finds in the current page (axe-core
+    /// from the tools cache, injected by WebDriver, which the page's CSP does not
+    /// govern).
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = super::tools_root().join("axe-core-4.11.0/axe.min.js");
+        let source = std::fs::read_to_string(&axe)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `just tools`)", axe.display()));
+        self.client.execute(&source, vec![]).await.unwrap();
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                    .then(r => done(r.violations.map(v =>
+                        v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                    .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
 }
