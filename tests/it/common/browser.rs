@@ -1,6 +1,7 @@
 //! A real Chromium, headless, driven through Debian's chromedriver. `just tools`
 //! installs both; a missing browser fails the test that needs it.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,12 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and the browsers it started (its process group), also when a
+    /// test failed before it closed its session.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // SAFETY: kill(2) with a negative pid signals the process group; no memory is
+        // involved.
+        unsafe { libc::kill(-(self.driver.id() as i32), libc::SIGKILL) };
         let _ = self.driver.wait();
     }
 }
@@ -25,6 +30,7 @@ pub async fn start(width: u32, height: u32) -> Browser {
     let port = super::free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
