@@ -118,6 +118,9 @@ async fn image(
             paths::Page::Tag(repository, tag) => {
                 pages::tag::render(&state, repository, tag, &uri).await
             }
+            paths::Page::Artifacts(repository, tag) => {
+                pages::artifacts::render(&state, repository, tag).await
+            }
             paths::Page::History(repository, stream) => {
                 pages::history::render(&state, &repository, &stream).await
             }

@@ -21,6 +21,8 @@ pub enum Page {
     Compare(RepositoryName, Target, Target),
     /// A stream's releases.
     History(RepositoryName, Tag),
+    /// A tag's provenance and referrers tree.
+    Artifacts(RepositoryName, Tag),
     /// The compare form's answer, before it is sent to its canonical path.
     CompareForm(RepositoryName),
 }
@@ -46,6 +48,11 @@ pub fn parse(path: &str) -> Result<Page, Problem> {
             return Ok(Page::Download(repository, tag, what));
         }
         return Err(Problem::not_found("downloads belong to a tag"));
+    }
+    if let Some(rest) = path.strip_suffix("/artifacts") {
+        if let Ok(Page::Tag(repository, tag)) = parse(rest) {
+            return Ok(Page::Artifacts(repository, tag));
+        }
     }
     if let Some((repository, stream)) = path.rsplit_once("/history/") {
         let stream = stream

@@ -1,5 +1,6 @@
 //! One module per page: what it reads from the catalog, and the template it fills.
 
+pub mod artifacts;
 pub mod compare;
 pub mod directory;
 pub mod download;
