@@ -26,6 +26,7 @@ mod registry_stalls;
 mod scanners;
 mod signing_interop;
 mod trust;
+mod ui_behaviour;
 mod ui_every_page;
 mod ui_pages;
 mod worker;

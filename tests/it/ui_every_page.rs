@@ -86,7 +86,10 @@ async fn every_page(kind: Kind) {
         ("directory", "/".to_string()),
         ("overview", "/images/fixtures/alpine".into()),
         ("tag", "/images/fixtures/alpine/tags/3.19".into()),
-        ("artifacts", "/images/fixtures/alpine/tags/3.19/artifacts".into()),
+        (
+            "artifacts",
+            "/images/fixtures/alpine/tags/3.19/artifacts".into(),
+        ),
         ("history", "/images/fixtures/alpine/history/3.19".into()),
         (
             "compare",
