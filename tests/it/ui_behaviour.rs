@@ -7,7 +7,7 @@ use refcat::api::AppState;
 use refcat::catalog::signatures::Trust;
 use refcat::registry::{Client, ClientConfig};
 
-use crate::common::faults::{Fault, FaultProxy, Rule};
+use crate::common::faults::{Fault, Rule};
 use crate::common::served::{get_json, serve, start_api};
 use crate::common::Kind;
 
