@@ -155,48 +155,48 @@ pub(crate) fn live(state: &AppState) -> String {
     format!("public, max-age={}", state.cache.ttl.as_secs())
 }
 
+/// A view cached for the TTL under `key`, as JSON with its ETag (304 when the client
+/// has it).
+async fn live_json<T: serde::Serialize>(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: String,
+    view: impl std::future::Future<Output = Result<T, crate::catalog::CatalogError>>,
+) -> Result<Response, Problem> {
+    let rendered = state
+        .cache
+        .get(key, false, async { Ok(Rendered::json(&view.await?)) })
+        .await?;
+    Ok(respond(&rendered, headers, &live(state)))
+}
+
 async fn directory_view(
     State(state): State<Shared>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, Problem> {
     let q: DirectoryQuery = query(&uri)?;
-    let key = uri.to_string();
-    let rendered = state
-        .cache
-        .get(key, false, async {
-            let view = directory::directory(
-                &state.client,
-                &q,
-                state.default_tag.as_deref(),
-                &state.trust,
-                state.aggregate_repository.as_ref(),
-            )
-            .await?;
-            Ok(Rendered::json(&view))
-        })
-        .await?;
-    Ok(respond(&rendered, &headers, &live(&state)))
+    let view = directory::directory(
+        &state.client,
+        &q,
+        state.default_tag.as_deref(),
+        &state.trust,
+        state.aggregate_repository.as_ref(),
+    );
+    live_json(&state, &headers, uri.to_string(), view).await
 }
 
 async fn aggregate_view(
     State(state): State<Shared>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let rendered = state
-        .cache
-        .get("/v1/vulnerabilities".into(), false, async {
-            let view = aggregate::read(
-                &state.client,
-                state.default_tag.as_deref(),
-                &state.trust,
-                state.aggregate_repository.as_ref(),
-            )
-            .await?;
-            Ok(Rendered::json(&view))
-        })
-        .await?;
-    Ok(respond(&rendered, &headers, &live(&state)))
+    let view = aggregate::read(
+        &state.client,
+        state.default_tag.as_deref(),
+        &state.trust,
+        state.aggregate_repository.as_ref(),
+    );
+    live_json(&state, &headers, "/v1/vulnerabilities".into(), view).await
 }
 
 async fn advisory_view(
@@ -205,25 +205,15 @@ async fn advisory_view(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id: VulnerabilityId = id.parse().map_err(Problem::from)?;
-    let rendered = state
-        .cache
-        .get(
-            format!("/v1/vulnerabilities/{}", id.as_str()),
-            false,
-            async {
-                let view = advisory::advisory(
-                    &state.client,
-                    &id,
-                    state.default_tag.as_deref(),
-                    &state.trust,
-                    state.aggregate_repository.as_ref(),
-                )
-                .await?;
-                Ok(Rendered::json(&view))
-            },
-        )
-        .await?;
-    Ok(respond(&rendered, &headers, &live(&state)))
+    let key = format!("/v1/vulnerabilities/{}", id.as_str());
+    let view = advisory::advisory(
+        &state.client,
+        &id,
+        state.default_tag.as_deref(),
+        &state.trust,
+        state.aggregate_repository.as_ref(),
+    );
+    live_json(&state, &headers, key, view).await
 }
 
 async fn images(

@@ -15,7 +15,7 @@ use crate::catalog::provenance::{PlatformProvenance, Provenance, ProvenanceView}
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
 use crate::catalog::tags::{SkippedTag, TagEntry, TagPlatform, TagsView};
 use crate::catalog::vulnerabilities::{
-    VulnerabilitiesView, VulnerabilityEntry, VulnerabilityPlatform, VulnerabilityQuery,
+    MatchOrder, VulnerabilitiesView, VulnerabilityEntry, VulnerabilityPlatform, VulnerabilityQuery,
 };
 use crate::scan::report::{Match, Severity};
 
@@ -102,6 +102,7 @@ pub enum ViewErrors {
         VulnerabilitiesView,
         VulnerabilityPlatform,
         VulnerabilityEntry,
+        MatchOrder,
         Match,
         Severity,
         AdvisoryView,

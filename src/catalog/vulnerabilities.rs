@@ -25,6 +25,38 @@ use crate::scan::report::{self, Match, Severity};
 pub struct VulnerabilityQuery {
     /// Only matches of this severity.
     pub severity: Option<Severity>,
+    /// The order of the matches (default: grype's).
+    pub sort: Option<MatchOrder>,
+}
+
+/// How matches are ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MatchOrder {
+    /// Most severe first, then by id.
+    Severity,
+    /// By vulnerability id.
+    Id,
+    /// By package name, then id.
+    Package,
+    /// Known longest first (oldest `firstSeen`), then by id.
+    FirstSeen,
+}
+
+impl MatchOrder {
+    /// Sorts `entries` in this order (stable).
+    pub fn sort(self, entries: &mut [VulnerabilityEntry]) {
+        let id = |e: &VulnerabilityEntry| e.matched.id.clone();
+        match self {
+            MatchOrder::Severity => entries.sort_by_key(|e| (e.matched.severity, id(e))),
+            MatchOrder::Id => entries.sort_by_key(id),
+            MatchOrder::Package => entries.sort_by_key(|e| (e.matched.package.clone(), id(e))),
+            // Entries without a firstSeen go last.
+            MatchOrder::FirstSeen => {
+                entries.sort_by_key(|e| (e.first_seen.is_none(), e.first_seen.clone(), id(e)))
+            }
+        }
+    }
 }
 
 /// Matches per platform.
@@ -116,7 +148,7 @@ pub async fn vulnerabilities(
             None => (Vec::new(), BTreeMap::new()),
         };
         let totals = report::counts(&matches);
-        let entries = matches
+        let mut entries: Vec<VulnerabilityEntry> = matches
             .into_iter()
             .filter(|m| query.severity.is_none_or(|s| m.severity == s))
             .map(|m| VulnerabilityEntry {
@@ -124,6 +156,9 @@ pub async fn vulnerabilities(
                 matched: m,
             })
             .collect();
+        if let Some(order) = query.sort {
+            order.sort(&mut entries);
+        }
         Ok::<_, CatalogError>(VulnerabilityPlatform {
             digest: digest.to_string(),
             artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),

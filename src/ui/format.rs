@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::Problem;
 use crate::catalog::signatures::Verdict;
 use crate::scan::report::Severity;
 
@@ -46,18 +47,6 @@ impl Counts {
     }
 }
 
-/// A severity's lower-case name, as the API spells it.
-pub fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Critical => "critical",
-        Severity::High => "high",
-        Severity::Medium => "medium",
-        Severity::Low => "low",
-        Severity::Negligible => "negligible",
-        Severity::Unknown => "unknown",
-    }
-}
-
 /// A signed state as a CSS class and words; `None` when the catalog checks nothing.
 pub fn signed(state: Option<bool>) -> Option<(&'static str, &'static str)> {
     state.map(|s| {
@@ -76,6 +65,50 @@ pub fn verdict(verdict: Option<&Verdict>) -> (&'static str, String) {
         Some(Verdict::Verified { format }) => ("verified", format!("verified ({format})")),
         Some(Verdict::Invalid { reason }) => ("invalid", format!("invalid: {reason}")),
         Some(Verdict::Unsigned) => ("unsigned", "unsigned".into()),
+    }
+}
+
+/// A form's severity field: empty means any.
+pub fn severity_field(text: &str) -> Result<Option<Severity>, Problem> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .map(Some)
+        .ok_or_else(|| Problem::bad_request(format!("unknown severity {text:?}")))
+}
+
+/// A form's page field: empty means the first.
+pub fn page_field(text: &str) -> Result<Option<usize>, Problem> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| Problem::bad_request(format!("page must be a number, not {text:?}")))
+}
+
+/// A form's text field: empty means not given.
+pub fn text_field(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// How long ago RFC 3339 time `then` was, in the largest whole unit: `3 d`, `5 h`,
+/// `< 1 h` (empty when it does not parse).
+pub fn since(then: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(then) = time::OffsetDateTime::parse(then, &Rfc3339) else {
+        return String::new();
+    };
+    let hours = (time::OffsetDateTime::now_utc() - then)
+        .whole_hours()
+        .max(0);
+    match hours {
+        0 => "< 1 h".into(),
+        h if h < 48 => format!("{h} h"),
+        h => format!("{} d", h / 24),
     }
 }
 

@@ -166,6 +166,27 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .map(|p| p["matches"].as_array().unwrap().len().max(1))
         .sum();
     assert_eq!(shown, expected);
+    // Sorted by id, the rows are the API's sorted the same way.
+    client
+        .goto(&format!(
+            "{}/images/fixtures/alpine/tags/3.19?sort=id",
+            served.base
+        ))
+        .await
+        .unwrap();
+    let (_, sorted) = get_json(format!(
+        "{}/v1/images/fixtures/alpine/vulnerabilities/3.19?sort=id",
+        served.base
+    ))
+    .await;
+    let mut expected = Vec::new();
+    for platform in sorted["platforms"].as_object().unwrap().values() {
+        for m in platform["matches"].as_array().unwrap() {
+            expected.push(m["id"].as_str().unwrap().to_string());
+        }
+    }
+    let shown = attributes(client, "table.matches tbody tr[data-id]", "data-id").await;
+    assert_eq!(shown, expected);
     std::fs::write(
         shots().join("tag-1280x900-dark.png"),
         client.screenshot().await.unwrap(),

@@ -26,7 +26,7 @@ struct ComparePage {
 
 impl ComparePage {
     fn severity(&self, severity: &crate::scan::report::Severity) -> &'static str {
-        format::severity_name(*severity)
+        severity.as_str()
     }
 }
 

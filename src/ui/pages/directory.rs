@@ -29,7 +29,6 @@ struct Form {
 
 impl Form {
     fn to_query(&self) -> Result<DirectoryQuery, Problem> {
-        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
         let signed = match self.signed.as_str() {
             "" => None,
             "true" => Some(true),
@@ -40,29 +39,13 @@ impl Form {
                 )))
             }
         };
-        let highest = match self.highest.as_str() {
-            "" => None,
-            name => Some(
-                Severity::ALL
-                    .into_iter()
-                    .find(|s| format::severity_name(*s) == name)
-                    .ok_or_else(|| Problem::bad_request(format!("unknown severity {name:?}")))?,
-            ),
-        };
-        let page =
-            match self.page.as_str() {
-                "" => None,
-                n => Some(n.parse().map_err(|_| {
-                    Problem::bad_request(format!("page must be a number, not {n:?}"))
-                })?),
-            };
         Ok(DirectoryQuery {
-            page,
+            page: format::page_field(&self.page)?,
             per_page: None,
-            q: text(&self.q),
-            architecture: text(&self.architecture),
+            q: format::text_field(&self.q),
+            architecture: format::text_field(&self.architecture),
             signed,
-            highest,
+            highest: format::severity_field(&self.highest)?,
         })
     }
 
@@ -143,7 +126,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     Ok(super::render(&DirectoryPage {
         layout: Layout::new("Images", "images"),
         architectures: ["amd64", "arm64", "arm", "386", "ppc64le", "s390x"],
-        severities: Severity::ALL.map(format::severity_name),
+        severities: Severity::ALL.map(Severity::as_str),
         keys: state.trust.checks(),
         rows: view.images.into_iter().map(Row::of).collect(),
         total: view.total,

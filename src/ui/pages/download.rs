@@ -14,7 +14,6 @@ use crate::catalog::sbom::platform_packages;
 use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use crate::oci::Platform;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
-use crate::ui::format;
 
 /// What can be downloaded, by its file name in the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +173,7 @@ pub async fn respond(
             let rows = scan.matches.into_iter().map(|m| {
                 vec![
                     m.matched.id,
-                    format::severity_name(m.matched.severity).to_string(),
+                    m.matched.severity.as_str().to_string(),
                     m.matched.package,
                     m.matched.version,
                     m.matched.package_type,

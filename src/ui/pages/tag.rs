@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Layout;
 use crate::api::{query, AppState, Problem};
 use crate::catalog::sbom::{self, SbomQuery};
-use crate::catalog::vulnerabilities::{self, VulnerabilityQuery};
+use crate::catalog::vulnerabilities::{self, MatchOrder, VulnerabilityQuery};
 use crate::catalog::{details, signatures::Verdict};
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::scan::report::Severity;
@@ -27,6 +27,8 @@ struct Form {
     package_type: String,
     #[serde(default)]
     page: String,
+    #[serde(default)]
+    sort: String,
 }
 
 struct Match {
@@ -37,6 +39,7 @@ struct Match {
     version: String,
     fixed_in: String,
     first_seen: String,
+    exposure: String,
     link: Option<String>,
 }
 
@@ -88,29 +91,26 @@ struct TagPage {
 
 impl Form {
     fn queries(&self) -> Result<(VulnerabilityQuery, SbomQuery), Problem> {
-        let severity = match self.severity.as_str() {
-            "" => None,
-            name => Some(
-                Severity::ALL
-                    .into_iter()
-                    .find(|s| format::severity_name(*s) == name)
-                    .ok_or_else(|| Problem::bad_request(format!("unknown severity {name:?}")))?,
-            ),
-        };
-        let page =
-            match self.page.as_str() {
-                "" => None,
-                n => Some(n.parse().map_err(|_| {
-                    Problem::bad_request(format!("page must be a number, not {n:?}"))
-                })?),
-            };
-        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Ok((
-            VulnerabilityQuery { severity },
+            VulnerabilityQuery {
+                severity: format::severity_field(&self.severity)?,
+                sort: match self.sort.as_str() {
+                    "" => None,
+                    "severity" => Some(MatchOrder::Severity),
+                    "id" => Some(MatchOrder::Id),
+                    "package" => Some(MatchOrder::Package),
+                    "firstSeen" => Some(MatchOrder::FirstSeen),
+                    other => {
+                        return Err(Problem::bad_request(format!(
+                            "sort must be severity, id, package or firstSeen, not {other:?}"
+                        )))
+                    }
+                },
+            },
             SbomQuery {
-                name: text(&self.package),
-                package_type: text(&self.package_type),
-                page,
+                name: format::text_field(&self.package),
+                package_type: format::text_field(&self.package_type),
+                page: format::page_field(&self.page)?,
                 per_page: None,
             },
         ))
@@ -121,6 +121,7 @@ impl Form {
             action,
             &[
                 ("severity", self.severity.clone()),
+                ("sort", self.sort.clone()),
                 ("package", self.package.clone()),
                 ("type", self.package_type.clone()),
                 (
@@ -205,11 +206,12 @@ pub async fn render(
                         .map(|m| Match {
                             id: m.matched.id.clone(),
                             page: super::vulnerabilities::path(&m.matched.id),
-                            severity: format::severity_name(m.matched.severity),
+                            severity: m.matched.severity.as_str(),
                             package: m.matched.package.clone(),
                             version: m.matched.version.clone(),
                             fixed_in: m.matched.fix_versions.join(", "),
                             first_seen: m.first_seen.clone().unwrap_or_default(),
+                            exposure: m.first_seen.as_deref().map(format::since).unwrap_or_default(),
                             link: m
                                 .matched
                                 .data_source
@@ -274,7 +276,7 @@ pub async fn render(
         tag: tag.to_string(),
         form,
         action,
-        severities: Severity::ALL.map(format::severity_name),
+        severities: Severity::ALL.map(Severity::as_str),
         platforms,
     }))
 }

@@ -52,15 +52,7 @@ pub fn path(id: &str) -> String {
 /// Renders the aggregate for the filters in `uri`.
 pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     let form: Form = query(uri)?;
-    let severity = match form.severity.as_str() {
-        "" => None,
-        name => Some(
-            Severity::ALL
-                .into_iter()
-                .find(|s| format::severity_name(*s) == name)
-                .ok_or_else(|| Problem::bad_request(format!("unknown severity {name:?}")))?,
-        ),
-    };
+    let severity = format::severity_field(&form.severity)?;
     let view = aggregate::read(
         &state.client,
         state.default_tag.as_deref(),
@@ -77,7 +69,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
         .filter(|e| e.id.to_lowercase().contains(&needle))
         .map(|e| Row {
             href: path(&e.id),
-            severity: format::severity_name(e.severity),
+            severity: e.severity.as_str(),
             repositories: e.affected.len(),
             tags: e.affected.values().map(|t| t.len()).sum(),
             id: e.id,
@@ -85,15 +77,10 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
         .collect();
     Ok(super::render(&AggregatePage {
         layout: Layout::new("Vulnerabilities", "vulnerabilities"),
-        severities: Severity::ALL.map(format::severity_name),
+        severities: Severity::ALL.map(Severity::as_str),
         totals: Severity::ALL
             .into_iter()
-            .map(|s| {
-                (
-                    format::severity_name(s),
-                    view.data.totals.get(&s).copied().unwrap_or(0),
-                )
-            })
+            .map(|s| (s.as_str(), view.data.totals.get(&s).copied().unwrap_or(0)))
             .collect(),
         live: view.source == aggregate::AggregateSource::Live,
         rows,
@@ -131,7 +118,7 @@ pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
     .await?;
     Ok(super::render(&AdvisoryPage {
         layout: Layout::new(id.as_str(), "vulnerabilities"),
-        severity: format::severity_name(view.severity),
+        severity: view.severity.as_str(),
         rows: view
             .affected
             .into_iter()
