@@ -28,6 +28,7 @@ mod signing_interop;
 mod trust;
 mod ui_behaviour;
 mod ui_every_page;
+mod ui_filters;
 mod ui_pages;
 mod worker;
 mod worker_aggregate;

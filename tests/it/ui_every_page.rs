@@ -3,8 +3,6 @@
 //! console error, nothing loaded from another origin, and at most 60 KB transferred
 //! before any user action. Screenshots go to `target/ui-shots/` for review.
 
-use std::path::PathBuf;
-
 use fantoccini::key::Key;
 use fantoccini::Locator;
 
@@ -14,12 +12,6 @@ use crate::common::Kind;
 
 /// Bytes a page may transfer, compressed, before the user does anything.
 const PAGE_BUDGET: u64 = 60 * 1024;
-
-fn shots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Checks the page at `url` in the current window size and both themes.
 async fn check_page(browser: &Browser, base: &str, name: &str, path: &str, size: &str) {
@@ -61,7 +53,7 @@ async fn check_page(browser: &Browser, base: &str, name: &str, path: &str, size:
             "{name} ({size}, {theme}): {violations:#?}"
         );
         std::fs::write(
-            shots().join(format!("{name}-{size}-{theme}.png")),
+            browser::shots().join(format!("{name}-{size}-{theme}.png")),
             client.screenshot().await.unwrap(),
         )
         .unwrap();

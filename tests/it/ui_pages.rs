@@ -3,8 +3,6 @@
 //! and Back restores them, and the same URL without JavaScript gives the same rows.
 //! Screenshots go to `target/ui-shots/` for review.
 
-use std::path::PathBuf;
-
 use fantoccini::Locator;
 use serde_json::Value;
 
@@ -22,21 +20,6 @@ fn json_names(directory: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The `data-name`s in a page fetched without JavaScript.
-async fn plain_rows(url: &str) -> Vec<String> {
-    let html = reqwest::get(url).await.unwrap().text().await.unwrap();
-    html.split("data-name=\"")
-        .skip(1)
-        .map(|rest| rest.split('"').next().unwrap().to_string())
-        .collect()
-}
-
-fn shots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
     let served = serve(Kind::Zot).await;
@@ -45,13 +28,13 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
 
     client.goto(&format!("{}/", served.base)).await.unwrap();
     let (_, all) = get_json(format!("{}/v1/images", served.base)).await;
-    let everything = attributes(client, "#images tbody tr[data-name]", "data-name").await;
+    let everything = browser::attributes(client, "#images tbody tr[data-name]", "data-name").await;
     assert!(!everything.is_empty());
     assert_eq!(everything, json_names(&all));
     client
         .screenshot()
         .await
-        .map(|png| std::fs::write(shots().join("directory-1280x900-light.png"), png))
+        .map(|png| std::fs::write(browser::shots().join("directory-1280x900-light.png"), png))
         .unwrap()
         .unwrap();
 
@@ -65,10 +48,10 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .click()
         .await
         .unwrap();
-    wait_for_url(client, "q=alp").await;
+    browser::wait_for_url(client, "q=alp").await;
     let url = client.current_url().await.unwrap().to_string();
     let (_, filtered) = get_json(format!("{}/v1/images?q=alp", served.base)).await;
-    let shown = rows_become(
+    let shown = browser::rows_become(
         client,
         "#images tbody tr[data-name]",
         "data-name",
@@ -77,11 +60,11 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
     .await;
     assert!(shown.len() < everything.len(), "{shown:?}");
     // The same URL without JavaScript.
-    assert_eq!(plain_rows(&url).await, shown);
+    assert_eq!(browser::plain_rows(&url, "data-name").await, shown);
 
     // Back restores the unfiltered rows.
     client.back().await.unwrap();
-    rows_become(
+    browser::rows_become(
         client,
         "#images tbody tr[data-name]",
         "data-name",
@@ -103,7 +86,7 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .unwrap();
     assert_eq!(theme, "dark");
     let png = client.screenshot().await.unwrap();
-    std::fs::write(shots().join("directory-1280x900-dark.png"), png).unwrap();
+    std::fs::write(browser::shots().join("directory-1280x900-dark.png"), png).unwrap();
 
     // Every resource came from the page's own origin.
     let origins = client
@@ -139,7 +122,7 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .collect();
     assert_eq!(rows, expected);
     std::fs::write(
-        shots().join("overview-1280x900-dark.png"),
+        browser::shots().join("overview-1280x900-dark.png"),
         client.screenshot().await.unwrap(),
     )
     .unwrap();
@@ -185,10 +168,10 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
             expected.push(m["id"].as_str().unwrap().to_string());
         }
     }
-    let shown = attributes(client, "table.matches tbody tr[data-id]", "data-id").await;
+    let shown = browser::attributes(client, "table.matches tbody tr[data-id]", "data-id").await;
     assert_eq!(shown, expected);
     std::fs::write(
-        shots().join("tag-1280x900-dark.png"),
+        browser::shots().join("tag-1280x900-dark.png"),
         client.screenshot().await.unwrap(),
     )
     .unwrap();
@@ -206,7 +189,7 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .map(|v| v["id"].as_str().unwrap())
         .collect();
     assert_eq!(
-        attributes(client, "#vulnerabilities tbody tr", "data-id").await,
+        browser::attributes(client, "#vulnerabilities tbody tr", "data-id").await,
         ids
     );
     let first = client
@@ -214,64 +197,22 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
         .await
         .unwrap();
     first.click().await.unwrap();
-    wait_for_url(client, &format!("/vulnerabilities/{}", ids[0])).await;
+    browser::wait_for_url(client, &format!("/vulnerabilities/{}", ids[0])).await;
     let (_, one) = get_json(format!("{}/v1/vulnerabilities/{}", served.base, ids[0])).await;
     let affected = one["affected"].as_array().unwrap();
     assert!(!affected.is_empty(), "{one}");
-    let shown = attributes(client, "#affected tbody tr", "data-tag").await;
+    let shown = browser::attributes(client, "#affected tbody tr", "data-tag").await;
     let expected: Vec<&str> = affected
         .iter()
         .map(|a| a["tag"].as_str().unwrap())
         .collect();
     assert_eq!(shown, expected);
     std::fs::write(
-        shots().join("vulnerability-1280x900-dark.png"),
+        browser::shots().join("vulnerability-1280x900-dark.png"),
         client.screenshot().await.unwrap(),
     )
     .unwrap();
     browser.client.clone().close().await.unwrap();
-}
-
-/// Waits until the browser's URL contains `part`.
-async fn wait_for_url(client: &fantoccini::Client, part: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !client.current_url().await.unwrap().as_str().contains(part) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the URL never had {part:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until the `name` attributes of the elements `css` finds are `expected` (the
-/// page body is swapped in place, a moment after the URL changes); returns them.
-async fn rows_become(
-    client: &fantoccini::Client,
-    css: &str,
-    name: &str,
-    expected: Vec<String>,
-) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let shown = attributes(client, css, name).await;
-        if shown == expected || std::time::Instant::now() > deadline {
-            assert_eq!(shown, expected);
-            return shown;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// The attribute `name` of every element `css` finds.
-async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for element in client.find_all(Locator::Css(css)).await.unwrap() {
-        if let Some(value) = element.attr(name).await.unwrap() {
-            out.push(value);
-        }
-    }
-    out
 }
 
 /// Two different images under one repository's tags: the compare view finds what
@@ -333,7 +274,7 @@ async fn the_compare_page_shows_what_changed_between_two_releases() {
         .click()
         .await
         .unwrap();
-    wait_for_url(page, "/images/compare/x/compare/12...1").await;
+    browser::wait_for_url(page, "/images/compare/x/compare/12...1").await;
     for (change, fields) in [
         ("added", &["packagesAdded"][..]),
         ("removed", &["packagesRemoved"]),
@@ -351,7 +292,7 @@ async fn the_compare_page_shows_what_changed_between_two_releases() {
         assert_eq!(shown, expected, "{change}");
     }
     std::fs::write(
-        shots().join("compare-1280x900-light.png"),
+        browser::shots().join("compare-1280x900-light.png"),
         page.screenshot().await.unwrap(),
     )
     .unwrap();
@@ -368,7 +309,7 @@ async fn downloads_are_the_bytes_oras_pulls() {
     page.goto(&format!("{}/images/fixtures/alpine/tags/3.19", served.base))
         .await
         .unwrap();
-    let links = attributes(page, "ul.downloads a", "href").await;
+    let links = browser::attributes(page, "ul.downloads a", "href").await;
     let amd64 = |name: &str| {
         links
             .iter()

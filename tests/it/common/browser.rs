@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 /// chromedriver and a browser session; both end when this is dropped.
 pub struct Browser {
@@ -122,4 +122,63 @@ impl Browser {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// Where screenshots go for review.
+pub fn shots() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The attribute `name` of each element that has it, in a page fetched without
+/// JavaScript.
+pub async fn plain_rows(url: &str, name: &str) -> Vec<String> {
+    let html = reqwest::get(url).await.unwrap().text().await.unwrap();
+    html.split(&format!("{name}=\""))
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the browser's URL contains `part`.
+pub async fn wait_for_url(client: &fantoccini::Client, part: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !client.current_url().await.unwrap().as_str().contains(part) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the URL never had {part:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the `name` attributes of the elements `css` finds are `expected` (the
+/// page body is swapped in place, a moment after the URL changes); returns them.
+pub async fn rows_become(
+    client: &fantoccini::Client,
+    css: &str,
+    name: &str,
+    expected: Vec<String>,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = attributes(client, css, name).await;
+        if shown == expected || std::time::Instant::now() > deadline {
+            assert_eq!(shown, expected);
+            return shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The attribute `name` of every element `css` finds.
+pub async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await.unwrap() {
+        if let Some(value) = element.attr(name).await.unwrap() {
+            out.push(value);
+        }
+    }
+    out
 }

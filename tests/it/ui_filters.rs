@@ -1,0 +1,149 @@
+//! Filters on the pages besides the directory: a filter changes the URL and the rows
+//! (the API's rows for the same filter), the same URL without JavaScript gives the same
+//! rows, and Back restores them. Also the history's rows and the SPDX download.
+
+use fantoccini::{Client, Locator};
+use serde_json::Value;
+
+use crate::common::browser::{self, attributes, plain_rows, rows_become, wait_for_url};
+use crate::common::published::listed;
+use crate::common::served::{get_json, serve};
+use crate::common::Kind;
+
+/// Picks `value` in the page's `select[name=field]`, submits the form, and checks the
+/// rows (`css`, by `attr`) become `filtered`, then that Back brings back what was
+/// shown before.
+async fn filter_round_trip(
+    client: &Client,
+    field: &str,
+    value: &str,
+    (css, attr): (&str, &str),
+    filtered: Vec<String>,
+) {
+    let before = attributes(client, css, attr).await;
+    client
+        .find(Locator::Css(&format!("select[name={field}]")))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(client, &format!("{field}={value}")).await;
+    let shown = rows_become(client, css, attr, filtered).await;
+    assert!(
+        shown.len() < before.len(),
+        "{field}={value} filtered nothing"
+    );
+    let url = client.current_url().await.unwrap().to_string();
+    assert_eq!(plain_rows(&url, attr).await, shown, "without JavaScript");
+    client.back().await.unwrap();
+    rows_become(client, css, attr, before).await;
+}
+
+/// The match ids of a vulnerabilities view, platform by platform.
+fn match_ids(view: &Value) -> Vec<String> {
+    view["platforms"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p["matches"].as_array().unwrap())
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_round_trip_on_every_page_that_has_them() {
+    let served = serve(Kind::Zot).await;
+    let base = &served.base;
+    let browser = browser::start(1280, 900).await;
+    let client = &browser.client;
+
+    // A tag's matches by severity.
+    client
+        .goto(&format!("{base}/images/fixtures/debian/tags/12"))
+        .await
+        .unwrap();
+    let (_, all) = get_json(format!(
+        "{base}/v1/images/fixtures/debian/vulnerabilities/12"
+    ))
+    .await;
+    let rows = ("table.matches tbody tr[data-id]", "data-id");
+    assert_eq!(attributes(client, rows.0, rows.1).await, match_ids(&all));
+    let (_, high) = get_json(format!(
+        "{base}/v1/images/fixtures/debian/vulnerabilities/12?severity=high"
+    ))
+    .await;
+    filter_round_trip(client, "severity", "high", rows, match_ids(&high)).await;
+
+    // The catalog's vulnerabilities by severity (the API lists them all; the page
+    // filters the same list).
+    client
+        .goto(&format!("{base}/vulnerabilities"))
+        .await
+        .unwrap();
+    let (_, aggregate) = get_json(format!("{base}/v1/vulnerabilities")).await;
+    let ids = |severity: Option<&str>| -> Vec<String> {
+        aggregate["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| severity.is_none_or(|s| v["severity"] == s))
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let rows = ("#vulnerabilities tbody tr[data-id]", "data-id");
+    assert_eq!(attributes(client, rows.0, rows.1).await, ids(None));
+    filter_round_trip(client, "severity", "high", rows, ids(Some("high"))).await;
+
+    // A stream's releases are the history view's.
+    client
+        .goto(&format!("{base}/images/fixtures/alpine/history/3.19"))
+        .await
+        .unwrap();
+    let (_, history) = get_json(format!("{base}/v1/images/fixtures/alpine/history/3.19")).await;
+    let digests: Vec<String> = history["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!digests.is_empty());
+    assert_eq!(
+        attributes(client, "#releases tbody tr[data-digest]", "data-digest").await,
+        digests
+    );
+
+    // The SPDX download is the file `oras pull` writes.
+    let (_, sbom) = get_json(format!("{base}/v1/images/fixtures/alpine/sbom/3.19")).await;
+    let subject = sbom["platforms"]["linux/amd64"]["digest"].as_str().unwrap();
+    let at = format!("{}/fixtures/alpine@{subject}", served.registry.host);
+    let spdx = listed(&at)["spdx-json"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pulled = tempfile::tempdir().unwrap();
+    crate::common::oras(&[
+        "pull",
+        "-o",
+        pulled.path().to_str().unwrap(),
+        &format!("{}/fixtures/alpine@{spdx}", served.registry.host),
+    ]);
+    let expected = std::fs::read(pulled.path().join("sbom.spdx.json")).unwrap();
+    let got = reqwest::get(format!(
+        "{base}/images/fixtures/alpine/tags/3.19/download/sbom.spdx.json?platform=linux/amd64"
+    ))
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap();
+    assert_eq!(got.as_ref(), expected.as_slice());
+    browser.client.clone().close().await.unwrap();
+}
