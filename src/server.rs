@@ -38,20 +38,33 @@ impl Default for Limits {
 }
 
 /// The answer to a request that ran past its deadline: 503 with `Retry-After`, as
-/// problem+json, like every other error refcat's servers give.
-fn too_slow(deadline: Duration) -> axum::response::Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Request timeout",
-        "status": 503,
-        "detail": format!("the request took longer than {deadline:?}; the registry may be slow"),
-    });
-    let mut response = axum::response::Response::new(axum::body::Body::from(body.to_string()));
+/// problem+json like every other error refcat's servers give, or as a small HTML page
+/// for a browser (one that asks for `text/html`).
+fn too_slow(deadline: Duration, html: bool) -> axum::response::Response {
+    let detail = format!("the request took longer than {deadline:?}; the registry may be slow");
+    let (content_type, body) = if html {
+        (
+            "text/html; charset=utf-8",
+            format!(
+                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Request timeout</title>\
+                 <h1>503 Request timeout</h1><p>{detail}. Try again in 5 seconds.</p><p><a href=\"/\">All images</a></p></html>"
+            ),
+        )
+    } else {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": "Request timeout",
+            "status": 503,
+            "detail": detail,
+        });
+        ("application/problem+json", body.to_string())
+    };
+    let mut response = axum::response::Response::new(axum::body::Body::from(body));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let headers = response.headers_mut();
     headers.insert(
         axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/problem+json"),
+        axum::http::HeaderValue::from_static(content_type),
     );
     headers.insert(
         axum::http::header::RETRY_AFTER,
@@ -119,6 +132,11 @@ pub async fn serve(
         move |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
             let passed = Deadline::default();
             request.extensions_mut().insert(passed.clone());
+            let html = request
+                .headers()
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/html"));
             let handler = next.run(request);
             tokio::pin!(handler);
             match tokio::time::timeout(deadline, &mut handler).await {
@@ -127,7 +145,7 @@ pub async fn serve(
                 // that what it counts sees the 503.
                 Err(_) => {
                     passed.0.store(true, Ordering::Relaxed);
-                    too_slow(deadline)
+                    too_slow(deadline, html)
                 }
             }
         },

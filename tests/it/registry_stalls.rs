@@ -63,6 +63,19 @@ async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
         }
     };
     let took = start.elapsed();
+    // A browser gets a page, with the same status and Retry-After.
+    let page = http
+        .get(format!("http://127.0.0.1:{port}/images/fixtures/debian"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.headers().contains_key("retry-after"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let metrics = http
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
