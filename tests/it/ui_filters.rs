@@ -59,8 +59,17 @@ fn match_ids(view: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_round_trip_on_every_page_that_has_them() {
-    let served = serve(Kind::Zot).await;
+async fn filters_round_trip_on_every_page_that_has_them_on_zot() {
+    filters_round_trip_on_every_page_that_has_them(Kind::Zot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_round_trip_on_every_page_that_has_them_on_distribution() {
+    filters_round_trip_on_every_page_that_has_them(Kind::Distribution).await;
+}
+
+async fn filters_round_trip_on_every_page_that_has_them(kind: Kind) {
+    let served = serve(kind).await;
     let base = &served.base;
     let browser = browser::start(1280, 900).await;
     let client = &browser.client;
@@ -81,6 +90,41 @@ async fn filters_round_trip_on_every_page_that_has_them() {
     ))
     .await;
     filter_round_trip(client, "severity", "high", rows, match_ids(&high)).await;
+
+    // The SBOM's packages are the view's; a search by name narrows them the same way.
+    let names = |view: &Value| -> Vec<String> {
+        view["platforms"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|p| p["packages"].as_array().unwrap())
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, packages) = get_json(format!("{base}/v1/images/fixtures/debian/sbom/12")).await;
+    let rows = ("table.packages tbody tr[data-name]", "data-name");
+    assert_eq!(attributes(client, rows.0, rows.1).await, names(&packages));
+    let search = client
+        .find(Locator::Css("input[name=package]"))
+        .await
+        .unwrap();
+    search.send_keys("lib").await.unwrap();
+    client
+        .find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(client, "package=lib").await;
+    let (_, searched) =
+        get_json(format!("{base}/v1/images/fixtures/debian/sbom/12?name=lib")).await;
+    let shown = rows_become(client, rows.0, rows.1, names(&searched)).await;
+    assert!(shown.len() < names(&packages).len());
+    let url = client.current_url().await.unwrap().to_string();
+    assert_eq!(plain_rows(&url, rows.1).await, shown);
+    client.back().await.unwrap();
+    rows_become(client, rows.0, rows.1, names(&packages)).await;
 
     // The catalog's vulnerabilities by severity (the API lists them all; the page
     // filters the same list).

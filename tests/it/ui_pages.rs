@@ -21,8 +21,17 @@ fn json_names(directory: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
-    let served = serve(Kind::Zot).await;
+async fn the_directory_page_shows_the_api_rows_and_filters_by_url_on_zot() {
+    the_directory_page_shows_the_api_rows_and_filters_by_url(Kind::Zot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_page_shows_the_api_rows_and_filters_by_url_on_distribution() {
+    the_directory_page_shows_the_api_rows_and_filters_by_url(Kind::Distribution).await;
+}
+
+async fn the_directory_page_shows_the_api_rows_and_filters_by_url(kind: Kind) {
+    let served = serve(kind).await;
     let browser = browser::start(1280, 900).await;
     let client = &browser.client;
 
@@ -218,8 +227,17 @@ async fn the_directory_page_shows_the_api_rows_and_filters_by_url() {
 /// Two different images under one repository's tags: the compare view finds what
 /// changed, and its page shows exactly those rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compare_page_shows_what_changed_between_two_releases() {
-    let served = serve(Kind::Zot).await;
+async fn the_compare_page_shows_what_changed_between_two_releases_on_zot() {
+    the_compare_page_shows_what_changed_between_two_releases(Kind::Zot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_page_shows_what_changed_between_two_releases_on_distribution() {
+    the_compare_page_shows_what_changed_between_two_releases(Kind::Distribution).await;
+}
+
+async fn the_compare_page_shows_what_changed_between_two_releases(kind: Kind) {
+    let served = serve(kind).await;
     let client = served.registry.client();
     for fixture in ["debian", "lang"] {
         let mut image =
@@ -302,8 +320,17 @@ async fn the_compare_page_shows_what_changed_between_two_releases() {
 /// A tag page's downloads: the stored files byte for byte as `oras pull` writes them,
 /// and CSV with one row per match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn downloads_are_the_bytes_oras_pulls() {
-    let served = serve(Kind::Zot).await;
+async fn downloads_are_the_bytes_oras_pulls_on_zot() {
+    downloads_are_the_bytes_oras_pulls(Kind::Zot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_the_bytes_oras_pulls_on_distribution() {
+    downloads_are_the_bytes_oras_pulls(Kind::Distribution).await;
+}
+
+async fn downloads_are_the_bytes_oras_pulls(kind: Kind) {
+    let served = serve(kind).await;
     let browser = browser::start(1280, 900).await;
     let page = &browser.client;
     page.goto(&format!("{}/images/fixtures/alpine/tags/3.19", served.base))
