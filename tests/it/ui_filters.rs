@@ -191,3 +191,40 @@ async fn filters_round_trip_on_every_page_that_has_them(kind: Kind) {
     assert_eq!(got.as_ref(), expected.as_slice());
     browser.client.clone().close().await.unwrap();
 }
+
+/// The artifacts page's referrers tree lists what `oras discover` lists, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_referrers_tree_is_what_oras_discover_shows() {
+    let served = serve(Kind::Zot).await;
+    let base = &served.base;
+    let (_, sbom) = get_json(format!("{base}/v1/images/fixtures/alpine/sbom/3.19")).await;
+    let subject = sbom["platforms"]["linux/amd64"]["digest"].as_str().unwrap();
+    let at = format!("{}/fixtures/alpine@{subject}", served.registry.host);
+    let out = crate::common::oras(&["discover", "--format", "json", &at]);
+    let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+    fn walk(node: &Value, out: &mut Vec<String>) {
+        for child in node["referrers"].as_array().into_iter().flatten() {
+            out.push(child["digest"].as_str().unwrap().to_string());
+            walk(child, out);
+        }
+    }
+    let mut expected = Vec::new();
+    walk(&tree, &mut expected);
+    expected.sort();
+    let page = reqwest::get(format!("{base}/images/fixtures/alpine/tags/3.19/artifacts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The page's first platform section is linux/amd64 (platforms sort by name).
+    let amd64 = page.split("<section").nth(1).unwrap();
+    let mut shown: Vec<String> = amd64
+        .split("data-digest=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    shown.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(shown, expected);
+}
