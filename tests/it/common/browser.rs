@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 
 /// chromedriver and a browser session; both end when this is dropped.
 pub struct Browser {
@@ -172,13 +172,22 @@ pub async fn rows_become(
     }
 }
 
-/// The attribute `name` of every element `css` finds.
+/// The attribute `name` of every element `css` finds, read in one script run: the page
+/// body may be swapped in place between two WebDriver calls.
 pub async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for element in client.find_all(Locator::Css(css)).await.unwrap() {
-        if let Some(value) = element.attr(name).await.unwrap() {
-            out.push(value);
-        }
-    }
-    out
+    let found = client
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0]))
+                 .map(e => e.getAttribute(arguments[1]))
+                 .filter(v => v !== null)",
+            vec![serde_json::json!(css), serde_json::json!(name)],
+        )
+        .await
+        .unwrap();
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
