@@ -114,9 +114,16 @@ async fn image(
     let key = format!("ui:{uri}");
     let render = async {
         match route {
-            paths::Page::Overview(repository) => pages::overview::render(&state, &repository).await,
+            paths::Page::Overview(repository) => {
+                let missing = format!("There is no repository {repository} in this registry.");
+                in_words(pages::overview::render(&state, &repository).await, missing)
+            }
             paths::Page::Tag(repository, tag) => {
-                pages::tag::render(&state, repository, tag, &uri).await
+                let missing = format!("{repository} has no tag {tag}.");
+                in_words(
+                    pages::tag::render(&state, repository, tag, &uri).await,
+                    missing,
+                )
             }
             paths::Page::Artifacts(repository, tag) => {
                 pages::artifacts::render(&state, repository, tag).await
@@ -134,6 +141,18 @@ async fn image(
         }
     };
     page(&state, &headers, key, render).await
+}
+
+/// A missing repository or tag told in the page's own words (the API's detail names
+/// registry calls); other answers, "not a container image" among them, stay as they are.
+fn in_words(page: Result<String, Problem>, missing: String) -> Result<String, Problem> {
+    page.map_err(|problem| {
+        if problem.status() == StatusCode::NOT_FOUND && problem.title() == "Not found" {
+            Problem::not_found(missing)
+        } else {
+            problem
+        }
+    })
 }
 
 /// A page from the view cache (rendered once however many ask), or its error page.

@@ -39,11 +39,20 @@ async fn pages_revalidate_and_errors_are_pages() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert!(missing
-        .text()
+    let page = missing.text().await.unwrap();
+    assert!(page.contains("<h1>404 Not found</h1>"), "{page}");
+    assert!(
+        page.contains("There is no repository fixtures/nope in this registry."),
+        "{page}"
+    );
+    let no_tag = http
+        .get(format!("{}/images/fixtures/alpine/tags/9.9", served.base))
+        .send()
         .await
-        .unwrap()
-        .contains("<h1>404 Not found</h1>"));
+        .unwrap();
+    assert_eq!(no_tag.status(), 404);
+    let page = no_tag.text().await.unwrap();
+    assert!(page.contains("fixtures/alpine has no tag 9.9."), "{page}");
     let hostile = http
         .get(format!("{}/images/..%2Fetc/tags/x", served.base))
         .send()
