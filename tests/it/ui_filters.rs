@@ -2,50 +2,12 @@
 //! (the API's rows for the same filter), the same URL without JavaScript gives the same
 //! rows, and Back restores them. Also the history's rows and the SPDX download.
 
-use fantoccini::{Client, Locator};
 use serde_json::Value;
 
-use crate::common::browser::{self, attributes, plain_rows, rows_become, wait_for_url};
+use crate::common::browser::{self, attributes, filter_round_trip};
 use crate::common::published::listed;
 use crate::common::served::{get_json, serve};
 use crate::common::Kind;
-
-/// Picks `value` in the page's `select[name=field]`, submits the form, and checks the
-/// rows (`css`, by `attr`) become `filtered`, then that Back brings back what was
-/// shown before.
-async fn filter_round_trip(
-    client: &Client,
-    field: &str,
-    value: &str,
-    (css, attr): (&str, &str),
-    filtered: Vec<String>,
-) {
-    let before = attributes(client, css, attr).await;
-    client
-        .find(Locator::Css(&format!("select[name={field}]")))
-        .await
-        .unwrap()
-        .select_by_value(value)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(client, &format!("{field}={value}")).await;
-    let shown = rows_become(client, css, attr, filtered).await;
-    assert!(
-        shown.len() < before.len(),
-        "{field}={value} filtered nothing"
-    );
-    let url = client.current_url().await.unwrap().to_string();
-    assert_eq!(plain_rows(&url, attr).await, shown, "without JavaScript");
-    client.back().await.unwrap();
-    rows_become(client, css, attr, before).await;
-}
 
 /// The match ids of a vulnerabilities view, platform by platform.
 fn match_ids(view: &Value) -> Vec<String> {
@@ -104,27 +66,9 @@ async fn filters_round_trip_on_every_page_that_has_them(kind: Kind) {
     let (_, packages) = get_json(format!("{base}/v1/images/fixtures/debian/sbom/12")).await;
     let rows = ("table.packages tbody tr[data-name]", "data-name");
     assert_eq!(attributes(client, rows.0, rows.1).await, names(&packages));
-    let search = client
-        .find(Locator::Css("input[name=package]"))
-        .await
-        .unwrap();
-    search.send_keys("lib").await.unwrap();
-    client
-        .find(Locator::Css("form.filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(client, "package=lib").await;
     let (_, searched) =
         get_json(format!("{base}/v1/images/fixtures/debian/sbom/12?name=lib")).await;
-    let shown = rows_become(client, rows.0, rows.1, names(&searched)).await;
-    assert!(shown.len() < names(&packages).len());
-    let url = client.current_url().await.unwrap().to_string();
-    assert_eq!(plain_rows(&url, rows.1).await, shown);
-    client.back().await.unwrap();
-    rows_become(client, rows.0, rows.1, names(&packages)).await;
+    filter_round_trip(client, "package", "lib", rows, names(&searched)).await;
 
     // The catalog's vulnerabilities by severity (the API lists them all; the page
     // filters the same list).

@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 /// chromedriver and a browser session; both end when this is dropped.
 pub struct Browser {
@@ -115,13 +115,18 @@ impl Browser {
             )
             .await
             .unwrap();
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
+        strings(&found)
     }
+}
+
+/// A JSON array of strings.
+fn strings(found: &serde_json::Value) -> Vec<String> {
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Where screenshots go for review.
@@ -184,10 +189,45 @@ pub async fn attributes(client: &fantoccini::Client, css: &str, name: &str) -> V
         )
         .await
         .unwrap();
-    found
-        .as_array()
+    strings(&found)
+}
+
+/// Sets the page's form field `field` (a select or a text input) to `value`, submits
+/// the form, and checks the
+/// rows (`css`, by `attr`) become `filtered`, then that Back brings back what was
+/// shown before.
+pub async fn filter_round_trip(
+    client: &Client,
+    field: &str,
+    value: &str,
+    (css, attr): (&str, &str),
+    filtered: Vec<String>,
+) {
+    let before = attributes(client, css, attr).await;
+    let input = client
+        .find(Locator::Css(&format!("[name={field}]")))
+        .await
+        .unwrap();
+    if input.tag_name().await.unwrap() == "select" {
+        input.select_by_value(value).await.unwrap();
+    } else {
+        input.send_keys(value).await.unwrap();
+    }
+    client
+        .find(Locator::Css("form.filters button[type=submit]"))
+        .await
         .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(client, &format!("{field}={value}")).await;
+    let shown = rows_become(client, css, attr, filtered).await;
+    assert!(
+        shown.len() < before.len(),
+        "{field}={value} filtered nothing"
+    );
+    let url = client.current_url().await.unwrap().to_string();
+    assert_eq!(plain_rows(&url, attr).await, shown, "without JavaScript");
+    client.back().await.unwrap();
+    rows_become(client, css, attr, before).await;
 }
