@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = refcat::cli::Cli::parse();
-    refcat::cli::init_logging(cli.verbose);
+    refcat::cli::init_logging(cli.verbose, cli.log_format);
     match cli.run().await {
         Ok(code) => std::process::ExitCode::from(code),
         Err(err) => {

@@ -82,9 +82,13 @@ impl From<CatalogError> for Problem {
         }
         // refcat's own credentials were refused: the operator's problem, not the
         // caller's, and nothing about the registry is theirs to learn.
-        if let Some(RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. }) = registry
+        if let Some(
+            RegistryError::Unauthorized { .. }
+            | RegistryError::Forbidden { .. }
+            | RegistryError::Certificate { .. },
+        ) = registry
         {
-            tracing::error!(error = %err, "the registry refused refcat's credentials");
+            tracing::error!(error = %err, "the registry refused refcat's credentials or its certificate is not trusted");
             return Problem::unavailable("the catalog cannot read the registry right now", 30);
         }
         let (status, title, retry_after) = match (registry, &err) {

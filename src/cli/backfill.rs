@@ -6,7 +6,10 @@ use clap::Args;
 use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
+use serde_json::json;
+
+use super::progress::Progress;
+use super::{OutputFormat, PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
 use crate::publish::PublishOptions;
 use crate::reference::parse_registry;
 use crate::worker::job::{self, JobContext};
@@ -14,18 +17,30 @@ use crate::worker::queue::Outcome;
 use crate::worker::reconcile;
 
 /// Walk every tag of every repository and publish whatever lacks a complete, current,
-/// signed set. Exit codes: 0 published, 10 nothing to do, 6 some image failed (the
-/// summary names it), and those of `publish` for the registry.
+/// signed set.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::BACKFILL_EXIT_CODES)]
 pub struct BackfillArgs {
     /// The registry (host[:port]).
+    #[arg(env = "REFCAT_REGISTRY")]
     pub registry: String,
     /// Images published at once.
-    #[arg(long, default_value_t = 2, env = "REFCAT_CONCURRENCY")]
+    #[arg(
+        long,
+        default_value_t = 2,
+        env = "REFCAT_CONCURRENCY",
+        value_name = "N"
+    )]
     pub concurrency: usize,
     /// Only list what lacks something.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_DRY_RUN")]
     pub dry_run: bool,
+    /// Summary format on standard output (progress goes to standard error).
+    #[arg(long, alias = "output", env = "REFCAT_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Exit 10 instead of 0 when everything was already there (Terraform's convention).
+    #[arg(long, env = "REFCAT_DETAILED_EXITCODE")]
+    pub detailed_exitcode: bool,
     #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
@@ -50,6 +65,9 @@ impl BackfillArgs {
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),
         );
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
         let mut missing = Vec::new();
         let walk = reconcile::walk(
             &context,
@@ -71,30 +89,46 @@ impl BackfillArgs {
         for (name, error) in &walk.errors {
             eprintln!("  {name}: {error}");
         }
+        let unreadable: Vec<_> = walk
+            .errors
+            .iter()
+            .map(|(name, error)| json!({ "name": name, "error": error }))
+            .collect();
         if self.dry_run {
-            for j in &missing {
-                println!("{registry}/{}", j.key());
+            let images: Vec<String> = missing
+                .iter()
+                .map(|j| format!("{registry}/{}", j.key()))
+                .collect();
+            match self.format {
+                OutputFormat::Text => images.iter().for_each(|i| println!("{i}")),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "checked": walk.checked, "lacking": images, "unreadable": unreadable
+                    }))?
+                ),
             }
             return Ok(0);
         }
-        let bar = ProgressBar::new(missing.len() as u64).with_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
-        );
+        let progress = Progress::new(missing.len());
         let results: Vec<(String, Result<Outcome, String>)> = futures_util::stream::iter(missing)
             .map(|j| {
-                let (context, bar) = (context.clone(), bar.clone());
+                let (context, progress, registry) = (context.clone(), &progress, &registry);
                 async move {
-                    let key = j.key();
+                    let key = format!("{registry}/{}", j.key());
                     let outcome = job::run(&context, j).await;
-                    bar.inc(1);
-                    bar.set_message(key.clone());
+                    let said = match &outcome {
+                        Ok(o) => o.as_str().to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    };
+                    progress.finish(&key, &said);
                     (key, outcome)
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        bar.finish_and_clear();
+        progress.clear();
         let count = |o: Outcome| {
             results
                 .iter()
@@ -115,9 +149,25 @@ impl BackfillArgs {
         for (key, error) in &failed {
             eprintln!("  {key}: {error}");
         }
+        if self.format == OutputFormat::Json {
+            let images: Vec<_> = results
+                .iter()
+                .map(|(image, outcome)| match outcome {
+                    Ok(o) => json!({ "image": image, "outcome": o.as_str() }),
+                    Err(e) => json!({ "image": image, "outcome": "failed", "error": e }),
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "checked": walk.checked, "images": images, "unreadable": unreadable
+                }))?
+            );
+        }
+        let nothing_done = count(Outcome::Published) == 0 && walk.errors.is_empty();
         Ok(if !failed.is_empty() {
             super::EXIT_SCANNER
-        } else if count(Outcome::Published) == 0 && walk.errors.is_empty() {
+        } else if nothing_done && self.detailed_exitcode {
             EXIT_NOTHING_TO_DO
         } else {
             0

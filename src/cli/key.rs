@@ -10,6 +10,7 @@ use crate::sign::KeyPair;
 
 /// Manage signing keys.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::KEY_EXIT_CODES)]
 pub struct KeyArgs {
     /// What to do.
     #[command(subcommand)]
@@ -21,12 +22,18 @@ pub struct KeyArgs {
 pub enum KeyCommand {
     /// Write a new key pair, PREFIX.key (encrypted with COSIGN_PASSWORD) and PREFIX.pub,
     /// in the format `cosign generate-key-pair` writes.
+    #[command(after_help = super::exit::KEY_EXIT_CODES)]
     Generate {
         /// File name prefix.
-        #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+        #[arg(
+            long,
+            env = "REFCAT_OUTPUT_KEY_PREFIX",
+            default_value = "cosign",
+            value_name = "PREFIX"
+        )]
         output_key_prefix: PathBuf,
         /// Overwrite existing files.
-        #[arg(long)]
+        #[arg(long, env = "REFCAT_FORCE")]
         force: bool,
     },
 }

@@ -3,8 +3,11 @@
 
 mod backfill;
 mod discover;
+mod duration;
+mod exit;
 mod key;
 mod key_args;
+mod progress;
 mod publish;
 mod publisher_args;
 mod registry_args;
@@ -26,35 +29,29 @@ pub use server_args::ServerArgs;
 pub use verify::VerifyArgs;
 pub use worker::WorkerArgs;
 
-use crate::catalog::platforms::ResolveError;
-use crate::catalog::referrers_tree::TreeError;
-use crate::publish::PublishError;
-use crate::reference::ReferenceError;
-use crate::registry::RegistryError;
-
-/// Exit code for bad input (also clap's).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code when the thing asked for does not exist.
-pub const EXIT_NOT_FOUND: u8 = 3;
-/// Exit code when the registry refused the credentials.
-pub const EXIT_AUTH: u8 = 4;
-/// Exit code when the registry is unreachable or failing.
-pub const EXIT_UNAVAILABLE: u8 = 5;
-/// Exit code when syft or grype failed.
-pub const EXIT_SCANNER: u8 = 6;
-/// Exit code when an artifact is unsigned or its signature does not verify.
-pub const EXIT_UNVERIFIED: u8 = 7;
-/// Exit code of `publish` when everything was already there.
-pub const EXIT_NOTHING_TO_DO: u8 = 10;
+pub use exit::{
+    exit_code, EXIT_AUTH, EXIT_NOTHING_TO_DO, EXIT_NOT_FOUND, EXIT_SCANNER, EXIT_UNAVAILABLE,
+    EXIT_UNVERIFIED, EXIT_USAGE,
+};
 
 /// refcat: signed SBOM and vulnerability referrers for every image in an OCI registry,
 /// and a catalog read straight from the registry.
 #[derive(Debug, Parser)]
-#[command(name = "refcat", version, about, long_about = None)]
+#[command(
+    name = "refcat",
+    version,
+    about,
+    long_about = None,
+    after_help = "Every option can also be set in the environment: --some-option as REFCAT_SOME_OPTION."
+)]
 pub struct Cli {
     /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, env = "REFCAT_VERBOSE", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How log lines on standard error are written: text for people, json (one object a
+    /// line) for log collectors.
+    #[arg(long, global = true, env = "REFCAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -94,6 +91,26 @@ impl Cli {
     }
 }
 
+/// Asks the registry once before a server starts. A certificate refcat does not trust
+/// will not fix itself, so it stops the start with the error that says what to pass;
+/// anything else (a registry still starting, credentials that callers bring) is only
+/// logged.
+pub(crate) async fn check_registry(client: &crate::registry::Client) -> anyhow::Result<()> {
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(3), client.ping()).await;
+    match asked {
+        Ok(Err(e @ crate::registry::RegistryError::Certificate { .. })) => Err(e.into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the registry did not answer as expected at start; going on");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(registry = %client.registry(), "the registry did not answer within 3 s at start; going on");
+            Ok(())
+        }
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM: the signal to stop taking work and drain.
 pub(crate) async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -105,84 +122,133 @@ pub(crate) async fn termination() {
     }
 }
 
+/// How a command prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// For people: lines, a table or a tree.
+    #[value(alias = "table", alias = "tree")]
+    Text,
+    /// JSON, for programs.
+    Json,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The log target of the status lines `serve` and `worker` write (listening, stopping),
+/// shown by default.
+pub(crate) const STATUS: &str = "refcat::status";
+
 /// Sets up logging to stderr.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,refcat::status=info",
         1 => "refcat=debug,info",
         _ => "refcat=trace,debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// The registry error inside `cause`, looking through the wrappers that show it
-/// transparently (and so hide it from `anyhow`'s chain).
-fn registry_error_in<'a>(
-    cause: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a RegistryError> {
-    let resolve = |e: &'a ResolveError| match e {
-        ResolveError::Registry(e) => Some(e),
-        _ => None,
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    cause
-        .downcast_ref::<RegistryError>()
-        .or_else(|| match cause.downcast_ref::<TreeError>() {
-            Some(TreeError::Registry(e)) => Some(e),
-            _ => None,
-        })
-        .or_else(|| cause.downcast_ref::<ResolveError>().and_then(resolve))
-        .or_else(|| match cause.downcast_ref::<PublishError>() {
-            Some(PublishError::Registry(e) | PublishError::NotWritable { source: e, .. }) => {
-                Some(e)
-            }
-            Some(PublishError::Resolve(e)) => resolve(e),
-            _ => None,
-        })
 }
 
-/// The exit code for an error: 2 bad input, 3 not found (also: no such platform), 4 auth,
-/// 5 registry unavailable, 6 a scanner failed, 1 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.is::<ReferenceError>()
-            || cause.is::<crate::oci::PlatformError>()
-            || cause.is::<crate::digest::DigestError>()
-        {
-            return EXIT_USAGE;
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every option of every subcommand, as `(subcommand path, long name, env)`.
+    fn options(
+        command: &clap::Command,
+        path: &str,
+        out: &mut Vec<(String, String, Option<String>)>,
+    ) {
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version"].contains(&long) {
+                continue;
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            out.push((path.to_string(), long.to_string(), env));
         }
-        if matches!(
-            cause.downcast_ref::<PublishError>(),
-            Some(PublishError::Scan(_))
-        ) || cause.is::<crate::scan::ScanError>()
-        {
-            return EXIT_SCANNER;
-        }
-        if matches!(
-            cause.downcast_ref::<ResolveError>(),
-            Some(ResolveError::NoPlatform { .. })
-        ) || matches!(
-            cause.downcast_ref::<PublishError>(),
-            Some(PublishError::Resolve(ResolveError::NoPlatform { .. }))
-        ) {
-            return EXIT_NOT_FOUND;
-        }
-        let registry_error = registry_error_in(cause);
-        if let Some(e) = registry_error {
-            return match e {
-                RegistryError::NotFound { .. } => EXIT_NOT_FOUND,
-                RegistryError::Unauthorized { .. } | RegistryError::Forbidden { .. } => EXIT_AUTH,
-                RegistryError::Unavailable { .. }
-                | RegistryError::Timeout { .. }
-                | RegistryError::Interrupted { .. }
-                | RegistryError::Connect { .. } => EXIT_UNAVAILABLE,
-                _ => 1,
-            };
+        for sub in command.get_subcommands() {
+            options(sub, &format!("{path} {}", sub.get_name()), out);
         }
     }
-    1
+
+    #[test]
+    fn every_option_has_an_environment_variable_named_after_it() {
+        let mut all = Vec::new();
+        options(&super::Cli::command(), "refcat", &mut all);
+        assert!(all.len() > 50, "{} options", all.len());
+        for (path, long, env) in all {
+            let expected = format!("REFCAT_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(env.as_deref(), Some(expected.as_str()), "{path} --{long}");
+        }
+    }
+
+    #[test]
+    fn every_subcommand_lists_its_exit_codes() {
+        let mut cli = super::Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+            let help = sub.clone().render_help().to_string();
+            assert!(help.contains("Exit codes:"), "{}: {help}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn formats_and_durations_read_the_old_spellings_too() {
+        use clap::Parser as _;
+        let cli = super::Cli::try_parse_from([
+            "refcat",
+            "verify",
+            "r.example/a:1",
+            "--key",
+            "k.pub",
+            "--output",
+            "table",
+        ])
+        .unwrap();
+        let super::Command::Verify(verify) = cli.command else {
+            panic!()
+        };
+        assert_eq!(verify.format, super::OutputFormat::Text);
+        assert_eq!(verify.registry.timeout, std::time::Duration::from_secs(30));
+        let cli = super::Cli::try_parse_from([
+            "refcat",
+            "discover",
+            "r.example/a:1",
+            "--format",
+            "tree",
+            "--timeout",
+            "2m",
+        ])
+        .unwrap();
+        let super::Command::Discover(discover) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            discover.registry.timeout,
+            std::time::Duration::from_secs(120)
+        );
+        assert!(super::Cli::try_parse_from([
+            "refcat",
+            "discover",
+            "r.example/a:1",
+            "--timeout",
+            "2x"
+        ])
+        .is_err());
+    }
 }

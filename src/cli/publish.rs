@@ -1,51 +1,48 @@
 //! `refcat publish`: signed Syft JSON, SPDX and Grype referrers for images.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
-use super::{PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
+use super::progress::Progress;
+use super::{OutputFormat, PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
 use crate::oci::Platform;
-use crate::publish::PublishOptions;
+use crate::publish::{ProgressSink, PublishOptions, Step};
 use crate::reference::{Reference, Target};
-
-/// Output formats.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Output {
-    /// One line per platform manifest.
-    Text,
-    /// A JSON report.
-    Json,
-}
 
 /// Scan images with syft and grype and attach the results as signed referrers.
 ///
 /// For every platform manifest of every image: a Syft JSON, an SPDX and a Grype
 /// artifact, each signed with the key. What already exists (and, for Grype, was made
-/// with the current Grype DB) is kept. Exit codes: 0 published, 10 nothing to do,
-/// 2 bad input, 3 not found, 4 auth, 5 registry unavailable, 6 a scanner failed, 1 other.
+/// with the current Grype DB) is kept.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::PUBLISH_EXIT_CODES)]
 pub struct PublishArgs {
     /// Images: registry/repository:tag or registry/repository@digest.
     #[arg(required_unless_present = "all_tags")]
     pub references: Vec<Reference>,
     /// Publish for every tag of this repository (registry/repository).
-    #[arg(long, value_name = "REPOSITORY")]
+    #[arg(long, env = "REFCAT_ALL_TAGS", value_name = "REPOSITORY")]
     pub all_tags: Option<Reference>,
     /// Only platform manifests of this platform (os/arch[/variant]).
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_PLATFORM")]
     pub platform: Option<Platform>,
     /// Print what is missing, as JSON, and change nothing. Still needs the key (and its
     /// password): what does not verify with it is not refcat's and counts as missing.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_DRY_RUN")]
     pub dry_run: bool,
     /// Scan again even when complete, current artifacts exist.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_FORCE")]
     pub force: bool,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    /// Report format on standard output (progress goes to standard error).
+    #[arg(long, alias = "output", env = "REFCAT_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Exit 10 instead of 0 when everything was already there (Terraform's convention),
+    /// so a script can tell a run that changed nothing.
+    #[arg(long, env = "REFCAT_DETAILED_EXITCODE")]
+    pub detailed_exitcode: bool,
     #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
@@ -75,11 +72,24 @@ impl PublishArgs {
                 ..repo.clone()
             }));
         }
+        let progress = Arc::new(Progress::new(references.len()));
+        let sink = {
+            let progress = progress.clone();
+            ProgressSink::new(move |platform, step| {
+                let what = match step {
+                    Step::Syft => "running syft",
+                    Step::Grype => "running grype",
+                    other => other.as_str(),
+                };
+                progress.step(&format!("{platform}: {what}"));
+            })
+        };
         let publisher = self.publisher.publisher(
             client,
             PublishOptions {
                 platform: self.platform.clone(),
                 force: self.force,
+                progress: (!self.dry_run).then_some(sink),
                 ..Default::default()
             },
         )?;
@@ -101,21 +111,30 @@ impl PublishArgs {
         let mut done = HashSet::new();
         let (mut reports, mut failed) = (Vec::new(), Vec::new());
         for reference in &references {
+            progress.begin(reference.to_string());
             // One image failing says nothing about the next: each is tried and reported.
             let published = match publisher.publish(reference).await {
                 Ok(published) => published,
                 Err(e) => {
                     let e = anyhow::Error::from(e);
-                    eprintln!("refcat: {reference}: {e:#}");
+                    progress.finish(&reference.to_string(), &format!("failed: {e:#}"));
                     failed.push((reference.to_string(), e));
                     continue;
                 }
             };
+            let attached: usize = published.iter().map(|r| r.published.len()).sum();
+            progress.finish(
+                &reference.to_string(),
+                &match attached {
+                    0 => "complete".to_string(),
+                    n => format!("published {n} artifact(s)"),
+                },
+            );
             for report in published {
                 if !done.insert(report.subject.clone()) {
                     continue;
                 }
-                if let Output::Text = self.output {
+                if self.format == OutputFormat::Text {
                     if report.published.is_empty() {
                         println!("{} ({}): complete", report.subject, report.platform);
                     } else {
@@ -138,7 +157,8 @@ impl PublishArgs {
                 reports.push(report);
             }
         }
-        if let Output::Json = self.output {
+        progress.clear();
+        if self.format == OutputFormat::Json {
             let mut out = serde_json::to_value(&reports)?;
             let entries = out.as_array_mut().expect("reports serialize as an array");
             for (reference, e) in &failed {
@@ -154,10 +174,11 @@ impl PublishArgs {
             );
             return Ok(super::exit_code(first));
         }
-        Ok(if reports.iter().any(|r| !r.published.is_empty()) {
-            0
-        } else {
+        let nothing_done = reports.iter().all(|r| r.published.is_empty());
+        Ok(if nothing_done && self.detailed_exitcode {
             EXIT_NOTHING_TO_DO
+        } else {
+            0
         })
     }
 }

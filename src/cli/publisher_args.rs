@@ -24,10 +24,10 @@ pub struct PublisherArgs {
     )]
     pub key: PathBuf,
     /// How signatures are stored.
-    #[arg(long, value_enum, default_value_t = SignatureFormat::Bundle)]
+    #[arg(long, env = "REFCAT_SIGNATURE_FORMAT", value_enum, default_value_t = SignatureFormat::Bundle)]
     pub signature_format: SignatureFormat,
     /// Store Syft JSON gzip-compressed.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_COMPRESS")]
     pub compress: bool,
     /// The syft binary.
     #[arg(long, env = "REFCAT_SYFT", default_value = "syft", value_name = "PATH")]
@@ -40,17 +40,18 @@ pub struct PublisherArgs {
         value_name = "PATH"
     )]
     pub grype: PathBuf,
-    /// Grype's DB directory (grype's own default when unset). grype never updates it.
-    #[arg(long, env = "GRYPE_DB_CACHE_DIR", value_name = "DIR")]
+    /// Grype's DB directory (unset: grype's own, which honours GRYPE_DB_CACHE_DIR). grype
+    /// never updates it.
+    #[arg(long, env = "REFCAT_GRYPE_DB_DIR", value_name = "DIR")]
     pub grype_db_dir: Option<PathBuf>,
     /// Keep only the newest N Grype artifacts per platform manifest: older ones are
     /// deleted, with their signatures, once a newer one is committed (where the
     /// registry allows deletes). Unset keeps every one.
     #[arg(long, env = "REFCAT_KEEP", value_name = "N")]
     pub keep: Option<std::num::NonZeroUsize>,
-    /// Seconds one syft or grype run may take before it is stopped.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub scan_timeout: u64,
+    /// How long one syft or grype run may take before it is stopped.
+    #[arg(long, env = "REFCAT_SCAN_TIMEOUT", default_value = "10m", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub scan_timeout: Duration,
 }
 
 impl PublisherArgs {
@@ -84,7 +85,7 @@ impl PublisherArgs {
 
     /// The configured syft and grype.
     pub fn scanners(&self) -> (Syft, Grype) {
-        let timeout = Duration::from_secs(self.scan_timeout.max(1));
+        let timeout = self.scan_timeout.max(Duration::from_secs(1));
         (
             Syft {
                 program: self.syft.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::registry::{Client, ClientConfig, Credentials, Secret};
+use crate::registry::{Client, ClientConfig, Credentials, Secret, Tls};
 
 /// How to reach and authenticate to the registry.
 #[derive(Debug, Args)]
@@ -16,26 +16,40 @@ pub struct RegistryArgs {
     #[arg(long, short = 'u', env = "REFCAT_USERNAME")]
     pub username: Option<String>,
     /// Read the registry password from standard input.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_PASSWORD_STDIN")]
     pub password_stdin: bool,
     /// Docker config file with `auths` or credential helpers (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "REFCAT_DOCKER_CONFIG", value_name = "FILE")]
     pub docker_config: Option<PathBuf>,
-    /// Use plain HTTP for a registry that is not on loopback (loopback always uses it).
-    #[arg(long)]
+    /// Speak plain HTTP to the registry. Without it refcat uses HTTPS, except that a
+    /// registry on loopback that does not speak TLS is reached over plain HTTP.
+    #[arg(long, env = "REFCAT_PLAIN_HTTP")]
     pub plain_http: bool,
-    /// Seconds to wait for each registry request.
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub timeout: u64,
-    /// Attempts for a request that fails with 429/5xx or times out.
-    #[arg(long, default_value_t = 4)]
+    /// A CA certificate file (PEM) to trust for the registry's TLS certificate, besides
+    /// the public and system roots; repeatable. syft and grype get it too.
+    #[arg(
+        long,
+        env = "REFCAT_CA_FILE",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub ca_file: Vec<PathBuf>,
+    /// Do not check the registry's TLS certificate at all (logged as a warning; syft and
+    /// grype skip it too). Prefer --ca-file.
+    #[arg(long, env = "REFCAT_INSECURE")]
+    pub insecure: bool,
+    /// How long to wait for each registry request (30s, 2m; a bare number is seconds).
+    #[arg(long, env = "REFCAT_TIMEOUT", default_value = "30s", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Times to retry a request that fails with 429/5xx or times out, after the first try.
+    #[arg(long, env = "REFCAT_RETRIES", default_value_t = 3, value_name = "N")]
     pub retries: u32,
     /// Host of a bearer token service on another host than the registry that may be
     /// sent the registry credentials (Docker Hub: auth.docker.io). Without it, a token
     /// service elsewhere is asked for an anonymous token.
     #[arg(
         long,
-        env = "REFCAT_TRUSTED_REALMS",
+        env = "REFCAT_TRUSTED_REALM",
         value_delimiter = ',',
         value_name = "HOST"
     )]
@@ -52,8 +66,9 @@ impl RegistryArgs {
     pub fn config(&self, registry: &str) -> anyhow::Result<ClientConfig> {
         let mut config = ClientConfig::new(registry);
         config.plain_http = self.plain_http;
-        config.request_timeout = Duration::from_secs(self.timeout.max(1));
-        config.max_attempts = self.retries.max(1);
+        config.tls = Tls::new(&self.ca_file, self.insecure)?;
+        config.request_timeout = self.timeout.max(Duration::from_millis(100));
+        config.max_attempts = self.retries.saturating_add(1);
         config.credentials = self.credentials(registry)?;
         config.trusted_realms = self.trusted_realm.clone();
         Ok(config)

@@ -23,22 +23,20 @@ use crate::registry::Client;
 /// /v1/images/{name}/releases/{digest}/details|sbom|vulnerabilities, /v1/openapi.json,
 /// /v1/docs/, /healthz, /readyz, /metrics.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::SERVER_EXIT_CODES)]
 pub struct ServeArgs {
     /// The registry (host[:port]).
+    #[arg(env = "REFCAT_REGISTRY")]
     pub registry: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
-    /// Seconds that tag resolutions, tag lists, the catalog, referrer lists, signature
+    /// How long tag resolutions, tag lists, the catalog, referrer lists, signature
     /// verdicts and the views built from them are reused before the registry is asked
-    /// again. Content addressed by digest never changes and is kept while memory allows.
-    #[arg(
-        long,
-        default_value_t = 30,
-        env = "REFCAT_CACHE_TTL",
-        value_name = "SECONDS"
-    )]
-    pub cache_ttl: u64,
+    /// again (30s, 5m). Content addressed by digest never changes and is kept while
+    /// memory allows.
+    #[arg(long, default_value = "30s", env = "REFCAT_CACHE_TTL", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub cache_ttl: std::time::Duration,
     /// MiB of memory for caches in all, split evenly between the nine of them
     /// (rendered views, manifests, blobs, tags, the catalog and referrer lists as read
     /// from the registry, and parsed SBOMs).
@@ -51,10 +49,10 @@ pub struct ServeArgs {
     pub cache_mib: u64,
     /// Public key(s) to verify refcat's artifacts with (cosign.pub); views report each
     /// artifact's verdict.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "REFCAT_KEY", value_delimiter = ',', value_name = "FILE")]
     pub key: Vec<std::path::PathBuf>,
     /// Hide artifacts whose signature does not verify with --key.
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_REQUIRE_SIGNATURE")]
     pub require_signature: bool,
     /// The tag that summarises a repository in the directory when it has it
     /// (default: the newest by created).
@@ -83,7 +81,7 @@ impl ServeArgs {
             anyhow::bail!("--require-signature needs the public key(s) to verify with: pass --key");
         }
         let cache = CacheConfig {
-            ttl: std::time::Duration::from_secs(self.cache_ttl),
+            ttl: self.cache_ttl,
             max_bytes: self.cache_mib * 1024 * 1024 / CACHES,
         };
         // A verdict lives as long as the referrer list it was read from.
@@ -92,10 +90,11 @@ impl ServeArgs {
         let mut config = self.registry_args.config(&registry)?;
         config.cache = Some(cache);
         let client = Client::new(config);
+        super::check_registry(&client).await?;
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
-        eprintln!(
+        tracing::info!(target: super::STATUS,
             "refcat: serving the catalog of {registry} on http://{}",
             listener.local_addr()?
         );

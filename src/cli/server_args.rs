@@ -17,33 +17,24 @@ pub struct ServerArgs {
         value_name = "N"
     )]
     pub max_connections: usize,
-    /// Seconds a client has to send a request's headers before its connection is
+    /// How long a client has to send a request's headers before its connection is
     /// closed.
-    #[arg(
-        long,
-        default_value_t = 10,
-        env = "REFCAT_HEADER_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub header_timeout: u64,
-    /// Seconds a request may take in all, its body included (503 after that): a view
+    #[arg(long, default_value = "10s", env = "REFCAT_HEADER_TIMEOUT", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// How long a request may take in all, its body included (503 after that): a view
     /// behind a stuck registry fails within this, whatever the registry client's retries.
-    #[arg(
-        long,
-        default_value_t = 30,
-        env = "REFCAT_REQUEST_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub request_timeout: u64,
+    #[arg(long, default_value = "30s", env = "REFCAT_REQUEST_TIMEOUT", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub request_timeout: Duration,
 }
 
 impl ServerArgs {
     /// The limits these options describe.
     pub fn limits(&self) -> Limits {
+        let at_least = Duration::from_millis(100);
         Limits {
             max_connections: self.max_connections.max(1),
-            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
-            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            header_timeout: self.header_timeout.max(at_least),
+            request_timeout: self.request_timeout.max(at_least),
         }
     }
 }

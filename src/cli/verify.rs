@@ -2,46 +2,41 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use super::key_args::load_public_keys;
-use super::{RegistryArgs, EXIT_UNVERIFIED};
+use super::{OutputFormat, RegistryArgs, EXIT_UNVERIFIED};
 use crate::catalog::existing::{Existing, Format};
 use crate::catalog::platforms::platform_manifests;
 use crate::catalog::signatures::{verify, Verdict};
 use crate::oci::Platform;
 use crate::reference::Reference;
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Output {
-    /// A table.
-    Table,
-    /// JSON.
-    Json,
-}
-
 /// Verify the signature of every refcat artifact of an image against public keys.
 ///
 /// An artifact counts as refcat's when its manifest says so (`dev.refcat.format`); other
 /// tools' SBOMs of the same types are left out, and counted on stderr.
-///
-/// Exit codes: 0 every artifact verified, 7 some artifact is unsigned or does not
-/// verify (or there are none), 2 bad input, 3 not found, 4 auth, 5 registry unavailable.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::VERIFY_EXIT_CODES)]
 pub struct VerifyArgs {
     /// The image: registry/repository:tag or registry/repository@digest.
     pub reference: Reference,
     /// Public key file(s), as `cosign generate-key-pair` writes cosign.pub.
-    #[arg(long, required = true, value_name = "FILE")]
+    #[arg(
+        long,
+        env = "REFCAT_KEY",
+        value_delimiter = ',',
+        required = true,
+        value_name = "FILE"
+    )]
     pub key: Vec<PathBuf>,
     /// Only platform manifests of this platform (os/arch[/variant]).
-    #[arg(long)]
+    #[arg(long, env = "REFCAT_PLATFORM")]
     pub platform: Option<Platform>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: a table, or JSON.
+    #[arg(long, alias = "output", env = "REFCAT_FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -82,9 +77,9 @@ impl VerifyArgs {
                 }
             }
         }
-        match self.output {
-            Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-            Output::Table => {
+        match self.format {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            OutputFormat::Text => {
                 println!(
                     "{:<14} {:<11} {:<73} VERDICT",
                     "PLATFORM", "FORMAT", "ARTIFACT"

@@ -33,11 +33,13 @@ use crate::worker::reconcile;
 /// the worker stops taking webhooks and lets running jobs finish (up to
 /// --drain-timeout); waiting jobs are found again by the next start's walk.
 #[derive(Debug, Args)]
+#[command(after_help = super::exit::SERVER_EXIT_CODES)]
 pub struct WorkerArgs {
     /// The registry (host[:port]).
+    #[arg(env = "REFCAT_REGISTRY")]
     pub registry: String,
     /// Address for webhooks and metrics.
-    #[arg(long, default_value = "127.0.0.1:8081", env = "REFCAT_WORKER_LISTEN")]
+    #[arg(long, default_value = "127.0.0.1:8081", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
     /// The shared secret webhooks must present.
     #[arg(long, env = "REFCAT_WEBHOOK_SECRET", hide_env_values = true)]
@@ -56,46 +58,32 @@ pub struct WorkerArgs {
     /// Jobs that may wait; beyond this webhooks get 503 with Retry-After.
     #[arg(long, default_value_t = 10_000, env = "REFCAT_QUEUE_CAPACITY")]
     pub queue_capacity: usize,
-    /// Attempts per job before it is left to the reconcile walk.
-    #[arg(long, default_value_t = 3, env = "REFCAT_JOB_ATTEMPTS")]
-    pub attempts: u32,
-    /// Seconds between reconcile walks (0: only the one at start).
+    /// Times a failed job is tried again (with doubling backoff) before it is left to
+    /// the reconcile walk.
     #[arg(
         long,
-        default_value_t = 600,
-        env = "REFCAT_RECONCILE_INTERVAL",
-        value_name = "SECONDS"
+        default_value_t = 2,
+        env = "REFCAT_JOB_RETRIES",
+        value_name = "N"
     )]
-    pub reconcile_interval: u64,
-    /// Seconds between checks of the Grype DB's built time (0: never). When it changes,
-    /// a walk queues every image whose Grype artifact was made with another DB; those
-    /// jobs run grype on the Syft JSON already in the registry, never syft again.
-    #[arg(
-        long,
-        default_value_t = 300,
-        env = "REFCAT_DB_CHECK_INTERVAL",
-        value_name = "SECONDS"
-    )]
-    pub db_check_interval: u64,
-    /// Seconds an image manifest pushed by digest alone waits before its job runs. A
+    pub job_retries: u32,
+    /// Time between reconcile walks (10m, 1h; 0: only the one at start).
+    #[arg(long, default_value = "10m", env = "REFCAT_RECONCILE_INTERVAL", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub reconcile_interval: Duration,
+    /// Time between checks of the Grype DB's built time (0: never). When it changes, a
+    /// walk queues every image whose Grype artifact was made with another DB; those jobs
+    /// run grype on the Syft JSON already in the registry, never syft again.
+    #[arg(long, default_value = "5m", env = "REFCAT_DB_CHECK_INTERVAL", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub db_check_interval: Duration,
+    /// How long an image manifest pushed by digest alone waits before its job runs. A
     /// multi-platform push sends its platform manifests before the tagged index; waiting
     /// lets the index's job publish them knowing the tag, so their first Grype artifact
     /// carries `first_seen` over from the stream's previous release.
-    #[arg(
-        long,
-        default_value_t = 3,
-        env = "REFCAT_SETTLE",
-        value_name = "SECONDS"
-    )]
-    pub settle: u64,
-    /// Seconds running jobs get to finish after SIGTERM.
-    #[arg(
-        long,
-        default_value_t = 120,
-        env = "REFCAT_DRAIN_TIMEOUT",
-        value_name = "SECONDS"
-    )]
-    pub drain_timeout: u64,
+    #[arg(long, default_value = "3s", env = "REFCAT_SETTLE", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub settle: Duration,
+    /// How long running jobs get to finish after SIGTERM.
+    #[arg(long, default_value = "2m", env = "REFCAT_DRAIN_TIMEOUT", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub drain_timeout: Duration,
     /// Store the catalog-wide vulnerability aggregate, signed, in this repository
     /// (tagged `refcat-aggregate`) whenever it changes; `refcat serve` with the same
     /// option answers /v1/vulnerabilities from it.
@@ -121,6 +109,7 @@ impl WorkerArgs {
             anyhow::bail!("--webhook-secret (or REFCAT_WEBHOOK_SECRET) must not be empty");
         }
         let client = self.registry_args.client(&registry)?;
+        super::check_registry(&client).await?;
         let context = Arc::new(JobContext {
             publisher: self
                 .publisher
@@ -133,7 +122,7 @@ impl WorkerArgs {
         let queue = Queue::new(QueueConfig {
             capacity: self.queue_capacity,
             concurrency: self.concurrency,
-            attempts: self.attempts,
+            attempts: self.job_retries.saturating_add(1),
             backoff: Duration::from_secs(2),
         });
         let intake = Intake {
@@ -141,15 +130,13 @@ impl WorkerArgs {
             secret: WebhookSecret::new(self.webhook_secret.clone()),
             responses: Default::default(),
             context: context.clone(),
-            settle: Duration::from_secs(self.settle),
+            settle: self.settle,
         };
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
-        eprintln!(
-            "refcat worker: publishing for {registry}; webhooks to http://{}/events",
-            listener.local_addr()?
-        );
+        tracing::info!(target: super::STATUS, "refcat worker: publishing for {registry}; webhooks to http://{}/events",
+            listener.local_addr()?);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         // Jobs that publish and walks that end may change the catalog aggregate.
         let changed = Arc::new(tokio::sync::Notify::new());
@@ -174,7 +161,7 @@ impl WorkerArgs {
         let walks = tokio::spawn(reconcile_loop(
             context.clone(),
             queue.clone(),
-            Duration::from_secs(self.reconcile_interval),
+            self.reconcile_interval,
             walk_now.clone(),
             changed.clone(),
             stopped.clone(),
@@ -190,17 +177,13 @@ impl WorkerArgs {
                 changed,
             ))
         });
-        let watcher = tokio::spawn(watch_db(
-            context,
-            Duration::from_secs(self.db_check_interval),
-            walk_now,
-        ));
+        let watcher = tokio::spawn(watch_db(context, self.db_check_interval, walk_now));
         let app = router(intake, self.max_body_kib * 1024);
         crate::server::serve(listener, app, self.server.limits(), super::termination())
             .await
             .context("the HTTP server failed")?;
-        eprintln!(
-            "refcat worker: stopping; {} running jobs get up to {} s, {} waiting jobs are left for the next walk",
+        tracing::info!(target: super::STATUS,
+            "refcat worker: stopping; {} running jobs get up to {:?}, {} waiting jobs are left for the next walk",
             queue.running(),
             self.drain_timeout,
             queue.depth()
@@ -211,11 +194,11 @@ impl WorkerArgs {
         if let Some(task) = &aggregate {
             task.abort();
         }
-        if tokio::time::timeout(Duration::from_secs(self.drain_timeout), work)
+        if tokio::time::timeout(self.drain_timeout, work)
             .await
             .is_err()
         {
-            eprintln!(
+            tracing::warn!(target: super::STATUS,
                 "refcat worker: drain timeout; unfinished jobs will be found by the next walk"
             );
         }

@@ -29,6 +29,7 @@ mod prune;
 mod stored;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use crate::catalog::existing::{Existing, Format, Missing};
 pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
@@ -78,6 +79,30 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Hears when a long step begins for a platform manifest (`linux/amd64`, [`Step::Syft`]),
+/// for a progress display.
+#[derive(Clone)]
+pub struct ProgressSink(Arc<Tell>);
+
+type Tell = dyn Fn(&crate::oci::Platform, Step) + Send + Sync;
+
+impl ProgressSink {
+    /// A sink calling `tell`.
+    pub fn new(tell: impl Fn(&crate::oci::Platform, Step) + Send + Sync + 'static) -> Self {
+        ProgressSink(Arc::new(tell))
+    }
+
+    pub(crate) fn tell(&self, platform: &crate::oci::Platform, step: Step) {
+        (self.0)(platform, step)
+    }
+}
+
+impl fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressSink")
     }
 }
 

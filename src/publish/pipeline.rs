@@ -38,6 +38,8 @@ pub struct PublishOptions {
     /// Keep only this many Grype artifacts per platform manifest, deleting older ones
     /// (with their signatures) once a new one is committed; `None` keeps all.
     pub keep: Option<std::num::NonZeroUsize>,
+    /// Told when syft, grype and the commit begin, for a progress display.
+    pub progress: Option<super::ProgressSink>,
 }
 
 /// An artifact a run committed.
@@ -169,6 +171,13 @@ impl Publisher {
                 Ok::<_, PublishError>((syft, grype))
             })
             .await
+    }
+
+    /// A long step begins for `subject`.
+    fn begin(&self, subject: &PlatformManifest, step: Step) {
+        if let Some(progress) = &self.options.progress {
+            progress.tell(&subject.platform, step);
+        }
     }
 
     /// Step `step`, begun at `started`, is done: its latency is counted, and a crash test
@@ -384,6 +393,7 @@ impl Publisher {
         let (syft_version, _) = self.versions().await?;
         let mut sbom_set = None;
         if missing.syft || missing.spdx {
+            self.begin(subject, Step::Syft);
             let started = Instant::now();
             let plain_http = self.client.plain_http();
             let sboms = self
@@ -394,6 +404,7 @@ impl Publisher {
                     platform: &subject.platform,
                     credentials: self.client.credentials(),
                     plain_http,
+                    tls: self.client.tls(),
                 }))
                 .await?;
             self.reached(Step::Syft, started);
@@ -502,6 +513,7 @@ impl Publisher {
         lineage: Lineage<'_>,
         syft_json: Option<(Bytes, usize)>,
     ) -> Result<BuiltArtifact, PublishError> {
+        self.begin(subject, Step::Grype);
         let started = Instant::now();
         let (_, grype_version) = self.versions().await?;
         let (sbom, packages) = match syft_json {
@@ -510,7 +522,9 @@ impl Publisher {
         };
         let db = self.grype_db().await?;
         let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
-        let grype_json = self.timed(self.grype.scan_sbom(&sbom, &what)).await?;
+        let grype_json = self
+            .timed(self.grype.scan_sbom(&sbom, &what, self.client.tls()))
+            .await?;
         self.reached(Step::Grype, started);
         let matches = report::matches(&grype_json)?;
         let previous = match (

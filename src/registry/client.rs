@@ -1,6 +1,7 @@
 //! The registry client: one per registry host, cheap to clone, safe to share.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use super::cache::ContentCache;
 use super::counter::{RequestCounter, RequestKind};
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
+use super::tls::Tls;
 use super::transport::Request;
 use crate::cache::CacheConfig;
 
@@ -18,8 +20,11 @@ pub struct ClientConfig {
     pub registry: String,
     /// Credentials (redacted in `Debug`).
     pub credentials: Credentials,
-    /// Use plain HTTP. Loopback hosts always use it; others only when asked.
+    /// Use plain HTTP. Otherwise HTTPS, except on loopback, where plain HTTP is used
+    /// when the registry does not speak TLS (as behind `kubectl port-forward` it may).
     pub plain_http: bool,
+    /// Which certificates are trusted.
+    pub tls: Tls,
     /// Timeout for each request attempt.
     pub request_timeout: Duration,
     /// Attempts for idempotent requests that fail with 429/5xx or time out.
@@ -50,6 +55,7 @@ impl ClientConfig {
             registry: registry.into(),
             credentials: Credentials::Anonymous,
             plain_http: false,
+            tls: Tls::default(),
             request_timeout: Duration::from_secs(30),
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
@@ -62,14 +68,22 @@ impl ClientConfig {
         }
     }
 
-    fn scheme(&self) -> &'static str {
-        if self.plain_http || is_loopback(&self.registry) {
-            "http"
+    fn scheme(&self) -> u8 {
+        if self.plain_http {
+            HTTP
+        } else if is_loopback(&self.registry) {
+            UNDECIDED
         } else {
-            "https"
+            HTTPS
         }
     }
 }
+
+/// The scheme of a client, in [`Inner::scheme`]: HTTPS, plain HTTP, or not known yet (a
+/// loopback registry whose first answer tells).
+const HTTPS: u8 = 1;
+const HTTP: u8 = 2;
+const UNDECIDED: u8 = 0;
 
 /// Whether `host[:port]` names this machine, where plain HTTP is acceptable.
 pub fn is_loopback(registry: &str) -> bool {
@@ -98,7 +112,8 @@ pub struct Client {
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     pub(super) config: ClientConfig,
-    pub(super) base: String,
+    /// [`HTTPS`], [`HTTP`] or [`UNDECIDED`].
+    scheme: AtomicU8,
     pub(super) counter: RequestCounter,
     /// `Authorization` values by auth scope; "" holds a registry-wide Basic header.
     pub(super) auth: Mutex<HashMap<String, Secret>>,
@@ -123,19 +138,25 @@ pub(super) struct Inner {
 impl Client {
     /// A client for `config.registry`.
     pub fn new(config: ClientConfig) -> Self {
-        let http = reqwest::Client::builder()
+        if config.tls.insecure() {
+            tracing::warn!(registry = %config.registry,
+                "TLS certificates are NOT checked (--insecure): whoever sits between refcat and the registry can read and change what refcat reads, scans and signs");
+        }
+        let http = config
+            .tls
+            .apply(reqwest::Client::builder())
             .user_agent(concat!("refcat/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
             .expect("the TLS backend initialises");
-        let base = format!("{}://{}", config.scheme(), config.registry);
+        let scheme = AtomicU8::new(config.scheme());
         let cache = config.cache.as_ref().map(ContentCache::new);
         Client {
             inner: Arc::new(Inner {
                 http,
                 config,
-                base,
+                scheme,
                 counter: RequestCounter::default(),
                 auth: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
@@ -167,9 +188,40 @@ impl Client {
         self.inner.cache.is_some()
     }
 
-    /// Whether this client speaks plain HTTP to the registry.
+    /// Whether this client speaks plain HTTP to the registry. A loopback registry is
+    /// asked over HTTPS first, and counts as plain HTTP only once it answered that
+    /// it does not speak TLS.
     pub fn plain_http(&self) -> bool {
-        self.inner.base.starts_with("http://")
+        self.inner.scheme.load(Ordering::Relaxed) == HTTP
+    }
+
+    /// The registry's base URL (`https://host:port`), and whether the scheme is still a
+    /// guess to be confirmed by the answer.
+    pub(super) fn base(&self) -> (String, bool) {
+        let registry = &self.inner.config.registry;
+        match self.inner.scheme.load(Ordering::Relaxed) {
+            HTTP => (format!("http://{registry}"), false),
+            HTTPS => (format!("https://{registry}"), false),
+            _ => (format!("https://{registry}"), true),
+        }
+    }
+
+    /// The registry answered over HTTPS (`true`) or showed it speaks only plain HTTP.
+    pub(super) fn settle_scheme(&self, tls: bool) {
+        let scheme = if tls { HTTPS } else { HTTP };
+        if self
+            .inner
+            .scheme
+            .compare_exchange(UNDECIDED, scheme, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::debug!(registry = %self.inner.config.registry, tls, "loopback registry scheme settled");
+        }
+    }
+
+    /// How registry certificates are checked, for scanners that reach the same registry.
+    pub fn tls(&self) -> &Tls {
+        &self.inner.config.tls
     }
 
     /// Checks that the registry answers `GET /v2/` (with credentials, if it wants them).
@@ -201,13 +253,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_http_only_for_loopback_unless_asked() {
+    fn https_unless_asked_or_a_loopback_registry_answers_without_tls() {
         assert!(is_loopback("127.0.0.1:5000"));
         assert!(is_loopback("localhost"));
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example:5000"));
-        assert_eq!(ClientConfig::new("registry.example").scheme(), "https");
-        assert_eq!(ClientConfig::new("127.0.0.1:5000").scheme(), "http");
+        assert_eq!(ClientConfig::new("registry.example").scheme(), HTTPS);
+        assert_eq!(ClientConfig::new("127.0.0.1:5000").scheme(), UNDECIDED);
+        let mut plain = ClientConfig::new("registry.example");
+        plain.plain_http = true;
+        assert_eq!(plain.scheme(), HTTP);
+        let client = Client::new(ClientConfig::new("127.0.0.1:5000"));
+        assert_eq!(client.base(), ("https://127.0.0.1:5000".to_string(), true));
+        client.settle_scheme(false);
+        client.settle_scheme(true);
+        assert_eq!(client.base(), ("http://127.0.0.1:5000".to_string(), false));
+        assert!(client.plain_http());
     }
 
     #[test]

@@ -86,6 +86,16 @@ pub enum RegistryError {
         /// The transport error (reqwest strips userinfo from URLs it prints).
         source: Arc<reqwest::Error>,
     },
+    /// The registry speaks TLS with a certificate refcat does not trust.
+    #[error("the TLS certificate of {registry} is not trusted ({reason}) for {what}: pass --ca-file with the CA that signed it (or --insecure to skip the check)")]
+    Certificate {
+        /// Registry host.
+        registry: String,
+        /// The request.
+        what: String,
+        /// What rustls said of the certificate.
+        reason: String,
+    },
     /// The connection broke after the response began: the body arrived only in part.
     #[error("the connection to {registry} broke while reading {what}: {source}; try again")]
     Interrupted {

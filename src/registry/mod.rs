@@ -15,6 +15,7 @@ mod error;
 mod listing;
 mod manifests;
 mod referrers;
+mod tls;
 mod transport;
 
 pub use client::{is_loopback, Client, ClientConfig};
@@ -23,3 +24,4 @@ pub use credentials::{Credentials, Secret};
 pub use error::RegistryError;
 pub use manifests::{FetchedManifest, PushedManifest};
 pub use referrers::{SubjectState, Unlisted};
+pub use tls::{Tls, TlsError};

@@ -87,11 +87,14 @@ impl Client {
         let mut authenticated_after_challenge = false;
         loop {
             attempt += 1;
-            let url = if req.url.starts_with("http://") || req.url.starts_with("https://") {
+            let (base, probing) = self.base();
+            let absolute = req.url.starts_with("http://") || req.url.starts_with("https://");
+            let url = if absolute {
                 req.url.clone()
             } else {
-                format!("{}{}", self.inner.base, req.url)
+                format!("{base}{}", req.url)
             };
+            let probing = probing && !absolute;
             let mut builder = self
                 .inner
                 .http
@@ -103,8 +106,33 @@ impl Client {
             if let Some(body) = &req.body {
                 builder = builder.body(body.clone());
             }
-            self.inner.counter.record(&req.method, req.kind);
             let outcome = tokio::time::timeout(config.request_timeout, builder.send()).await;
+            // A loopback registry is tried over HTTPS first; one that answers the TLS
+            // hello with plain HTTP is asked again over HTTP, and that first try was no
+            // request to it.
+            if let Ok(Err(e)) = &outcome {
+                match super::tls::handshake(e) {
+                    super::tls::Handshake::NotTls if probing => {
+                        self.settle_scheme(false);
+                        attempt -= 1;
+                        continue;
+                    }
+                    // Not a passing failure: no retry helps.
+                    super::tls::Handshake::Untrusted(reason) => {
+                        self.inner.counter.record(&req.method, req.kind);
+                        return Err(RegistryError::Certificate {
+                            registry: config.registry.clone(),
+                            what: req.what,
+                            reason,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            self.inner.counter.record(&req.method, req.kind);
+            if let (true, Ok(Ok(_))) = (probing, &outcome) {
+                self.settle_scheme(true);
+            }
             let retryable_left = req.idempotent && attempt < config.max_attempts;
             let response = match outcome {
                 Err(_elapsed) if retryable_left => {

@@ -8,6 +8,7 @@ use tokio::process::Command;
 
 use super::process::run;
 use super::{ScanError, ScannerVersion};
+use crate::registry::Tls;
 
 /// How to run grype.
 #[derive(Clone, Debug)]
@@ -89,8 +90,15 @@ impl Grype {
         })
     }
 
-    /// Matches a Syft JSON document; grype's JSON output, byte for byte.
-    pub async fn scan_sbom(&self, syft_json: &[u8], what: &str) -> Result<Bytes, ScanError> {
+    /// Matches a Syft JSON document; grype's JSON output, byte for byte. grype reads no
+    /// registry here, but gets refcat's registry trust (`tls`) like syft, so that nothing
+    /// it might fetch is checked differently.
+    pub async fn scan_sbom(
+        &self,
+        syft_json: &[u8],
+        what: &str,
+        tls: &Tls,
+    ) -> Result<Bytes, ScanError> {
         let io = |source| ScanError::Io {
             tool: "grype",
             source,
@@ -100,6 +108,7 @@ impl Grype {
         tokio::fs::write(&sbom, syft_json).await.map_err(io)?;
         let mut cmd = self.command();
         cmd.env("TMPDIR", dir.path());
+        super::process::trust(&mut cmd, "GRYPE_", tls, dir.path()).map_err(io)?;
         cmd.arg(format!("sbom:{}", sbom.display()))
             .args(["-o", "json", "-q"]);
         let what = format!("matching {what}");

@@ -108,6 +108,26 @@ pub(super) fn command(program: &std::path::Path, prefix: &str) -> Command {
     cmd
 }
 
+/// Makes `cmd` (syft or grype, whose variables start with `prefix`) trust the registry
+/// certificates refcat trusts: the extra CAs as one PEM file in `dir`, the scan's
+/// scratch directory, or no check at all when refcat skips it too.
+pub(super) fn trust(
+    cmd: &mut Command,
+    prefix: &str,
+    tls: &crate::registry::Tls,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    if let Some(pem) = tls.ca_pem() {
+        let path = dir.join("registry-ca.pem");
+        std::fs::write(&path, pem)?;
+        cmd.env(format!("{prefix}REGISTRY_CA_CERT"), path);
+    }
+    if tls.insecure() {
+        cmd.env(format!("{prefix}REGISTRY_INSECURE_SKIP_TLS_VERIFY"), "true");
+    }
+    Ok(())
+}
+
 fn inherited(key: &OsStr, prefix: &str) -> bool {
     key.to_str()
         .is_some_and(|k| INHERITED.contains(&k) || k.starts_with("LC_") || k.starts_with(prefix))

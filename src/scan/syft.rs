@@ -10,7 +10,7 @@ use super::process::run;
 use super::{ScanError, ScannerVersion};
 use crate::digest::Digest;
 use crate::oci::Platform;
-use crate::registry::Credentials;
+use crate::registry::{Credentials, Tls};
 
 /// How to run syft.
 #[derive(Clone, Debug)]
@@ -47,6 +47,8 @@ pub struct ImageSource<'a> {
     pub credentials: &'a Credentials,
     /// Whether the registry speaks plain HTTP.
     pub plain_http: bool,
+    /// Which registry certificates to trust.
+    pub tls: &'a Tls,
 }
 
 impl Syft {
@@ -105,6 +107,7 @@ impl Syft {
         if image.plain_http {
             cmd.env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true");
         }
+        super::process::trust(&mut cmd, "SYFT_", image.tls, dir.path()).map_err(io)?;
         if let Credentials::Basic { username, password } = image.credentials {
             cmd.env("SYFT_REGISTRY_AUTH_AUTHORITY", image.registry)
                 .env("SYFT_REGISTRY_AUTH_USERNAME", username)

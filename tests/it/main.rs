@@ -25,6 +25,7 @@ mod registry_faults;
 mod registry_stalls;
 mod scanners;
 mod signing_interop;
+mod tls;
 mod trust;
 mod ui_behaviour;
 mod ui_every_page;

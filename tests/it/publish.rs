@@ -5,6 +5,7 @@
 use crate::common;
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::common::published::{code, listed, output, stderr, subjects, tokio_run};
 use crate::common::{
@@ -238,13 +239,48 @@ async fn publish_every_fixture(kind: Kind, signature_format: &str) {
         results["matches"].as_array().unwrap().len()
     );
 
-    // A second run finds everything in place.
-    let out = refcat_publish(keys.path())
+    // A second run finds everything in place: an idempotent re-run under `set -e`
+    // succeeds, and only --detailed-exitcode tells it apart with 10.
+    let again = refcat_publish(keys.path())
         .args(["--signature-format", signature_format])
+        .args(&refs)
+        .get_args()
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let script = format!(
+        "set -e\n{refcat} {again}\n{refcat} {again}\necho both-runs-passed\n",
+        refcat = env!("CARGO_BIN_EXE_refcat")
+    );
+    let mut shell = Command::new("bash");
+    shell.arg("-c").arg(&script).envs(
+        refcat_publish(keys.path())
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+    );
+    let out = shell.output().unwrap();
+    assert_eq!(code(&out), 0, "set -e re-run: {}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("both-runs-passed"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("): complete"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = refcat_publish(keys.path())
+        .args([
+            "--signature-format",
+            signature_format,
+            "--detailed-exitcode",
+        ])
         .args(&refs)
         .output()
         .unwrap();
     assert_eq!(code(&out), 10, "nothing to do: {}", stderr(&out));
+}
+
+/// `text` quoted for bash.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// One test per registry kind and signature format.

@@ -115,7 +115,7 @@ fn failures_are_reported_and_lose_nothing() {
             common::faults::Fault::Status(503, None),
         ));
         let mut cmd = refcat_publish(keys.path());
-        cmd.args(["--retries", "2"])
+        cmd.args(["--retries", "1"])
             .arg(format!("{}/fixtures/debian:12", proxy.host));
         let out = output(cmd).await;
         assert_eq!(code(&out), 5, "{}", stderr(&out));

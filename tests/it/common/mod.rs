@@ -6,6 +6,7 @@ pub mod faults;
 pub mod lexicon;
 pub mod published;
 pub mod served;
+pub mod tls;
 pub mod worker;
 
 use std::net::TcpListener;
@@ -211,7 +212,8 @@ impl Registry {
                 if let Ok(Some(_)) = child.try_wait() {
                     break false;
                 }
-                if matches!(v2_status(&host), Ok(200 | 401)) {
+                // A registry serving TLS answers this plain request with 400.
+                if matches!(v2_status(&host), Ok(200 | 400 | 401)) {
                     break true;
                 }
                 assert!(
