@@ -21,13 +21,14 @@ use routes::{ImageRoute, View};
 
 use crate::catalog::advisory::{self, VulnerabilityId};
 use crate::catalog::directory::{self, DirectoryQuery};
+use crate::catalog::repositories::Repositories;
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{
     aggregate, compare, details, history, provenance, sbom, tags, vulnerabilities,
 };
-use crate::reference::{RepositoryName, Target};
+use crate::reference::Target;
 use crate::registry::Client;
 
 /// What every handler shares.
@@ -43,9 +44,9 @@ pub struct AppState {
     pub trust: Trust,
     /// Responses served, for `/metrics`.
     pub http: metrics::HttpCounter,
-    /// The repository where the worker stores the catalog aggregate: read for
-    /// `/v1/vulnerabilities`, and left out of the directory.
-    pub aggregate_repository: Option<RepositoryName>,
+    /// The repositories the catalog covers, and where the worker stores the catalog
+    /// aggregate (read for `/v1/vulnerabilities`, left out of the directory).
+    pub repositories: Repositories,
     /// Package lists parsed from SBOMs, by artifact digest.
     pub packages: sbom::PackageCache,
 }
@@ -59,7 +60,7 @@ impl AppState {
             default_tag: None,
             trust: Trust::default(),
             http: metrics::HttpCounter::default(),
-            aggregate_repository: None,
+            repositories: Repositories::default(),
             packages: sbom::PackageCache::default(),
         }
     }
@@ -181,7 +182,7 @@ async fn directory_view(
         &q,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     );
     live_json(&state, &headers, uri.to_string(), view).await
 }
@@ -194,7 +195,7 @@ async fn aggregate_view(
         &state.client,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     );
     live_json(&state, &headers, "/v1/vulnerabilities".into(), view).await
 }
@@ -211,7 +212,7 @@ async fn advisory_view(
         &id,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     );
     live_json(&state, &headers, key, view).await
 }

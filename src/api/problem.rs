@@ -72,12 +72,21 @@ impl Problem {
 impl From<CatalogError> for Problem {
     fn from(err: CatalogError) -> Self {
         let registry = match &err {
-            CatalogError::Registry(e) | CatalogError::Resolve(ResolveError::Registry(e)) => Some(e),
+            CatalogError::Registry(e)
+            | CatalogError::Resolve(ResolveError::Registry(e))
+            | CatalogError::NoCatalog(e @ RegistryError::Unauthorized { .. }) => Some(e),
             _ => None,
         };
         match err {
             CatalogError::Query(detail) => return Problem::bad_request(detail),
             CatalogError::NotFound(detail) => return Problem::not_found(detail),
+            CatalogError::NoCatalog(_) if registry.is_none() => {
+                tracing::error!(error = %err, "the catalog cannot list the registry's repositories");
+                return Problem::unavailable(
+                    "the registry does not let the catalog list its repositories: its operator must name them (refcat serve --repository)",
+                    30,
+                );
+            }
             _ => {}
         }
         // refcat's own credentials were refused: the operator's problem, not the

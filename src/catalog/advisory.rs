@@ -7,10 +7,11 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::aggregate::{self, AggregateSource};
+use super::repositories::Repositories;
 use super::signatures::Trust;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
-use crate::reference::{Reference, RepositoryName, Target};
+use crate::reference::{Reference, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
 
@@ -89,9 +90,9 @@ pub async fn advisory(
     id: &VulnerabilityId,
     preferred: Option<&str>,
     trust: &Trust,
-    hidden: Option<&RepositoryName>,
+    repositories: &Repositories,
 ) -> Result<AdvisoryView, CatalogError> {
-    let aggregate = aggregate::read(client, preferred, trust, hidden).await?;
+    let aggregate = aggregate::read(client, preferred, trust, repositories).await?;
     let entry = aggregate
         .data
         .vulnerabilities

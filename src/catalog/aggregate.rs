@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts::layer_of;
 use super::directory::default_tag;
+use super::repositories::{unreadable_as_none, Repositories};
 use super::signatures::Trust;
 use super::tags::tags;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
@@ -31,10 +32,16 @@ pub async fn read(
     client: &Client,
     preferred: Option<&str>,
     trust: &Trust,
-    stored_in: Option<&RepositoryName>,
+    repositories: &Repositories,
 ) -> Result<Aggregate, CatalogError> {
-    if let Some(repository) = stored_in {
-        if let Some(found) = stored(client, repository, trust).await? {
+    if let Some(repository) = repositories.aggregate() {
+        // A caller reading with their own credentials sees only the repositories they
+        // may read, which the worker's aggregate does not know of.
+        let stored = match client.serves_a_caller() {
+            true => None,
+            false => stored(client, repository, trust).await?,
+        };
+        if let Some(found) = stored {
             return Ok(Aggregate {
                 source: AggregateSource::Artifact,
                 created: found.created,
@@ -45,7 +52,7 @@ pub async fn read(
     Ok(Aggregate {
         source: AggregateSource::Live,
         created: None,
-        data: compute(client, preferred, trust, stored_in).await?,
+        data: compute(client, preferred, trust, repositories).await?,
     })
 }
 
@@ -152,18 +159,21 @@ pub struct AggregateEntry {
     pub affected: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// Walks the registry for the aggregate, leaving out `hidden` (where it is stored).
+/// Walks the covered repositories for the aggregate. A repository that cannot be read
+/// (gone, or not the reader's to read) is left out.
 pub async fn compute(
     client: &Client,
     preferred: Option<&str>,
     trust: &Trust,
-    hidden: Option<&RepositoryName>,
+    repositories: &Repositories,
 ) -> Result<AggregateData, CatalogError> {
-    let mut repositories = client.list_repositories().await?;
-    repositories.retain(|r| Some(r) != hidden);
-    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(repositories)
+    let listed = repositories.list(client).await?.repositories;
+    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(listed)
         .map(|repository| async move {
-            let view = tags(client, &repository, trust).await?;
+            let view = match unreadable_as_none(tags(client, &repository, trust).await)? {
+                Some(view) => view,
+                None => return Ok(Vec::new()),
+            };
             let default = default_tag(&view, preferred).map(|t| t.tag.clone());
             let mut hits = Vec::new();
             for entry in view

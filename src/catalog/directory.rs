@@ -7,6 +7,7 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::details::details;
+use super::repositories::{unreadable_as_none, Repositories};
 use super::signatures::Trust;
 use super::tags::{tags, TagEntry, TagsView};
 use super::CatalogError;
@@ -239,35 +240,40 @@ pub async fn summary(
     })
 }
 
-/// The directory page asked for; `hidden` (where the aggregate is stored) is left out.
+/// The directory page asked for, over the covered repositories. One that cannot be read
+/// (gone, or not the reader's to read) is left out.
 pub async fn directory(
     client: &Client,
     query: &DirectoryQuery,
     preferred: Option<&str>,
     trust: &Trust,
-    hidden: Option<&RepositoryName>,
+    covered: &Repositories,
 ) -> Result<Directory, CatalogError> {
     CatalogError::check_range("page", query.page, 1_000_000)?;
     CatalogError::check_range("per_page", query.per_page, 500)?;
     CatalogError::check_len("q", query.q.as_deref(), 256)?;
     CatalogError::check_len("architecture", query.architecture.as_deref(), 64)?;
-    let mut repositories = client.list_repositories().await?;
+    let mut repositories = covered.list(client).await?.repositories;
     let needle = query.q.as_deref().map(str::to_lowercase);
     repositories.retain(|r| {
-        Some(r) != hidden
-            && needle
-                .as_deref()
-                .is_none_or(|n| r.as_str().to_lowercase().contains(n))
+        needle
+            .as_deref()
+            .is_none_or(|n| r.as_str().to_lowercase().contains(n))
     });
     let per_page = query.per_page.unwrap_or(50);
     let page = query.page.unwrap_or(1);
-    let summarise = |chosen: Vec<RepositoryName>| {
-        stream::iter(chosen)
-            .map(|repository| async move { summary(client, &repository, preferred, trust).await })
+    let summarise = |chosen: Vec<RepositoryName>| async move {
+        let found = stream::iter(chosen)
+            .map(|repository| async move {
+                unreadable_as_none(summary(client, &repository, preferred, trust).await)
+            })
             .buffered(CONCURRENCY)
-            .try_collect::<Vec<ImageSummary>>()
+            .try_collect::<Vec<Option<ImageSummary>>>()
+            .await?;
+        Ok::<_, CatalogError>(found.into_iter().flatten().collect::<Vec<_>>())
     };
-    let (total, images) = if query.filters_summaries() {
+    // A caller may not read every listed repository: only what they can read is counted.
+    let (total, images) = if query.filters_summaries() || client.serves_a_caller() {
         let mut all = summarise(repositories).await?;
         all.retain(|image| query.keeps(image));
         let total = all.len();

@@ -11,6 +11,9 @@ pub enum CatalogError {
     /// The reference did not resolve to platform manifests.
     #[error(transparent)]
     Resolve(#[from] super::platforms::ResolveError),
+    /// The registry refuses `_catalog` (or has none), and no repositories were named.
+    #[error("the registry does not let refcat list its repositories ({0}): name them with --repository NAME (repeatable) or --repositories-file FILE; globs such as team/* need _catalog")]
+    NoCatalog(RegistryError),
     /// A query parameter out of its documented range.
     #[error("{0}")]
     Query(String),

@@ -14,6 +14,7 @@ pub mod image;
 pub mod platforms;
 pub mod provenance;
 pub mod referrers_tree;
+pub mod repositories;
 pub mod sbom;
 pub mod signatures;
 pub mod tags;

@@ -55,7 +55,7 @@ fn about_the_tag_alone(error: &CatalogError) -> bool {
             e.is_not_found()
         }
         CatalogError::Resolve(_) | CatalogError::Stored { .. } => true,
-        CatalogError::Query(_) | CatalogError::NotFound(_) => false,
+        CatalogError::Query(_) | CatalogError::NotFound(_) | CatalogError::NoCatalog(_) => false,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct BackfillArgs {
     #[arg(long, env = "REFCAT_DETAILED_EXITCODE")]
     pub detailed_exitcode: bool,
     #[command(flatten)]
+    pub repositories: super::RepositoryArgs,
+    #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
@@ -61,6 +63,7 @@ impl BackfillArgs {
             release_logs: Default::default(),
             // A dry run changes nothing, the release log included.
             record: !self.dry_run,
+            repositories: self.repositories.repositories(None)?,
         });
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),
@@ -88,6 +91,13 @@ impl BackfillArgs {
         );
         for (name, error) in &walk.errors {
             eprintln!("  {name}: {error}");
+        }
+        if let Some((globs, refusal)) = &walk.unexpanded {
+            let globs: Vec<String> = globs.iter().map(ToString::to_string).collect();
+            eprintln!(
+                "refcat: cannot expand {} without the registry's _catalog ({refusal}): name those repositories with --repository NAME or --repositories-file FILE",
+                globs.join(", ")
+            );
         }
         let unreadable: Vec<_> = walk
             .errors
@@ -167,6 +177,8 @@ impl BackfillArgs {
         let nothing_done = count(Outcome::Published) == 0 && walk.errors.is_empty();
         Ok(if !failed.is_empty() {
             super::EXIT_SCANNER
+        } else if let Some((_, refusal)) = walk.unexpanded {
+            super::exit_code(&refusal.into())
         } else if nothing_done && self.detailed_exitcode {
             EXIT_NOTHING_TO_DO
         } else {

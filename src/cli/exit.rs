@@ -3,6 +3,7 @@
 
 use crate::catalog::platforms::ResolveError;
 use crate::catalog::referrers_tree::TreeError;
+use crate::catalog::CatalogError;
 use crate::publish::PublishError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
@@ -87,6 +88,11 @@ fn registry_error_in<'a>(
                 Some(e)
             }
             Some(PublishError::Resolve(e)) => resolve(e),
+            _ => None,
+        })
+        .or_else(|| match cause.downcast_ref::<CatalogError>() {
+            Some(CatalogError::Registry(e) | CatalogError::NoCatalog(e)) => Some(e),
+            Some(CatalogError::Resolve(e)) => resolve(e),
             _ => None,
         })
 }

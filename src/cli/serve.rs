@@ -64,6 +64,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<RepositoryName>,
     #[command(flatten)]
+    pub repositories: super::RepositoryArgs,
+    #[command(flatten)]
     pub server: super::ServerArgs,
     #[command(flatten)]
     pub registry_args: RegistryArgs,
@@ -104,7 +106,7 @@ impl ServeArgs {
             default_tag: self.default_tag,
             trust,
             http: Default::default(),
-            aggregate_repository: self.aggregate_repository,
+            repositories: self.repositories.repositories(self.aggregate_repository)?,
             packages: PackageCache::new(cache),
         };
         crate::server::serve(

@@ -94,6 +94,8 @@ pub struct WorkerArgs {
     #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
     pub default_tag: Option<String>,
     #[command(flatten)]
+    pub repositories: super::RepositoryArgs,
+    #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
     pub server: super::ServerArgs,
@@ -118,6 +120,9 @@ impl WorkerArgs {
             stats: Default::default(),
             release_logs: Default::default(),
             record: true,
+            repositories: self
+                .repositories
+                .repositories(self.aggregate_repository.clone())?,
         });
         let queue = Queue::new(QueueConfig {
             capacity: self.queue_capacity,
@@ -296,6 +301,11 @@ async fn reconcile_loop(
                 );
                 for (name, error) in walk.errors {
                     tracing::warn!(%name, %error, "reconcile could not check this; next walk retries");
+                }
+                if let Some((globs, refusal)) = walk.unexpanded {
+                    let globs: Vec<String> = globs.iter().map(ToString::to_string).collect();
+                    tracing::warn!(globs = %globs.join(", "), %refusal,
+                        "cannot expand these without the registry's _catalog: only repositories named by --repository or by webhooks are walked");
                 }
                 report_exposure(&context, &walk.image_tags).await;
                 walked.notify_one();

@@ -25,6 +25,9 @@ pub struct ClientConfig {
     pub plain_http: bool,
     /// Which certificates are trusted.
     pub tls: Tls,
+    /// The credentials are a catalog caller's (`serve --auth pass-through`), not
+    /// refcat's own: views over many repositories show only what the caller may read.
+    pub for_caller: bool,
     /// Timeout for each request attempt.
     pub request_timeout: Duration,
     /// Attempts for idempotent requests that fail with 429/5xx or time out.
@@ -56,6 +59,7 @@ impl ClientConfig {
             credentials: Credentials::Anonymous,
             plain_http: false,
             tls: Tls::default(),
+            for_caller: false,
             request_timeout: Duration::from_secs(30),
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
@@ -181,6 +185,11 @@ impl Client {
     /// registry (redacted in `Debug`).
     pub fn credentials(&self) -> &Credentials {
         &self.inner.config.credentials
+    }
+
+    /// Whether this client reads with a catalog caller's credentials.
+    pub fn serves_a_caller(&self) -> bool {
+        self.inner.config.for_caller
     }
 
     /// Whether this client keeps what it reads (a serving client does).

@@ -31,12 +31,11 @@ pub struct AggregateTarget {
 pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<bool, String> {
     let client = &context.client;
     let unchecked = Trust::default();
-    let repository = Some(&target.repository);
     let data = aggregate::compute(
         client,
         target.default_tag.as_deref(),
         &unchecked,
-        repository,
+        &context.repositories,
     )
     .await
     .map_err(|e| format!("computing the aggregate: {e}"))?;

@@ -88,9 +88,16 @@ fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
         }
     };
     let (mut accepted, mut duplicates, mut full) = (0, 0, 0);
+    let mut ignored = parsed.ignored;
     let settling = parsed.settling.into_iter().map(|job| (job, intake.settle));
     let now = parsed.jobs.into_iter().map(|job| (job, Duration::ZERO));
     for (job, delay) in now.chain(settling) {
+        // A repository outside --repository is not this worker's; one inside it is
+        // walked from now on, even where `_catalog` would not list it.
+        if !intake.context.repositories.learn(&job.repository) {
+            ignored += 1;
+            continue;
+        }
         match intake.queue.push_after(job, delay) {
             Enqueued::Added => accepted += 1,
             Enqueued::Duplicate => duplicates += 1,
@@ -98,7 +105,7 @@ fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
         }
     }
     let summary = json!({
-        "accepted": accepted, "duplicates": duplicates, "ignored": parsed.ignored, "refused": full
+        "accepted": accepted, "duplicates": duplicates, "ignored": ignored, "refused": full
     });
     if full > 0 {
         tracing::warn!(

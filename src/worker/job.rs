@@ -6,6 +6,7 @@ use super::stats::WorkerStats;
 use super::Job;
 use crate::artifact::now_rfc3339;
 use crate::catalog::platforms::is_image;
+use crate::catalog::repositories::Repositories;
 use crate::locks::KeyedLocks;
 use crate::oci::{Descriptor, ImageIndex};
 use crate::publish::Publisher;
@@ -25,6 +26,8 @@ pub struct JobContext {
     pub release_logs: KeyedLocks,
     /// Whether release logs are written (not on dry runs).
     pub record: bool,
+    /// The repositories walked, and those events may name.
+    pub repositories: Repositories,
 }
 
 impl std::fmt::Debug for JobContext {

@@ -1,4 +1,4 @@
-//! The reconcile walk: every tag of every repository in `_catalog`, each digest once,
+//! The reconcile walk: every tag of every covered repository, each digest once,
 //! checked with the publish plan (a referrers call per platform manifest and each
 //! artifact's manifest; a signature is checked the first time the process sees it). What
 //! lacks a complete, current, signed set becomes a job, and every tag's image goes into
@@ -10,6 +10,8 @@ use std::collections::HashSet;
 use super::job::JobContext;
 use super::Job;
 use crate::catalog::platforms::is_image;
+use crate::catalog::repositories::RepositoryPattern;
+use crate::catalog::CatalogError;
 use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::publish::PublishError;
@@ -27,6 +29,8 @@ pub struct Walk {
     pub image_tags: Vec<(RepositoryName, Tag, Digest)>,
     /// Tags that could not be checked, with why; the next walk tries them again.
     pub errors: Vec<(String, String)>,
+    /// Globs no listing could expand (`_catalog` was refused), with the refusal.
+    pub unexpanded: Option<(Vec<RepositoryPattern>, RegistryError)>,
 }
 
 /// Walks the registry. `progress` hears about each tag as it is checked; `found` gets
@@ -35,11 +39,13 @@ pub async fn walk(
     context: &JobContext,
     mut progress: impl FnMut(&str),
     mut found: impl FnMut(Job),
-) -> Result<Walk, RegistryError> {
+) -> Result<Walk, CatalogError> {
     let client = &context.client;
     let mut walk = Walk::default();
     let mut seen = HashSet::new();
-    for repository in client.list_repositories().await? {
+    let listed = context.repositories.list(client).await?;
+    walk.unexpanded = listed.unexpanded;
+    for repository in listed.repositories {
         let tags = match client.list_tags(&repository, None).await {
             Ok(tags) => tags,
             Err(e) => {

@@ -13,6 +13,7 @@ mod api;
 mod api_http;
 mod api_provenance;
 mod caches;
+mod discovery;
 mod held_connections;
 mod hostile;
 mod lexicons;

@@ -11,6 +11,7 @@ use crate::common::worker::Worker;
 use crate::common::{free_port, push_fixture, Registry};
 use refcat::api::AppState;
 use refcat::catalog::aggregate::{self, AggregateData, StoredAggregate};
+use refcat::catalog::repositories::Repositories;
 use refcat::catalog::signatures::Trust;
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::RequestKind;
@@ -65,7 +66,7 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
             &client,
             None,
             &Trust::default(),
-            Some(&repository),
+            &Repositories::new(Vec::new(), Some(repository.clone())),
         ))
         .unwrap()
     };
@@ -92,7 +93,7 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
     let served_client = registry.cached_client(Default::default());
     let counter = served_client.clone();
     let mut state = AppState::new(served_client);
-    state.aggregate_repository = Some(repository.clone());
+    state.repositories = Repositories::new(Vec::new(), Some(repository.clone()));
     state.trust = Trust::new(vec![pair.public_key()], true);
     tokio_run(async {
         let base = start_api(state).await;

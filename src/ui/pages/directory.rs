@@ -118,7 +118,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
         &q,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     )
     .await?;
     let pages = view.total.div_ceil(view.per_page).max(1);

@@ -57,7 +57,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
         &state.client,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     )
     .await?;
     let needle = form.q.to_lowercase();
@@ -113,7 +113,7 @@ pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
         &id,
         state.default_tag.as_deref(),
         &state.trust,
-        state.aggregate_repository.as_ref(),
+        &state.repositories,
     )
     .await?;
     Ok(super::render(&AdvisoryPage {

@@ -31,8 +31,18 @@ impl Worker {
         port: u16,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Worker {
+        Self::start_on(&registry.host, keys, port, env)
+    }
+
+    /// [`Worker::start`] for the registry at `host` (a proxy in front of one, say).
+    pub fn start_on(
+        host: &str,
+        keys: &std::path::Path,
+        port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Worker {
         let mut cmd = refcat_publishing("worker", keys);
-        cmd.args([&registry.host, "--listen", &format!("127.0.0.1:{port}")])
+        cmd.args([host, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--max-body-kib", "64", "--db-check-interval", "1"])
             .env("REFCAT_WEBHOOK_SECRET", SECRET)
             .env("REFCAT_RECONCILE_INTERVAL", "0")
