@@ -147,6 +147,17 @@ pub enum LogFormat {
 /// shown by default.
 pub(crate) const STATUS: &str = "refcat::status";
 
+/// Says why refcat stops: a line on stderr, or with JSON logs, a JSON log line like every
+/// other.
+pub fn report_failure(err: &anyhow::Error, format: LogFormat) {
+    match format {
+        LogFormat::Text => eprintln!("refcat: {err:#}"),
+        LogFormat::Json => {
+            tracing::error!(target: STATUS, exit_code = exit_code(err), "refcat: {err:#}")
+        }
+    }
+}
+
 /// Sets up logging to stderr.
 pub fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {

@@ -27,7 +27,8 @@ use crate::worker::reconcile;
 /// within seconds of a push, and a periodic walk for whatever events missed.
 ///
 /// Webhooks go to `POST /events` on --listen: distribution notifications, zot's events
-/// extension (CloudEvents over HTTP) or Quay's repository-push webhook. Each must carry
+/// extension (CloudEvents over HTTP), Harbor's webhooks (default or CloudEvents format)
+/// or Quay's repository-push webhook. Each must carry
 /// `Authorization: Bearer <secret>` or `X-Refcat-Signature: sha256=<hex HMAC-SHA256 of
 /// the body>`. `/metrics` serves Prometheus metrics, `/healthz` liveness. On SIGTERM
 /// the worker stops taking webhooks and lets running jobs finish (up to
@@ -41,9 +42,19 @@ pub struct WorkerArgs {
     /// Address for webhooks and metrics.
     #[arg(long, default_value = "127.0.0.1:8081", env = "REFCAT_LISTEN")]
     pub listen: SocketAddr,
-    /// The shared secret webhooks must present.
-    #[arg(long, env = "REFCAT_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Secret,
+    /// The shared secret webhooks must present: `Authorization: Bearer <secret>` (or the
+    /// bare secret, as Harbor's "auth header" sends it), or an HMAC of the body.
+    #[arg(
+        long,
+        env = "REFCAT_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<Secret>,
+    /// Take no webhooks (`POST /events` answers 404): only the reconcile walk and the
+    /// Grype DB watcher find work, and no secret is needed.
+    #[arg(long, env = "REFCAT_NO_WEBHOOKS", conflicts_with = "webhook_secret")]
+    pub no_webhooks: bool,
     /// Largest webhook body accepted, in KiB (larger ones get 413).
     #[arg(
         long,
@@ -107,9 +118,18 @@ impl WorkerArgs {
     /// Runs until SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
-        if self.webhook_secret.expose().is_empty() {
-            anyhow::bail!("--webhook-secret (or REFCAT_WEBHOOK_SECRET) must not be empty");
-        }
+        let secret = match (&self.webhook_secret, self.no_webhooks) {
+            (_, true) => None,
+            (Some(secret), false) if !secret.expose().is_empty() => {
+                Some(WebhookSecret::new(secret.clone()))
+            }
+            (Some(_), false) => {
+                anyhow::bail!("--webhook-secret (or REFCAT_WEBHOOK_SECRET) must not be empty")
+            }
+            (None, false) => anyhow::bail!(
+                "webhooks need a shared secret: pass --webhook-secret (or set REFCAT_WEBHOOK_SECRET), or --no-webhooks to only walk the registry"
+            ),
+        };
         let client = self.registry_args.client(&registry)?;
         super::check_registry(&client).await?;
         let context = Arc::new(JobContext {
@@ -132,7 +152,7 @@ impl WorkerArgs {
         });
         let intake = Intake {
             queue: queue.clone(),
-            secret: WebhookSecret::new(self.webhook_secret.clone()),
+            secret,
             responses: Default::default(),
             context: context.clone(),
             settle: self.settle,

@@ -1,5 +1,6 @@
 //! Webhook authentication with a shared secret: `Authorization: Bearer <secret>` (what
-//! distribution's notification `headers` and zot's sink can send) or an HMAC-SHA256 of
+//! distribution's notification `headers` and zot's sink can send; Harbor's static auth
+//! header may carry the bare secret) or an HMAC-SHA256 of
 //! the body in `X-Refcat-Signature: sha256=<hex>` (GitHub's `X-Hub-Signature-256` is
 //! read too). Comparisons take constant time.
 
@@ -41,15 +42,21 @@ impl WebhookSecret {
         body: &[u8],
     ) -> Result<(), AuthError> {
         let secret = self.0.expose().as_bytes();
-        if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
-            return match bool::from(token.trim().as_bytes().ct_eq(secret)) {
-                true => Ok(()),
-                false => Err(AuthError::Wrong),
-            };
+        let authorization = header("authorization");
+        if let Some(value) = authorization {
+            // Harbor sends its policy's "auth header" as it is: the bare secret is taken
+            // as well as `Bearer <secret>`.
+            let token = value.strip_prefix("Bearer ").unwrap_or(value);
+            if bool::from(token.trim().as_bytes().ct_eq(secret)) {
+                return Ok(());
+            }
         }
         let signature = header(SIGNATURE_HEADER).or_else(|| header(GITHUB_SIGNATURE_HEADER));
         let Some(signature) = signature.and_then(|s| s.trim().strip_prefix("sha256=")) else {
-            return Err(AuthError::Missing);
+            return Err(match authorization {
+                Some(_) => AuthError::Wrong,
+                None => AuthError::Missing,
+            });
         };
         let Some(sent) = decode_hex(signature) else {
             return Err(AuthError::Wrong);
@@ -94,6 +101,11 @@ mod tests {
             secret.check(|h| headers.get(h).map(String::as_str), body)
         };
         assert_eq!(check("authorization", "Bearer s3cret".into()), Ok(()));
+        assert_eq!(check("authorization", "s3cret".into()), Ok(()));
+        assert_eq!(
+            check("authorization", "Basic s3cret".into()),
+            Err(AuthError::Wrong)
+        );
         assert_eq!(
             check("authorization", "Bearer s3cre".into()),
             Err(AuthError::Wrong)

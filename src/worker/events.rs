@@ -1,7 +1,8 @@
-//! Registry events into jobs. Three senders are understood: zot's events extension
+//! Registry events into jobs. Four senders are understood: zot's events extension
 //! (CloudEvents in binary mode, the type in `Ce-Type`), distribution's notifications
-//! (`application/vnd.docker.distribution.events.v1+json`) and Quay's repository-push
-//! webhook. Blob pushes, pulls, deletes and pushes of supporting tags (referrers
+//! (`application/vnd.docker.distribution.events.v1+json`), Harbor's webhooks (its
+//! default format, `PUSH_ARTIFACT`, or its CloudEvents format, `harbor.artifact.pushed`)
+//! and Quay's repository-push webhook. Blob pushes, pulls, deletes and pushes of supporting tags (referrers
 //! indexes, cosign `.sig`/`.att`/`.sbom`) yield no job.
 
 use serde::Deserialize;
@@ -15,6 +16,10 @@ use crate::reference::{RepositoryName, Tag, Target};
 pub const DISTRIBUTION_EVENTS: &str = "application/vnd.docker.distribution.events.v1+json";
 /// The CloudEvents type zot sends for a manifest push.
 pub const ZOT_IMAGE_UPDATED: &str = "zotregistry.image.updated";
+/// The event type of Harbor's default webhook format for a push.
+pub const HARBOR_PUSH_ARTIFACT: &str = "PUSH_ARTIFACT";
+/// The CloudEvents type of Harbor's CloudEvents webhook format for a push.
+pub const HARBOR_ARTIFACT_PUSHED: &str = "harbor.artifact.pushed";
 
 /// Why a webhook body was refused. Nothing of a refused body is enqueued.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +36,7 @@ pub enum EventError {
     #[error("a webhook body must be JSON: send it with Content-Type application/json (or the sender's +json type), not {0}")]
     NotJson(String),
     /// A body no known sender produces.
-    #[error("unrecognised event: send distribution notifications ({DISTRIBUTION_EVENTS}), zot CloudEvents (Ce-Type header) or Quay's repository-push webhook")]
+    #[error("unrecognised event: send distribution notifications ({DISTRIBUTION_EVENTS}), zot CloudEvents (Ce-Type header), Harbor's webhooks or Quay's repository-push webhook")]
     Unrecognised,
 }
 
@@ -79,6 +84,14 @@ pub fn parse(
         distribution(body)
     } else if value.get("updated_tags").is_some() {
         quay(body)
+    } else if value.get("event_data").is_some() {
+        harbor(&value, "event_data")
+    } else if value.get("specversion").is_some()
+        && value["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("harbor."))
+    {
+        harbor(&value, "data")
     } else {
         Err(EventError::Unrecognised)
     }
@@ -208,6 +221,56 @@ fn distribution(body: &[u8]) -> Result<Parsed, EventError> {
     Ok(parsed)
 }
 
+/// Harbor's payload: `type` (`PUSH_ARTIFACT`, or `harbor.artifact.pushed` in its
+/// CloudEvents format) and, under `data_field`, the repository and the pushed
+/// artifacts. A resource pushed by digest names the digest as its tag.
+fn harbor(value: &serde_json::Value, data_field: &str) -> Result<Parsed, EventError> {
+    const SENDER: &str = "harbor";
+    #[derive(Deserialize)]
+    struct EventData {
+        #[serde(default)]
+        resources: Vec<Resource>,
+        repository: Option<Repository>,
+    }
+    #[derive(Deserialize)]
+    struct Resource {
+        digest: Option<String>,
+        #[serde(default)]
+        tag: String,
+    }
+    #[derive(Deserialize)]
+    struct Repository {
+        repo_full_name: String,
+    }
+    let mut parsed = Parsed::default();
+    let kind = value["type"].as_str().unwrap_or_default();
+    if kind != HARBOR_PUSH_ARTIFACT && kind != HARBOR_ARTIFACT_PUSHED {
+        parsed.ignored = 1;
+        return Ok(parsed);
+    }
+    let data = EventData::deserialize(&value[data_field])
+        .map_err(|e| invalid(SENDER)(format!("{data_field}: {e}")))?;
+    let name = data
+        .repository
+        .ok_or_else(|| invalid(SENDER)(format!("{data_field}.repository is missing")))?
+        .repo_full_name;
+    let repository = repository(SENDER, &name)?;
+    if data.resources.is_empty() {
+        return Err(invalid(SENDER)(format!("{data_field}.resources is empty")));
+    }
+    for resource in data.resources {
+        let Some(digest) = resource.digest else {
+            return Err(invalid(SENDER)("a resource has no digest".into()));
+        };
+        let digest = digest::parse(&digest).map_err(|e| invalid(SENDER)(e.to_string()))?;
+        let by_digest = resource.tag.is_empty() || resource.tag.contains(':');
+        let tag = tag(SENDER, (!by_digest).then_some(resource.tag.as_str()))?;
+        // Harbor names no media type: a digest alone is published now, not settled.
+        job(repository.clone(), tag, digest, None, &mut parsed);
+    }
+    Ok(parsed)
+}
+
 fn quay(body: &[u8]) -> Result<Parsed, EventError> {
     const SENDER: &str = "quay";
     #[derive(Deserialize)]
@@ -318,6 +381,57 @@ mod tests {
         let parsed = parse(Some("application/json"), None, quay).unwrap();
         let keys: Vec<String> = parsed.jobs.iter().map(Job::key).collect();
         assert_eq!(keys, ["team/app:1.0", "team/app:latest"]);
+    }
+
+    fn harbor_fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/webhooks/");
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    #[test]
+    fn harbor_pushes_in_both_formats_become_jobs() {
+        let digest = "sha256:dde8e930c7b6a490f728e66292bc9bce42efc9bbb5278bae40e4f30f6e00fe8c";
+        let body = harbor_fixture("harbor-push-artifact.json");
+        let parsed = parse(Some("application/json"), None, &body).unwrap();
+        let keys: Vec<String> = parsed.jobs.iter().map(Job::key).collect();
+        assert_eq!(keys, [format!("library/busybox:1.37@{digest}")]);
+        // Pushed by digest, Harbor names the digest as the tag: no tag is recorded.
+        let body = harbor_fixture("harbor-push-artifact.cloudevents.json");
+        let parsed = parse(Some("application/cloudevents+json"), None, &body).unwrap();
+        let keys: Vec<String> = parsed.jobs.iter().map(Job::key).collect();
+        assert_eq!(keys, [format!("library/busybox@{digest}")]);
+
+        let mut pulled: serde_json::Value =
+            serde_json::from_slice(&harbor_fixture("harbor-push-artifact.json")).unwrap();
+        pulled["type"] = "PULL_ARTIFACT".into();
+        let parsed = parse(
+            Some("application/json"),
+            None,
+            pulled.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((parsed.jobs.len(), parsed.ignored), (0, 1));
+        for broken in [
+            serde_json::json!({"type": "PUSH_ARTIFACT", "event_data": {"resources": []}}),
+            serde_json::json!({"type": "PUSH_ARTIFACT", "event_data": {
+                "resources": [{"tag": "1"}], "repository": {"repo_full_name": "a/b"}}}),
+            serde_json::json!({"type": "PUSH_ARTIFACT", "event_data": {
+                "resources": [{"digest": "sha256:00", "tag": "1"}],
+                "repository": {"repo_full_name": "a/b"}}}),
+            serde_json::json!({"type": "PUSH_ARTIFACT", "event_data": {
+                "resources": [{"digest": digest, "tag": "1"}],
+                "repository": {"repo_full_name": "../etc"}}}),
+        ] {
+            assert!(
+                parse(
+                    Some("application/json"),
+                    None,
+                    broken.to_string().as_bytes()
+                )
+                .is_err(),
+                "{broken}"
+            );
+        }
     }
 
     #[test]

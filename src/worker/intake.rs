@@ -24,8 +24,8 @@ use super::queue::{Enqueued, Queue};
 pub struct Intake {
     /// Where jobs go.
     pub queue: Queue,
-    /// What webhooks must prove.
-    pub secret: WebhookSecret,
+    /// What webhooks must prove; `None` takes no webhooks (`--no-webhooks`).
+    pub secret: Option<WebhookSecret>,
     /// Webhook responses by status, for `/metrics`.
     pub responses: Arc<Mutex<BTreeMap<u16, u64>>>,
     /// The jobs' shared context: the registry client's request counts and the stats.
@@ -72,7 +72,13 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) 
 
 fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = intake.secret.check(header, body) {
+    let Some(secret) = &intake.secret else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "this worker takes no webhooks (--no-webhooks)".into(),
+        );
+    };
+    if let Err(e) = secret.check(header, body) {
         let status = match e {
             AuthError::Missing => StatusCode::UNAUTHORIZED,
             AuthError::Wrong => StatusCode::FORBIDDEN,

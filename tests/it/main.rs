@@ -35,4 +35,5 @@ mod ui_pages;
 mod worker;
 mod worker_aggregate;
 mod worker_walks;
+mod worker_webhooks;
 mod zot;

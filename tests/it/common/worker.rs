@@ -42,9 +42,11 @@ impl Worker {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Worker {
         let mut cmd = refcat_publishing("worker", keys);
+        if !env.iter().any(|(name, _)| *name == "REFCAT_NO_WEBHOOKS") {
+            cmd.env("REFCAT_WEBHOOK_SECRET", SECRET);
+        }
         cmd.args([host, "--listen", &format!("127.0.0.1:{port}")])
             .args(["--max-body-kib", "64", "--db-check-interval", "1"])
-            .env("REFCAT_WEBHOOK_SECRET", SECRET)
             .env("REFCAT_RECONCILE_INTERVAL", "0")
             .envs(env.iter().copied());
         let stdout = tempfile::NamedTempFile::new().unwrap();
