@@ -51,13 +51,17 @@ impl Rendered {
     }
 }
 
-/// The two caches.
+/// The two caches. Views rendered for different callers (`serve --auth pass-through`)
+/// share the caches under keys scoped by caller, so that one's view never reaches
+/// another.
 #[derive(Clone)]
 pub struct ViewCache {
     live: Cache<String, Arc<Rendered>>,
     immutable: Cache<String, Arc<Rendered>>,
     /// The TTL, for Cache-Control.
     pub ttl: Duration,
+    /// Prefixed to every key: empty, or a caller's.
+    scope: Arc<str>,
 }
 
 impl std::fmt::Debug for ViewCache {
@@ -80,6 +84,15 @@ impl ViewCache {
             live: config.expiring(weigh),
             immutable: config.immutable(weigh),
             ttl: config.ttl,
+            scope: "".into(),
+        }
+    }
+
+    /// The same caches, under keys of their own for the caller named `scope`.
+    pub fn scoped(&self, scope: &str) -> Self {
+        ViewCache {
+            scope: format!("{scope} ").into(),
+            ..self.clone()
         }
     }
 
@@ -95,6 +108,10 @@ impl ViewCache {
             &self.immutable
         } else {
             &self.live
+        };
+        let key = match self.scope.is_empty() {
+            true => key,
+            false => format!("{}{key}", self.scope),
         };
         coalesced(cache, key, async { render.await.map(Arc::new) }).await
     }

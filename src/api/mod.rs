@@ -1,6 +1,7 @@
 //! The stateless read API: axum routes over the [`crate::catalog`] views. Nothing here
 //! talks to the registry except through `catalog`; errors are problem+json.
 
+pub mod access;
 mod cache;
 pub mod metrics;
 pub mod openapi;
@@ -14,6 +15,8 @@ use axum::routing::get;
 use axum::Router;
 
 pub use crate::cache::CacheConfig;
+pub use access::Access;
+pub(crate) use access::Viewer;
 pub(crate) use cache::Rendered;
 pub use cache::ViewCache;
 pub use problem::Problem;
@@ -49,6 +52,8 @@ pub struct AppState {
     pub repositories: Repositories,
     /// Package lists parsed from SBOMs, by artifact digest.
     pub packages: sbom::PackageCache,
+    /// Who may read the catalog, and with whose credentials.
+    pub access: Access,
 }
 
 impl AppState {
@@ -62,6 +67,7 @@ impl AppState {
             http: metrics::HttpCounter::default(),
             repositories: Repositories::default(),
             packages: sbom::PackageCache::default(),
+            access: Access::Open,
         }
     }
 }
@@ -86,6 +92,10 @@ pub fn router(state: AppState) -> Router {
                 .url("/v1/openapi.json", openapi::document()),
         )
         .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -101,6 +111,8 @@ const READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 async fn ready(State(state): State<Shared>) -> Response {
     match tokio::time::timeout(READY_DEADLINE, state.client.ping()).await {
         Ok(Ok(())) => "ready".into_response(),
+        // Under pass-through the registry wants each caller's credentials: it answered.
+        Ok(Err(e)) if e.refused_a_caller() => "ready".into_response(),
         Ok(Err(e)) => Problem::from(crate::catalog::CatalogError::from(e)).into_response(),
         Err(_) => Problem::unavailable(
             format!("the registry did not answer within {READY_DEADLINE:?}"),
@@ -172,7 +184,7 @@ async fn live_json<T: serde::Serialize>(
 }
 
 async fn directory_view(
-    State(state): State<Shared>,
+    Viewer(state): Viewer,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, Problem> {
@@ -187,10 +199,7 @@ async fn directory_view(
     live_json(&state, &headers, uri.to_string(), view).await
 }
 
-async fn aggregate_view(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+async fn aggregate_view(Viewer(state): Viewer, headers: HeaderMap) -> Result<Response, Problem> {
     let view = aggregate::read(
         &state.client,
         state.default_tag.as_deref(),
@@ -201,7 +210,7 @@ async fn aggregate_view(
 }
 
 async fn advisory_view(
-    State(state): State<Shared>,
+    Viewer(state): Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
@@ -218,7 +227,7 @@ async fn advisory_view(
 }
 
 async fn images(
-    State(state): State<Shared>,
+    Viewer(state): Viewer,
     Path(path): Path<String>,
     headers: HeaderMap,
     uri: Uri,

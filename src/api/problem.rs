@@ -15,7 +15,15 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     retry_after: Option<u64>,
+    /// `WWW-Authenticate` of a 401.
+    challenge: Option<&'static str>,
 }
+
+/// The challenge of a catalog that passes its callers' credentials to the registry: a
+/// browser asks for the registry user name and password (or token).
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"refcat\", charset=\"UTF-8\"";
+/// The challenge of a catalog that takes static bearer tokens.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"refcat\"";
 
 impl Problem {
     /// 400: a bad name or parameter.
@@ -25,6 +33,7 @@ impl Problem {
             title: "Bad request",
             detail: detail.to_string(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -35,7 +44,24 @@ impl Problem {
             title: "Registry unavailable",
             detail: detail.to_string(),
             retry_after: Some(retry_after),
+            challenge: None,
         }
+    }
+
+    /// 401 with `challenge` in `WWW-Authenticate`.
+    pub fn unauthorized(detail: impl ToString, challenge: &'static str) -> Self {
+        Problem {
+            status: StatusCode::UNAUTHORIZED,
+            title: "Unauthorized",
+            detail: detail.to_string(),
+            retry_after: None,
+            challenge: Some(challenge),
+        }
+    }
+
+    /// The `WWW-Authenticate` value of a 401.
+    pub fn challenge(&self) -> Option<&'static str> {
+        self.challenge
     }
 
     /// Its status.
@@ -65,6 +91,7 @@ impl Problem {
             title: "Not found",
             detail: detail.to_string(),
             retry_after: None,
+            challenge: None,
         }
     }
 }
@@ -77,6 +104,25 @@ impl From<CatalogError> for Problem {
             | CatalogError::NoCatalog(e @ RegistryError::Unauthorized { .. }) => Some(e),
             _ => None,
         };
+        // A caller's own credentials were refused: theirs to change.
+        match registry {
+            Some(RegistryError::Unauthorized { caller: true, .. }) => {
+                return Problem::unauthorized(
+                    "the registry did not accept your credentials, or wants some: sign in with your registry user name and password or token",
+                    BASIC_CHALLENGE,
+                )
+            }
+            Some(RegistryError::Forbidden { caller: true, .. }) => {
+                return Problem {
+                    status: StatusCode::FORBIDDEN,
+                    title: "Forbidden",
+                    detail: "your registry credentials do not allow reading this".into(),
+                    retry_after: None,
+                    challenge: None,
+                }
+            }
+            _ => {}
+        }
         match err {
             CatalogError::Query(detail) => return Problem::bad_request(detail),
             CatalogError::NotFound(detail) => return Problem::not_found(detail),
@@ -128,6 +174,7 @@ impl From<CatalogError> for Problem {
             title,
             detail: err.to_string(),
             retry_after,
+            challenge: None,
         }
     }
 }
@@ -146,6 +193,12 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(challenge) = self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

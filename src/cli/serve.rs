@@ -7,12 +7,16 @@ use clap::Args;
 
 use super::key_args::load_public_keys;
 use super::RegistryArgs;
-use crate::api::{router, AppState, ViewCache};
+use std::sync::Arc;
+
+use crate::api::access::TokenSet;
+use crate::api::{router, Access, AppState, ViewCache};
 use crate::cache::CacheConfig;
 use crate::catalog::sbom::PackageCache;
 use crate::catalog::signatures::Trust;
 use crate::reference::{parse_registry, RepositoryName};
 use crate::registry::Client;
+use crate::registry::Credentials;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).
@@ -63,6 +67,20 @@ pub struct ServeArgs {
     /// computing it live), and the directory leaves the repository out.
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<RepositoryName>,
+    /// Who may read the catalog: `none` (anyone who reaches it; refused on a
+    /// non-loopback address without --public), `token` (a bearer token from
+    /// --token-file; views read with refcat's own credentials, for a read-only service
+    /// account) or `pass-through` (each caller's registry credentials, Basic or Bearer as
+    /// `docker login` sends them, read with: a caller sees what they could pull).
+    #[arg(long, env = "REFCAT_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+    /// The tokens `--auth token` accepts: one a line, or `sha256:<hex>` of one.
+    #[arg(long, env = "REFCAT_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Serve with `--auth none` on an address other than loopback: the exposure of every
+    /// SBOM and vulnerability list to whoever reaches it is intended.
+    #[arg(long, env = "REFCAT_PUBLIC")]
+    pub public: bool,
     #[command(flatten)]
     pub repositories: super::RepositoryArgs,
     #[command(flatten)]
@@ -75,7 +93,52 @@ pub struct ServeArgs {
 /// `--cache-mib`.
 const CACHES: u64 = 9;
 
+/// Who may read the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Anyone who reaches the server.
+    None,
+    /// Callers with a token from --token-file.
+    Token,
+    /// Callers' own registry credentials, passed to the registry.
+    PassThrough,
+}
+
 impl ServeArgs {
+    /// The access policy these options ask for, refusing an open catalog on an address
+    /// others reach unless --public says so.
+    fn access(&self) -> anyhow::Result<Access> {
+        match (self.auth, &self.token_file) {
+            (AuthMode::Token, None) => {
+                anyhow::bail!("--auth token needs --token-file with the tokens it accepts")
+            }
+            (AuthMode::Token, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+                let tokens = TokenSet::parse(&text, &path.display().to_string())
+                    .map_err(anyhow::Error::msg)?;
+                return Ok(Access::Tokens(Arc::new(tokens)));
+            }
+            (_, Some(_)) => anyhow::bail!("--token-file is for --auth token"),
+            _ => {}
+        }
+        if self.auth == AuthMode::PassThrough {
+            if self.registry_args.username.is_some() {
+                anyhow::bail!(
+                    "--auth pass-through reads with each caller's credentials: drop --username"
+                );
+            }
+            return Ok(Access::PassThrough(Default::default()));
+        }
+        if !self.listen.ip().is_loopback() && !self.public {
+            anyhow::bail!(
+                "refusing to serve every SBOM and vulnerability list on {} to whoever reaches it: pass --auth pass-through (each caller's registry credentials) or --auth token, or --public if that exposure is intended",
+                self.listen
+            );
+        }
+        Ok(Access::Open)
+    }
+
     /// Runs the server until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
@@ -89,8 +152,15 @@ impl ServeArgs {
         // A verdict lives as long as the referrer list it was read from.
         let trust = Trust::new(load_public_keys(&self.key)?, self.require_signature)
             .recheck_after(cache.ttl);
+        let access = self.access()?;
         let mut config = self.registry_args.config(&registry)?;
         config.cache = Some(cache);
+        if let Access::PassThrough(_) = access {
+            // Nobody reads with refcat's own credentials: this client answers /readyz
+            // and holds the content callers share once they proved access.
+            config.credentials = Credentials::Anonymous;
+            config.for_caller = true;
+        }
         let client = Client::new(config);
         super::check_registry(&client).await?;
         let listener = tokio::net::TcpListener::bind(self.listen)
@@ -108,6 +178,7 @@ impl ServeArgs {
             http: Default::default(),
             repositories: self.repositories.repositories(self.aggregate_repository)?,
             packages: PackageCache::new(cache),
+            access,
         };
         crate::server::serve(
             listener,

@@ -232,6 +232,7 @@ impl Client {
                 registry: config.registry.clone(),
                 what: token_what,
                 hint: "the token service refused the credentials",
+                caller: config.for_caller,
             });
         }
         let body = self

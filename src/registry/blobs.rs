@@ -39,12 +39,18 @@ impl Client {
             return self.fetch_blob(repository, digest, limit).await;
         };
         let key = format!("{repository}@{digest}");
-        let bytes = coalesced(
-            &cache.blobs,
-            key,
-            self.fetch_blob(repository, digest, limit),
-        )
-        .await?;
+        let bytes = if cache.may_share(repository) {
+            coalesced(
+                &cache.blobs,
+                key,
+                self.fetch_blob(repository, digest, limit),
+            )
+            .await?
+        } else {
+            let bytes = self.fetch_blob(repository, digest, limit).await?;
+            cache.blobs.insert(key, bytes.clone()).await;
+            bytes
+        };
         // A caller with a larger limit may have filled the entry.
         if bytes.len() as u64 > limit {
             return Err(RegistryError::TooLarge {

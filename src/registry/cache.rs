@@ -6,6 +6,10 @@
 //! Only clients built with [`ClientConfig::cache`](super::ClientConfig::cache) have one.
 //! Their own pushes drop the entries they make stale; pushes by others show up after
 //! the TTL.
+//!
+//! Clients that read for different catalog callers share the manifests and blobs read
+//! by digest, and nothing else: a caller is served shared content of a repository only
+//! once the registry answered its own credentials there, lately.
 
 use std::sync::Arc;
 
@@ -34,6 +38,10 @@ pub(super) struct ContentCache {
     pub(super) repositories: Cache<(), Arc<Vec<RepositoryName>>>,
     /// Every referrer of `repository@subject`, unfiltered.
     pub(super) referrers: Cache<String, Arc<Vec<Descriptor>>>,
+    /// For a caller's client: the repositories where the registry answered the caller's
+    /// credentials within the TTL. `None`: the content is this client's alone.
+    proven: Option<moka::sync::Cache<String, ()>>,
+    config: CacheConfig,
 }
 
 impl std::fmt::Debug for ContentCache {
@@ -65,6 +73,45 @@ impl ContentCache {
             referrers: config.expiring(|k: &String, list: &Arc<Vec<Descriptor>>| {
                 k.len() + list.len() * DESCRIPTOR_WEIGHT
             }),
+            proven: None,
+            config: *config,
+        }
+    }
+
+    /// The cache of a client reading for one caller: the content by digest shared with
+    /// this one (behind the caller's own proof of access), everything named its own.
+    pub(super) fn for_caller(&self) -> Self {
+        let own = ContentCache::new(&self.config);
+        ContentCache {
+            manifests: self.manifests.clone(),
+            blobs: self.blobs.clone(),
+            proven: Some(
+                moka::sync::Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(self.config.ttl)
+                    .build(),
+            ),
+            ..own
+        }
+    }
+
+    /// Whether content by digest of `repository` may come from the shared cache.
+    pub(super) fn may_share(&self, repository: &RepositoryName) -> bool {
+        self.proven
+            .as_ref()
+            .is_none_or(|proven| proven.contains_key(repository.as_str()))
+    }
+
+    /// The registry answered this client's credentials for a request scoped to
+    /// `scope` (`repository:NAME:pull`).
+    pub(super) fn answered(&self, scope: &str) {
+        let Some(proven) = &self.proven else { return };
+        if let Some(repository) = scope
+            .strip_prefix("repository:")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map(|(name, _)| name)
+        {
+            proven.insert(repository.to_string(), ());
         }
     }
 }

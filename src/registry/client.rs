@@ -118,7 +118,7 @@ pub(super) struct Inner {
     pub(super) config: ClientConfig,
     /// [`HTTPS`], [`HTTP`] or [`UNDECIDED`].
     scheme: AtomicU8,
-    pub(super) counter: RequestCounter,
+    pub(super) counter: Arc<RequestCounter>,
     /// `Authorization` values by auth scope; "" holds a registry-wide Basic header.
     pub(super) auth: Mutex<HashMap<String, Secret>>,
     /// Per repository: whether the registry serves the referrers API.
@@ -161,7 +161,7 @@ impl Client {
                 http,
                 config,
                 scheme,
-                counter: RequestCounter::default(),
+                counter: Default::default(),
                 auth: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
                 known_blobs: moka::sync::Cache::builder()
@@ -172,6 +172,35 @@ impl Client {
                 cache,
                 writable: Default::default(),
                 withheld_from_realm: Default::default(),
+            }),
+        }
+    }
+
+    /// A client reading with a catalog caller's `credentials` (`serve --auth
+    /// pass-through`). It shares this client's connections, request counts and the
+    /// content read by digest, which it takes only for repositories where the registry
+    /// answered its own credentials lately; tags, listings, referrer lists and tokens
+    /// are its own.
+    pub fn for_caller(&self, credentials: Credentials) -> Client {
+        let inner = &self.inner;
+        let config = ClientConfig {
+            credentials,
+            for_caller: true,
+            ..inner.config.clone()
+        };
+        Client {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                scheme: AtomicU8::new(inner.scheme.load(Ordering::Relaxed)),
+                counter: inner.counter.clone(),
+                auth: Default::default(),
+                referrers_api: Default::default(),
+                known_blobs: moka::sync::Cache::new(0),
+                subject_locks: Default::default(),
+                cache: inner.cache.as_ref().map(ContentCache::for_caller),
+                writable: Default::default(),
+                withheld_from_realm: Default::default(),
+                config,
             }),
         }
     }

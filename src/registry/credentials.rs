@@ -21,6 +21,9 @@ pub enum Credentials {
     },
     /// An identity (refresh) token from docker's config, exchanged for access tokens.
     IdentityToken(Secret),
+    /// A bearer token the registry takes as it is (a catalog caller's, sent with
+    /// `serve --auth pass-through`): sent on every request, never exchanged.
+    Bearer(Secret),
 }
 
 impl Credentials {

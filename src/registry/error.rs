@@ -19,6 +19,8 @@ pub enum RegistryError {
         what: String,
         /// What to do about it.
         hint: &'static str,
+        /// The credentials were a catalog caller's, not refcat's own.
+        caller: bool,
     },
     /// The credentials were accepted but do not allow this action.
     #[error("{registry} answered 403 Forbidden for {what}: the credentials lack permission for this repository")]
@@ -27,6 +29,8 @@ pub enum RegistryError {
         registry: String,
         /// The request.
         what: String,
+        /// The credentials were a catalog caller's, not refcat's own.
+        caller: bool,
     },
     /// The repository, tag, manifest or blob does not exist.
     #[error("not found: {what} ({code})")]
@@ -159,6 +163,15 @@ impl RegistryError {
     /// with deletes switched off answers a DELETE).
     pub fn is_unsupported(&self) -> bool {
         matches!(self, RegistryError::Status { status: 405, .. })
+    }
+
+    /// Whether a catalog caller's own credentials were refused (or are lacking).
+    pub fn refused_a_caller(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unauthorized { caller: true, .. }
+                | RegistryError::Forbidden { caller: true, .. }
+        )
     }
 
     /// Whether the registry's error body carried `code`.

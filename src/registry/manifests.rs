@@ -66,6 +66,12 @@ impl Client {
             return self.fetch_manifest(repository, target).await;
         };
         let fetched = match target.digest() {
+            Some(digest) if !cache.may_share(repository) => {
+                let fetched = Arc::new(self.fetch_manifest(repository, target).await?);
+                let key = format!("{repository}@{digest}");
+                cache.manifests.insert(key, fetched.clone()).await;
+                fetched
+            }
             Some(digest) => {
                 let fetch = async { self.fetch_manifest(repository, target).await.map(Arc::new) };
                 coalesced(&cache.manifests, format!("{repository}@{digest}"), fetch).await?

@@ -164,8 +164,10 @@ impl Client {
                 }
                 Ok(Ok(response)) => response,
             };
+            let bearer = matches!(config.credentials, Credentials::Bearer(_));
             match response.status() {
-                StatusCode::UNAUTHORIZED if !authenticated_after_challenge => {
+                // A caller's bearer token is theirs to renew: a refusal is final.
+                StatusCode::UNAUTHORIZED if !authenticated_after_challenge && !bearer => {
                     authenticated_after_challenge = true;
                     attempt -= 1;
                     let challenge = response
@@ -193,12 +195,14 @@ impl Client {
                         registry: config.registry.clone(),
                         what: req.what,
                         hint,
+                        caller: config.for_caller,
                     });
                 }
                 StatusCode::FORBIDDEN => {
                     return Err(RegistryError::Forbidden {
                         registry: config.registry.clone(),
                         what: req.what,
+                        caller: config.for_caller,
                     })
                 }
                 status if is_transient(status) => {
@@ -219,7 +223,12 @@ impl Client {
                         retry_after,
                     });
                 }
-                _ => return Ok(response),
+                status => {
+                    if let (true, Some(cache)) = (status.is_success(), &self.inner.cache) {
+                        cache.answered(&req.scope);
+                    }
+                    return Ok(response);
+                }
             }
         }
     }
@@ -233,6 +242,9 @@ impl Client {
     }
 
     fn auth_header(&self, scope: &str) -> Option<Secret> {
+        if let Credentials::Bearer(token) = &self.inner.config.credentials {
+            return Some(Secret::new(format!("Bearer {}", token.expose())));
+        }
         let auth = self.inner.auth.lock().expect("auth lock");
         auth.get(scope).or_else(|| auth.get("")).cloned()
     }
@@ -247,6 +259,7 @@ impl Client {
             registry: config.registry.clone(),
             what: req.what.clone(),
             hint,
+            caller: config.for_caller,
         };
         match challenge {
             Some(Challenge::Basic) => {

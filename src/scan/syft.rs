@@ -108,10 +108,17 @@ impl Syft {
             cmd.env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true");
         }
         super::process::trust(&mut cmd, "SYFT_", image.tls, dir.path()).map_err(io)?;
-        if let Credentials::Basic { username, password } = image.credentials {
-            cmd.env("SYFT_REGISTRY_AUTH_AUTHORITY", image.registry)
-                .env("SYFT_REGISTRY_AUTH_USERNAME", username)
-                .env("SYFT_REGISTRY_AUTH_PASSWORD", password.expose());
+        match image.credentials {
+            Credentials::Basic { username, password } => {
+                cmd.env("SYFT_REGISTRY_AUTH_AUTHORITY", image.registry)
+                    .env("SYFT_REGISTRY_AUTH_USERNAME", username)
+                    .env("SYFT_REGISTRY_AUTH_PASSWORD", password.expose());
+            }
+            Credentials::Bearer(token) => {
+                cmd.env("SYFT_REGISTRY_AUTH_AUTHORITY", image.registry)
+                    .env("SYFT_REGISTRY_AUTH_TOKEN", token.expose());
+            }
+            Credentials::Anonymous | Credentials::IdentityToken(_) => {}
         }
         run("syft", cmd, &what, self.timeout).await?;
         let syft_json = Bytes::from(tokio::fs::read(&syft_path).await.map_err(io)?);

@@ -12,13 +12,13 @@ mod format;
 mod pages;
 mod paths;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::{live, respond, Problem, Rendered, Shared};
+use crate::api::{live, respond, Problem, Rendered, Shared, Viewer};
 
 /// The pages and their assets.
 pub(crate) fn routes() -> Router<Shared> {
@@ -51,7 +51,7 @@ async fn security_headers(
     response
 }
 
-async fn directory(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+async fn directory(Viewer(state): Viewer, headers: HeaderMap, uri: Uri) -> Response {
     let key = format!("ui:{uri}");
     page(
         &state,
@@ -62,7 +62,7 @@ async fn directory(State(state): State<Shared>, headers: HeaderMap, uri: Uri) ->
     .await
 }
 
-async fn vulnerabilities(State(state): State<Shared>, headers: HeaderMap, uri: Uri) -> Response {
+async fn vulnerabilities(Viewer(state): Viewer, headers: HeaderMap, uri: Uri) -> Response {
     let key = format!("ui:{uri}");
     page(
         &state,
@@ -74,7 +74,7 @@ async fn vulnerabilities(State(state): State<Shared>, headers: HeaderMap, uri: U
 }
 
 async fn vulnerability(
-    State(state): State<Shared>,
+    Viewer(state): Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -90,7 +90,7 @@ async fn vulnerability(
 }
 
 async fn image(
-    State(state): State<Shared>,
+    Viewer(state): Viewer,
     Path(path): Path<String>,
     headers: HeaderMap,
     uri: Uri,
@@ -177,7 +177,7 @@ async fn page(
 
 /// The page for an error: what failed and what to do, with the API's status and
 /// `Retry-After`.
-fn error_page(problem: &Problem) -> Response {
+pub(crate) fn error_page(problem: &Problem) -> Response {
     let body = pages::error::render(problem);
     let mut response = (
         problem.status(),
@@ -189,6 +189,12 @@ fn error_page(problem: &Problem) -> Response {
         response.headers_mut().insert(
             HeaderName::from_static("retry-after"),
             HeaderValue::from(seconds),
+        );
+    }
+    if let Some(challenge) = problem.challenge() {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
         );
     }
     if problem.status() == StatusCode::SERVICE_UNAVAILABLE {

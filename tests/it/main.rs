@@ -25,6 +25,7 @@ mod registry_behaviour;
 mod registry_faults;
 mod registry_stalls;
 mod scanners;
+mod serve_access;
 mod signing_interop;
 mod tls;
 mod trust;

@@ -58,6 +58,8 @@ pub struct Seen {
     pub at: Instant,
     pub method: Method,
     pub path: String,
+    /// The user of a Basic `Authorization`, if one was sent.
+    pub user: Option<String>,
 }
 
 #[derive(Default)]
@@ -106,6 +108,11 @@ impl FaultProxy {
         self.shared.lock().unwrap().rules.clear();
     }
 
+    /// Every request seen so far.
+    pub fn all_seen(&self) -> Vec<Seen> {
+        self.shared.lock().unwrap().seen.clone()
+    }
+
     /// Every request seen with `method` whose path contains `path`.
     pub fn seen(&self, method: Method, path: &str) -> Vec<Seen> {
         self.shared
@@ -136,10 +143,12 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
                 r.times -= 1;
                 r.fault.clone()
             });
+        let user = basic_user(request.headers());
         shared.seen.push(Seen {
             at: Instant::now(),
             method: method.clone(),
             path: path_and_query.clone(),
+            user,
         });
         fault
     };
@@ -202,6 +211,17 @@ async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
         }
         None => forward(&proxy, request, &path_and_query).await.0,
     }
+}
+
+/// The user name in a Basic `Authorization` header.
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.strip_prefix("Basic ")?)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split_once(':')?.0.to_string())
 }
 
 /// Sends `request` upstream; the response with its body also returned as bytes.
