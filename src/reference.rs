@@ -133,6 +133,9 @@ pub const RELEASE_LOG_TAG: &str = "refcat-releases";
 /// The tag of the stored catalog aggregate, in the repository configured for it.
 pub const AGGREGATE_TAG: &str = "refcat-aggregate";
 
+/// The tag of the repositories the worker found, stored beside the aggregate.
+pub const REPOSITORIES_TAG: &str = "refcat-repositories";
+
 /// A tag, valid by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -145,9 +148,10 @@ impl Tag {
 
     /// Whether this tag holds supporting content rather than an image: a tag-schema
     /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
-    /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log.
+    /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log, aggregate or
+    /// repository list.
     pub fn is_supporting(&self) -> bool {
-        if [RELEASE_LOG_TAG, AGGREGATE_TAG].contains(&self.0.as_str()) {
+        if [RELEASE_LOG_TAG, AGGREGATE_TAG, REPOSITORIES_TAG].contains(&self.0.as_str()) {
             return true;
         }
         let Some((algorithm, rest)) = self.0.split_once('-') else {

@@ -32,6 +32,9 @@ pub const VULNERABILITY_RECORD: &str = "application/vnd.dev.refcat.vulnerability
 pub const RELEASE_LOG: &str = "application/vnd.dev.refcat.release-log.v1+json";
 /// The catalog-wide vulnerability aggregate the worker stores (artifactType and layer).
 pub const CATALOG_AGGREGATE: &str = "application/vnd.dev.refcat.catalog-aggregate.v1+json";
+/// The repositories the worker found, stored where `_catalog` cannot list them
+/// (artifactType and layer).
+pub const REPOSITORY_LIST: &str = "application/vnd.dev.refcat.repository-list.v1+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 

@@ -8,17 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::layer_of;
 use super::directory::default_tag;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::signatures::Trust;
+use super::stored::StoredDocument;
 use super::tags::tags;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
-use crate::artifact::annotations::CREATED;
 use crate::artifact::media_types::CATALOG_AGGREGATE;
-use crate::digest::Digest;
-use crate::oci::Manifest;
 use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
 use crate::registry::Client;
 use crate::scan::report::Severity;
@@ -57,15 +54,7 @@ pub async fn read(
 }
 
 /// An aggregate the worker stored.
-#[derive(Clone, Debug)]
-pub struct StoredAggregate {
-    /// The document.
-    pub data: AggregateData,
-    /// When it was made.
-    pub created: Option<String>,
-    /// Its artifact manifest.
-    pub digest: Digest,
-}
+pub type StoredAggregate = StoredDocument<AggregateData>;
 
 /// The stored aggregate; `None` when there is none, or when `trust` has keys and its
 /// signature does not verify with them (which is logged).
@@ -74,42 +63,7 @@ pub async fn stored(
     repository: &RepositoryName,
     trust: &Trust,
 ) -> Result<Option<StoredAggregate>, CatalogError> {
-    let target = Target::Tag(AGGREGATE_TAG.parse().expect("the aggregate tag is valid"));
-    let fetched = match client.get_manifest(repository, &target).await {
-        Ok(fetched) => fetched,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Manifest::Image(manifest) = &fetched.manifest else {
-        return Ok(None);
-    };
-    if manifest.artifact_type.as_deref() != Some(CATALOG_AGGREGATE) {
-        return Ok(None);
-    }
-    // With keys, a stored aggregate counts only when it verifies (required or not): a
-    // forged one must not stand in for the signed numbers.
-    if trust.checks() {
-        let verdict = trust.verdict(client, repository, &fetched.digest).await?;
-        if !verdict.as_ref().is_some_and(|v| v.is_verified()) {
-            tracing::warn!(repository = %repository, ?verdict, "the stored aggregate's signature does not verify; computing it live");
-            return Ok(None);
-        }
-    }
-    let data = layer_of(
-        client,
-        repository,
-        &fetched.digest,
-        manifest,
-        CATALOG_AGGREGATE,
-    )
-    .await?;
-    let parsed = serde_json::from_slice(&data)
-        .map_err(|e| CatalogError::stored(fetched.digest.to_string(), e))?;
-    Ok(Some(StoredAggregate {
-        data: parsed,
-        created: manifest.annotations.get(CREATED).cloned(),
-        digest: fetched.digest.clone(),
-    }))
+    super::stored::read(client, repository, AGGREGATE_TAG, CATALOG_AGGREGATE, trust).await
 }
 
 /// The catalog-wide aggregate, as served: the document and where it came from.

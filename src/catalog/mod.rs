@@ -17,6 +17,7 @@ pub mod referrers_tree;
 pub mod repositories;
 pub mod sbom;
 pub mod signatures;
+pub mod stored;
 pub mod tags;
 pub mod vulnerabilities;
 

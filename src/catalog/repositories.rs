@@ -1,14 +1,21 @@
 //! Which repositories refcat covers: every one the registry's `_catalog` lists, or those
 //! the user names, globs allowed (`team/*`). GHCR and Docker Hub have no `_catalog` and
 //! Harbor keeps it for admins, so a selection of plain names never asks for it; a glob
-//! needs it, or names learned along the way (the worker learns them from webhooks).
+//! needs it, or names learned along the way: the worker learns them from webhooks, and
+//! stores what it found, signed, as `refcat-repositories` beside the catalog aggregate,
+//! where `backfill` and `serve` read it when `_catalog` is refused.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+
+use super::signatures::Trust;
+use super::stored::StoredDocument;
 use super::CatalogError;
-use crate::reference::{ReferenceError, RepositoryName};
+use crate::artifact::media_types::REPOSITORY_LIST;
+use crate::reference::{ReferenceError, RepositoryName, REPOSITORIES_TAG};
 use crate::registry::{Client, RegistryError};
 
 /// A repository name, or a glob over names: `*` and `?` stay within one path component,
@@ -87,6 +94,15 @@ pub struct Repositories {
     patterns: Arc<Vec<RepositoryPattern>>,
     aggregate: Option<RepositoryName>,
     learned: Arc<Mutex<BTreeSet<RepositoryName>>>,
+    /// Whose signature a stored repository list must carry.
+    trust: Trust,
+}
+
+/// The stored repository list's document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryList {
+    /// Every repository found, sorted.
+    pub repositories: BTreeSet<String>,
 }
 
 impl Repositories {
@@ -97,7 +113,40 @@ impl Repositories {
             patterns: Arc::new(patterns),
             aggregate,
             learned: Default::default(),
+            trust: Trust::default(),
         }
+    }
+
+    /// A stored repository list counts only when its signature verifies with `trust`'s
+    /// keys (unchecked without keys, like the stored aggregate).
+    pub fn trusting(self, trust: Trust) -> Self {
+        Repositories { trust, ..self }
+    }
+
+    /// Whether a glob selects repositories: then a listing is needed, and the worker
+    /// stores what it found.
+    pub fn has_globs(&self) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| matches!(p, RepositoryPattern::Glob(_)))
+    }
+
+    /// The repository list stored beside the aggregate, if there is one.
+    pub async fn stored(
+        &self,
+        client: &Client,
+    ) -> Result<Option<StoredDocument<RepositoryList>>, CatalogError> {
+        let Some(repository) = &self.aggregate else {
+            return Ok(None);
+        };
+        super::stored::read(
+            client,
+            repository,
+            REPOSITORIES_TAG,
+            REPOSITORY_LIST,
+            &self.trust,
+        )
+        .await
     }
 
     /// Where the catalog aggregate is stored.
@@ -151,7 +200,17 @@ impl Repositories {
             match client.list_repositories().await {
                 Ok(all) => out.extend(all.into_iter().filter(|r| self.covers(r))),
                 Err(e) if refuses_listing(&e) && !self.patterns.is_empty() => {
-                    unexpanded = Some((globs, e));
+                    // What the worker found before, from webhooks, stands in.
+                    // One the reader may not read is no list (the names are not theirs).
+                    let found = unreadable_as_none(self.stored(client).await)?.flatten();
+                    match found {
+                        Some(list) => {
+                            let names =
+                                list.data.repositories.iter().filter_map(|n| n.parse().ok());
+                            out.extend(names.filter(|r| self.covers(r)));
+                        }
+                        None => unexpanded = Some((globs, e)),
+                    }
                 }
                 Err(e) if refuses_listing(&e) => {
                     return Err(CatalogError::NoCatalog(e));

@@ -41,6 +41,11 @@ pub struct BackfillArgs {
     /// Exit 10 instead of 0 when everything was already there (Terraform's convention).
     #[arg(long, env = "REFCAT_DETAILED_EXITCODE")]
     pub detailed_exitcode: bool,
+    /// Where `refcat worker --aggregate-repository` stores catalog-wide records: left
+    /// out of the walk, and where `_catalog` is refused, the repositories the worker
+    /// found (its signed `refcat-repositories`) expand --repository globs.
+    #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
+    pub aggregate_repository: Option<crate::reference::RepositoryName>,
     #[command(flatten)]
     pub repositories: super::RepositoryArgs,
     #[command(flatten)]
@@ -54,16 +59,21 @@ impl BackfillArgs {
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
         let client = self.registry_args.client(&registry)?;
+        let publisher = self
+            .publisher
+            .publisher(client.clone(), PublishOptions::default())?;
+        let repositories = self
+            .repositories
+            .repositories(self.aggregate_repository.clone())?
+            .trusting(publisher.own_trust().clone());
         let context = Arc::new(JobContext {
-            publisher: self
-                .publisher
-                .publisher(client.clone(), PublishOptions::default())?,
+            publisher,
             client,
             stats: Default::default(),
             release_logs: Default::default(),
             // A dry run changes nothing, the release log included.
             record: !self.dry_run,
-            repositories: self.repositories.repositories(None)?,
+            repositories,
         });
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),

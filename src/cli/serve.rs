@@ -174,9 +174,12 @@ impl ServeArgs {
             client,
             cache: ViewCache::new(cache),
             default_tag: self.default_tag,
-            trust,
+            trust: trust.clone(),
             http: Default::default(),
-            repositories: self.repositories.repositories(self.aggregate_repository)?,
+            repositories: self
+                .repositories
+                .repositories(self.aggregate_repository)?
+                .trusting(trust.clone()),
             packages: PackageCache::new(cache),
             access,
         };

@@ -97,7 +97,9 @@ pub struct WorkerArgs {
     pub drain_timeout: Duration,
     /// Store the catalog-wide vulnerability aggregate, signed, in this repository
     /// (tagged `refcat-aggregate`) whenever it changes; `refcat serve` with the same
-    /// option answers /v1/vulnerabilities from it.
+    /// option answers /v1/vulnerabilities from it. Where a --repository glob selects the
+    /// repositories, the ones found are stored there too (`refcat-repositories`), for
+    /// `serve` and `backfill` where `_catalog` is refused.
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<RepositoryName>,
     /// The tag that summarises a repository in the aggregate when it has it (default:
@@ -132,17 +134,20 @@ impl WorkerArgs {
         };
         let client = self.registry_args.client(&registry)?;
         super::check_registry(&client).await?;
+        let publisher = self
+            .publisher
+            .publisher(client.clone(), PublishOptions::default())?;
+        let repositories = self
+            .repositories
+            .repositories(self.aggregate_repository.clone())?
+            .trusting(publisher.own_trust().clone());
         let context = Arc::new(JobContext {
-            publisher: self
-                .publisher
-                .publisher(client.clone(), PublishOptions::default())?,
+            publisher,
             client: client.clone(),
             stats: Default::default(),
             release_logs: Default::default(),
             record: true,
-            repositories: self
-                .repositories
-                .repositories(self.aggregate_repository.clone())?,
+            repositories,
         });
         let queue = Queue::new(QueueConfig {
             capacity: self.queue_capacity,

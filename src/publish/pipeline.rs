@@ -123,6 +123,11 @@ impl Publisher {
         }
     }
 
+    /// What proves an artifact or stored document is this publisher's: its key.
+    pub fn own_trust(&self) -> &Trust {
+        &self.own
+    }
+
     /// Awaits a scanner, adding the wait to the scanner time.
     async fn timed<T>(&self, run: impl std::future::Future<Output = T>) -> T {
         let start = Instant::now();

@@ -1,7 +1,8 @@
 //! Keeps the stored catalog aggregate current: once jobs have published or a walk has
 //! ended, and the queue is idle, the aggregate is computed again and, when it differs
 //! from the stored one, stored as a signed artifact tagged `refcat-aggregate`, so that
-//! `refcat serve` answers `/v1/vulnerabilities` with one fetch.
+//! `refcat serve` answers `/v1/vulnerabilities` with one fetch. Beside it, where a glob
+//! selects the repositories, the ones found are stored as `refcat-repositories`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +12,12 @@ use tokio::sync::Notify;
 use super::job::JobContext;
 use super::queue::Queue;
 use crate::artifact::annotations::CREATED;
-use crate::artifact::media_types::CATALOG_AGGREGATE;
+use crate::artifact::media_types::{CATALOG_AGGREGATE, REPOSITORY_LIST};
 use crate::artifact::{now_rfc3339, ArtifactBuilder, ArtifactLayer};
 use crate::catalog::aggregate;
+use crate::catalog::repositories::RepositoryList;
 use crate::catalog::signatures::Trust;
-use crate::reference::{RepositoryName, AGGREGATE_TAG};
+use crate::reference::{RepositoryName, AGGREGATE_TAG, REPOSITORIES_TAG};
 
 /// Where and how the aggregate is stored.
 #[derive(Clone, Debug)]
@@ -45,24 +47,91 @@ pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<boo
     if stored.as_ref().is_some_and(|current| current.data == data) {
         return Ok(false);
     }
-    let artifact = ArtifactBuilder::new(CATALOG_AGGREGATE)
+    let previous = stored.as_ref().map(|current| &current.digest);
+    replace(
+        context,
+        target,
+        AGGREGATE_TAG,
+        CATALOG_AGGREGATE,
+        "vulnerabilities.json",
+        &data,
+        previous,
+    )
+    .await
+    .map_err(|e| format!("storing the aggregate: {e}"))?;
+    Ok(true)
+}
+
+/// Stores, where a glob selects the repositories, the ones found (from `_catalog`,
+/// names and webhooks) when they changed, so that `backfill` and `serve` find them
+/// where `_catalog` is refused; whether it did.
+pub async fn store_repositories(
+    context: &JobContext,
+    target: &AggregateTarget,
+) -> Result<bool, String> {
+    let (client, covered) = (&context.client, &context.repositories);
+    if !covered.has_globs() {
+        return Ok(false);
+    }
+    let listed = covered
+        .list(client)
+        .await
+        .map_err(|e| format!("listing the repositories: {e}"))?;
+    let data = RepositoryList {
+        repositories: listed
+            .repositories
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    let stored = covered
+        .stored(client)
+        .await
+        .map_err(|e| format!("reading the stored repository list: {e}"))?;
+    if data.repositories.is_empty() || stored.as_ref().is_some_and(|s| s.data == data) {
+        return Ok(false);
+    }
+    let previous = stored.as_ref().map(|current| &current.digest);
+    replace(
+        context,
+        target,
+        REPOSITORIES_TAG,
+        REPOSITORY_LIST,
+        "repositories.json",
+        &data,
+        previous,
+    )
+    .await
+    .map_err(|e| format!("storing the repository list: {e}"))?;
+    Ok(true)
+}
+
+/// Stores `data` as a signed artifact of `artifact_type` tagged `tag` in the target
+/// repository, replacing `previous`.
+async fn replace(
+    context: &JobContext,
+    target: &AggregateTarget,
+    tag: &str,
+    artifact_type: &str,
+    title: &str,
+    data: &impl serde::Serialize,
+    previous: Option<&crate::digest::Digest>,
+) -> Result<(), crate::publish::PublishError> {
+    let artifact = ArtifactBuilder::new(artifact_type)
         .layer(ArtifactLayer {
-            media_type: CATALOG_AGGREGATE.into(),
-            data: serde_json::to_vec(&data)
-                .expect("an aggregate serializes")
+            media_type: artifact_type.into(),
+            data: serde_json::to_vec(data)
+                .expect("a catalog document serializes")
                 .into(),
-            title: "vulnerabilities.json".into(),
+            title: title.into(),
         })
         .annotation(CREATED, now_rfc3339())
         .build();
-    let tag = AGGREGATE_TAG.parse().expect("the aggregate tag is valid");
-    let previous = stored.as_ref().map(|current| &current.digest);
+    let tag = tag.parse().expect("refcat's own tags are valid");
     context
         .publisher
         .replace_tagged(&target.repository, tag, artifact, previous)
         .await
-        .map_err(|e| format!("storing the aggregate: {e}"))?;
-    Ok(true)
 }
 
 /// Stores the aggregate after each `changed` notification, once `queue` is idle.
@@ -76,6 +145,15 @@ pub async fn keep_current(
         changed.notified().await;
         while queue.depth() + queue.running() > 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        match store_repositories(&context, &target).await {
+            Ok(true) => {
+                tracing::info!(repository = %target.repository, "stored the repositories found")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the repository list was not stored; the next change retries")
+            }
         }
         match store(&context, &target).await {
             Ok(true) => {

@@ -155,7 +155,10 @@ fn a_worker_expands_a_glob_from_the_webhooks_it_receives() {
         &proxy.host,
         keys.path(),
         port,
-        &[("REFCAT_REPOSITORY", std::ffi::OsStr::new("fixtures/*"))],
+        &[
+            ("REFCAT_REPOSITORY", "fixtures/*".as_ref()),
+            ("REFCAT_AGGREGATE_REPOSITORY", "refcat/catalog".as_ref()),
+        ],
     );
     runtime.block_on(async {
         for (fixture, _) in FIXTURES {
@@ -196,4 +199,58 @@ fn a_worker_expands_a_glob_from_the_webhooks_it_receives() {
             .unwrap();
         assert!(listed.is_empty(), "outside the glob: {listed:?}");
     });
+
+    // The worker stored what it found, signed; a backfill with the same glob reads it
+    // where `_catalog` is refused, and publishes a tag pushed while no worker ran.
+    let list = wait_for_repository_list(&registry);
+    assert_eq!(
+        list,
+        ["fixtures/alpine", "fixtures/app", "fixtures/debian"],
+        "the repositories found"
+    );
+    drop(worker);
+    runtime.block_on(async {
+        let mut edge =
+            crate::fixture::build(&crate::common::testdata().join("images/debian")).unwrap();
+        edge.repository = "fixtures/alpine".parse().unwrap();
+        edge.tags = vec!["edge".parse().unwrap()];
+        crate::fixture::push(&registry.client(), &edge)
+            .await
+            .unwrap();
+        let mut walk = refcat_publishing("backfill", keys.path());
+        walk.args([
+            &proxy.host,
+            "--repository",
+            "fixtures/*",
+            "--format",
+            "json",
+        ])
+        .args(["--aggregate-repository", "refcat/catalog"]);
+        let out = output(walk).await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Every image of every fixture was checked: debian, alpine, app and the new one.
+        assert_eq!(summary["checked"], 4, "{summary}");
+        let images = summary["images"].as_array().unwrap();
+        assert_eq!(images.len(), 1, "{summary}");
+        assert_eq!(images[0]["outcome"], "published", "{summary}");
+        check_recovered(&registry, keys.path(), "fixtures/alpine:edge").await;
+    });
+}
+
+/// The repositories in the worker's stored `refcat-repositories`, once it is there.
+fn wait_for_repository_list(registry: &Registry) -> Vec<String> {
+    let client = registry.client();
+    let repositories = refcat::catalog::repositories::Repositories::new(
+        vec!["fixtures/*".parse().unwrap()],
+        Some("refcat/catalog".parse().unwrap()),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..300 {
+        if let Some(list) = runtime.block_on(repositories.stored(&client)).unwrap() {
+            return list.data.repositories.into_iter().collect();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no refcat-repositories after 30 s");
 }
