@@ -189,13 +189,16 @@ pub(crate) async fn guard(
     if open_path(request.uri().path()) {
         return next.run(request).await;
     }
+    if let Access::Open = state.access {
+        return next.run(request).await;
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     match &state.access {
-        Access::Open => return next.run(request).await,
+        Access::Open => {}
         Access::Tokens(tokens) => {
             let token = authorization
                 .as_deref()
