@@ -236,7 +236,7 @@ demo port="5000" api="8080": tools
     trap 'kill $pid $api_pid $worker_pid 2>/dev/null; rm -rf "$data"' EXIT
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:{{api}}/healthz" >/dev/null && curl -fs http://127.0.0.1:8081/healthz >/dev/null && break; sleep 0.1; done
     echo
-    echo "== the catalog API on http://127.0.0.1:{{api}}, showing each artifact's signature verdict (Swagger UI: http://127.0.0.1:{{api}}/v1/docs/)"
+    echo "== the web catalog on http://127.0.0.1:{{api}}/ and its API under /v1, showing each artifact's signature verdict (Swagger UI: http://127.0.0.1:{{api}}/v1/docs/)"
     echo "== refcat worker on http://127.0.0.1:8081: zot sends it every push (webhooks: /events, metrics: /metrics; log: $data/worker.log)"
     echo
     echo "Try, from this directory (the pinned oras and cosign are in {{tools_dir}}/bin):"

@@ -34,10 +34,18 @@ pub enum Access {
     PassThrough(Arc<PassThrough>),
 }
 
-/// The bearer tokens `--auth token` accepts, kept as their SHA-256.
-#[derive(Debug)]
+/// The bearer tokens `--auth token` accepts, kept as their SHA-256 (`Debug` shows only
+/// how many).
 pub struct TokenSet {
     hashes: HashSet<[u8; 32]>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("tokens", &self.hashes.len())
+            .finish()
+    }
 }
 
 /// A plain token shorter than this is refused: it could be guessed.
@@ -290,6 +298,7 @@ mod tests {
             .starts_with("t:1:"));
         assert!(TokenSet::parse("sha256:abc\n", "t").is_err());
         assert!(TokenSet::parse("# none\n", "t").is_err());
+        assert_eq!(format!("{set:?}"), "TokenSet { tokens: 2 }");
     }
 
     #[test]

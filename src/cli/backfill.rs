@@ -1,7 +1,5 @@
 //! `refcat backfill`: one reconcile walk in the foreground, then publish what it found.
 
-use std::sync::Arc;
-
 use clap::Args;
 use futures_util::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,9 +8,8 @@ use serde_json::json;
 
 use super::progress::Progress;
 use super::{OutputFormat, PublisherArgs, RegistryArgs, EXIT_NOTHING_TO_DO};
-use crate::publish::PublishOptions;
 use crate::reference::parse_registry;
-use crate::worker::job::{self, JobContext};
+use crate::worker::job;
 use crate::worker::queue::Outcome;
 use crate::worker::reconcile;
 
@@ -59,22 +56,13 @@ impl BackfillArgs {
     pub async fn run(self) -> anyhow::Result<u8> {
         let registry = parse_registry(&self.registry)?;
         let client = self.registry_args.client(&registry)?;
-        let publisher = self
-            .publisher
-            .publisher(client.clone(), PublishOptions::default())?;
-        let repositories = self
-            .repositories
-            .repositories(self.aggregate_repository.clone())?
-            .trusting(publisher.own_trust().clone());
-        let context = Arc::new(JobContext {
-            publisher,
+        // A dry run changes nothing, the release log included.
+        let context = self.publisher.job_context(
             client,
-            stats: Default::default(),
-            release_logs: Default::default(),
-            // A dry run changes nothing, the release log included.
-            record: !self.dry_run,
-            repositories,
-        });
+            &self.repositories,
+            self.aggregate_repository.clone(),
+            !self.dry_run,
+        )?;
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),
         );

@@ -3,14 +3,17 @@
 //! `worker` and `backfill`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::key_args::load_private_key;
 use crate::publish::{PublishOptions, Publisher, SignatureFormat};
+use crate::reference::RepositoryName;
 use crate::registry::Client;
 use crate::scan::{Grype, Syft};
+use crate::worker::job::JobContext;
 
 /// Options for the scanners refcat runs and the artifacts it signs.
 #[derive(Debug, Args)]
@@ -81,6 +84,30 @@ impl PublisherArgs {
                 ..options
             },
         ))
+    }
+
+    /// What the jobs of `worker` and `backfill` share: this publisher over `client`, the
+    /// repositories they cover (a stored list of them must carry the publisher's
+    /// signature), and whether release logs are written.
+    pub fn job_context(
+        &self,
+        client: Client,
+        repositories: &super::RepositoryArgs,
+        aggregate: Option<RepositoryName>,
+        record: bool,
+    ) -> anyhow::Result<Arc<JobContext>> {
+        let publisher = self.publisher(client.clone(), PublishOptions::default())?;
+        let repositories = repositories
+            .repositories(aggregate)?
+            .trusting(publisher.own_trust().clone());
+        Ok(Arc::new(JobContext {
+            publisher,
+            client,
+            stats: Default::default(),
+            release_logs: Default::default(),
+            record,
+            repositories,
+        }))
     }
 
     /// The configured syft and grype.

@@ -12,7 +12,6 @@ use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
 use crate::digest::Digest;
-use crate::publish::PublishOptions;
 use crate::reference::{parse_registry, RepositoryName, Tag};
 use crate::secret::Secret;
 use crate::worker::aggregate::{self, AggregateTarget};
@@ -134,21 +133,12 @@ impl WorkerArgs {
         };
         let client = self.registry_args.client(&registry)?;
         super::check_registry(&client).await?;
-        let publisher = self
-            .publisher
-            .publisher(client.clone(), PublishOptions::default())?;
-        let repositories = self
-            .repositories
-            .repositories(self.aggregate_repository.clone())?
-            .trusting(publisher.own_trust().clone());
-        let context = Arc::new(JobContext {
-            publisher,
-            client: client.clone(),
-            stats: Default::default(),
-            release_logs: Default::default(),
-            record: true,
-            repositories,
-        });
+        let context = self.publisher.job_context(
+            client.clone(),
+            &self.repositories,
+            self.aggregate_repository.clone(),
+            true,
+        )?;
         let queue = Queue::new(QueueConfig {
             capacity: self.queue_capacity,
             concurrency: self.concurrency,
