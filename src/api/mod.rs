@@ -78,7 +78,7 @@ pub(crate) type Shared = std::sync::Arc<AppState>;
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     let state = Shared::new(state);
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics::metrics))
@@ -91,11 +91,16 @@ pub fn router(state: AppState) -> Router {
             utoipa_swagger_ui::SwaggerUi::new("/v1/docs")
                 .url("/v1/openapi.json", openapi::document()),
         )
-        .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) })
-        .layer(axum::middleware::from_fn_with_state(
+        .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) });
+    // An open catalog lets everyone in: no guard to pass on every request.
+    let routes = match state.access {
+        Access::Open => routes,
+        _ => routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::guard,
-        ))
+        )),
+    };
+    routes
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
