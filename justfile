@@ -23,6 +23,9 @@ syft_version := "v1.51.0"
 # (a `git archive` of tag v2.1.20, top folder zot-2.1.20/).
 zot_version := "v2.1.20"
 zot_source_sha256 := "ba2b48925bd85707cfe3e2af0a9684b70dd80090c02fcac7cc5dc48e15eaef75"
+# The broker worker replicas share jobs through (JetStream with KV); Debian's 2.9 lacks
+# what async-nats's KV API needs.
+nats_version := "v2.14.5"
 # From PyPI, into a virtualenv in the tools cache: checks the API against its OpenAPI document.
 schemathesis_version := "4.32.5"
 # From the npm registry, test-only (never shipped): the accessibility checker the browser
@@ -105,6 +108,7 @@ tools:
     install syft {{syft_version}} github.com/anchore/syft/cmd/syft github.com/anchore/syft@{{syft_version}}
     install grype {{grype_version}} github.com/anchore/grype/cmd/grype \
         github.com/anchore/grype@{{grype_version}} github.com/anchore/syft@{{syft_version}}
+    install nats-server {{nats_version}} github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2@{{nats_version}}
     st="$T/schemathesis-{{schemathesis_version}}"
     if [ ! -x "$st/venv/bin/schemathesis" ]; then
         echo "installing schemathesis {{schemathesis_version}} from PyPI into $st" >&2

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod broker;
 pub mod cache;
 pub mod catalog;
 pub mod cli;

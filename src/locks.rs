@@ -1,7 +1,8 @@
 //! Async locks by name, for work that must not overlap on one thing (a subject's
 //! tag-schema index, a repository's referrers-API probe, a subject being published)
 //! while other things proceed. Entries nobody holds are dropped as the map grows, so a
-//! long-running worker does not keep one per digest it ever saw.
+//! long-running worker does not keep one per digest it ever saw. Worker replicas that
+//! share a broker hold the same names across processes too ([`KeyedLocks::across`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,14 +13,63 @@ use tokio::sync::OwnedMutexGuard;
 #[derive(Debug, Default)]
 pub struct KeyedLocks {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The broker's locks, and the scope these names live in there.
+    shared: Option<(crate::broker::Locks, &'static str)>,
 }
+
+/// A held lock, released when dropped.
+#[derive(Debug)]
+pub struct Held {
+    _local: OwnedMutexGuard<()>,
+    _shared: Option<crate::broker::LockGuard>,
+}
+
+/// The longest wait before a lock is asked of a broker that failed again.
+const BROKER_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Map size above which idle entries are swept.
 const SWEEP_ABOVE: usize = 1024;
 
 impl KeyedLocks {
-    /// Waits for the lock named `key` and holds it until the guard drops.
-    pub async fn lock(&self, key: String) -> OwnedMutexGuard<()> {
+    /// Locks that also hold across every process sharing `broker`, under `scope`.
+    pub fn across(broker: crate::broker::Locks, scope: &'static str) -> Self {
+        KeyedLocks {
+            locks: Default::default(),
+            shared: Some((broker, scope)),
+        }
+    }
+
+    /// Waits for the lock named `key` (in this process, then across processes when
+    /// shared) and holds it until the guard drops. A broker that fails is asked again
+    /// until it answers: the work must not run unlocked.
+    pub async fn lock(&self, key: String) -> Held {
+        let Some((broker, scope)) = &self.shared else {
+            return Held {
+                _local: self.local(key).await,
+                _shared: None,
+            };
+        };
+        let name = format!("{scope}/{key}");
+        let local = self.local(key).await;
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            match broker.lock(&name).await {
+                Ok(guard) => {
+                    return Held {
+                        _local: local,
+                        _shared: Some(guard),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, lock = %name, "cannot take a lock from the broker; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(BROKER_RETRY);
+                }
+            }
+        }
+    }
+
+    async fn local(&self, key: String) -> OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.locks.lock().expect("keyed locks");
             if locks.len() > SWEEP_ABOVE {

@@ -62,6 +62,7 @@ impl BackfillArgs {
             &self.repositories,
             self.aggregate_repository.clone(),
             !self.dry_run,
+            None,
         )?;
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),

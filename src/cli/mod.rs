@@ -2,6 +2,7 @@
 //! exit codes. This is the only place `anyhow` is used.
 
 mod backfill;
+mod broker_args;
 mod discover;
 mod duration;
 mod exit;
@@ -20,6 +21,7 @@ mod worker;
 use clap::{Parser, Subcommand};
 
 pub use backfill::BackfillArgs;
+pub use broker_args::BrokerArgs;
 pub use discover::DiscoverArgs;
 pub use key::KeyArgs;
 pub use publish::PublishArgs;

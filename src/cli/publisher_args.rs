@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::key_args::load_private_key;
+use crate::broker::Broker;
+use crate::locks::KeyedLocks;
 use crate::publish::{PublishOptions, Publisher, SignatureFormat};
 use crate::reference::RepositoryName;
 use crate::registry::Client;
@@ -89,14 +91,22 @@ impl PublisherArgs {
     /// What the jobs of `worker` and `backfill` share: this publisher over `client`, the
     /// repositories they cover (a stored list of them must carry the publisher's
     /// signature), and whether release logs are written.
+    /// With `broker`, subjects being published and release logs are locked across
+    /// every replica on it.
     pub fn job_context(
         &self,
         client: Client,
         repositories: &super::RepositoryArgs,
         aggregate: Option<RepositoryName>,
         record: bool,
+        broker: Option<Broker>,
     ) -> anyhow::Result<Arc<JobContext>> {
-        let publisher = self.publisher(client.clone(), PublishOptions::default())?;
+        let mut publisher = self.publisher(client.clone(), PublishOptions::default())?;
+        let mut release_logs = KeyedLocks::default();
+        if let Some(broker) = &broker {
+            publisher = publisher.share_locks(broker.locks().clone());
+            release_logs = KeyedLocks::across(broker.locks().clone(), "release-log");
+        }
         let repositories = repositories
             .repositories(aggregate)?
             .trusting(publisher.own_trust().clone());
@@ -104,9 +114,10 @@ impl PublisherArgs {
             publisher,
             client,
             stats: Default::default(),
-            release_logs: Default::default(),
+            release_logs,
             record,
             repositories,
+            broker,
         }))
     }
 

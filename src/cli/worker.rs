@@ -1,8 +1,6 @@
 //! `refcat worker`: publish as images arrive (webhooks) and as the reconcile walk finds
 //! gaps, until SIGTERM.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +9,16 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{PublisherArgs, RegistryArgs};
-use crate::digest::Digest;
-use crate::reference::{parse_registry, RepositoryName, Tag};
+use crate::broker::Broker;
+use crate::reference::{parse_registry, RepositoryName};
+use crate::registry::Client;
 use crate::secret::Secret;
 use crate::worker::aggregate::{self, AggregateTarget};
 use crate::worker::auth::WebhookSecret;
-use crate::worker::exposure::{self, ExposureMetrics};
 use crate::worker::intake::{router, Intake};
-use crate::worker::job::{self, JobContext};
-use crate::worker::queue::{Enqueued, Outcome, Queue, QueueConfig};
-use crate::worker::reconcile;
+use crate::worker::job;
+use crate::worker::queue::{JobQueue, LocalQueue, Outcome, QueueConfig, SharedQueue};
+use crate::worker::tasks;
 
 /// Keep every image in a registry covered: signed Syft JSON, SPDX and Grype referrers
 /// within seconds of a push, and a periodic walk for whatever events missed.
@@ -108,6 +106,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub repositories: super::RepositoryArgs,
     #[command(flatten)]
+    pub broker: super::BrokerArgs,
+    #[command(flatten)]
     pub publisher: PublisherArgs,
     #[command(flatten)]
     pub server: super::ServerArgs,
@@ -131,20 +131,37 @@ impl WorkerArgs {
                 "webhooks need a shared secret: pass --webhook-secret (or set REFCAT_WEBHOOK_SECRET), or --no-webhooks to only walk the registry"
             ),
         };
-        let client = self.registry_args.client(&registry)?;
+        let broker = match self.broker.config(self.queue_capacity)? {
+            Some(config) => {
+                let url = crate::broker::shown_url(&config.url);
+                let broker = Broker::connect(config).await?;
+                tracing::info!(target: super::STATUS, "refcat worker: sharing jobs with the replicas on {url}");
+                Some(broker)
+            }
+            None => None,
+        };
+        let mut config = self.registry_args.config(&registry)?;
+        // Tag-schema indexes are edited by one replica at a time.
+        config.shared_locks = broker.as_ref().map(|b| b.locks().clone());
+        let client = Client::new(config);
         super::check_registry(&client).await?;
         let context = self.publisher.job_context(
             client.clone(),
             &self.repositories,
             self.aggregate_repository.clone(),
             true,
+            broker.clone(),
         )?;
-        let queue = Queue::new(QueueConfig {
+        let config = QueueConfig {
             capacity: self.queue_capacity,
             concurrency: self.concurrency,
             attempts: self.job_retries.saturating_add(1),
             backoff: Duration::from_secs(2),
-        });
+        };
+        let queue = match &broker {
+            Some(broker) => JobQueue::Shared(SharedQueue::new(broker.clone(), config)),
+            None => JobQueue::Local(LocalQueue::new(config)),
+        };
         let intake = Intake {
             queue: queue.clone(),
             secret,
@@ -177,8 +194,9 @@ impl WorkerArgs {
             let (queue, stopped) = (queue.clone(), stopped.clone());
             async move { queue.work(runner, stopped).await }
         });
+        let events = tokio::spawn(tasks::read_events(intake.clone(), stopped.clone()));
         let walk_now = Arc::new(tokio::sync::Notify::new());
-        let walks = tokio::spawn(reconcile_loop(
+        let walks = tokio::spawn(tasks::reconcile_loop(
             context.clone(),
             queue.clone(),
             self.reconcile_interval,
@@ -197,20 +215,26 @@ impl WorkerArgs {
                 changed,
             ))
         });
-        let watcher = tokio::spawn(watch_db(context, self.db_check_interval, walk_now));
+        let watcher = tokio::spawn(tasks::watch_db(context, self.db_check_interval, walk_now));
         let app = router(intake, self.max_body_kib * 1024);
         crate::server::serve(listener, app, self.server.limits(), super::termination())
             .await
             .context("the HTTP server failed")?;
+        let depth = queue.depth().await.unwrap_or_default();
+        let left = match &broker {
+            Some(_) => "waiting jobs stay on the broker for the other replicas",
+            None => "waiting jobs are left for the next walk",
+        };
         tracing::info!(target: super::STATUS,
-            "refcat worker: stopping; {} running jobs get up to {:?}, {} waiting jobs are left for the next walk",
-            queue.running(),
+            "refcat worker: stopping; {} running jobs get up to {:?}, {} waiting ({left})",
+            depth.running,
             self.drain_timeout,
-            queue.depth()
+            depth.waiting
         );
         let _ = stop.send(true);
         walks.abort();
         watcher.abort();
+        events.abort();
         if let Some(task) = &aggregate {
             task.abort();
         }
@@ -219,126 +243,10 @@ impl WorkerArgs {
             .is_err()
         {
             tracing::warn!(target: super::STATUS,
-                "refcat worker: drain timeout; unfinished jobs will be found by the next walk"
+                "refcat worker: drain timeout; unfinished jobs will be run again (by another replica, or the next walk)"
             );
         }
         Ok(0)
-    }
-}
-
-/// One JSON line per active vulnerability on each tagged image to standard output, and
-/// the exposure metrics. Each image is read once, however many tags name it.
-async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Tag, Digest)]) {
-    let now = time::OffsetDateTime::now_utc();
-    let mut images: BTreeMap<(&RepositoryName, String), (&Digest, Vec<Tag>)> = BTreeMap::new();
-    for (repository, tag, digest) in image_tags {
-        let entry = images.entry((repository, digest.to_string()));
-        entry
-            .or_insert_with(|| (digest, Vec::new()))
-            .1
-            .push(tag.clone());
-    }
-    let mut all = Vec::new();
-    for ((repository, _), (digest, tags)) in &images {
-        match exposure::of_image(&context.client, repository, digest, tags, now).await {
-            Ok(found) => all.extend(found),
-            Err(e) => {
-                tracing::warn!(%repository, %digest, error = %e, "cannot read the vulnerabilities")
-            }
-        }
-    }
-    tracing::info!(
-        tags = image_tags.len(),
-        active = all.len(),
-        "exposure at this walk"
-    );
-    let mut stdout = std::io::stdout().lock();
-    for e in &all {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            serde_json::to_string(e).expect("an exposure serializes")
-        );
-    }
-    context.stats.exposed(ExposureMetrics::new(&all));
-}
-
-/// Checks the Grype DB every `interval`; a change asks for a walk at once.
-async fn watch_db(
-    context: Arc<JobContext>,
-    interval: Duration,
-    walk_now: Arc<tokio::sync::Notify>,
-) {
-    let (publisher, stats) = (&context.publisher, &context.stats);
-    match publisher.grype_db().await {
-        Ok(status) => stats.db_built(&status.built),
-        Err(e) => tracing::error!(error = %e, "cannot read the Grype DB status"),
-    }
-    if interval.is_zero() {
-        return;
-    }
-    loop {
-        tokio::time::sleep(interval).await;
-        match publisher.refresh_db().await {
-            Ok(Some(status)) => {
-                tracing::info!(built = %status.built, schema = %status.schema_version, "the Grype DB changed; re-scanning every image with it");
-                stats.db_built(&status.built);
-                walk_now.notify_one();
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the Grype DB status; next check retries")
-            }
-        }
-    }
-}
-
-/// A walk at start, then one every `interval` (none more when it is zero) or when
-/// `walk_now` is notified.
-async fn reconcile_loop(
-    context: Arc<JobContext>,
-    queue: Queue,
-    interval: Duration,
-    walk_now: Arc<tokio::sync::Notify>,
-    walked: Arc<tokio::sync::Notify>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        let mut queued = 0;
-        let enqueue = |job| queued += usize::from(queue.push(job) == Enqueued::Added);
-        match reconcile::walk(&context, |_| {}, enqueue).await {
-            Ok(walk) => {
-                tracing::info!(
-                    checked = walk.checked,
-                    queued,
-                    errors = walk.errors.len(),
-                    "reconcile walk done"
-                );
-                for (name, error) in walk.errors {
-                    tracing::warn!(%name, %error, "reconcile could not check this; next walk retries");
-                }
-                if let Some((globs, refusal)) = walk.unexpanded {
-                    let globs: Vec<String> = globs.iter().map(ToString::to_string).collect();
-                    tracing::warn!(globs = %globs.join(", "), %refusal,
-                        "cannot expand these without the registry's _catalog: only repositories named by --repository or by webhooks are walked");
-                }
-                report_exposure(&context, &walk.image_tags).await;
-                walked.notify_one();
-            }
-            Err(e) => tracing::error!(error = %e, "reconcile walk failed; next walk retries"),
-        }
-        let every = async {
-            if interval.is_zero() {
-                std::future::pending::<()>().await
-            } else {
-                tokio::time::sleep(interval).await
-            }
-        };
-        tokio::select! {
-            _ = every => {}
-            _ = walk_now.notified() => {}
-            _ = stopped.wait_for(|s| *s) => return,
-        }
     }
 }
 

@@ -123,6 +123,13 @@ impl Publisher {
         }
     }
 
+    /// Holds the subjects being published across every replica sharing `locks`' broker,
+    /// not only in this process.
+    pub fn share_locks(mut self, locks: crate::broker::Locks) -> Self {
+        self.publishing = KeyedLocks::across(locks, "publish");
+        self
+    }
+
     /// What proves an artifact or stored document is this publisher's: its key.
     pub fn own_trust(&self) -> &Trust {
         &self.own
@@ -288,7 +295,7 @@ impl Publisher {
         &self,
         reference: &Reference,
         subjects: &[PlatformManifest],
-    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+    ) -> Vec<crate::locks::Held> {
         let mut keys: Vec<String> = subjects
             .iter()
             .map(|s| format!("{}@{}", reference.repository, s.descriptor.digest))

@@ -28,6 +28,9 @@ pub struct ClientConfig {
     /// The credentials are a catalog caller's (`serve --auth pass-through`), not
     /// refcat's own: views over many repositories show only what the caller may read.
     pub for_caller: bool,
+    /// The broker's locks, when worker replicas share one: a subject's tag-schema index
+    /// is then edited by one process at a time across all of them.
+    pub shared_locks: Option<crate::broker::Locks>,
     /// Timeout for each request attempt.
     pub request_timeout: Duration,
     /// Attempts for idempotent requests that fail with 429/5xx or time out.
@@ -60,6 +63,7 @@ impl ClientConfig {
             plain_http: false,
             tls: Tls::default(),
             for_caller: false,
+            shared_locks: None,
             request_timeout: Duration::from_secs(30),
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
@@ -102,6 +106,14 @@ pub fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The locks of tag-schema edits: shared across replicas when the config says so.
+fn edit_locks(config: &ClientConfig) -> crate::locks::KeyedLocks {
+    match &config.shared_locks {
+        Some(locks) => crate::locks::KeyedLocks::across(locks.clone(), "tag-schema"),
+        None => Default::default(),
+    }
+}
+
 /// Blobs remembered as present, and for how long.
 const KNOWN_BLOBS: u64 = 100_000;
 const KNOWN_BLOBS_TTL: Duration = Duration::from_secs(600);
@@ -127,9 +139,10 @@ pub(super) struct Inner {
     /// a shared blob is not asked for again. Bounded, and forgotten after a while or as
     /// soon as a manifest push says a blob is unknown (a registry GC removed it).
     pub(super) known_blobs: moka::sync::Cache<String, ()>,
-    /// Async locks by name: tag-schema read-modify-write per subject, and the referrers
-    /// API probe per repository.
+    /// Async locks by name: the referrers API probe per repository.
     pub(super) subject_locks: crate::locks::KeyedLocks,
+    /// Tag-schema read-modify-write per subject; across replicas with shared locks.
+    pub(super) edit_locks: crate::locks::KeyedLocks,
     /// What was read, when the config asks for a cache.
     pub(super) cache: Option<ContentCache>,
     /// Repositories this client has been allowed to open an upload in.
@@ -156,6 +169,7 @@ impl Client {
             .expect("the TLS backend initialises");
         let scheme = AtomicU8::new(config.scheme());
         let cache = config.cache.as_ref().map(ContentCache::new);
+        let edits = edit_locks(&config);
         Client {
             inner: Arc::new(Inner {
                 http,
@@ -169,6 +183,7 @@ impl Client {
                     .time_to_live(KNOWN_BLOBS_TTL)
                     .build(),
                 subject_locks: Default::default(),
+                edit_locks: edits,
                 cache,
                 writable: Default::default(),
                 withheld_from_realm: Default::default(),
@@ -197,6 +212,7 @@ impl Client {
                 referrers_api: Default::default(),
                 known_blobs: moka::sync::Cache::new(0),
                 subject_locks: Default::default(),
+                edit_locks: edit_locks(&config),
                 cache: inner.cache.as_ref().map(ContentCache::for_caller),
                 writable: Default::default(),
                 withheld_from_realm: Default::default(),

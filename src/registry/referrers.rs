@@ -400,7 +400,7 @@ impl Client {
     ) -> Result<(), RegistryError> {
         let _guard = self
             .inner
-            .subject_locks
+            .edit_locks
             .lock(format!("{repository}@{subject}"))
             .await;
         let mut index = match subject_state {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::job::JobContext;
-use super::queue::Queue;
+use super::queue::JobQueue;
 use crate::artifact::annotations::CREATED;
 use crate::artifact::media_types::{CATALOG_AGGREGATE, REPOSITORY_LIST};
 use crate::artifact::{now_rfc3339, ArtifactBuilder, ArtifactLayer};
@@ -134,18 +134,34 @@ async fn replace(
         .await
 }
 
-/// Stores the aggregate after each `changed` notification, once `queue` is idle.
+/// Stores the aggregate after each `changed` notification, once `queue` is idle
+/// (across replicas, with a shared queue). Of replicas sharing a broker, the one that
+/// holds the aggregate's lock writes; the others leave it to that one.
 pub async fn keep_current(
     context: Arc<JobContext>,
-    queue: Queue,
+    queue: JobQueue,
     target: AggregateTarget,
     changed: Arc<Notify>,
 ) {
     loop {
         changed.notified().await;
-        while queue.depth() + queue.running() > 0 {
+        while !queue.idle().await {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        let _lease = match &context.broker {
+            None => None,
+            Some(broker) => match broker.locks().try_lock("aggregate").await {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => {
+                    tracing::debug!("another replica writes the catalog aggregate now");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the aggregate's lock; the next change retries");
+                    continue;
+                }
+            },
+        };
         match store_repositories(&context, &target).await {
             Ok(true) => {
                 tracing::info!(repository = %target.repository, "stored the repositories found")

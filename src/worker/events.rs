@@ -1,5 +1,5 @@
 //! Registry events into jobs. Four senders are understood: zot's events extension
-//! (CloudEvents in binary mode, the type in `Ce-Type`), distribution's notifications
+//! (CloudEvents in binary mode over HTTP, the type in `Ce-Type`; structured over NATS), distribution's notifications
 //! (`application/vnd.docker.distribution.events.v1+json`), Harbor's webhooks (its
 //! default format, `PUSH_ARTIFACT`, or its CloudEvents format, `harbor.artifact.pushed`)
 //! and Quay's repository-push webhook. Blob pushes, pulls, deletes and pushes of supporting tags (referrers
@@ -92,6 +92,11 @@ pub fn parse(
             .is_some_and(|t| t.starts_with("harbor."))
     {
         harbor(&value, "data")
+    } else if let (Some(kind), Some(_)) = (value["type"].as_str(), value.get("specversion")) {
+        // A structured CloudEvent, as zot's NATS sink publishes it: the type beside the
+        // data, not in a header.
+        let data = serde_json::to_vec(&value["data"]).expect("JSON serializes");
+        zot(kind, &data)
     } else {
         Err(EventError::Unrecognised)
     }
@@ -125,7 +130,7 @@ fn job(
         }
         None => (Target::Digest(digest), &mut parsed.jobs),
     };
-    list.push(Job { repository, target });
+    list.push(Job::new(repository, target));
 }
 
 fn tag(sender: &'static str, text: Option<&str>) -> Result<Option<Tag>, EventError> {
@@ -284,10 +289,9 @@ fn quay(body: &[u8]) -> Result<Parsed, EventError> {
     for name in &push.updated_tags {
         match tag(SENDER, Some(name))?.expect("a name was given") {
             tag if tag.is_supporting() => parsed.ignored += 1,
-            tag => parsed.jobs.push(Job {
-                repository: repository.clone(),
-                target: Target::Tag(tag),
-            }),
+            tag => parsed
+                .jobs
+                .push(Job::new(repository.clone(), Target::Tag(tag))),
         }
     }
     Ok(parsed)
@@ -432,6 +436,24 @@ mod tests {
                 "{broken}"
             );
         }
+    }
+
+    #[test]
+    fn a_structured_zot_cloudevent_as_its_nats_sink_sends_it() {
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let event = serde_json::json!({
+            "specversion": "1.0", "id": "1", "source": "zotregistry.dev",
+            "type": ZOT_IMAGE_UPDATED, "datacontenttype": "application/json",
+            "data": { "name": "team/app", "reference": "2.0", "digest": digest,
+                      "mediaType": "application/vnd.oci.image.index.v1+json", "manifest": "{}" }
+        });
+        let parsed = parse(
+            Some("application/cloudevents+json"),
+            None,
+            event.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(parsed.jobs[0].key(), format!("team/app:2.0@{digest}"));
     }
 
     #[test]

@@ -17,13 +17,13 @@ use serde_json::json;
 use super::auth::{AuthError, WebhookSecret};
 use super::events;
 use super::job::JobContext;
-use super::queue::{Enqueued, Queue};
+use super::queue::{Enqueued, JobQueue};
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
 pub struct Intake {
     /// Where jobs go.
-    pub queue: Queue,
+    pub queue: JobQueue,
     /// What webhooks must prove; `None` takes no webhooks (`--no-webhooks`).
     pub secret: Option<WebhookSecret>,
     /// Webhook responses by status, for `/metrics`.
@@ -67,10 +67,10 @@ async fn count(
 }
 
 async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Bytes) -> Response {
-    accept(&intake, &headers, &body)
+    accept(&intake, &headers, &body).await
 }
 
-fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(secret) = &intake.secret else {
         return refuse(
@@ -93,53 +93,66 @@ fn accept(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
             return refuse(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    let (mut accepted, mut duplicates, mut full) = (0, 0, 0);
-    let mut ignored = parsed.ignored;
+    let summary = enqueue(intake, parsed).await;
+    let body = json!({
+        "accepted": summary.accepted, "duplicates": summary.duplicates,
+        "ignored": summary.ignored, "refused": summary.refused
+    });
+    if summary.refused > 0 {
+        tracing::warn!(
+            refused = summary.refused,
+            "queue full or broker unavailable; the sender should retry (and reconcile will find them)"
+        );
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, "5".parse().expect("a number"));
+        return response;
+    }
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+/// What became of the jobs of one event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Enqueueing {
+    /// Queued.
+    pub accepted: usize,
+    /// Already waiting or running.
+    pub duplicates: usize,
+    /// Not for an image, or outside --repository.
+    pub ignored: usize,
+    /// Not taken: the queue is full or the broker is unavailable.
+    pub refused: usize,
+}
+
+/// Queues what an event said: an image manifest pushed by digest alone after the settle
+/// delay, everything else at once.
+pub async fn enqueue(intake: &Intake, parsed: events::Parsed) -> Enqueueing {
+    let mut summary = Enqueueing {
+        ignored: parsed.ignored,
+        ..Default::default()
+    };
     let settling = parsed.settling.into_iter().map(|job| (job, intake.settle));
     let now = parsed.jobs.into_iter().map(|job| (job, Duration::ZERO));
     for (job, delay) in now.chain(settling) {
         // A repository outside --repository is not this worker's; one inside it is
         // walked from now on, even where `_catalog` would not list it.
         if !intake.context.repositories.learn(&job.repository) {
-            ignored += 1;
+            summary.ignored += 1;
             continue;
         }
-        match intake.queue.push_after(job, delay) {
-            Enqueued::Added => accepted += 1,
-            Enqueued::Duplicate => duplicates += 1,
-            Enqueued::Full => full += 1,
+        match intake.queue.push_after(job, delay).await {
+            Enqueued::Added => summary.accepted += 1,
+            Enqueued::Duplicate => summary.duplicates += 1,
+            Enqueued::Full | Enqueued::Unavailable => summary.refused += 1,
         }
     }
-    let summary = json!({
-        "accepted": accepted, "duplicates": duplicates, "ignored": ignored, "refused": full
-    });
-    if full > 0 {
-        tracing::warn!(
-            full,
-            "queue full; the sender should retry (and reconcile will find them)"
-        );
-        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(summary)).into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, "5".parse().expect("a number"));
-        return response;
-    }
-    (StatusCode::ACCEPTED, Json(summary)).into_response()
+    summary
 }
 
 async fn metrics(State(intake): State<Intake>) -> String {
     let mut out = String::new();
-    let queue = &intake.queue;
-    let _ = writeln!(out, "# HELP refcat_worker_queue_depth Jobs waiting.\n# TYPE refcat_worker_queue_depth gauge\nrefcat_worker_queue_depth {}", queue.depth());
-    let _ = writeln!(out, "# HELP refcat_worker_jobs_running Jobs running.\n# TYPE refcat_worker_jobs_running gauge\nrefcat_worker_jobs_running {}", queue.running());
-    out.push_str("# HELP refcat_worker_jobs_total Jobs ended, by outcome.\n# TYPE refcat_worker_jobs_total counter\n");
-    for (outcome, n) in queue.outcomes() {
-        let _ = writeln!(
-            out,
-            "refcat_worker_jobs_total{{outcome=\"{}\"}} {n}",
-            outcome.as_str()
-        );
-    }
+    intake.queue.write_prometheus(&mut out).await;
     out.push_str("# HELP refcat_worker_webhooks_total Webhook responses, by status.\n# TYPE refcat_worker_webhooks_total counter\n");
     for (status, n) in intake.responses.lock().expect("responses").iter() {
         let _ = writeln!(

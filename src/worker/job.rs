@@ -28,6 +28,8 @@ pub struct JobContext {
     pub record: bool,
     /// The repositories walked, and those events may name.
     pub repositories: Repositories,
+    /// The broker replicas share work through, when there is one.
+    pub broker: Option<crate::broker::Broker>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -88,6 +90,30 @@ impl JobContext {
     }
 }
 
+/// Whether this process's Grype DB was built no earlier than `wanted` (read again once
+/// when it seems older: the DB may have been updated since the last check). A job judged
+/// by a newer DB must not be judged again by an older one, which would find the older
+/// result current.
+async fn has_db_of(context: &JobContext, wanted: &str) -> Result<bool, String> {
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let Some(wanted) = parse(wanted) else {
+        return Ok(true);
+    };
+    let publisher = &context.publisher;
+    let built = |status: crate::scan::DbStatus| parse(&status.built);
+    let own = built(publisher.grype_db().await.map_err(|e| e.to_string())?);
+    if own.is_some_and(|own| own >= wanted) {
+        return Ok(true);
+    }
+    if let Some(status) = publisher.refresh_db().await.map_err(|e| e.to_string())? {
+        context.stats.db_built(&status.built);
+    }
+    let own = built(publisher.grype_db().await.map_err(|e| e.to_string())?);
+    Ok(own.is_some_and(|own| own >= wanted))
+}
+
 /// The longest single wait for an event's tag to show up in the registry (the waits
 /// double from 200 ms: about 3 s in all).
 const TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(1600);
@@ -130,6 +156,11 @@ async fn confirmed_tag<'a>(
 /// the tag's image to the release log, which also names the stream's previous release
 /// for `first_seen`. Errors are strings: the queue logs them and retries.
 pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
+    if let Some(wanted) = &job.db_built {
+        if !has_db_of(context, wanted).await? {
+            return Ok(Outcome::Deferred);
+        }
+    }
     let client = &context.client;
     let fetched = match client.get_manifest(&job.repository, &job.target).await {
         Ok(f) => f,

@@ -12,6 +12,7 @@ pub mod job;
 pub mod queue;
 pub mod reconcile;
 pub mod stats;
+pub mod tasks;
 
 use crate::reference::{RepositoryName, Tag, Target};
 
@@ -23,9 +24,21 @@ pub struct Job {
     pub repository: RepositoryName,
     /// The image.
     pub target: Target,
+    /// The Grype DB build a walk judged the image against (RFC 3339): a replica whose DB
+    /// is older must not judge its own older result current. Not part of the key.
+    pub db_built: Option<String>,
 }
 
 impl Job {
+    /// A job for `target` in `repository`.
+    pub fn new(repository: RepositoryName, target: Target) -> Self {
+        Job {
+            repository,
+            target,
+            db_built: None,
+        }
+    }
+
     /// The tag the image was pushed under, when the event said.
     pub fn tag(&self) -> Option<&Tag> {
         match &self.target {

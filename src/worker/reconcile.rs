@@ -116,9 +116,13 @@ async fn check(
     let lacking = plan.iter().any(|(_, _, missing)| missing.any());
     // The tag goes with the job: its run records the release and finds the stream's
     // previous one before publishing.
+    // The DB the plan judged by goes too: a replica with an older one must not find its
+    // own older result current.
+    let db_built = context.publisher.grype_db().await?.built;
     let job = lacking.then(|| Job {
         repository: repository.clone(),
         target: Target::Pinned(tag.clone(), fetched.digest.clone()),
+        db_built: Some(db_built),
     });
     Ok((Some(image), job))
 }

@@ -15,6 +15,7 @@ pub struct WorkerStats {
     db_built: Mutex<Option<String>>,
     scanner_seconds: Mutex<f64>,
     exposure: Mutex<ExposureMetrics>,
+    walks: Mutex<u64>,
 }
 
 impl WorkerStats {
@@ -36,6 +37,11 @@ impl WorkerStats {
     /// Adds time spent waiting for syft and grype.
     pub fn scanned_for(&self, seconds: f64) {
         *self.scanner_seconds.lock().expect("stats") += seconds;
+    }
+
+    /// Counts a reconcile walk this process made.
+    pub fn walked(&self) {
+        *self.walks.lock().expect("stats") += 1;
     }
 
     /// Replaces the exposure metrics with those of the latest walk.
@@ -66,6 +72,11 @@ impl WorkerStats {
             out,
             "# HELP refcat_worker_scanner_seconds_total Time jobs spent waiting for syft and grype.\n# TYPE refcat_worker_scanner_seconds_total counter\nrefcat_worker_scanner_seconds_total {:.3}",
             *self.scanner_seconds.lock().expect("stats")
+        );
+        let _ = writeln!(
+            out,
+            "# HELP refcat_worker_walks_total Reconcile walks this process made.\n# TYPE refcat_worker_walks_total counter\nrefcat_worker_walks_total {}",
+            *self.walks.lock().expect("stats")
         );
         self.exposure.lock().expect("stats").write_prometheus(out);
         let built = self.db_built.lock().expect("stats").clone();

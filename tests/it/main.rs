@@ -24,6 +24,7 @@ mod referrers_interop;
 mod registry_behaviour;
 mod registry_faults;
 mod registry_stalls;
+mod scale_out;
 mod scanners;
 mod serve_access;
 mod signing_interop;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::worker::{notified_worker, Worker};
-use crate::common::{free_port, push_fixture, run_ok, tool, tools_root, Kind, Registry};
+use crate::common::{free_port, push_fixture, run_ok, Kind, Registry};
 
 /// The vulnerabilities view of `reference` as JSON: per platform, the matches with
 /// their `firstSeen`.
@@ -49,13 +49,7 @@ fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
     let (registry, keys) = common::keyed_distribution();
     common::published::tokio_run(push_fixture(&registry.client(), "alpine"));
     // The worker gets its own copy of the fixture DB, which this test replaces.
-    let db = tempfile::tempdir().unwrap();
-    run_ok(
-        Command::new("cp")
-            .arg("-a")
-            .arg(tools_root().join("grype-db/."))
-            .arg(db.path()),
-    );
+    let db = common::own_grype_db();
     let worker = Worker::start(
         &registry,
         keys.path(),
@@ -78,43 +72,9 @@ fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
         .clone();
     std::thread::sleep(Duration::from_secs(1)); // a later second for the new firstSeen
 
-    // The fixture advisories plus one on busybox, built a week later.
-    let sources = tempfile::tempdir().unwrap();
-    run_ok(
-        Command::new("cp")
-            .arg("-a")
-            .arg(common::testdata().join("grypedb/providers/."))
-            .arg(sources.path()),
-    );
-    let advisory = serde_json::json!({ "Vulnerability": {
-        "Name": "CVE-2026-0001", "NamespaceName": "alpine:3.19", "Severity": "High",
-        "Link": "https://security.alpinelinux.org/vuln/CVE-2026-0001",
-        "Description": "A test advisory added after the first scan.", "CVSS": [], "Metadata": {},
-        "FixedIn": [{ "Name": "busybox", "NamespaceName": "alpine:3.19", "VersionFormat": "apk",
-            "Version": "1.36.1-r16", "VendorAdvisory": { "NoAdvisory": false, "AdvisorySummary": [] } }]
-    }});
-    std::fs::write(
-        sources.path().join("alpine/CVE-2026-0001.json"),
-        advisory.to_string(),
-    )
-    .unwrap();
-    let out_dir = tempfile::tempdir().unwrap();
-    let built = run_ok(
-        Command::new(tool("build-grype-db"))
-            .arg("-providers")
-            .arg(sources.path())
-            .arg("-out")
-            .arg(out_dir.path())
-            .args(["-built", "2026-11-08T00:00:00Z"]),
-    );
-    let archive = String::from_utf8(built.stdout).unwrap().trim().to_string();
     let syft_jobs = worker.metric("refcat_worker_artifacts_total{format=\"syft-json\"}");
     let grype_jobs = worker.metric("refcat_worker_artifacts_total{format=\"grype-json\"}");
-    run_ok(
-        Command::new(tool("grype"))
-            .args(["db", "import", &archive])
-            .env("GRYPE_DB_CACHE_DIR", db.path()),
-    );
+    common::import_newer_grype_db(db.path());
 
     // The watcher sees the new DB; both platforms get a new Grype artifact, nothing else.
     let start = Instant::now();

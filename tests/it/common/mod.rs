@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod faults;
 pub mod lexicon;
+pub mod nats;
 pub mod published;
 pub mod served;
 pub mod tls;
@@ -526,4 +527,55 @@ pub fn write_script(path: &std::path::Path, script: &str) {
     std::fs::write(path, script).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A copy of the fixture Grype DB in a directory of its own, for a test that replaces it.
+pub fn own_grype_db() -> tempfile::TempDir {
+    let db = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(tools_root().join("grype-db/."))
+            .arg(db.path()),
+    );
+    db
+}
+
+/// Replaces the Grype DB in `db` with the fixture advisories plus one on busybox
+/// (CVE-2026-0001, alpine 3.19), built a week later: 2026-11-08.
+pub fn import_newer_grype_db(db: &std::path::Path) {
+    let sources = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(testdata().join("grypedb/providers/."))
+            .arg(sources.path()),
+    );
+    let advisory = serde_json::json!({ "Vulnerability": {
+        "Name": "CVE-2026-0001", "NamespaceName": "alpine:3.19", "Severity": "High",
+        "Link": "https://security.alpinelinux.org/vuln/CVE-2026-0001",
+        "Description": "A test advisory added after the first scan.", "CVSS": [], "Metadata": {},
+        "FixedIn": [{ "Name": "busybox", "NamespaceName": "alpine:3.19", "VersionFormat": "apk",
+            "Version": "1.36.1-r16", "VendorAdvisory": { "NoAdvisory": false, "AdvisorySummary": [] } }]
+    }});
+    std::fs::write(
+        sources.path().join("alpine/CVE-2026-0001.json"),
+        advisory.to_string(),
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let built = run_ok(
+        Command::new(tool("build-grype-db"))
+            .arg("-providers")
+            .arg(sources.path())
+            .arg("-out")
+            .arg(out_dir.path())
+            .args(["-built", "2026-11-08T00:00:00Z"]),
+    );
+    let archive = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    run_ok(
+        Command::new(tool("grype"))
+            .args(["db", "import", &archive])
+            .env("GRYPE_DB_CACHE_DIR", db),
+    );
 }

@@ -1,6 +1,6 @@
-//! The job queue: bounded, deduplicated by image while a job waits or runs, drained by
-//! N concurrent runners with retries and backoff. A job that keeps failing is logged
-//! and counted, and left for the reconcile loop; nothing is dropped silently.
+//! The in-process job queue: bounded, deduplicated by image while a job waits or runs,
+//! drained by N concurrent runners with retries and backoff. A job that keeps failing is
+//! logged and counted, and left for the reconcile loop; nothing is dropped silently.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -10,60 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::Job;
+use super::{Enqueued, Outcome, QueueConfig};
+use crate::worker::Job;
 
-/// What became of a pushed job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Enqueued {
-    /// Queued.
-    Added,
-    /// The same image already waits or runs.
-    Duplicate,
-    /// The queue is full (or shutting down); the sender should retry later.
-    Full,
-}
-
-/// How a job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    /// Artifacts were attached.
-    Published,
-    /// Everything was already there.
-    Complete,
-    /// Not an image (a referrer, an artifact): nothing to publish for.
-    Skipped,
-    /// Every attempt failed; the reconcile loop will find it again.
-    Failed,
-}
-
-impl Outcome {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Published => "published",
-            Outcome::Complete => "complete",
-            Outcome::Skipped => "skipped",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-/// Sizes and retry policy.
-#[derive(Clone, Copy, Debug)]
-pub struct QueueConfig {
-    /// Jobs that may wait.
-    pub capacity: usize,
-    /// Jobs run at once.
-    pub concurrency: usize,
-    /// Attempts per job.
-    pub attempts: u32,
-    /// First wait between attempts; it doubles.
-    pub backoff: Duration,
-}
-
-/// The shared queue: cheap to clone.
+/// The queue of one worker process: cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Queue {
+pub struct LocalQueue {
     inner: Arc<Inner>,
 }
 
@@ -78,11 +30,11 @@ struct Inner {
     config: QueueConfig,
 }
 
-impl Queue {
+impl LocalQueue {
     /// An empty queue.
     pub fn new(config: QueueConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        Queue {
+        LocalQueue {
             inner: Arc::new(Inner {
                 tx,
                 rx: tokio::sync::Mutex::new(rx),
@@ -229,12 +181,13 @@ mod tests {
         Job {
             repository: "r".parse().unwrap(),
             target: crate::reference::Target::Tag(format!("t{n}").parse().unwrap()),
+            db_built: None,
         }
     }
 
     #[tokio::test]
     async fn duplicates_are_dropped_while_waiting_or_running_and_failures_retried() {
-        let queue = Queue::new(QueueConfig {
+        let queue = LocalQueue::new(QueueConfig {
             capacity: 2,
             concurrency: 1,
             attempts: 3,

@@ -1,0 +1,264 @@
+//! The only code in refcat that speaks NATS. Worker replicas share their jobs through a
+//! JetStream work-queue stream, take locks and leases in JetStream key-value buckets,
+//! and read zot's CloudEvents from a stream bound to its NATS sink's subject. refcat
+//! runs no queue of its own across machines: the broker does.
+//!
+//! - [`streams`]: the jobs and events streams, their consumers, publishing and fetching.
+//! - [`kv`]: locks held while work runs, and schedules that let one replica of many act.
+
+pub mod kv;
+pub mod streams;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+use crate::secret::Secret;
+
+pub use kv::{LockGuard, Locks, Schedule};
+pub use streams::{Delivery, Depth, Progress, Published};
+
+/// How to reach the broker. `Debug` shows the URL without the credentials it may carry.
+#[derive(Clone)]
+pub struct BrokerConfig {
+    /// `nats://host:port` (credentials in it are never shown).
+    pub url: String,
+    /// How refcat authenticates.
+    pub credentials: BrokerCredentials,
+    /// How long a delivered job may go without an ack or progress before it is
+    /// delivered again (to any replica).
+    pub ack_wait: Duration,
+    /// Jobs the stream holds at most; a publish beyond that is refused.
+    pub capacity: i64,
+    /// The subject zot's NATS sink publishes its CloudEvents on, when refcat reads them.
+    pub events_subject: Option<String>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("url", &shown_url(&self.url))
+            .field("credentials", &self.credentials)
+            .field("ack_wait", &self.ack_wait)
+            .field("capacity", &self.capacity)
+            .field("events_subject", &self.events_subject)
+            .finish()
+    }
+}
+
+/// NATS credentials; `Debug` shows none of them.
+#[derive(Clone, Debug, Default)]
+pub enum BrokerCredentials {
+    /// None, or only what the URL carries.
+    #[default]
+    None,
+    /// A `.creds` file (JWT and nkey seed), as `nsc` writes it.
+    CredsFile(PathBuf),
+    /// A file holding an nkey seed (`SU…`).
+    NkeyFile(PathBuf),
+    /// User and password.
+    UserPassword {
+        /// The user (not secret).
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+}
+
+/// What went wrong with the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker cannot be reached or refused refcat.
+    #[error("cannot connect to the NATS broker at {url}: {reason} (is nats-server running there with JetStream, `-js`?)")]
+    Connect {
+        /// The URL, without credentials.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Credentials could not be read.
+    #[error("cannot read the NATS credentials {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A stream, consumer or bucket exists with another configuration.
+    #[error("the broker holds {what} with another configuration than this refcat asks for ({reason}): make the replicas' options agree (--queue-capacity, --nats-ack-wait, --nats-events-subject), or delete it with the nats CLI if it is stale")]
+    Conflict {
+        /// Which one.
+        what: String,
+        /// The broker's answer.
+        reason: String,
+    },
+    /// Any other JetStream failure: a broker that is down or restarting, a timeout.
+    #[error("the NATS broker failed {what}: {reason}")]
+    Failed {
+        /// What refcat asked.
+        what: String,
+        /// The broker's answer.
+        reason: String,
+    },
+}
+
+impl BrokerError {
+    fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        BrokerError::Failed {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// `url` without the user and password it may carry.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() || !parsed.username().is_empty() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A connection to the broker, with the streams and buckets refcat uses.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    jobs: streams::JobStream,
+    events: Option<streams::EventStream>,
+    locks: Locks,
+    schedule: Schedule,
+}
+
+impl Broker {
+    /// Connects and makes sure the streams, consumers and buckets exist as configured.
+    /// A broker that is down fails at once, naming the URL.
+    pub async fn connect(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let url = shown_url(&config.url);
+        let mut options = async_nats::ConnectOptions::new()
+            .name("refcat-worker")
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback({
+                let url = url.clone();
+                move |event| {
+                    let url = url.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => {
+                                tracing::info!(%url, "connected to the NATS broker")
+                            }
+                            other => tracing::warn!(%url, event = %other, "NATS broker"),
+                        }
+                    }
+                }
+            });
+        options = match &config.credentials {
+            BrokerCredentials::None => options,
+            BrokerCredentials::CredsFile(path) => {
+                options
+                    .credentials_file(path)
+                    .await
+                    .map_err(|e| BrokerError::Credentials {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?
+            }
+            BrokerCredentials::NkeyFile(path) => {
+                let seed = std::fs::read_to_string(path).map_err(|e| BrokerError::Credentials {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                options.nkey(seed.trim().to_string())
+            }
+            BrokerCredentials::UserPassword { user, password } => {
+                options.user_and_password(user.clone(), password.expose().to_string())
+            }
+        };
+        let client =
+            options
+                .connect(config.url.as_str())
+                .await
+                .map_err(|e| BrokerError::Connect {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+        let jetstream = jetstream::new(client);
+        let jobs = streams::JobStream::ensure(&jetstream, &config).await?;
+        let events = match &config.events_subject {
+            Some(subject) => Some(streams::EventStream::ensure(&jetstream, subject).await?),
+            None => None,
+        };
+        let locks = Locks::ensure(&jetstream).await?;
+        let schedule = Schedule::ensure(&jetstream).await?;
+        Ok(Broker {
+            config,
+            jobs,
+            events,
+            locks,
+            schedule,
+        })
+    }
+
+    /// The jobs stream.
+    pub fn jobs(&self) -> &streams::JobStream {
+        &self.jobs
+    }
+
+    /// The stream of zot's events, when refcat reads them.
+    pub fn events(&self) -> Option<&streams::EventStream> {
+        self.events.as_ref()
+    }
+
+    /// Locks that hold across replicas.
+    pub fn locks(&self) -> &Locks {
+        &self.locks
+    }
+
+    /// Schedules that let one replica act for all.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// How long a delivery may go without an ack or progress.
+    pub fn ack_wait(&self) -> Duration {
+        self.config.ack_wait
+    }
+}
+
+/// Whether a JetStream answer says the thing exists with another configuration.
+fn is_conflict(error: &impl std::fmt::Display) -> bool {
+    let text = error.to_string();
+    text.contains("10058")
+        || text.contains("10148")
+        || text.contains("10013")
+        || text.contains("different configuration")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_debug_show_no_credentials() {
+        assert_eq!(
+            shown_url("nats://refcat:s3cret@broker.example:4222"),
+            "nats://broker.example:4222"
+        );
+        assert_eq!(shown_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        let config = BrokerConfig {
+            url: "nats://refcat:s3cret@broker.example:4222".into(),
+            credentials: BrokerCredentials::UserPassword {
+                user: "refcat".into(),
+                password: Secret::new("s3cret"),
+            },
+            ack_wait: Duration::from_secs(60),
+            capacity: 10,
+            events_subject: None,
+        };
+        assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+}

@@ -1,0 +1,79 @@
+//! How `worker` replicas reach the NATS broker they share work through.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::broker::{BrokerConfig, BrokerCredentials};
+use crate::secret::Secret;
+
+/// Options for sharing work between worker replicas on NATS JetStream.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Share jobs with every worker replica on this NATS broker (JetStream enabled):
+    /// `nats://host:4222`. Without it, this process keeps its own queue.
+    #[arg(long, env = "REFCAT_NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// A NATS `.creds` file (JWT and nkey seed), as `nsc` writes it.
+    #[arg(
+        long,
+        env = "REFCAT_NATS_CREDS",
+        value_name = "FILE",
+        requires = "nats_url"
+    )]
+    pub nats_creds: Option<PathBuf>,
+    /// A file holding a NATS nkey seed.
+    #[arg(
+        long,
+        env = "REFCAT_NATS_NKEY",
+        value_name = "FILE",
+        requires = "nats_url",
+        conflicts_with = "nats_creds"
+    )]
+    pub nats_nkey: Option<PathBuf>,
+    /// A NATS user; the password comes from REFCAT_NATS_PASSWORD.
+    #[arg(long, env = "REFCAT_NATS_USER", value_name = "USER", requires = "nats_url", conflicts_with_all = ["nats_creds", "nats_nkey"])]
+    pub nats_user: Option<String>,
+    /// How long a job may run without the broker hearing from its replica before it is
+    /// handed to another (running jobs report progress every third of it).
+    #[arg(long, env = "REFCAT_NATS_ACK_WAIT", default_value = "60s", value_parser = super::duration::parse, value_name = "DURATION")]
+    pub nats_ack_wait: Duration,
+    /// Read zot's events from this NATS subject (zot's `extensions.events.sinks[]` of
+    /// type `nats`, its `channel`) and turn them into jobs.
+    #[arg(
+        long,
+        env = "REFCAT_NATS_EVENTS_SUBJECT",
+        value_name = "SUBJECT",
+        requires = "nats_url"
+    )]
+    pub nats_events_subject: Option<String>,
+}
+
+impl BrokerArgs {
+    /// The broker to share work through, if one is named; a stream holds `capacity`
+    /// jobs at most.
+    pub fn config(&self, capacity: usize) -> anyhow::Result<Option<BrokerConfig>> {
+        let Some(url) = &self.nats_url else {
+            return Ok(None);
+        };
+        let credentials = match (&self.nats_creds, &self.nats_nkey, &self.nats_user) {
+            (Some(path), _, _) => BrokerCredentials::CredsFile(path.clone()),
+            (_, Some(path), _) => BrokerCredentials::NkeyFile(path.clone()),
+            (_, _, Some(user)) => BrokerCredentials::UserPassword {
+                user: user.clone(),
+                password: Secret::new(std::env::var("REFCAT_NATS_PASSWORD").map_err(|_| {
+                    anyhow::anyhow!("--nats-user needs its password in REFCAT_NATS_PASSWORD")
+                })?),
+            },
+            _ => BrokerCredentials::None,
+        };
+        Ok(Some(BrokerConfig {
+            url: url.clone(),
+            credentials,
+            ack_wait: self.nats_ack_wait.max(Duration::from_secs(1)),
+            capacity: capacity.try_into().unwrap_or(i64::MAX),
+            events_subject: self.nats_events_subject.clone(),
+        }))
+    }
+}
