@@ -213,6 +213,35 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_set_only_variables_refcat_reads() {
+        let mut all = Vec::new();
+        options(&super::Cli::command(), "refcat", &mut all);
+        let mut known: std::collections::BTreeSet<String> =
+            all.into_iter().filter_map(|(_, _, env)| env).collect();
+        known.extend(
+            ["REFCAT_PASSWORD", "REFCAT_NATS_PASSWORD", "REFCAT_REGISTRY"].map(String::from),
+        );
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("REFCAT_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                if name.ends_with('_') {
+                    continue; // `REFCAT_*`, said of them all
+                }
+                assert!(known.contains(&name), "{}: {name}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 10, "{seen}");
+    }
+
+    #[test]
     fn every_subcommand_lists_its_exit_codes() {
         let mut cli = super::Cli::command();
         cli.build();
