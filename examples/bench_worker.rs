@@ -5,7 +5,9 @@
 //! - re-scan after a Grype DB change (grype on the stored Syft JSON) versus a full
 //!   re-scan of the same images with `refcat publish --force` (syft + grype + attach +
 //!   sign); goal: ≥ 5× faster;
-//! - the worker's peak memory (VmHWM).
+//! - the worker's peak memory (VmHWM);
+//! - replicas: K images pushed at once, published by 1, 2 and 3 worker replicas sharing
+//!   one nats-server (JetStream): throughput, and duplicates and losses (goal: none).
 //!
 //! Jobs run one at a time (`--concurrency 1`) so that scanner time and wall time
 //! compare. `just bench worker` starts the registry and runs this; by hand:
@@ -288,6 +290,8 @@ async fn main() -> anyhow::Result<()> {
     run(&mut publish)?;
     let full = full_start.elapsed().as_secs_f64();
     let peak = worker.peak_mib()?;
+    drop(worker); // its port is the registry's notification endpoint, for the replicas
+    let replicas = replicas_section(host, port, &refcat, &scanner_env).await?;
     let ratio = full / rescan;
     let ratio_after_notice = full / after_notice;
 
@@ -306,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
          includes up to 1 s until the watcher's next check). From the moment the worker reported the new DB: **{after_notice:.2} s**.\n\
          The same images with `refcat publish --force` (syft + grype + attach + sign): **{full:.2} s**.\n\
          Ratio **{ratio:.1}×** faster from the import (goal ≥ 5×: {}); **{ratio_after_notice:.1}×** from the moment the worker saw it.\n\n\
-         ## Memory\n\nWorker peak RSS (VmHWM) over the run: **{peak:.1} MiB**.\n",
+         ## Memory\n\nWorker peak RSS (VmHWM) over the run: **{peak:.1} MiB**.\n\n{replicas}",
         if overhead <= 2.0 { "met" } else { "NOT met" },
         if ratio >= 5.0 { "met" } else { "NOT met" },
     );
@@ -328,4 +332,146 @@ fn grype_db_built(db: &Path) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_string)
         .context("grype db status printed no built time")
+}
+
+/// Images each replica count publishes: copies of alpine (two platforms each).
+const REPLICA_IMAGES: usize = 6;
+
+/// K images pushed at once into fresh repositories, published by 1, 2 and 3 replicas on
+/// one nats-server: the time until every platform manifest has its set, and how many
+/// sets were duplicated or missing.
+async fn replicas_section(
+    host: &str,
+    port: &str,
+    refcat: &Path,
+    scanner_env: &dyn Fn(&mut Command),
+) -> anyhow::Result<String> {
+    let client = Client::new(ClientConfig::new(host.to_string()));
+    let alpine = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/images/alpine");
+    let key = tempfile::tempdir()?;
+    std::fs::write(
+        key.path().join("bench.key"),
+        KeyPair::generate().to_encrypted_pem(&Secret::new(PASSWORD))?,
+    )?;
+    let mut rows = String::new();
+    let mut first = None;
+    for n in 1..=3usize {
+        let store = tempfile::tempdir()?;
+        let nats_port = free_port()?;
+        let mut nats = Command::new(tool("nats-server"))
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-sd",
+            ])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting nats-server (just tools installs it)")?;
+        let url = format!("nats://127.0.0.1:{nats_port}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut workers = Vec::new();
+        for i in 0..n {
+            // The first listens where the registry sends its notifications; the broker
+            // shares the jobs with the others.
+            let listen = if i == 0 {
+                port.to_string()
+            } else {
+                free_port()?.to_string()
+            };
+            let mut cmd = Command::new(refcat);
+            cmd.args(["worker", host, "--listen", &format!("127.0.0.1:{listen}")])
+                .arg("--key")
+                .arg(key.path().join("bench.key"))
+                .args([
+                    "--concurrency",
+                    "1",
+                    "--reconcile-interval",
+                    "0",
+                    "--nats-url",
+                    &url,
+                ])
+                .env("REFCAT_WEBHOOK_SECRET", SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            scanner_env(&mut cmd);
+            let worker = Worker {
+                child: cmd.spawn()?,
+                base: format!("http://127.0.0.1:{listen}"),
+            };
+            until("replica start", Duration::from_secs(20), async || {
+                Ok(reqwest::get(format!("{}/healthz", worker.base))
+                    .await
+                    .is_ok())
+            })
+            .await?;
+            workers.push(worker);
+        }
+        let db_built = grype_db_built(&tools().join("grype-db"))?;
+        let mut references = Vec::new();
+        let pushed = Instant::now();
+        let mut pushes = Vec::new();
+        for i in 0..REPLICA_IMAGES {
+            let mut image = support::fixture::build(&alpine)?;
+            image.repository = format!("bench/replicas{n}/alpine-{i}").parse()?;
+            references.push(format!("{host}/{}:3.19", image.repository).parse::<Reference>()?);
+            let client = client.clone();
+            pushes.push(async move { support::fixture::push(&client, &image).await });
+        }
+        for push in futures_util::future::join_all(pushes).await {
+            push?;
+        }
+        until("replicas", Duration::from_secs(1200), async || {
+            for reference in &references {
+                if !complete(&client, reference, &db_built).await? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await?;
+        let seconds = pushed.elapsed().as_secs_f64();
+        let (mut platforms, mut duplicates, mut lost) = (0, 0, 0);
+        for reference in &references {
+            for subject in platform_manifests(&client, reference, None).await? {
+                platforms += 1;
+                let existing =
+                    Existing::read(&client, &reference.repository, &subject.descriptor.digest)
+                        .await?;
+                for sets in [&existing.syft, &existing.spdx, &existing.grype] {
+                    duplicates += sets.len().saturating_sub(1);
+                    lost += usize::from(sets.is_empty());
+                }
+            }
+        }
+        let per_minute = platforms as f64 * 60.0 / seconds;
+        let ratio = per_minute / *first.get_or_insert(per_minute);
+        rows.push_str(&format!(
+            "| {n} | {platforms} | {seconds:.1} | {per_minute:.1} | {ratio:.2}× | {duplicates} | {lost} |\n"
+        ));
+        drop(workers);
+        let _ = nats.kill();
+        let _ = nats.wait();
+    }
+    Ok(format!(
+        "## Replicas on one NATS broker\n\n\
+         {REPLICA_IMAGES} copies of alpine pushed at once into fresh repositories; the registry notifies the \
+         first replica, and the broker shares the jobs (`--concurrency 1` each).\n\n\
+         | replicas | platform manifests | push start → all complete s | platform manifests/min | ratio to 1 | duplicated artifacts | missing artifacts |\n\
+         |---|---|---|---|---|---|---|\n{rows}\n\
+         Goal: no duplicate and none missing. On 2 cores syft and grype are CPU-bound, so more replicas \
+         on the same machine share the same cores: the ratio says what sharing costs, not what more \
+         machines would give.\n"
+    ))
+}
+
+/// A port free at the time of asking.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
