@@ -51,21 +51,12 @@ impl KeyedLocks {
         };
         let name = format!("{scope}/{key}");
         let local = self.local(key).await;
-        let mut wait = std::time::Duration::from_millis(200);
-        loop {
-            match broker.lock(&name).await {
-                Ok(guard) => {
-                    return Held {
-                        _local: local,
-                        _shared: Some(guard),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, lock = %name, "cannot take a lock from the broker; trying again");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(BROKER_RETRY);
-                }
-            }
+        // Boxed: the broker's futures are large, and this one is awaited deep inside
+        // others (a push's tag-schema edit).
+        let shared = Box::pin(shared_lock(broker, name)).await;
+        Held {
+            _local: local,
+            _shared: Some(shared),
         }
     }
 
@@ -79,6 +70,22 @@ impl KeyedLocks {
             locks.entry(key).or_default().clone()
         };
         lock.lock_owned().await
+    }
+}
+
+/// The broker's lock `name`, asked for again until the broker answers: the work must not
+/// run unlocked.
+async fn shared_lock(broker: &crate::broker::Locks, name: String) -> crate::broker::LockGuard {
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        match broker.lock(&name).await {
+            Ok(guard) => return guard,
+            Err(e) => {
+                tracing::warn!(error = %e, lock = %name, "cannot take a lock from the broker; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(BROKER_RETRY);
+            }
+        }
     }
 }
 

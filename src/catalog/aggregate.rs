@@ -36,7 +36,7 @@ pub async fn read(
         // may read, which the worker's aggregate does not know of.
         let stored = match client.serves_a_caller() {
             true => None,
-            false => stored(client, repository, trust).await?,
+            false => Box::pin(stored(client, repository, trust)).await?,
         };
         if let Some(found) = stored {
             return Ok(Aggregate {
@@ -49,7 +49,7 @@ pub async fn read(
     Ok(Aggregate {
         source: AggregateSource::Live,
         created: None,
-        data: compute(client, preferred, trust, repositories).await?,
+        data: Box::pin(compute(client, preferred, trust, repositories)).await?,
     })
 }
 
@@ -121,7 +121,7 @@ pub async fn compute(
     trust: &Trust,
     repositories: &Repositories,
 ) -> Result<AggregateData, CatalogError> {
-    let listed = repositories.list(client).await?.repositories;
+    let listed = Box::pin(repositories.list(client)).await?.repositories;
     let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(listed)
         .map(|repository| async move {
             let view = match unreadable_as_none(tags(client, &repository, trust).await)? {

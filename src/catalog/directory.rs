@@ -253,7 +253,7 @@ pub async fn directory(
     CatalogError::check_range("per_page", query.per_page, 500)?;
     CatalogError::check_len("q", query.q.as_deref(), 256)?;
     CatalogError::check_len("architecture", query.architecture.as_deref(), 64)?;
-    let mut repositories = covered.list(client).await?.repositories;
+    let mut repositories = Box::pin(covered.list(client)).await?.repositories;
     let needle = query.q.as_deref().map(str::to_lowercase);
     repositories.retain(|r| {
         needle

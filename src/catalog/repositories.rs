@@ -197,12 +197,13 @@ impl Repositories {
         let mut out = Vec::new();
         let mut unexpanded = None;
         if self.patterns.is_empty() || !globs.is_empty() {
-            match client.list_repositories().await {
+            match Box::pin(client.list_repositories()).await {
                 Ok(all) => out.extend(all.into_iter().filter(|r| self.covers(r))),
                 Err(e) if refuses_listing(&e) && !self.patterns.is_empty() => {
                     // What the worker found before, from webhooks, stands in.
                     // One the reader may not read is no list (the names are not theirs).
-                    let found = unreadable_as_none(self.stored(client).await)?.flatten();
+                    // Boxed, as are the other large futures of views that many await.
+                    let found = unreadable_as_none(Box::pin(self.stored(client)).await)?.flatten();
                     match found {
                         Some(list) => {
                             let names =

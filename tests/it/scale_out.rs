@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::nats::NatsServer;
 use crate::common::published::{check_recovered, tokio_run};
-use crate::common::worker::{Worker, SECRET};
+use crate::common::worker::{tagged_push_event, Worker, SECRET};
 use crate::common::{free_port, push_fixture, write_keys, Registry};
 
 /// `n` workers for the registry at `host` on the broker, with `env` besides.
@@ -60,18 +60,6 @@ fn wait_done(workers: &[Worker], n: u64, limit: Duration) {
     }
 }
 
-/// A distribution notification of a push of the index `digest` as `repository:tag`.
-fn push_event(repository: &str, digest: &str, tag: &str) -> String {
-    serde_json::json!({ "events": [{
-        "id": "1", "action": "push",
-        "target": {
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
-            "repository": repository, "tag": tag
-        }
-    }]})
-    .to_string()
-}
-
 /// POSTs `body` to a worker's `/events`; the status.
 fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u16 {
     http.post(format!("{}/events", worker.base))
@@ -95,7 +83,7 @@ fn a_thousand_identical_events_across_three_replicas_publish_once() {
     // Started on an empty registry: only the events bring work.
     let workers = replicas(&registry.host, keys.path(), &nats, 3, &[]);
     let alpine = tokio_run(push_fixture(&registry.client(), "alpine"));
-    let event = push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19");
+    let event = tagged_push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19");
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let senders: Vec<_> = (0..8)
             .map(|sender| {
@@ -269,15 +257,7 @@ fn a_replica_killed_mid_scan_is_finished_by_another_and_sigterm_finishes_its_job
         &[("REFCAT_SYFT", slow_syft.as_os_str())],
     );
     let http = reqwest::blocking::Client::new();
-    let debian = tokio_run(push_fixture(&registry.client(), "debian"));
-    assert_eq!(
-        post(
-            &http,
-            &workers[0],
-            &push_event("fixtures/debian", debian.top.digest.as_ref(), "12")
-        ),
-        202
-    );
+    announce(&http, &workers[0], &registry, "debian", "12");
     let holder = running_replica(&workers);
     let mut killed = workers.remove(holder);
     let _ = killed.child.kill(); // SIGKILL: no goodbye, its job not acked
@@ -291,15 +271,7 @@ fn a_replica_killed_mid_scan_is_finished_by_another_and_sigterm_finishes_its_job
     ));
 
     // SIGTERM while a job runs: the replica stops fetching, finishes the job, acks it.
-    let alpine = tokio_run(push_fixture(&registry.client(), "alpine"));
-    assert_eq!(
-        post(
-            &http,
-            &workers[0],
-            &push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19")
-        ),
-        202
-    );
+    announce(&http, &workers[0], &registry, "alpine", "3.19");
     let holder = running_replica(&workers);
     let mut stopping = workers.remove(holder);
     let redelivered = total(&workers, "refcat_worker_jobs_redelivered_total");
@@ -317,6 +289,19 @@ fn a_replica_killed_mid_scan_is_finished_by_another_and_sigterm_finishes_its_job
         keys.path(),
         "fixtures/alpine:3.19",
     ));
+}
+
+/// Pushes the fixture `name` and tells `worker` of its push as `fixtures/<name>:tag`.
+fn announce(
+    http: &reqwest::blocking::Client,
+    worker: &Worker,
+    registry: &Registry,
+    name: &str,
+    tag: &str,
+) {
+    let image = tokio_run(push_fixture(&registry.client(), name));
+    let event = tagged_push_event(image.repository.as_str(), image.top.digest.as_ref(), tag);
+    assert_eq!(post(http, worker, &event), 202);
 }
 
 /// The index of the replica running a job, once one does.
@@ -357,7 +342,11 @@ fn a_broker_killed_with_jobs_queued_loses_none_and_repeats_none() {
     let http = reqwest::blocking::Client::new();
     for (i, ((_, repository, tag), digest)) in IMAGES.iter().zip(&digests).enumerate() {
         assert_eq!(
-            post(&http, &workers[i % 3], &push_event(repository, digest, tag)),
+            post(
+                &http,
+                &workers[i % 3],
+                &tagged_push_event(repository, digest, tag)
+            ),
             202
         );
     }
@@ -418,7 +407,7 @@ fn a_broker_that_is_down_is_said_at_start_and_answered_with_503_during_intake() 
         "{said}"
     );
     let alpine = tokio_run(push_fixture(&registry.client(), "alpine"));
-    let event = push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19");
+    let event = tagged_push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19");
     let http = reqwest::blocking::Client::new();
     nats.kill();
     let refused = http
@@ -545,7 +534,7 @@ fn a_job_that_keeps_failing_is_ended_and_does_not_block_its_image() {
         ],
     );
     let http = reqwest::blocking::Client::new();
-    let event = push_event("fixtures/debian", debian.top.digest.as_ref(), "12");
+    let event = tagged_push_event("fixtures/debian", debian.top.digest.as_ref(), "12");
     assert_eq!(post(&http, &workers[0], &event), 202);
     let start = Instant::now();
     while total(&workers, "refcat_worker_jobs_dead_total") < 1 {

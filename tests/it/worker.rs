@@ -10,24 +10,12 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use crate::common::published::check_recovered;
-use crate::common::worker::{notified_worker, Worker, SECRET};
+use crate::common::worker::{notified_worker, tagged_push_event, Worker, SECRET};
 use crate::common::{free_port, push_fixture, write_keys, Kind, Registry};
 
 /// A distribution notification of a manifest push of `digest` in `repository`.
 fn push_event(repository: &str, digest: &str) -> String {
     tagged_push_event(repository, digest, "3.19")
-}
-
-/// [`push_event`] naming `tag`.
-fn tagged_push_event(repository: &str, digest: &str, tag: &str) -> String {
-    serde_json::json!({ "events": [{
-        "id": "1", "action": "push",
-        "target": {
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
-            "repository": repository, "tag": tag
-        }
-    }]})
-    .to_string()
 }
 
 /// Pushes the alpine fixture to a registry of `kind` that notifies a worker, waits until

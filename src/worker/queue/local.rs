@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Enqueued, Outcome, QueueConfig};
+use super::{Enqueued, Outcome, Outcomes, QueueConfig};
 use crate::worker::Job;
 
 /// The queue of one worker process: cheap to clone.
@@ -26,7 +26,7 @@ struct Inner {
     /// Keys of jobs waiting or running.
     keys: Mutex<HashSet<String>>,
     running: AtomicUsize,
-    outcomes: Mutex<BTreeMap<Outcome, u64>>,
+    outcomes: Outcomes,
     config: QueueConfig,
 }
 
@@ -40,7 +40,7 @@ impl LocalQueue {
                 rx: tokio::sync::Mutex::new(rx),
                 keys: Mutex::new(HashSet::new()),
                 running: AtomicUsize::new(0),
-                outcomes: Mutex::new(BTreeMap::new()),
+                outcomes: Outcomes::default(),
                 config,
             }),
         }
@@ -103,7 +103,7 @@ impl LocalQueue {
 
     /// Jobs ended so far, by outcome.
     pub fn outcomes(&self) -> BTreeMap<Outcome, u64> {
-        self.inner.outcomes.lock().expect("outcomes").clone()
+        self.inner.outcomes.snapshot()
     }
 
     /// Runs jobs with `run` on `concurrency` tasks until `shutdown` turns true; then
@@ -161,13 +161,7 @@ impl LocalQueue {
             }
         }
         tracing::info!(job = %key, outcome = outcome.as_str(), "job done");
-        *self
-            .inner
-            .outcomes
-            .lock()
-            .expect("outcomes")
-            .entry(outcome)
-            .or_default() += 1;
+        self.inner.outcomes.count(outcome);
         self.inner.keys.lock().expect("queue keys").remove(&key);
         self.inner.running.fetch_sub(1, Ordering::SeqCst);
     }

@@ -70,6 +70,20 @@ pub struct QueueConfig {
     pub backoff: Duration,
 }
 
+/// Jobs ended, by outcome.
+#[derive(Debug, Default)]
+pub(super) struct Outcomes(std::sync::Mutex<std::collections::BTreeMap<Outcome, u64>>);
+
+impl Outcomes {
+    pub(super) fn count(&self, outcome: Outcome) {
+        *self.0.lock().expect("outcomes").entry(outcome).or_default() += 1;
+    }
+
+    pub(super) fn snapshot(&self) -> std::collections::BTreeMap<Outcome, u64> {
+        self.0.lock().expect("outcomes").clone()
+    }
+}
+
 /// Jobs waiting and running.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Depth {

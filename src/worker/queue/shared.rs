@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
 
-use super::{Depth, Enqueued, Outcome, QueueConfig};
+use super::{Depth, Enqueued, Outcome, Outcomes, QueueConfig};
 use crate::broker::{Broker, Delivery, Progress, Published};
 use crate::reference::{RepositoryName, Tag, Target};
 use crate::worker::Job;
@@ -90,7 +90,7 @@ struct Inner {
     broker: Broker,
     config: QueueConfig,
     running: AtomicUsize,
-    outcomes: Mutex<BTreeMap<Outcome, u64>>,
+    outcomes: Outcomes,
     /// Jobs this replica was handed again (another replica died or failed with them).
     redelivered: AtomicU64,
     /// Jobs this replica ended unfinished: attempts used up, or unreadable.
@@ -111,7 +111,7 @@ impl SharedQueue {
                 broker,
                 config,
                 running: AtomicUsize::new(0),
-                outcomes: Mutex::new(BTreeMap::new()),
+                outcomes: Outcomes::default(),
                 redelivered: AtomicU64::new(0),
                 dead: AtomicU64::new(0),
             }),
@@ -170,7 +170,7 @@ impl SharedQueue {
 
     /// Jobs this process ended, by outcome.
     pub fn outcomes(&self) -> BTreeMap<Outcome, u64> {
-        self.inner.outcomes.lock().expect("outcomes").clone()
+        self.inner.outcomes.snapshot()
     }
 
     /// The broker's side of the metrics.
@@ -312,13 +312,7 @@ impl SharedQueue {
     }
 
     fn count(&self, outcome: Outcome) {
-        *self
-            .inner
-            .outcomes
-            .lock()
-            .expect("outcomes")
-            .entry(outcome)
-            .or_default() += 1;
+        self.inner.outcomes.count(outcome);
     }
 }
 

@@ -136,3 +136,15 @@ pub fn notified_worker(kind: Kind) -> (Registry, tempfile::TempDir, Worker) {
     let worker = Worker::start(&registry, keys.path(), port, &[]);
     (registry, keys, worker)
 }
+
+/// A distribution notification of a push of the index `digest` as `repository:tag`.
+pub fn tagged_push_event(repository: &str, digest: &str, tag: &str) -> String {
+    serde_json::json!({ "events": [{
+        "id": "1", "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+            "repository": repository, "tag": tag
+        }
+    }]})
+    .to_string()
+}
