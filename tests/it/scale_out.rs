@@ -30,6 +30,13 @@ fn replicas(
         .collect()
 }
 
+/// A nats-server, a zot, and a fresh key pair.
+fn broker_and_zot() -> (NatsServer, Registry, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    (NatsServer::start(), Registry::zot(), keys)
+}
+
 /// A metric summed over the replicas.
 fn total(workers: &[Worker], series: &str) -> u64 {
     workers.iter().map(|w| w.metric(series)).sum()
@@ -76,10 +83,7 @@ fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u16 {
 
 #[test]
 fn a_thousand_identical_events_across_three_replicas_publish_once() {
-    let nats = NatsServer::start();
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (nats, registry, keys) = broker_and_zot();
     // Started on an empty registry: only the events bring work.
     let workers = replicas(&registry.host, keys.path(), &nats, 3, &[]);
     let alpine = tokio_run(push_fixture(&registry.client(), "alpine"));
@@ -242,10 +246,7 @@ fn a_push_through_zots_nats_sink_alone_covers_every_image_once() {
 
 #[test]
 fn a_replica_killed_mid_scan_is_finished_by_another_and_sigterm_finishes_its_job() {
-    let nats = NatsServer::start();
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (nats, registry, keys) = broker_and_zot();
     let scans = tempfile::tempdir().unwrap();
     // syft waits 6 s before it scans: long past the 3 s ack wait.
     let slow_syft = crate::common::observed_syft(scans.path(), 6);
@@ -324,11 +325,7 @@ fn running_replica(workers: &[Worker]) -> usize {
 
 #[test]
 fn a_broker_killed_with_jobs_queued_loses_none_and_repeats_none() {
-    let nats_server = NatsServer::start();
-    let mut nats = nats_server;
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (mut nats, registry, keys) = broker_and_zot();
     let scans = tempfile::tempdir().unwrap();
     let slow_syft = crate::common::observed_syft(scans.path(), 3);
     let workers = replicas(
@@ -441,10 +438,7 @@ fn a_broker_that_is_down_is_said_at_start_and_answered_with_503_during_intake() 
 
 #[test]
 fn three_replicas_walk_once_per_interval() {
-    let nats = NatsServer::start();
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (nats, registry, keys) = broker_and_zot();
     let workers = replicas(
         &registry.host,
         keys.path(),
@@ -467,10 +461,7 @@ fn three_replicas_walk_once_per_interval() {
 
 #[test]
 fn a_new_grype_db_rescans_each_image_once_across_the_replicas() {
-    let nats = NatsServer::start();
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (nats, registry, keys) = broker_and_zot();
     tokio_run(push_fixture(&registry.client(), "alpine"));
     let db = crate::common::own_grype_db();
     let workers = replicas(
@@ -509,10 +500,7 @@ fn a_new_grype_db_rescans_each_image_once_across_the_replicas() {
 
 #[test]
 fn a_job_that_keeps_failing_is_ended_and_does_not_block_its_image() {
-    let nats = NatsServer::start();
-    let registry = Registry::zot();
-    let keys = tempfile::tempdir().unwrap();
-    write_keys(keys.path());
+    let (nats, registry, keys) = broker_and_zot();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let proxy = runtime.block_on(crate::common::faults::FaultProxy::start(&registry.host));
     let debian = runtime.block_on(push_fixture(&registry.client(), "debian"));

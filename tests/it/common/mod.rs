@@ -509,12 +509,13 @@ pub async fn publish_fixtures(registry: &Registry) -> tempfile::TempDir {
     keys
 }
 
-/// A launcher for the real syft that, for a scan, first notes its pid and environment in
-/// `dir` and waits `pause` seconds, then runs syft with the same arguments.
+/// A launcher for the real syft that, for a scan, first notes its environment and then its
+/// pid in `dir` (each file renamed into place whole, so a test that has seen the pid reads
+/// this scan's environment) and waits `pause` seconds, then runs syft with the same arguments.
 pub fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
     let launcher = dir.join("syft");
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = scan ]; then\n  echo $$ > '{dir}/pid'\n  env > '{dir}/env'\n  sleep {pause}\nfi\nexec '{syft}' \"$@\"\n",
+        "#!/bin/sh\nif [ \"$1\" = scan ]; then\n  env > '{dir}/env.part' && mv '{dir}/env.part' '{dir}/env'\n  echo $$ > '{dir}/pid.part' && mv '{dir}/pid.part' '{dir}/pid'\n  sleep {pause}\nfi\nexec '{syft}' \"$@\"\n",
         dir = dir.display(),
         syft = tool("syft").display(),
     );
