@@ -64,6 +64,35 @@ pub enum BrokerCredentials {
         /// The password.
         password: Secret,
     },
+    /// A token (`nats://TOKEN@host` in NATS URLs).
+    Token(Secret),
+}
+
+impl BrokerCredentials {
+    /// Takes the credentials out of `url` (`nats://user:password@host`, or
+    /// `nats://token@host`): the URL without them, and them, if it held any. The NATS
+    /// client would not send them from the URL.
+    pub fn from_url(url: &str) -> (String, Option<BrokerCredentials>) {
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return (url.to_string(), None);
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let credentials = match (parsed.username(), parsed.password()) {
+            ("", None) => return (url.to_string(), None),
+            (user, Some(password)) => BrokerCredentials::UserPassword {
+                user: decode(user),
+                password: Secret::new(decode(password)),
+            },
+            (token, None) => BrokerCredentials::Token(Secret::new(decode(token))),
+        };
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        (parsed.to_string(), Some(credentials))
+    }
 }
 
 /// What went wrong with the broker.
@@ -177,6 +206,7 @@ impl Broker {
             BrokerCredentials::UserPassword { user, password } => {
                 options.user_and_password(user.clone(), password.expose().to_string())
             }
+            BrokerCredentials::Token(token) => options.token(token.expose().to_string()),
         };
         let client =
             options
@@ -260,5 +290,25 @@ mod tests {
             events_subject: None,
         };
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_taken_out_of_it() {
+        let (url, credentials) =
+            BrokerCredentials::from_url("nats://refcat:s%40cret@broker.example:4222");
+        assert_eq!(url, "nats://broker.example:4222");
+        match credentials {
+            Some(BrokerCredentials::UserPassword { user, password }) => {
+                assert_eq!(user, "refcat");
+                assert_eq!(password.expose(), "s@cret");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (url, credentials) = BrokerCredentials::from_url("nats://t0ken@broker.example");
+        assert_eq!(url, "nats://broker.example");
+        assert!(matches!(credentials, Some(BrokerCredentials::Token(t)) if t.expose() == "t0ken"));
+        assert!(BrokerCredentials::from_url("nats://broker.example:4222")
+            .1
+            .is_none());
     }
 }

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::broker::{BrokerConfig, BrokerCredentials};
+use crate::broker::{shown_url, BrokerConfig, BrokerCredentials};
 use crate::secret::Secret;
 
-/// Options for sharing work between worker replicas on NATS JetStream.
-#[derive(Debug, Args)]
+/// Options for sharing work between worker replicas on NATS JetStream. `Debug` shows
+/// the URL without the credentials it may carry.
+#[derive(Args)]
 pub struct BrokerArgs {
     /// Share jobs with every worker replica on this NATS broker (JetStream enabled):
-    /// `nats://host:4222`. Without it, this process keeps its own queue.
+    /// `nats://host:4222` (credentials may go in it: `nats://user:password@host:4222`,
+    /// `nats://token@host:4222`). Without it, this process keeps its own queue.
     #[arg(long, env = "REFCAT_NATS_URL", value_name = "URL")]
     pub nats_url: Option<String>,
     /// A NATS `.creds` file (JWT and nkey seed), as `nsc` writes it.
@@ -50,6 +52,19 @@ pub struct BrokerArgs {
     pub nats_events_subject: Option<String>,
 }
 
+impl std::fmt::Debug for BrokerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerArgs")
+            .field("nats_url", &self.nats_url.as_deref().map(shown_url))
+            .field("nats_creds", &self.nats_creds)
+            .field("nats_nkey", &self.nats_nkey)
+            .field("nats_user", &self.nats_user)
+            .field("nats_ack_wait", &self.nats_ack_wait)
+            .field("nats_events_subject", &self.nats_events_subject)
+            .finish()
+    }
+}
+
 impl BrokerArgs {
     /// The broker to share work through, if one is named; a stream holds `capacity`
     /// jobs at most.
@@ -57,7 +72,12 @@ impl BrokerArgs {
         let Some(url) = &self.nats_url else {
             return Ok(None);
         };
+        let (url, in_url) = BrokerCredentials::from_url(url);
         let credentials = match (&self.nats_creds, &self.nats_nkey, &self.nats_user) {
+            (None, None, None) => in_url.unwrap_or_default(),
+            _ if in_url.is_some() => anyhow::bail!(
+                "--nats-url carries credentials, and so does --nats-creds, --nats-nkey or --nats-user: give them once"
+            ),
             (Some(path), _, _) => BrokerCredentials::CredsFile(path.clone()),
             (_, Some(path), _) => BrokerCredentials::NkeyFile(path.clone()),
             (_, _, Some(user)) => BrokerCredentials::UserPassword {
@@ -66,14 +86,34 @@ impl BrokerArgs {
                     anyhow::anyhow!("--nats-user needs its password in REFCAT_NATS_PASSWORD")
                 })?),
             },
-            _ => BrokerCredentials::None,
         };
         Ok(Some(BrokerConfig {
-            url: url.clone(),
+            url,
             credentials,
             ack_wait: self.nats_ack_wait.max(Duration::from_secs(1)),
             capacity: capacity.try_into().unwrap_or(i64::MAX),
             events_subject: self.nats_events_subject.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[test]
+    fn debug_shows_no_credentials_of_the_url() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "refcat",
+            "worker",
+            "registry.example",
+            "--no-webhooks",
+            "--nats-url",
+            "nats://refcat:s3cret@broker.example:4222",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("nats://broker.example:4222"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

@@ -12,6 +12,7 @@ mod fixture;
 mod api;
 mod api_http;
 mod api_provenance;
+mod broker_credentials;
 mod caches;
 mod discovery;
 mod held_connections;

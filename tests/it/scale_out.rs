@@ -3,82 +3,21 @@
 //! No job is done twice or lost: not under a flood of identical events, not when a
 //! replica or the broker is killed, not when the Grype DB changes.
 
-use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use crate::common::nats::NatsServer;
 use crate::common::published::{check_recovered, tokio_run};
+use crate::common::replicas::{
+    announce, broker_holds, post, refused_start, replicas, running_replica, total, wait_done,
+};
 use crate::common::worker::{tagged_push_event, Worker, SECRET};
 use crate::common::{free_port, push_fixture, write_keys, Registry};
-
-/// `n` workers for the registry at `host` on the broker, with `env` besides.
-fn replicas(
-    host: &str,
-    keys: &std::path::Path,
-    nats: &NatsServer,
-    n: usize,
-    env: &[(&str, &OsStr)],
-) -> Vec<Worker> {
-    let mut all: Vec<(&str, &OsStr)> = vec![
-        ("REFCAT_NATS_URL", nats.url.as_ref()),
-        ("REFCAT_NATS_ACK_WAIT", "3s".as_ref()),
-        ("REFCAT_CONCURRENCY", "1".as_ref()),
-    ];
-    all.extend_from_slice(env);
-    (0..n)
-        .map(|_| Worker::start_on(host, keys, free_port(), &all))
-        .collect()
-}
 
 /// A nats-server, a zot, and a fresh key pair.
 fn broker_and_zot() -> (NatsServer, Registry, tempfile::TempDir) {
     let keys = tempfile::tempdir().unwrap();
     write_keys(keys.path());
     (NatsServer::start(), Registry::zot(), keys)
-}
-
-/// A metric summed over the replicas.
-fn total(workers: &[Worker], series: &str) -> u64 {
-    workers.iter().map(|w| w.metric(series)).sum()
-}
-
-/// Waits until the replicas have published `n` jobs and nothing waits, runs or is
-/// pending on the broker.
-fn wait_done(workers: &[Worker], n: u64, limit: Duration) {
-    let start = Instant::now();
-    let settled = || {
-        total(workers, "refcat_worker_jobs_total{outcome=\"published\"}") >= n
-            && workers[0].metric("refcat_worker_queue_depth") == 0
-            && workers[0].metric("refcat_worker_jobs_ack_pending") == 0
-            && total(workers, "refcat_worker_jobs_running") == 0
-    };
-    loop {
-        if settled() {
-            std::thread::sleep(Duration::from_millis(500));
-            if settled() {
-                return;
-            }
-        }
-        assert!(
-            start.elapsed() < limit,
-            "the replicas were still busy after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// POSTs `body` to a worker's `/events`; the status.
-fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u16 {
-    http.post(format!("{}/events", worker.base))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.events.v1+json",
-        )
-        .bearer_auth(SECRET)
-        .body(body.to_string())
-        .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -127,27 +66,6 @@ fn a_thousand_identical_events_across_three_replicas_publish_once() {
         keys.path(),
         "fixtures/alpine:3.19",
     ));
-}
-
-/// The jobs stream's messages and its consumer's pending acks, as nats-server reports
-/// them.
-fn broker_holds(nats: &NatsServer) -> (u64, u64) {
-    let jsz = nats.jsz();
-    let streams = jsz["account_details"][0]["stream_detail"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let jobs = streams
-        .iter()
-        .find(|s| s["name"] == "REFCAT_JOBS")
-        .unwrap_or_else(|| panic!("no jobs stream: {jsz}"));
-    let pending = jobs["consumer_detail"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["num_ack_pending"].as_u64().unwrap_or(0))
-        .sum();
-    (jobs["state"]["messages"].as_u64().unwrap_or(0), pending)
 }
 
 /// The fixtures and three copies of alpine under other names: six images, ten
@@ -292,37 +210,6 @@ fn a_replica_killed_mid_scan_is_finished_by_another_and_sigterm_finishes_its_job
     ));
 }
 
-/// Pushes the fixture `name` and tells `worker` of its push as `fixtures/<name>:tag`.
-fn announce(
-    http: &reqwest::blocking::Client,
-    worker: &Worker,
-    registry: &Registry,
-    name: &str,
-    tag: &str,
-) {
-    let image = tokio_run(push_fixture(&registry.client(), name));
-    let event = tagged_push_event(image.repository.as_str(), image.top.digest.as_ref(), tag);
-    assert_eq!(post(http, worker, &event), 202);
-}
-
-/// The index of the replica running a job, once one does.
-fn running_replica(workers: &[Worker]) -> usize {
-    let start = Instant::now();
-    loop {
-        if let Some(i) = workers
-            .iter()
-            .position(|w| w.metric("refcat_worker_jobs_running") > 0)
-        {
-            return i;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no replica took the job"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_broker_killed_with_jobs_queued_loses_none_and_repeats_none() {
     let (mut nats, registry, keys) = broker_and_zot();
@@ -369,36 +256,20 @@ fn a_broker_that_is_down_is_said_at_start_and_answered_with_503_during_intake() 
     let keys = tempfile::tempdir().unwrap();
     write_keys(keys.path());
     let closed = format!("nats://127.0.0.1:{}", free_port());
-    let mut worker = crate::common::refcat_publishing("worker", keys.path());
-    worker
-        .args([
-            &registry.host,
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .env("REFCAT_WEBHOOK_SECRET", SECRET)
-        .env("REFCAT_NATS_URL", &closed);
-    let out = worker.output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = refused_start(&registry, keys.path(), &[("REFCAT_NATS_URL", &closed)]);
     assert!(said.contains(&closed), "{said}");
 
     let mut nats = NatsServer::start();
     let workers = replicas(&registry.host, keys.path(), &nats, 1, &[]);
     // A replica that asks for another stream than the one the broker holds is refused.
-    let mut other = crate::common::refcat_publishing("worker", keys.path());
-    other
-        .args([
-            &registry.host,
-            "--listen",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .env("REFCAT_WEBHOOK_SECRET", SECRET)
-        .env("REFCAT_NATS_URL", &nats.url)
-        .env("REFCAT_QUEUE_CAPACITY", "7");
-    let out = other.output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = refused_start(
+        &registry,
+        keys.path(),
+        &[
+            ("REFCAT_NATS_URL", &nats.url),
+            ("REFCAT_QUEUE_CAPACITY", "7"),
+        ],
+    );
     assert!(
         said.contains("REFCAT_JOBS with another configuration"),
         "{said}"
@@ -569,6 +440,164 @@ fn a_job_that_keeps_failing_is_ended_and_does_not_block_its_image() {
     }
     wait_done(&workers, 1, Duration::from_secs(300));
     runtime.block_on(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/debian:12",
+    ));
+}
+
+/// The Grype DB builds each of `image`'s platform manifests was scanned with, newest
+/// Grype artifact first.
+fn grype_db_builds(registry: &Registry, image: &str) -> Vec<Vec<String>> {
+    tokio_run(async {
+        let client = registry.client();
+        let reference: refcat::reference::Reference =
+            format!("{}/{image}", registry.host).parse().unwrap();
+        let mut builds = Vec::new();
+        for subject in
+            crate::common::published::subjects(&client, &format!("{}/{image}", registry.host)).await
+        {
+            let existing = refcat::publish::Existing::read(
+                &client,
+                &reference.repository,
+                &subject.descriptor.digest,
+            )
+            .await
+            .unwrap();
+            let mut built: Vec<String> = existing
+                .grype
+                .iter()
+                .filter_map(|g| {
+                    g.annotation(refcat::artifact::annotations::GRYPE_DB_BUILT)
+                        .map(String::from)
+                })
+                .collect();
+            built.sort_unstable_by(|a, b| b.cmp(a));
+            builds.push(built);
+        }
+        builds
+    })
+}
+
+#[test]
+fn a_replica_with_an_older_grype_db_hands_a_rescan_on_and_uses_up_no_attempt() {
+    let (nats, registry, keys) = broker_and_zot();
+    tokio_run(push_fixture(&registry.client(), "alpine"));
+    let (newer, older) = (crate::common::own_grype_db(), crate::common::own_grype_db());
+    // syft waits while the file `hold` exists: the replica with the newer DB stays busy.
+    let scans = tempfile::tempdir().unwrap();
+    let (held_syft, hold) = crate::common::held_syft(scans.path());
+    // One attempt per job: a hand-on that used one up would end the re-scan dead.
+    let mut workers = replicas(
+        &registry.host,
+        keys.path(),
+        &nats,
+        1,
+        &[
+            ("GRYPE_DB_CACHE_DIR", newer.path().as_os_str()),
+            ("REFCAT_SYFT", held_syft.as_os_str()),
+            ("REFCAT_JOB_RETRIES", "0".as_ref()),
+        ],
+    );
+    wait_done(&workers, 1, Duration::from_secs(300));
+    std::fs::write(&hold, "").unwrap();
+    let http = reqwest::blocking::Client::new();
+    announce(&http, &workers[0], &registry, "debian", "12");
+    running_replica(&workers);
+    // The other replica has the older DB, and covers alpine, which its walk at start
+    // finds complete by that DB.
+    workers.extend(replicas(
+        &registry.host,
+        keys.path(),
+        &nats,
+        1,
+        &[
+            ("GRYPE_DB_CACHE_DIR", older.path().as_os_str()),
+            ("REFCAT_REPOSITORY", "fixtures/alpine".as_ref()),
+            ("REFCAT_JOB_RETRIES", "0".as_ref()),
+        ],
+    ));
+    crate::common::import_newer_grype_db(newer.path());
+    // The only free replica is offered the re-scan, and hands it on.
+    let start = Instant::now();
+    while workers[1].jobs("deferred") < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the replica with the older DB was never offered the re-scan"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(&hold).unwrap();
+    let start = Instant::now();
+    while grype_db_builds(&registry, "fixtures/alpine:3.19")
+        .iter()
+        .any(|b| b.first().map(String::as_str) != Some("2026-11-08T00:00:00Z"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no re-scan with the newer DB: {:?}, {} dead",
+            grype_db_builds(&registry, "fixtures/alpine:3.19"),
+            total(&workers, "refcat_worker_jobs_dead_total")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_done(&workers, 3, Duration::from_secs(300));
+    assert_eq!(total(&workers, "refcat_worker_jobs_dead_total"), 0);
+    assert_eq!(
+        total(&workers, "refcat_worker_jobs_total{outcome=\"failed\"}"),
+        0
+    );
+    assert_eq!(
+        workers[1].metric("refcat_worker_artifacts_total{format=\"grype-json\"}"),
+        0,
+        "the older DB judged nothing"
+    );
+    for builds in grype_db_builds(&registry, "fixtures/alpine:3.19") {
+        assert_eq!(builds, ["2026-11-08T00:00:00Z", "2026-11-01T00:00:00Z"]);
+    }
+    assert_eq!(broker_holds(&nats), (0, 0));
+}
+
+#[test]
+fn a_full_stream_is_answered_with_503_and_retry_after() {
+    let (nats, registry, keys) = broker_and_zot();
+    let scans = tempfile::tempdir().unwrap();
+    let (held_syft, hold) = crate::common::held_syft(scans.path());
+    std::fs::write(&hold, "").unwrap();
+    // The stream holds one job: the one the replica runs, held in syft.
+    let workers = replicas(
+        &registry.host,
+        keys.path(),
+        &nats,
+        1,
+        &[
+            ("REFCAT_QUEUE_CAPACITY", "1".as_ref()),
+            ("REFCAT_SYFT", held_syft.as_os_str()),
+        ],
+    );
+    let http = reqwest::blocking::Client::new();
+    announce(&http, &workers[0], &registry, "alpine", "3.19");
+    running_replica(&workers);
+    let debian = tokio_run(push_fixture(&registry.client(), "debian"));
+    let event = tagged_push_event("fixtures/debian", debian.top.digest.as_ref(), "12");
+    let full = http
+        .post(format!("{}/events", workers[0].base))
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.events.v1+json",
+        )
+        .bearer_auth(SECRET)
+        .body(event.clone())
+        .send()
+        .unwrap();
+    assert_eq!(full.status(), 503);
+    assert!(full.headers().contains_key("retry-after"));
+    // Once the running job is done, the stream takes the event again.
+    std::fs::remove_file(&hold).unwrap();
+    wait_done(&workers, 1, Duration::from_secs(300));
+    assert_eq!(post(&http, &workers[0], &event), 202);
+    wait_done(&workers, 2, Duration::from_secs(300));
+    tokio_run(check_recovered(
         &registry,
         keys.path(),
         "fixtures/debian:12",

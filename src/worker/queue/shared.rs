@@ -4,6 +4,8 @@
 //! a running job reports progress so a long scan is not handed to another replica, and
 //! a job is acked only once it ended. A failure is handed back with a delay; on its last
 //! attempt the job is ended (and counted dead), so a poison job never blocks its image.
+//! A replica whose Grype DB is older than a re-scan's hands the job on as a copy that
+//! waits a while, so however long the replicas' DBs disagree, no attempt is used up.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,9 +23,16 @@ use crate::worker::Job;
 
 /// When a job may run, in milliseconds since the epoch (a settling push).
 const NOT_BEFORE: &str = "Refcat-Not-Before";
-/// How long a replica whose Grype DB is older than a job's waits before it is asked
-/// again.
+/// How often a job was handed on by replicas whose Grype DB was older than the job's.
+const DEFERRALS: &str = "Refcat-Deferrals";
+/// How long a job handed on by a replica whose Grype DB is older than the job's waits
+/// before it is offered again.
 const OLDER_DB_RETRY: Duration = Duration::from_secs(15);
+/// A job not due for longer than this when first delivered is handed back until it is,
+/// freeing the slot; a shorter wait is slept through.
+const HAND_BACK_PAST: Duration = Duration::from_millis(500);
+/// The longest a job is held back for its not-before time (a sender's clock may be off).
+const LONGEST_HOLD: Duration = Duration::from_secs(60);
 
 /// A job as the stream carries it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -121,13 +130,27 @@ impl SharedQueue {
     /// Publishes `job` to run no sooner than `delay` from now; [`Enqueued::Added`] only
     /// once the broker stored it.
     pub async fn push_after(&self, job: Job, delay: Duration) -> Enqueued {
+        self.publish(&job, delay, 0).await
+    }
+
+    /// Publishes `job`, handed on `deferrals` times by replicas with an older Grype DB.
+    async fn publish(&self, job: &Job, delay: Duration, deferrals: u32) -> Enqueued {
         let key = job.key();
         // A re-scan with a newer DB is another job than the last one for the key.
-        let id = match &job.db_built {
+        let mut id = match &job.db_built {
             Some(built) => format!("{key}#db={built}"),
             None => key.clone(),
         };
-        let payload = serde_json::to_vec(&Message::of(&job)).expect("a job serializes");
+        // A handed-on copy takes a subject of its own, two in turn: the delivery it
+        // replaces holds the job's subject until it is acked, after the copy is stored.
+        let subject = match deferrals {
+            0 => key.clone(),
+            n => {
+                id.push_str(&format!("#deferred={n}"));
+                format!("{key}#deferred={}", n % 2)
+            }
+        };
+        let payload = serde_json::to_vec(&Message::of(job)).expect("a job serializes");
         let mut headers = Vec::new();
         if !delay.is_zero() {
             headers.push((
@@ -135,11 +158,14 @@ impl SharedQueue {
                 (now_ms() + delay.as_millis() as u64).to_string(),
             ));
         }
+        if deferrals > 0 {
+            headers.push((DEFERRALS, deferrals.to_string()));
+        }
         match self
             .inner
             .broker
             .jobs()
-            .publish(&key, &id, payload.into(), &headers)
+            .publish(&subject, &id, payload.into(), &headers)
             .await
         {
             Ok(Published::Stored) => Enqueued::Added,
@@ -248,7 +274,19 @@ impl SharedQueue {
             }
         };
         let key = job.key();
-        if delivery.delivered > 1 {
+        let not_before = delivery
+            .header(NOT_BEFORE)
+            .and_then(|t| t.parse::<u64>().ok())
+            .map(|t| Duration::from_millis(t.saturating_sub(now_ms())).min(LONGEST_HOLD));
+        if delivery.delivered == 1 {
+            if let Some(wait) = not_before.filter(|w| *w > HAND_BACK_PAST) {
+                let _ = delivery.retry_after(wait).await;
+                return;
+            }
+        }
+        // A job held back until due was delivered once more than it was attempted.
+        let attempts = attempts + i64::from(not_before.is_some());
+        if delivery.delivered > 1 + i64::from(not_before.is_some()) {
             inner.redelivered.fetch_add(1, Ordering::Relaxed);
         }
         // A replica died with it on every attempt: it must not block its image forever.
@@ -262,19 +300,29 @@ impl SharedQueue {
             delivery.progress(),
             inner.broker.ack_wait() / 3,
         ));
-        if let Some(wait) = delivery
-            .header(NOT_BEFORE)
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(|t| t.saturating_sub(now_ms()))
-        {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+        if let Some(wait) = not_before {
+            tokio::time::sleep(wait).await;
         }
-        let result = run(job).await;
+        let result = run(job.clone()).await;
         progress.abort();
         match result {
             Ok(Outcome::Deferred) => {
-                tracing::info!(job = %key, "this replica's Grype DB is older than the job's; handed back");
-                let _ = delivery.retry_after(OLDER_DB_RETRY).await;
+                tracing::info!(job = %key, "this replica's Grype DB is older than the job's; handed on");
+                // Waiting for a replica with a newer DB is no failed attempt: a copy with
+                // its attempts whole takes the job's place.
+                let deferrals = delivery
+                    .header(DEFERRALS)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(0);
+                let copy = self
+                    .publish(&job, OLDER_DB_RETRY, deferrals.saturating_add(1))
+                    .await;
+                let _ = match copy {
+                    Enqueued::Added | Enqueued::Duplicate => delivery.ack().await,
+                    Enqueued::Full | Enqueued::Unavailable => {
+                        delivery.retry_after(OLDER_DB_RETRY).await
+                    }
+                };
                 self.count(Outcome::Deferred);
             }
             Ok(outcome) => {

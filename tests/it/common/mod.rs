@@ -6,6 +6,7 @@ pub mod faults;
 pub mod lexicon;
 pub mod nats;
 pub mod published;
+pub mod replicas;
 pub mod served;
 pub mod tls;
 pub mod worker;
@@ -521,6 +522,20 @@ pub fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
     );
     write_script(&launcher, &script);
     launcher
+}
+
+/// A launcher for the real syft whose scans wait while the file `hold` in `dir` exists
+/// (a test creates and removes it to keep a replica busy); the launcher's path and the
+/// hold file's.
+pub fn held_syft(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (launcher, hold) = (dir.join("syft"), dir.join("hold"));
+    let script = format!(
+        "#!/bin/sh\nwhile [ \"$1\" = scan ] && [ -f '{hold}' ]; do sleep 0.2; done\nexec '{syft}' \"$@\"\n",
+        hold = hold.display(),
+        syft = tool("syft").display(),
+    );
+    write_script(&launcher, &script);
+    (launcher, hold)
 }
 
 /// Writes an executable shell script.

@@ -14,6 +14,7 @@ pub struct NatsServer {
     port: u16,
     monitor: u16,
     store: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl Drop for NatsServer {
@@ -25,6 +26,11 @@ impl Drop for NatsServer {
 impl NatsServer {
     /// Starts nats-server and waits until JetStream answers its health check.
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// [`NatsServer::start`] with more of nats-server's options (`--user`, say).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let (port, monitor) = (free_port(), free_port());
         let mut server = NatsServer {
             child: None,
@@ -32,6 +38,7 @@ impl NatsServer {
             port,
             monitor,
             store: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.restart();
         server
@@ -52,6 +59,7 @@ impl NatsServer {
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor.to_string(), "-sd"])
             .arg(self.store.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

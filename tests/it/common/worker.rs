@@ -14,12 +14,18 @@ pub struct Worker {
     pub base: String,
     /// Where its standard output (the exposure lines) goes.
     pub stdout: tempfile::NamedTempFile,
+    /// Where its log goes: printed when the test fails.
+    stderr: tempfile::NamedTempFile,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- the log of the worker at {} ---", self.base);
+            eprint!("{}", self.log());
+        }
     }
 }
 
@@ -50,19 +56,31 @@ impl Worker {
             .env("REFCAT_RECONCILE_INTERVAL", "0")
             .envs(env.iter().copied());
         let stdout = tempfile::NamedTempFile::new().unwrap();
-        cmd.stdout(Stdio::from(stdout.reopen().unwrap()));
+        let stderr = tempfile::NamedTempFile::new().unwrap();
+        cmd.stdout(Stdio::from(stdout.reopen().unwrap()))
+            .stderr(Stdio::from(stderr.reopen().unwrap()));
         let child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while reqwest::blocking::get(format!("{base}/healthz")).is_err() {
-            assert!(Instant::now() < deadline, "worker not up after 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "worker not up after 20 s: {}",
+                std::fs::read_to_string(stderr.path()).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Worker {
             child,
             base,
             stdout,
+            stderr,
         }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
     }
 
     /// A metric's value (0 when absent).
