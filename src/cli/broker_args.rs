@@ -15,7 +15,12 @@ pub struct BrokerArgs {
     /// Share jobs with every worker replica on this NATS broker (JetStream enabled):
     /// `nats://host:4222` (credentials may go in it: `nats://user:password@host:4222`,
     /// `nats://token@host:4222`). Without it, this process keeps its own queue.
-    #[arg(long, env = "REFCAT_NATS_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "REFCAT_NATS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub nats_url: Option<String>,
     /// A NATS `.creds` file (JWT and nkey seed), as `nsc` writes it.
     #[arg(
@@ -115,5 +120,16 @@ mod tests {
         let shown = format!("{cli:?}");
         assert!(shown.contains("nats://broker.example:4222"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn help_shows_no_url_from_the_environment() {
+        let command = <crate::cli::Cli as clap::CommandFactory>::command();
+        let worker = command.find_subcommand("worker").unwrap();
+        let url = worker
+            .get_arguments()
+            .find(|a| a.get_id() == "nats_url")
+            .unwrap();
+        assert!(url.is_hide_env_values_set());
     }
 }
