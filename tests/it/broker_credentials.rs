@@ -1,6 +1,6 @@
-//! A broker that asks for credentials: replicas reach it with a user and password, or
-//! with both in `--nats-url`, and the password shows nowhere: not in the log, not in
-//! the error of a refused start, not in the scanners' environment.
+//! A broker that asks for credentials: replicas reach it with a user and password (or
+//! both in `--nats-url`), or with an nkey seed file, and the secret shows nowhere: not
+//! in the log, not in the error of a refused start, not in the scanners' environment.
 
 use std::time::Duration;
 
@@ -99,4 +99,71 @@ fn a_broker_with_a_password_is_reached_and_the_password_shown_nowhere() {
     }
     let env = std::fs::read_to_string(seen.path().join("env")).unwrap();
     assert!(!env.contains(PASSWORD), "syft saw the broker's password");
+}
+
+#[test]
+fn a_broker_that_takes_an_nkey_admits_the_replica_with_its_seed_file() {
+    let seeds = tempfile::tempdir().unwrap();
+    let seed_file = |name: &str, pair: &nkeys::KeyPair| {
+        let path = seeds.path().join(name);
+        std::fs::write(&path, format!("{}\n", pair.seed().unwrap())).unwrap();
+        path
+    };
+    let (admitted, stranger) = (nkeys::KeyPair::new_user(), nkeys::KeyPair::new_user());
+    let config = seeds.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            admitted.public_key()
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", config.to_str().unwrap()]);
+    let registry = Registry::zot();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+
+    // Another user's seed is refused, and the error shows no seed.
+    let stranger_file = seed_file("stranger.nk", &stranger);
+    let said = refused_start(
+        &registry,
+        keys.path(),
+        &[
+            ("REFCAT_NATS_URL", &nats.url),
+            ("REFCAT_NATS_NKEY", stranger_file.to_str().unwrap()),
+        ],
+    );
+    assert!(said.contains(&nats.url), "{said}");
+    assert!(!said.contains(&stranger.seed().unwrap()), "{said}");
+    let missing = seeds.path().join("missing.nk");
+    let said = refused_start(
+        &registry,
+        keys.path(),
+        &[
+            ("REFCAT_NATS_URL", &nats.url),
+            ("REFCAT_NATS_NKEY", missing.to_str().unwrap()),
+        ],
+    );
+    assert!(said.contains("cannot read the NATS credentials"), "{said}");
+
+    // The admitted seed: a push is published, and the log holds no seed.
+    let admitted_file = seed_file("refcat.nk", &admitted);
+    let workers = replicas(
+        &registry.host,
+        keys.path(),
+        &nats,
+        1,
+        &[("REFCAT_NATS_NKEY", admitted_file.as_os_str())],
+    );
+    let http = reqwest::blocking::Client::new();
+    announce(&http, &workers[0], &registry, "alpine", "3.19");
+    wait_done(&workers, 1, Duration::from_secs(300));
+    crate::common::published::tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "fixtures/alpine:3.19",
+    ));
+    let log = workers[0].log();
+    assert!(!log.contains(&admitted.seed().unwrap()), "{log}");
 }
