@@ -414,6 +414,7 @@ async fn replicas_section(
         let db_built = grype_db_built(&tools().join("grype-db"))?;
         let mut references = Vec::new();
         let pushed = Instant::now();
+        let busy_before = cpu_busy_seconds()?;
         let mut pushes = Vec::new();
         for i in 0..REPLICA_IMAGES {
             let mut image = support::fixture::build(&alpine)?;
@@ -435,6 +436,7 @@ async fn replicas_section(
         })
         .await?;
         let seconds = pushed.elapsed().as_secs_f64();
+        let cores_busy = (cpu_busy_seconds()? - busy_before) / seconds;
         let (mut platforms, mut duplicates, mut lost) = (0, 0, 0);
         for reference in &references {
             for subject in platform_manifests(&client, reference, None).await? {
@@ -451,7 +453,7 @@ async fn replicas_section(
         let per_minute = platforms as f64 * 60.0 / seconds;
         let ratio = per_minute / *first.get_or_insert(per_minute);
         rows.push_str(&format!(
-            "| {n} | {platforms} | {seconds:.1} | {per_minute:.1} | {ratio:.2}× | {duplicates} | {lost} |\n"
+            "| {n} | {platforms} | {seconds:.1} | {per_minute:.1} | {ratio:.2}× | {cores_busy:.2} | {duplicates} | {lost} |\n"
         ));
         drop(workers);
         let _ = nats.kill();
@@ -461,12 +463,32 @@ async fn replicas_section(
         "## Replicas on one NATS broker\n\n\
          {REPLICA_IMAGES} copies of alpine pushed at once into fresh repositories; the registry notifies the \
          first replica, and the broker shares the jobs (`--concurrency 1` each).\n\n\
-         | replicas | platform manifests | push start → all complete s | platform manifests/min | ratio to 1 | duplicated artifacts | missing artifacts |\n\
-         |---|---|---|---|---|---|---|\n{rows}\n\
-         Goal: no duplicate and none missing. On 2 cores syft and grype are CPU-bound, so more replicas \
-         on the same machine share the same cores: the ratio says what sharing costs, not what more \
-         machines would give.\n"
+         | replicas | platform manifests | push start → all complete s | platform manifests/min | ratio to 1 | cores busy (of {cores}) | duplicated artifacts | missing artifacts |\n\
+         |---|---|---|---|---|---|---|---|\n{rows}\n\
+         Goal: no duplicate and none missing. Cores busy is the machine's CPU time (everything on it: \
+         replicas, scanners, registry, broker) over the wall time. On this machine syft and grype are \
+         CPU-bound, so more replicas share the same cores: the ratio says what sharing costs, not what \
+         more machines would give.\n",
+        cores = std::thread::available_parallelism().map_or(1, |n| n.get()),
     ))
+}
+
+/// CPU time the whole machine has spent busy since boot (every core, all but idle and
+/// I/O wait), from /proc/stat.
+fn cpu_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let jiffies: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("/proc/stat has no cpu line")?
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0))
+        .collect();
+    let idle = jiffies.get(3).copied().unwrap_or(0.0) + jiffies.get(4).copied().unwrap_or(0.0);
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((jiffies.iter().take(8).sum::<f64>() - idle) / ticks)
 }
 
 /// A port free at the time of asking.
