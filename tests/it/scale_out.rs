@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use crate::common::nats::NatsServer;
 use crate::common::published::{check_recovered, tokio_run};
 use crate::common::replicas::{
-    announce, broker_holds, post, refused_start, replicas, running_replica, total, wait_done,
+    announce, assert_unavailable, broker_holds, post, refused_start, replicas, running_replica,
+    send_event, total, wait_done,
 };
-use crate::common::worker::{tagged_push_event, Worker, SECRET};
+use crate::common::worker::{tagged_push_event, Worker};
 use crate::common::{free_port, push_fixture, write_keys, Registry};
 
 /// A nats-server, a zot, and a fresh key pair.
@@ -278,18 +279,7 @@ fn a_broker_that_is_down_is_said_at_start_and_answered_with_503_during_intake() 
     let event = tagged_push_event("fixtures/alpine", alpine.top.digest.as_ref(), "3.19");
     let http = reqwest::blocking::Client::new();
     nats.kill();
-    let refused = http
-        .post(format!("{}/events", workers[0].base))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.events.v1+json",
-        )
-        .bearer_auth(SECRET)
-        .body(event.clone())
-        .send()
-        .unwrap();
-    assert_eq!(refused.status(), 503);
-    assert!(refused.headers().contains_key("retry-after"));
+    assert_unavailable(&http, &workers[0], &event);
     nats.restart();
     let start = Instant::now();
     while post(&http, &workers[0], &event) != 202 {
@@ -417,15 +407,7 @@ fn a_job_that_keeps_failing_is_ended_and_does_not_block_its_image() {
     proxy.clear();
     let start = Instant::now();
     loop {
-        let answer: serde_json::Value = http
-            .post(format!("{}/events", workers[1].base))
-            .header(
-                "content-type",
-                "application/vnd.docker.distribution.events.v1+json",
-            )
-            .bearer_auth(SECRET)
-            .body(event.clone())
-            .send()
+        let answer: serde_json::Value = send_event(&http, &workers[1], &event)
             .unwrap()
             .json()
             .unwrap();
@@ -580,18 +562,7 @@ fn a_full_stream_is_answered_with_503_and_retry_after() {
     running_replica(&workers);
     let debian = tokio_run(push_fixture(&registry.client(), "debian"));
     let event = tagged_push_event("fixtures/debian", debian.top.digest.as_ref(), "12");
-    let full = http
-        .post(format!("{}/events", workers[0].base))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.events.v1+json",
-        )
-        .bearer_auth(SECRET)
-        .body(event.clone())
-        .send()
-        .unwrap();
-    assert_eq!(full.status(), 503);
-    assert!(full.headers().contains_key("retry-after"));
+    assert_unavailable(&http, &workers[0], &event);
     // Once the running job is done, the stream takes the event again.
     std::fs::remove_file(&hold).unwrap();
     wait_done(&workers, 1, Duration::from_secs(300));

@@ -58,8 +58,13 @@ pub fn wait_done(workers: &[Worker], n: u64, limit: Duration) {
     }
 }
 
-/// POSTs `body` to a worker's `/events`; the status.
-pub fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u16 {
+/// POSTs `body` (a distribution notification) to a worker's `/events`, as the registry
+/// would.
+pub fn send_event(
+    http: &reqwest::blocking::Client,
+    worker: &Worker,
+    body: &str,
+) -> reqwest::Result<reqwest::blocking::Response> {
     http.post(format!("{}/events", worker.base))
         .header(
             "content-type",
@@ -68,8 +73,18 @@ pub fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u1
         .bearer_auth(SECRET)
         .body(body.to_string())
         .send()
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+}
+
+/// [`send_event`]'s status (0 when the worker did not answer).
+pub fn post(http: &reqwest::blocking::Client, worker: &Worker, body: &str) -> u16 {
+    send_event(http, worker, body).map_or(0, |r| r.status().as_u16())
+}
+
+/// Asserts that the worker refuses `body` for now: 503, with Retry-After.
+pub fn assert_unavailable(http: &reqwest::blocking::Client, worker: &Worker, body: &str) {
+    let refused = send_event(http, worker, body).unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
 }
 
 /// The jobs stream's messages and its consumer's pending acks, as nats-server reports
