@@ -72,7 +72,7 @@ impl BrokerCredentials {
     /// Takes the credentials out of `url` (`nats://user:password@host`, or
     /// `nats://token@host`): the URL without them, and them, if it held any. The NATS
     /// client would not send them from the URL.
-    pub fn from_url(url: &str) -> (String, Option<BrokerCredentials>) {
+    fn from_url(url: &str) -> (String, Option<BrokerCredentials>) {
         let Ok(mut parsed) = url::Url::parse(url) else {
             return (url.to_string(), None);
         };
@@ -114,6 +114,9 @@ pub enum BrokerError {
         /// Why.
         reason: String,
     },
+    /// The URL carries credentials and others were given too.
+    #[error("the NATS URL carries credentials, and so does --nats-creds, --nats-nkey or --nats-user: give them once")]
+    TwoCredentials,
     /// A stream, consumer or bucket exists with another configuration.
     #[error("the broker holds {what} with another configuration than this refcat asks for ({reason}): make the replicas' options agree (--queue-capacity, --nats-ack-wait, --nats-events-subject), or delete it with the nats CLI if it is stale")]
     Conflict {
@@ -167,7 +170,12 @@ impl Broker {
     /// Connects and makes sure the streams, consumers and buckets exist as configured.
     /// A broker that is down fails at once, naming the URL.
     pub async fn connect(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let url = shown_url(&config.url);
+        let (url, in_url) = BrokerCredentials::from_url(&config.url);
+        let credentials = match (in_url, &config.credentials) {
+            (None, given) => given.clone(),
+            (Some(in_url), BrokerCredentials::None) => in_url,
+            (Some(_), _) => return Err(BrokerError::TwoCredentials),
+        };
         let mut options = async_nats::ConnectOptions::new()
             .name("refcat-worker")
             .connection_timeout(Duration::from_secs(5))
@@ -185,7 +193,7 @@ impl Broker {
                     }
                 }
             });
-        options = match &config.credentials {
+        options = match &credentials {
             BrokerCredentials::None => options,
             BrokerCredentials::CredsFile(path) => {
                 options
@@ -208,14 +216,13 @@ impl Broker {
             }
             BrokerCredentials::Token(token) => options.token(token.expose().to_string()),
         };
-        let client =
-            options
-                .connect(config.url.as_str())
-                .await
-                .map_err(|e| BrokerError::Connect {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
+        let client = options
+            .connect(url.as_str())
+            .await
+            .map_err(|e| BrokerError::Connect {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         let jetstream = jetstream::new(client);
         let jobs = streams::JobStream::ensure(&jetstream, &config).await?;
         let events = match &config.events_subject {
@@ -290,6 +297,19 @@ mod tests {
             events_subject: None,
         };
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_url_and_beside_it_are_refused_before_connecting() {
+        let config = BrokerConfig {
+            url: "nats://refcat:s3cret@127.0.0.1:1".into(),
+            credentials: BrokerCredentials::NkeyFile("refcat.nk".into()),
+            ack_wait: Duration::from_secs(60),
+            capacity: 10,
+            events_subject: None,
+        };
+        let error = Broker::connect(config).await.unwrap_err();
+        assert!(matches!(error, BrokerError::TwoCredentials), "{error}");
     }
 
     #[test]

@@ -77,12 +77,7 @@ impl BrokerArgs {
         let Some(url) = &self.nats_url else {
             return Ok(None);
         };
-        let (url, in_url) = BrokerCredentials::from_url(url);
         let credentials = match (&self.nats_creds, &self.nats_nkey, &self.nats_user) {
-            (None, None, None) => in_url.unwrap_or_default(),
-            _ if in_url.is_some() => anyhow::bail!(
-                "--nats-url carries credentials, and so does --nats-creds, --nats-nkey or --nats-user: give them once"
-            ),
             (Some(path), _, _) => BrokerCredentials::CredsFile(path.clone()),
             (_, Some(path), _) => BrokerCredentials::NkeyFile(path.clone()),
             (_, _, Some(user)) => BrokerCredentials::UserPassword {
@@ -91,9 +86,10 @@ impl BrokerArgs {
                     anyhow::anyhow!("--nats-user needs its password in REFCAT_NATS_PASSWORD")
                 })?),
             },
+            _ => BrokerCredentials::None,
         };
         Ok(Some(BrokerConfig {
-            url,
+            url: url.clone(),
             credentials,
             ack_wait: self.nats_ack_wait.max(Duration::from_secs(1)),
             capacity: capacity.try_into().unwrap_or(i64::MAX),

@@ -7,7 +7,27 @@ use std::time::Duration;
 use crate::common::nats::NatsServer;
 use crate::common::published::check_recovered;
 use crate::common::replicas::{announce, refused_start, replicas, wait_done};
+use crate::common::worker::Worker;
 use crate::common::{write_keys, Registry};
+
+/// Pushes alpine, tells the replica `i` of it, and checks that the replicas publish its
+/// signed set.
+fn alpine_is_published_through(
+    workers: &[Worker],
+    i: usize,
+    registry: &Registry,
+    keys: &std::path::Path,
+) {
+    announce(
+        &reqwest::blocking::Client::new(),
+        &workers[i],
+        registry,
+        "alpine",
+        "3.19",
+    );
+    wait_done(workers, 1, Duration::from_secs(300));
+    crate::common::published::tokio_run(check_recovered(registry, keys, "fixtures/alpine:3.19"));
+}
 
 const USER: &str = "refcat";
 const PASSWORD: &str = "nats-pw-7f3a91";
@@ -84,14 +104,7 @@ fn a_broker_with_a_password_is_reached_and_the_password_shown_nowhere() {
             ("REFCAT_SYFT", syft.as_os_str()),
         ],
     ));
-    let http = reqwest::blocking::Client::new();
-    announce(&http, &workers[1], &registry, "alpine", "3.19");
-    wait_done(&workers, 1, Duration::from_secs(300));
-    crate::common::published::tokio_run(check_recovered(
-        &registry,
-        keys.path(),
-        "fixtures/alpine:3.19",
-    ));
+    alpine_is_published_through(&workers, 1, &registry, keys.path());
     for worker in &workers {
         let log = worker.log();
         assert!(log.contains(&nats.url), "{log}");
@@ -156,14 +169,7 @@ fn a_broker_that_takes_an_nkey_admits_the_replica_with_its_seed_file() {
         1,
         &[("REFCAT_NATS_NKEY", admitted_file.as_os_str())],
     );
-    let http = reqwest::blocking::Client::new();
-    announce(&http, &workers[0], &registry, "alpine", "3.19");
-    wait_done(&workers, 1, Duration::from_secs(300));
-    crate::common::published::tokio_run(check_recovered(
-        &registry,
-        keys.path(),
-        "fixtures/alpine:3.19",
-    ));
+    alpine_is_published_through(&workers, 0, &registry, keys.path());
     let log = workers[0].log();
     assert!(!log.contains(&admitted.seed().unwrap()), "{log}");
 }

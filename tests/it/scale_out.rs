@@ -431,34 +431,23 @@ fn a_job_that_keeps_failing_is_ended_and_does_not_block_its_image() {
 /// The Grype DB builds each of `image`'s platform manifests was scanned with, newest
 /// Grype artifact first.
 fn grype_db_builds(registry: &Registry, image: &str) -> Vec<Vec<String>> {
-    tokio_run(async {
-        let client = registry.client();
-        let reference: refcat::reference::Reference =
-            format!("{}/{image}", registry.host).parse().unwrap();
-        let mut builds = Vec::new();
-        for subject in
-            crate::common::published::subjects(&client, &format!("{}/{image}", registry.host)).await
-        {
-            let existing = refcat::publish::Existing::read(
-                &client,
-                &reference.repository,
-                &subject.descriptor.digest,
-            )
-            .await
-            .unwrap();
-            let mut built: Vec<String> = existing
-                .grype
-                .iter()
-                .filter_map(|g| {
-                    g.annotation(refcat::artifact::annotations::GRYPE_DB_BUILT)
-                        .map(String::from)
-                })
-                .collect();
-            built.sort_unstable_by(|a, b| b.cmp(a));
-            builds.push(built);
-        }
-        builds
+    let reference = format!("{}/{image}", registry.host);
+    tokio_run(crate::common::published::existing_per_platform(
+        &registry.client(),
+        &reference,
+    ))
+    .iter()
+    .map(|existing| {
+        let mut built: Vec<String> = existing
+            .grype
+            .iter()
+            .filter_map(|g| g.annotation(refcat::artifact::annotations::GRYPE_DB_BUILT))
+            .map(String::from)
+            .collect();
+        built.sort_unstable_by(|a, b| b.cmp(a));
+        built
     })
+    .collect()
 }
 
 #[test]

@@ -284,14 +284,14 @@ impl SharedQueue {
                 return;
             }
         }
-        // A job held back until due was delivered once more than it was attempted.
-        let attempts = attempts + i64::from(not_before.is_some());
-        if delivery.delivered > 1 + i64::from(not_before.is_some()) {
+        // A job held back until due was delivered once more than it was tried.
+        let tries = delivery.delivered - i64::from(not_before.is_some());
+        if tries > 1 {
             inner.redelivered.fetch_add(1, Ordering::Relaxed);
         }
         // A replica died with it on every attempt: it must not block its image forever.
-        if delivery.delivered > attempts {
-            tracing::error!(job = %key, deliveries = delivery.delivered, "job delivered more often than its attempts; ended, the reconcile walk will find it again");
+        if tries > attempts {
+            tracing::error!(job = %key, tries, "job tried more often than its attempts; ended, the reconcile walk will find it again");
             self.ended(&delivery, Outcome::Failed, true).await;
             return;
         }
@@ -329,8 +329,8 @@ impl SharedQueue {
                 tracing::info!(job = %key, outcome = outcome.as_str(), "job done");
                 self.ended(&delivery, outcome, false).await;
             }
-            Err(error) if delivery.delivered < attempts => {
-                let attempt = delivery.delivered as u32;
+            Err(error) if tries < attempts => {
+                let attempt = tries as u32;
                 let wait = inner.config.backoff * 2u32.saturating_pow(attempt - 1);
                 tracing::warn!(job = %key, attempt, %error, "job failed; handed back to run again in {wait:?}");
                 let _ = delivery.retry_after(wait).await;

@@ -57,20 +57,30 @@ pub async fn output(mut cmd: std::process::Command) -> Output {
         .unwrap()
 }
 
+/// What refcat finds listed for each platform manifest of `reference` (`host/repo:tag`).
+pub async fn existing_per_platform(
+    client: &Client,
+    reference: &str,
+) -> Vec<refcat::publish::Existing> {
+    let repository = reference.parse::<Reference>().unwrap().repository;
+    let mut all = Vec::new();
+    for subject in subjects(client, reference).await {
+        all.push(
+            refcat::publish::Existing::read(client, &repository, &subject.descriptor.digest)
+                .await
+                .unwrap(),
+        );
+    }
+    all
+}
+
 /// Every listed refcat artifact of `image` has all its blobs, one of each format is
 /// listed per platform manifest, and all verify.
 pub async fn check_recovered(registry: &Registry, keys: &Path, image: &str) {
     let client = registry.client();
     let reference = format!("{}/{image}", registry.host);
     let repository: Reference = reference.parse().unwrap();
-    for subject in subjects(&client, &reference).await {
-        let existing = refcat::publish::Existing::read(
-            &client,
-            &repository.repository,
-            &subject.descriptor.digest,
-        )
-        .await
-        .unwrap();
+    for existing in existing_per_platform(&client, &reference).await {
         for list in [&existing.syft, &existing.spdx, &existing.grype] {
             assert_eq!(
                 list.len(),
