@@ -6,8 +6,6 @@
 
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::reference::Tag;
-
 pub use oci_spec::image::Digest;
 use oci_spec::image::DigestAlgorithm;
 
@@ -44,14 +42,14 @@ pub fn parse(input: &str) -> Result<Digest, DigestError> {
         input
             .parse()
             .map_err(|e: oci_spec::OciSpecError| DigestError::Malformed {
-                input: crate::reference::shorten(input),
+                input: crate::text::shorten(input),
                 reason: e.to_string(),
             })?;
     match digest.algorithm() {
         DigestAlgorithm::Sha256 | DigestAlgorithm::Sha512 => Ok(digest),
-        _ => Err(DigestError::UnsupportedAlgorithm(
-            crate::reference::shorten(input),
-        )),
+        _ => Err(DigestError::UnsupportedAlgorithm(crate::text::shorten(
+            input,
+        ))),
     }
 }
 
@@ -110,30 +108,6 @@ pub fn verify(expected: &Digest, bytes: &[u8]) -> Result<(), DigestError> {
     hasher.verify(expected)
 }
 
-/// The tag under which the referrers tag schema keeps the referrers index of `subject`:
-/// `<alg>-<ref>`, the algorithm cut to 32 characters and the encoded digest to 64, as
-/// the distribution spec says (a sha512 digest in full would overrun the 128 characters
-/// a tag may have).
-pub fn referrers_tag(subject: &Digest) -> Result<Tag, DigestError> {
-    let algorithm: String = subject.algorithm().as_ref().chars().take(32).collect();
-    let encoded: String = subject.digest().chars().take(64).collect();
-    as_tag(format!("{algorithm}-{encoded}"), subject)
-}
-
-/// cosign's `<alg>-<hex><suffix>` tag (`.sig`, `.att`). cosign does not truncate, so a
-/// digest whose tag would not be a valid tag (sha512's is 139 characters) has none.
-pub fn cosign_tag(subject: &Digest, suffix: &str) -> Result<Tag, DigestError> {
-    as_tag(
-        format!("{}-{}{suffix}", subject.algorithm(), subject.digest()),
-        subject,
-    )
-}
-
-fn as_tag(text: String, subject: &Digest) -> Result<Tag, DigestError> {
-    text.parse()
-        .map_err(|_| DigestError::NoTag(crate::reference::shorten(subject.as_ref())))
-}
-
 fn from_hex(algorithm: &str, raw: &[u8]) -> Digest {
     let mut text = String::with_capacity(algorithm.len() + 1 + raw.len() * 2);
     text.push_str(algorithm);
@@ -181,24 +155,5 @@ mod tests {
             verify(&d, b"hellO"),
             Err(DigestError::Mismatch { .. })
         ));
-    }
-
-    #[test]
-    fn referrers_tag_follows_the_tag_schema() {
-        let d = sha256(b"{}");
-        assert_eq!(
-            referrers_tag(&d).unwrap().as_str(),
-            format!("sha256-{}", d.digest())
-        );
-        let long = parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
-        assert_eq!(
-            referrers_tag(&long).unwrap().as_str(),
-            format!("sha512-{}", "ab".repeat(32))
-        );
-        assert!(cosign_tag(&long, ".sig").is_err());
-        assert_eq!(
-            cosign_tag(&d, ".sig").unwrap().as_str(),
-            format!("sha256-{}.sig", d.digest())
-        );
     }
 }

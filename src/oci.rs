@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::media_types;
 use crate::digest::Digest;
+use crate::media_types;
 
 /// An OCI content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ impl FromStr for Platform {
                 architecture: arch.to_string(),
                 variant: Some(variant.to_string()),
             }),
-            _ => Err(PlatformError(crate::reference::shorten(s))),
+            _ => Err(PlatformError(crate::text::shorten(s))),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::{self, Digest, DigestError};
+use crate::text::shorten;
 
 /// The registry assumed when a reference names none, as docker does.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -44,14 +45,12 @@ pub enum ReferenceError {
     Digest(#[from] DigestError),
 }
 
-/// Shortens user input for error messages so a megabyte of garbage stays out of logs.
-pub fn shorten(input: &str) -> String {
-    const LIMIT: usize = 80;
-    if input.chars().count() <= LIMIT {
-        return input.to_string();
-    }
-    let head: String = input.chars().take(LIMIT).collect();
-    format!("{head}… ({} bytes)", input.len())
+/// Whether `tag` belongs to `stream`: the stream's tag itself, `S-…` or `S.…`.
+pub fn in_stream(tag: &str, stream: &str) -> bool {
+    tag == stream
+        || (tag.len() > stream.len() + 1
+            && tag.starts_with(stream)
+            && matches!(tag.as_bytes()[stream.len()], b'-' | b'.'))
 }
 
 /// A repository path such as `library/debian`, valid by construction.
@@ -329,6 +328,15 @@ impl FromStr for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_is_its_tag_and_the_tags_that_extend_it() {
+        assert!(in_stream("3.19", "3.19"));
+        assert!(in_stream("3.19.1", "3.19"));
+        assert!(in_stream("3.19-r1", "3.19"));
+        assert!(!in_stream("3.190", "3.19"));
+        assert!(!in_stream("3.1", "3.19"));
+    }
 
     #[test]
     fn supporting_tags_are_told_from_image_tags() {

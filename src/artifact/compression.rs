@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 
 use bytes::Bytes;
 
-use super::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
+use crate::media_types::{SYFT_JSON, SYFT_JSON_GZIP};
 
 /// Largest decompressed Syft JSON refcat will read back.
 const MAX_SBOM_BYTES: u64 = 512 * 1024 * 1024;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::media_types::{EMPTY_JSON, EMPTY_JSON_BYTES, OCI_MANIFEST};
 use crate::digest::{self, Digest};
+use crate::media_types::{EMPTY_JSON, EMPTY_JSON_BYTES, OCI_MANIFEST};
 use crate::oci::Descriptor;
 
 /// One layer of an artifact: its bytes, media type and file title.

@@ -3,7 +3,6 @@
 
 pub mod compression;
 pub mod manifest;
-pub mod media_types;
 
 pub use manifest::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 

@@ -15,7 +15,7 @@ use super::stored::StoredDocument;
 use super::tags::tags;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
-use crate::artifact::media_types::CATALOG_AGGREGATE;
+use crate::media_types::CATALOG_AGGREGATE;
 use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
 use crate::registry::Client;
 use crate::scan::report::Severity;

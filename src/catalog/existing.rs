@@ -14,8 +14,8 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 
 use super::signatures::{Trust, Verdict};
 use crate::artifact::annotations::{CREATED, FORMAT, GRYPE_DB_BUILT};
-use crate::artifact::media_types::{GRYPE_JSON, SPDX_JSON, SYFT_JSON};
 use crate::digest::Digest;
+use crate::media_types::{GRYPE_JSON, SPDX_JSON, SYFT_JSON};
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
@@ -332,7 +332,7 @@ fn is_older(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::media_types::{EMPTY_JSON, OCI_MANIFEST};
+    use crate::media_types::{EMPTY_JSON, OCI_MANIFEST};
 
     fn subject() -> Digest {
         crate::digest::sha256(b"platform manifest")

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::signatures::Trust;
 use super::tags::{tags, TagEntry};
 use super::CatalogError;
-use crate::reference::{RepositoryName, Tag, Target};
+use crate::reference::{in_stream, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
 
@@ -44,14 +44,6 @@ pub struct Release {
     pub current: bool,
     /// Matches per severity, summed over platforms.
     pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
-}
-
-/// Whether `tag` belongs to `stream`: the stream's tag itself, `S-…` or `S.…`.
-pub fn in_stream(tag: &str, stream: &str) -> bool {
-    tag == stream
-        || (tag.len() > stream.len() + 1
-            && tag.starts_with(stream)
-            && matches!(tag.as_bytes()[stream.len()], b'-' | b'.'))
 }
 
 /// The history of `stream` in `repository`.
@@ -134,18 +126,4 @@ pub async fn history(
         stream: stream.to_string(),
         releases,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stream_is_its_tag_and_the_tags_that_extend_it() {
-        assert!(in_stream("3.19", "3.19"));
-        assert!(in_stream("3.19.1", "3.19"));
-        assert!(in_stream("3.19-r1", "3.19"));
-        assert!(!in_stream("3.190", "3.19"));
-        assert!(!in_stream("3.1", "3.19"));
-    }
 }

@@ -7,10 +7,8 @@ use std::future::Future;
 
 use futures_util::future::try_join_all;
 
-use crate::artifact::media_types::{
-    DOCKER_CONFIG, DOCKER_MANIFEST, IN_TOTO_JSON, OCI_CONFIG, OCI_MANIFEST,
-};
 use crate::digest::Digest;
+use crate::media_types::{DOCKER_CONFIG, DOCKER_MANIFEST, IN_TOTO_JSON, OCI_CONFIG, OCI_MANIFEST};
 use crate::oci::{Descriptor, Manifest, Platform};
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::annotations::BUNDLE_CONTENT;
-use crate::artifact::media_types::{DSSE_ENVELOPE, IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
-use crate::digest::{self, Digest};
+use crate::digest::Digest;
+use crate::media_types::{DSSE_ENVELOPE, IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
@@ -224,7 +224,7 @@ async fn for_platform(
         }
     }
     // A digest cosign's `.att` tag cannot name (sha512) has no legacy attestation.
-    let legacy = digest::cosign_tag(platform, ".att")
+    let legacy = crate::tag_schema::cosign_tag(platform, ".att")
         .ok()
         .map(|tag| (Target::Tag(tag), "cosign-attestation"));
     for (target, found_in) in buildkit.chain(referred).chain(legacy) {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::signatures::Trust;
 use super::stored::StoredDocument;
 use super::CatalogError;
-use crate::artifact::media_types::REPOSITORY_LIST;
+use crate::media_types::REPOSITORY_LIST;
 use crate::reference::{ReferenceError, RepositoryName, REPOSITORIES_TAG};
 use crate::registry::{Client, RegistryError};
 

@@ -14,9 +14,9 @@ use super::existing::Stored;
 use super::platforms::with_each_platform;
 use super::signatures::{Trust, Verdict};
 use super::CatalogError;
-use crate::artifact::media_types::SYFT_JSON;
 use crate::catalog::existing::Format;
 use crate::digest::Digest;
+use crate::media_types::SYFT_JSON;
 use crate::reference::{Reference, RepositoryName};
 use crate::registry::Client;
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::artifact::annotations::BUNDLE_CONTENT;
-use crate::artifact::media_types::SIGSTORE_BUNDLE_V03;
 use crate::digest::Digest;
+use crate::media_types::SIGSTORE_BUNDLE_V03;
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};

@@ -118,7 +118,7 @@ pub fn counts_from_annotations(
 
 fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
     all.iter()
-        .any(|other| other != tag && super::history::in_stream(other.as_str(), tag.as_str()))
+        .any(|other| other != tag && crate::reference::in_stream(other.as_str(), tag.as_str()))
 }
 
 /// The tags view of `repository` on `client`'s registry. Tags that hold referrers

@@ -10,10 +10,10 @@ use crate::artifact::annotations::{
     VULNERABILITIES_PREFIX,
 };
 use crate::artifact::compression::gzip;
-use crate::artifact::media_types::{SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECORD};
 use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 use crate::catalog::existing::Format;
 use crate::catalog::platforms::PlatformManifest;
+use crate::media_types::{SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECORD};
 use crate::records::VulnerabilityRecord;
 use crate::scan::{DbStatus, ScannerVersion};
 

@@ -9,9 +9,9 @@ use futures_util::future::try_join_all;
 
 use super::pipeline::{Published, Publisher, SubjectReport};
 use super::{Format, PublishError, SignatureFormat, Step};
-use crate::artifact::media_types::OCI_MANIFEST;
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
+use crate::media_types::OCI_MANIFEST;
 use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{RegistryError, SubjectState, Unlisted};

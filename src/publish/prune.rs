@@ -6,7 +6,7 @@
 
 use super::PublishError;
 use crate::catalog::existing::Stored;
-use crate::digest::{self, Digest};
+use crate::digest::Digest;
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 use crate::sign::legacy;
@@ -67,7 +67,7 @@ async fn signatures(
     let mut tags: Vec<_> = legacy::signature_tag(artifact).ok().into_iter().collect();
     // Only a registry without the referrers API has a tag-schema index to delete.
     if client.referrers_api_known(repository) != Some(true) {
-        tags.extend(digest::referrers_tag(artifact).ok());
+        tags.extend(crate::tag_schema::referrers_tag(artifact).ok());
     }
     for tag in tags {
         if let Some(tagged) = client.head_manifest(repository, &Target::Tag(tag)).await? {

@@ -5,12 +5,12 @@ use bytes::Bytes;
 
 use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
-use crate::artifact::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
 use crate::catalog::artifacts::layer;
 use crate::catalog::existing::{Existing, Format};
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
 use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
+use crate::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
 use crate::records::VulnerabilityRecord;
 use crate::reference::Reference;
 use crate::registry::Client;

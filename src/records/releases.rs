@@ -15,10 +15,10 @@ use std::collections::BTreeSet;
 use crate::artifact::annotations::{
     RELEASE_FIRST_SEEN, RELEASE_KEPT, RELEASE_SEGMENT, RELEASE_TAGS,
 };
-use crate::artifact::media_types::{OCI_INDEX, RELEASE_LOG};
-use crate::catalog::history::in_stream;
 use crate::digest::Digest;
+use crate::media_types::{OCI_INDEX, RELEASE_LOG};
 use crate::oci::{Descriptor, ImageIndex, Manifest};
+use crate::reference::in_stream;
 use crate::reference::{RepositoryName, Tag, Target, RELEASE_LOG_TAG};
 use crate::registry::{Client, RegistryError};
 
@@ -375,7 +375,7 @@ mod tests {
 
     fn image(name: &str) -> Descriptor {
         Descriptor::new(
-            crate::artifact::media_types::OCI_INDEX,
+            crate::media_types::OCI_INDEX,
             crate::digest::sha256(name.as_bytes()),
             10,
         )

@@ -248,7 +248,7 @@ impl Client {
         if known {
             return Ok(());
         }
-        let empty = Bytes::from_static(crate::artifact::media_types::EMPTY_JSON_BYTES);
+        let empty = Bytes::from_static(crate::media_types::EMPTY_JSON_BYTES);
         self.push(
             repository,
             &crate::digest::sha256(&empty),

@@ -11,9 +11,9 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::transport::{pull_scope, push_scope, Request};
-use crate::artifact::media_types::{DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX};
 use crate::cache::coalesced;
 use crate::digest::{self, Digest};
+use crate::media_types::{DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX};
 use crate::oci::{Descriptor, Manifest};
 use crate::reference::{RepositoryName, Target};
 

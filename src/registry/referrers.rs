@@ -15,10 +15,10 @@ use super::counter::RequestKind;
 use super::error::RegistryError;
 use super::listing::next_link;
 use super::transport::{error_codes, pull_scope, read_error_body, Request};
-use crate::artifact::media_types::{self, OCI_INDEX};
 use crate::artifact::BuiltArtifact;
 use crate::cache::coalesced;
-use crate::digest::{self, Digest};
+use crate::digest::Digest;
+use crate::media_types::{self, OCI_INDEX};
 use crate::oci::{Descriptor, ImageIndex, Manifest};
 use crate::reference::{RepositoryName, Tag, Target};
 
@@ -426,7 +426,7 @@ impl Client {
 
 /// The tag-schema tag of `subject`, or an error naming it.
 fn referrers_tag(repository: &RepositoryName, subject: &Digest) -> Result<Tag, RegistryError> {
-    digest::referrers_tag(subject).map_err(|source| RegistryError::Digest {
+    crate::tag_schema::referrers_tag(subject).map_err(|source| RegistryError::Digest {
         what: format!("referrers tag of {repository}@{subject}"),
         source,
     })

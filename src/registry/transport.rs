@@ -307,7 +307,7 @@ impl Client {
             };
         }
         let message = if codes.is_empty() {
-            crate::reference::shorten(String::from_utf8_lossy(&body).trim())
+            crate::text::shorten(String::from_utf8_lossy(&body).trim())
         } else {
             codes.join(", ")
         };

@@ -11,9 +11,9 @@ use serde_json::json;
 use super::dsse::Envelope;
 use super::{KeyPair, PublicKey, SignError};
 use crate::artifact::annotations::{BUNDLE_CONTENT, BUNDLE_PREDICATE_TYPE, CREATED};
-use crate::artifact::media_types::{IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
 use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 use crate::digest::Digest;
+use crate::media_types::{IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
 use crate::oci::Descriptor;
 
 /// The predicate type cosign v3 uses for a plain signature.

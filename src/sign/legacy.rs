@@ -10,14 +10,14 @@ use serde_json::json;
 
 use super::{KeyPair, PublicKey, SignError};
 use crate::artifact::annotations::COSIGN_SIGNATURE;
-use crate::artifact::media_types::{COSIGN_SIMPLE_SIGNING, OCI_CONFIG, OCI_MANIFEST};
 use crate::digest::{self, Digest};
+use crate::media_types::{COSIGN_SIMPLE_SIGNING, OCI_CONFIG, OCI_MANIFEST};
 use crate::oci::Descriptor;
 use crate::reference::Tag;
 
 /// The tag that holds the legacy signatures of `subject`.
 pub fn signature_tag(subject: &Digest) -> Result<Tag, digest::DigestError> {
-    digest::cosign_tag(subject, ".sig")
+    crate::tag_schema::cosign_tag(subject, ".sig")
 }
 
 /// The simple-signing payload cosign signs, byte for byte as cosign writes it.

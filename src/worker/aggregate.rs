@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 use super::job::JobContext;
 use super::queue::JobQueue;
 use crate::artifact::annotations::CREATED;
-use crate::artifact::media_types::{CATALOG_AGGREGATE, REPOSITORY_LIST};
 use crate::artifact::{now_rfc3339, ArtifactBuilder, ArtifactLayer};
 use crate::catalog::aggregate;
 use crate::catalog::repositories::RepositoryList;
 use crate::catalog::signatures::Trust;
+use crate::media_types::{CATALOG_AGGREGATE, REPOSITORY_LIST};
 use crate::reference::{RepositoryName, AGGREGATE_TAG, REPOSITORIES_TAG};
 
 /// Where and how the aggregate is stored.

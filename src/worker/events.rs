@@ -8,8 +8,8 @@
 use serde::Deserialize;
 
 use super::Job;
-use crate::artifact::media_types::{DOCKER_MANIFEST, MANIFEST_TYPES, OCI_MANIFEST};
 use crate::digest::{self, Digest};
+use crate::media_types::{DOCKER_MANIFEST, MANIFEST_TYPES, OCI_MANIFEST};
 use crate::reference::{RepositoryName, Tag, Target};
 
 /// The media type of distribution's notification envelopes.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use refcat::api::{AppState, CacheConfig, ViewCache};
-use refcat::artifact::media_types::SYFT_JSON;
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
+use refcat::media_types::SYFT_JSON;
 use refcat::reference::{RepositoryName, Target};
 use serde_json::Value;
 

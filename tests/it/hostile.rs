@@ -1,8 +1,8 @@
 //! Odd or hostile registries: refcat returns errors or leaves things out, and never
 //! falls over.
 
-use refcat::artifact::media_types::{OCI_MANIFEST, SYFT_JSON};
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
+use refcat::media_types::{OCI_MANIFEST, SYFT_JSON};
 use refcat::reference::{RepositoryName, Target};
 
 use crate::common::{push_fixture, Kind, Registry};
@@ -242,7 +242,7 @@ async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
     use refcat::artifact::annotations::{CREATED, FORMAT};
-    use refcat::artifact::media_types::SYFT_JSON_GZIP;
+    use refcat::media_types::SYFT_JSON_GZIP;
     use refcat::registry::RequestKind;
     let registry = Registry::zot();
     push_fixture(&registry.client(), "alpine").await;

@@ -5,8 +5,8 @@ use crate::common;
 
 use crate::common::lexicon::Lexicon;
 use crate::common::Registry;
-use refcat::artifact::media_types::VULNERABILITY_RECORD;
 use refcat::catalog::platforms::platform_manifests;
+use refcat::media_types::VULNERABILITY_RECORD;
 use refcat::publish::{Existing, Format};
 use refcat::reference::Reference;
 use serde_json::Value;

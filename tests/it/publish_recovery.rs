@@ -60,7 +60,7 @@ fn failures_are_reported_and_lose_nothing() {
         let layer = image
             .blobs
             .iter()
-            .find(|b| b.media_type == refcat::artifact::media_types::OCI_LAYER_GZIP)
+            .find(|b| b.media_type == refcat::media_types::OCI_LAYER_GZIP)
             .unwrap();
         std::fs::remove_file(registry.blob_path(&layer.digest)).unwrap();
         let mut cmd = refcat_publish(keys.path());
@@ -192,7 +192,7 @@ fn tampering_is_caught_by_cosign_and_refcat() {
             .put_manifest(
                 &repository,
                 &Target::Digest(refcat::digest::sha256(forged.as_bytes())),
-                refcat::artifact::media_types::OCI_MANIFEST,
+                refcat::media_types::OCI_MANIFEST,
                 forged.clone().into(),
             )
             .await

@@ -12,8 +12,8 @@ use crate::common::published::{code, listed, output, stderr};
 use crate::common::{push_fixture, refcat, refcat_publish, Registry};
 use crate::fixture::BuiltImage;
 use axum::http::Method;
-use refcat::artifact::media_types::{OCI_INDEX, OCI_MANIFEST};
 use refcat::digest::Digest;
+use refcat::media_types::{OCI_INDEX, OCI_MANIFEST};
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig, RegistryError};
 

@@ -52,7 +52,7 @@ async fn push_legacy(
         .put_manifest(
             repository,
             &Target::Tag(legacy::signature_tag(subject).unwrap()),
-            refcat::artifact::media_types::OCI_MANIFEST,
+            refcat::media_types::OCI_MANIFEST,
             manifest,
         )
         .await
@@ -128,20 +128,19 @@ async fn cosign_accepts_refcat_signatures(kind: Kind) {
     // A bundle signed for another digest, attached to a fresh image, is refused.
     let alpine = push_fixture(&client, "alpine").await;
     let stolen = bundle::sign(&key, &debian.top.digest);
-    let forged =
-        refcat::artifact::ArtifactBuilder::new(refcat::artifact::media_types::SIGSTORE_BUNDLE_V03)
-            .subject(alpine.top.descriptor())
-            .layer(refcat::artifact::ArtifactLayer {
-                media_type: refcat::artifact::media_types::SIGSTORE_BUNDLE_V03.into(),
-                data: Bytes::from(stolen.clone()),
-                title: "signature.sigstore.json".into(),
-            })
-            .annotation("dev.sigstore.bundle.content", "dsse-envelope")
-            .annotation(
-                "dev.sigstore.bundle.predicateType",
-                bundle::COSIGN_SIGN_PREDICATE,
-            )
-            .build();
+    let forged = refcat::artifact::ArtifactBuilder::new(refcat::media_types::SIGSTORE_BUNDLE_V03)
+        .subject(alpine.top.descriptor())
+        .layer(refcat::artifact::ArtifactLayer {
+            media_type: refcat::media_types::SIGSTORE_BUNDLE_V03.into(),
+            data: Bytes::from(stolen.clone()),
+            title: "signature.sigstore.json".into(),
+        })
+        .annotation("dev.sigstore.bundle.content", "dsse-envelope")
+        .annotation(
+            "dev.sigstore.bundle.predicateType",
+            bundle::COSIGN_SIGN_PREDICATE,
+        )
+        .build();
     client
         .push_artifact(&alpine.repository, &forged)
         .await

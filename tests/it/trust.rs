@@ -6,10 +6,10 @@ use std::path::Path;
 
 use refcat::api::AppState;
 use refcat::artifact::annotations::{CREATED, FORMAT, GRYPE_DB_BUILT, VULNERABILITIES_PREFIX};
-use refcat::artifact::media_types::{GRYPE_JSON, OCI_INDEX, SPDX_JSON, SYFT_JSON};
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
 use refcat::catalog::platforms::PlatformManifest;
 use refcat::catalog::signatures::Trust;
+use refcat::media_types::{GRYPE_JSON, OCI_INDEX, SPDX_JSON, SYFT_JSON};
 use refcat::publish::{Existing, Format};
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::Client;
@@ -289,7 +289,7 @@ async fn a_set_signed_with_another_key_is_not_refcats() {
 
 /// Rewrites the tag-schema index of `subject` with `change`.
 async fn rewrite_listing(client: &Client, subject: &PlatformManifest, change: impl Fn(&mut Value)) {
-    let tag = refcat::digest::referrers_tag(&subject.descriptor.digest);
+    let tag = refcat::tag_schema::referrers_tag(&subject.descriptor.digest);
     let target = Target::Tag(tag.unwrap());
     let fetched = client.get_manifest(&alpine(), &target).await.unwrap();
     let mut index: Value = serde_json::from_slice(&fetched.bytes).unwrap();
@@ -348,7 +348,7 @@ async fn a_rewritten_listing_changes_nothing_the_catalog_shows() {
     // List the other platform's signed artifacts under this one: their subject is not
     // this platform manifest, so this platform shows no result at all.
     let y_listing = {
-        let tag = refcat::digest::referrers_tag(&y.descriptor.digest);
+        let tag = refcat::tag_schema::referrers_tag(&y.descriptor.digest);
         let fetched = client
             .get_manifest(&alpine(), &Target::Tag(tag.unwrap()))
             .await

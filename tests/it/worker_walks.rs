@@ -136,7 +136,7 @@ fn a_new_grype_db_rescans_with_grype_only_and_keeps_first_seen() {
         assert_eq!(grype, [new.to_string()], "{platform}");
         assert!(!exists(refcat::reference::Target::Digest(old.clone())));
         // Its Sigstore bundle was listed in the old artifact's tag-schema index.
-        let index = refcat::digest::referrers_tag(&old).unwrap();
+        let index = refcat::tag_schema::referrers_tag(&old).unwrap();
         assert!(!exists(refcat::reference::Target::Tag(index)), "{platform}");
     }
     let verify = common::refcat()

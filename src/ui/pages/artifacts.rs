@@ -8,11 +8,11 @@ use askama::Template;
 use super::Layout;
 use crate::api::{AppState, Problem};
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
-use crate::artifact::media_types::GRYPE_JSON;
 use crate::catalog::provenance::{self, Provenance};
 use crate::catalog::referrers_tree::{referrers_tree, ReferrerNode, TreeOptions};
 use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use crate::catalog::CatalogError;
+use crate::media_types::GRYPE_JSON;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::ui::format;
 
