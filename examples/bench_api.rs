@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use refcat::api::{router, AppState};
-use refcat::catalog::signatures::Trust;
 use refcat::publish::{PublishOptions, Publisher};
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig};
@@ -171,8 +170,10 @@ async fn slow_registry(host: &str, key: &KeyPair) -> anyhow::Result<String> {
     ];
     for (name, path) in views {
         let client = serving_client(&slow);
-        let mut state = AppState::new(client.clone());
-        state.trust = Trust::new(vec![key.public_key()], false);
+        let state = AppState::new(
+            client.clone(),
+            refcat::trust::Trust::checking(vec![key.public_key()], false).unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let app = router(state);
@@ -256,7 +257,10 @@ async fn main() -> anyhow::Result<()> {
     let api_client = serving_client(host);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let app = router(AppState::new(api_client.clone()));
+    let app = router(AppState::new(
+        api_client.clone(),
+        refcat::trust::Trust::show_unverified(),
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut out = String::from("# refcat serve benchmark\n\n");
@@ -312,7 +316,10 @@ async fn main() -> anyhow::Result<()> {
     let cold_client = serving_client(host);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let cold_base = format!("http://{}", listener.local_addr()?);
-    let app = router(AppState::new(cold_client.clone()));
+    let app = router(AppState::new(
+        cold_client.clone(),
+        refcat::trust::Trust::show_unverified(),
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let start = Instant::now();
     let response = reqwest::get(format!("{cold_base}/v1/images/bench/cold/tags")).await?;

@@ -21,12 +21,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use refcat::catalog::existing::Existing;
+use refcat::artifact::Format;
 use refcat::catalog::platforms::platform_manifests;
+use refcat::publish::Existing;
 use refcat::reference::Reference;
 use refcat::registry::{Client, ClientConfig};
 use refcat::secret::Secret;
 use refcat::sign::KeyPair;
+use refcat::trust::{Candidates, Trust};
 use support::{tool, tools};
 
 const PASSWORD: &str = "bench";
@@ -70,10 +72,17 @@ impl Worker {
 }
 
 /// Whether every platform manifest of `reference` has a complete set from `db_built`.
-async fn complete(client: &Client, reference: &Reference, db_built: &str) -> anyhow::Result<bool> {
+async fn complete(
+    client: &Client,
+    own: &Trust,
+    reference: &Reference,
+    db_built: &str,
+) -> anyhow::Result<bool> {
     for subject in platform_manifests(client, reference, None).await? {
+        let digest = &subject.descriptor.digest;
+        let formats = Format::ALL;
         let existing =
-            Existing::read(client, &reference.repository, &subject.descriptor.digest).await?;
+            Existing::owned(client, &reference.repository, digest, own, &formats, false).await?;
         if existing.missing(db_built).any() {
             return Ok(false);
         }
@@ -124,10 +133,9 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(ClientConfig::new(host.clone()));
     let work = tempfile::tempdir()?;
     let key = work.path().join("bench.key");
-    std::fs::write(
-        &key,
-        KeyPair::generate().to_encrypted_pem(&Secret::new(PASSWORD))?,
-    )?;
+    let pair = KeyPair::generate();
+    std::fs::write(&key, pair.to_encrypted_pem(&Secret::new(PASSWORD))?)?;
+    let own = Trust::own(pair.public_key());
     // The worker scans with its own copy of the fixture DB, which the re-scan replaces.
     let db = work.path().join("grype-db");
     run(Command::new("cp")
@@ -190,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
             until(
                 &reference.to_string(),
                 Duration::from_secs(600),
-                async || complete(&client, &reference, &db_built).await,
+                async || complete(&client, &own, &reference, &db_built).await,
             )
             .await?;
             let latency = pushed.elapsed().as_secs_f64();
@@ -260,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
             noticed = Some(Instant::now());
         }
         for reference in &references {
-            if !complete(&client, reference, &new_built).await? {
+            if !complete(&client, &own, reference, &new_built).await? {
                 return Ok(false);
             }
         }
@@ -349,10 +357,12 @@ async fn replicas_section(
     let client = Client::new(ClientConfig::new(host.to_string()));
     let alpine = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/images/alpine");
     let key = tempfile::tempdir()?;
+    let pair = KeyPair::generate();
     std::fs::write(
         key.path().join("bench.key"),
-        KeyPair::generate().to_encrypted_pem(&Secret::new(PASSWORD))?,
+        pair.to_encrypted_pem(&Secret::new(PASSWORD))?,
     )?;
+    let own = Trust::own(pair.public_key());
     let mut rows = String::new();
     let mut first = None;
     for n in 1..=3usize {
@@ -428,7 +438,7 @@ async fn replicas_section(
         }
         until("replicas", Duration::from_secs(1200), async || {
             for reference in &references {
-                if !complete(&client, reference, &db_built).await? {
+                if !complete(&client, &own, reference, &db_built).await? {
                     return Ok(false);
                 }
             }
@@ -441,10 +451,15 @@ async fn replicas_section(
         for reference in &references {
             for subject in platform_manifests(&client, reference, None).await? {
                 platforms += 1;
-                let existing =
-                    Existing::read(&client, &reference.repository, &subject.descriptor.digest)
-                        .await?;
-                for sets in [&existing.syft, &existing.spdx, &existing.grype] {
+                let existing = Candidates::read(
+                    &client,
+                    &reference.repository,
+                    &subject.descriptor.digest,
+                    &Format::ALL,
+                    &Trust::show_unverified(),
+                )
+                .await?;
+                for sets in Format::ALL.map(|f| existing.of(f)) {
                     duplicates += sets.len().saturating_sub(1);
                     lost += usize::from(sets.is_empty());
                 }

@@ -25,5 +25,6 @@ pub mod server;
 pub mod sign;
 pub mod tag_schema;
 pub mod text;
+pub mod trust;
 pub mod ui;
 pub mod worker;

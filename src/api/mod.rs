@@ -26,13 +26,13 @@ use crate::catalog::advisory::{self, VulnerabilityId};
 use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::repositories::Repositories;
 use crate::catalog::sbom::SbomQuery;
-use crate::catalog::signatures::Trust;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{
     aggregate, compare, details, history, provenance, sbom, tags, vulnerabilities,
 };
 use crate::reference::Target;
 use crate::registry::Client;
+use crate::trust::Trust;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -57,15 +57,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `client` with default caching.
-    pub fn new(client: Client) -> Self {
+    /// State for `client` with default caching, judging artifacts with `trust` (which
+    /// also judges a stored repository list).
+    pub fn new(client: Client, trust: Trust) -> Self {
         AppState {
             client,
             cache: ViewCache::new(CacheConfig::default()),
             default_tag: None,
-            trust: Trust::default(),
+            repositories: Repositories::every(trust.clone()),
+            trust,
             http: metrics::HttpCounter::default(),
-            repositories: Repositories::default(),
             packages: sbom::PackageCache::default(),
             access: Access::Open,
         }

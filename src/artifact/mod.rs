@@ -2,8 +2,10 @@
 //! and the builders for artifact manifests and referrer descriptors.
 
 pub mod compression;
+mod format;
 pub mod manifest;
 
+pub use format::Format;
 pub use manifest::{ArtifactBuilder, ArtifactLayer, BuiltArtifact};
 
 /// Annotation keys refcat sets or reads.
@@ -44,16 +46,34 @@ pub mod annotations {
     /// On a release in the release log: when it was last found pullable by digest after
     /// every tag had left it (RFC 3339); such a release is not checked again.
     pub const RELEASE_KEPT: &str = "dev.refcat.release.kept";
+    /// On a release in the release log: when the worker found it gone (no tag points at
+    /// it and the registry no longer serves it); it is never pushed again.
+    pub const RELEASE_GONE: &str = "dev.refcat.release.gone";
     /// On an entry of the release log's tagged head: it is a sealed segment of older
     /// releases (an index of its own), holding this many.
     pub const RELEASE_SEGMENT: &str = "dev.refcat.release.segment";
 }
 
-/// The current time as RFC 3339 UTC with second precision, as `created` annotations use.
+/// The current time as RFC 3339 UTC with nanoseconds, always nine digits, as
+/// `created` annotations use: two artifacts made within one second still order, and the
+/// text sorts as the time does.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("zero nanoseconds is valid")
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("a UTC time formats as RFC 3339")
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+/// `at` as [`now_rfc3339`] writes times.
+pub fn format_time(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("a UTC time formats")
+}
+
+/// An RFC 3339 time as written in annotations; `None` when it is not one. Times are
+/// compared parsed, never as text: another writer's offset or precision, or a pusher's
+/// `~`, must not decide what is newest.
+pub fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use super::aggregate::{self, AggregateSource};
 use super::repositories::Repositories;
-use super::signatures::Trust;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
 use crate::reference::{Reference, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+use crate::trust::Trust;
 
 /// Tags read at once.
 const CONCURRENCY: usize = 8;
@@ -129,6 +129,7 @@ pub async fn advisory(
                             let (repository, tag) = (&repository, &tag);
                             p.matches
                                 .into_iter()
+                                .flatten()
                                 .filter(|m| m.matched.id == id.0)
                                 .map(move |m| Affected {
                                     repository: repository.clone(),

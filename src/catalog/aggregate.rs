@@ -9,16 +9,17 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::directory::default_tag;
+use super::platforms::platform_manifests;
 use super::repositories::{unreadable_as_none, Repositories};
-use super::signatures::Trust;
 use super::stored::StoredDocument;
-use super::tags::tags;
-use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
+use super::tags::{about_the_tag_alone, tags};
+use super::vulnerabilities::scan;
 use super::CatalogError;
 use crate::media_types::CATALOG_AGGREGATE;
 use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
 use crate::registry::Client;
-use crate::scan::report::Severity;
+use crate::scan::report::{Match, Severity};
+use crate::trust::{Shown, Trust, Verified};
 
 /// Repositories walked at once.
 const CONCURRENCY: usize = 8;
@@ -42,7 +43,7 @@ pub async fn read(
             return Ok(Aggregate {
                 source: AggregateSource::Artifact,
                 created: found.created,
-                data: found.data,
+                data: found.document.get().clone(),
             });
         }
     }
@@ -56,8 +57,8 @@ pub async fn read(
 /// An aggregate the worker stored.
 pub type StoredAggregate = StoredDocument<AggregateData>;
 
-/// The stored aggregate; `None` when there is none, or when `trust` has keys and its
-/// signature does not verify with them (which is logged).
+/// The stored aggregate; `None` when there is none, or when `trust` checks signatures
+/// and its signature does not verify (which is logged).
 pub async fn stored(
     client: &Client,
     repository: &RepositoryName,
@@ -113,16 +114,95 @@ pub struct AggregateEntry {
     pub affected: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// Walks the covered repositories for the aggregate. A repository that cannot be read
-/// (gone, or not the reader's to read) is left out.
+/// One tag's matches on one platform, as `trust` lets a view show them.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The repository.
+    pub repository: String,
+    /// The default or floating tag.
+    pub tag: String,
+    /// The platform manifest's newest Grype result's matches.
+    pub matches: Shown<Vec<Match>>,
+}
+
+/// The aggregate built from verified results alone: the only kind the worker signs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAggregate(AggregateData);
+
+impl VerifiedAggregate {
+    /// Folds `hits`, each verified, into the aggregate.
+    pub fn of(hits: &[(String, String, Verified<Vec<Match>>)]) -> Self {
+        VerifiedAggregate(AggregateData::of(
+            hits.iter().map(|(r, t, m)| (r, t, m.get())),
+        ))
+    }
+
+    /// The document.
+    pub fn data(&self) -> &AggregateData {
+        &self.0
+    }
+}
+
+impl AggregateData {
+    /// Folds matches per (repository, tag) into the aggregate: distinct ids, each with its
+    /// most severe severity and where it shows.
+    fn of<'a>(hits: impl Iterator<Item = (&'a String, &'a String, &'a Vec<Match>)>) -> Self {
+        let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
+        for (repository, tag, matches) in hits {
+            for m in matches {
+                let entry = by_id.entry(m.id.clone()).or_insert_with(|| AggregateEntry {
+                    id: m.id.clone(),
+                    severity: m.severity,
+                    affected: BTreeMap::new(),
+                });
+                entry.severity = entry.severity.min(m.severity);
+                entry
+                    .affected
+                    .entry(repository.clone())
+                    .or_default()
+                    .insert(tag.clone());
+            }
+        }
+        let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
+        vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
+        let mut totals: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+        for v in &vulnerabilities {
+            *totals.entry(v.severity).or_default() += 1;
+        }
+        AggregateData {
+            totals,
+            vulnerabilities,
+        }
+    }
+}
+
+/// The aggregate of what `trust` lets a view show, walked from the registry now.
 pub async fn compute(
     client: &Client,
     preferred: Option<&str>,
     trust: &Trust,
     repositories: &Repositories,
 ) -> Result<AggregateData, CatalogError> {
-    let listed = Box::pin(repositories.list(client)).await?.repositories;
-    let per_repository: Vec<Vec<(String, String, Severity, String)>> = stream::iter(listed)
+    let hits = Box::pin(walk(client, preferred, trust, repositories)).await?;
+    Ok(AggregateData::of(
+        hits.iter()
+            .map(|h| (&h.repository, &h.tag, h.matches.get())),
+    ))
+}
+
+/// Walks the covered repositories' default and floating tags for the results the
+/// aggregate is made of. A repository that cannot be read (gone, or not the reader's to
+/// read) is left out.
+pub async fn walk(
+    client: &Client,
+    preferred: Option<&str>,
+    trust: &Trust,
+    repositories: &Repositories,
+) -> Result<Vec<Hit>, CatalogError> {
+    let listed = Box::pin(repositories.list(client))
+        .await?
+        .into_repositories();
+    let per_repository: Vec<Vec<Hit>> = stream::iter(listed)
         .map(|repository| async move {
             let view = match unreadable_as_none(tags(client, &repository, trust).await)? {
                 Some(view) => view,
@@ -140,18 +220,26 @@ pub async fn compute(
                     repository: repository.clone(),
                     target: Target::Tag(entry.tag.parse().expect("listed tags parse")),
                 };
-                let found =
-                    vulnerabilities(client, &reference, &VulnerabilityQuery::default(), trust)
-                        .await?;
-                for platform in found.platforms.into_values() {
-                    for m in platform.matches {
-                        hits.push((
-                            m.matched.id,
-                            repository.to_string(),
-                            m.matched.severity,
-                            entry.tag.clone(),
-                        ));
+                // One tag whose result cannot be read (not an image, gone, a stored
+                // document that does not parse) is left out; a failing registry fails.
+                let found = async {
+                    let mut found = Vec::new();
+                    for platform in platform_manifests(client, &reference, None).await? {
+                        let digest = &platform.descriptor.digest;
+                        found.extend(scan(client, &repository, digest, trust).await?.matches);
                     }
+                    Ok::<_, CatalogError>(found)
+                };
+                match found.await {
+                    Ok(found) => hits.extend(found.into_iter().map(|matches| Hit {
+                        repository: repository.to_string(),
+                        tag: entry.tag.clone(),
+                        matches,
+                    })),
+                    Err(e) if about_the_tag_alone(&e) => {
+                        tracing::warn!(%repository, tag = %entry.tag, error = %e, "left out of the aggregate")
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             Ok::<_, CatalogError>(hits)
@@ -159,24 +247,5 @@ pub async fn compute(
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
-    for (id, repository, severity, tag) in per_repository.into_iter().flatten() {
-        let entry = by_id.entry(id.clone()).or_insert_with(|| AggregateEntry {
-            id,
-            severity,
-            affected: BTreeMap::new(),
-        });
-        entry.severity = entry.severity.min(severity);
-        entry.affected.entry(repository).or_default().insert(tag);
-    }
-    let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
-    vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
-    let mut totals: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
-    for v in &vulnerabilities {
-        *totals.entry(v.severity).or_default() += 1;
-    }
-    Ok(AggregateData {
-        totals,
-        vulnerabilities,
-    })
+    Ok(per_repository.into_iter().flatten().collect())
 }

@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::details::{details, PlatformDetails};
 use super::sbom::{platform_packages, Package, PackageCache};
-use super::signatures::Trust;
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
 use crate::scan::report::Match;
+use crate::trust::Trust;
 
 /// What changed from one release to another.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -156,13 +156,14 @@ async fn read_side(
             platform_packages(client, &reference.repository, &digest, trust, cache).await?;
         let matches = scans
             .remove(&platform)
-            .map(|s| s.matches.into_iter().map(|m| m.matched).collect())
+            .and_then(|s| s.matches)
+            .map(|m| m.into_iter().map(|m| m.matched).collect())
             .unwrap_or_default();
         out.insert(
             platform,
             Side {
                 config,
-                packages: packages.as_ref().clone(),
+                packages: packages.map(|p| p.as_ref().clone()).unwrap_or_default(),
                 matches,
             },
         );

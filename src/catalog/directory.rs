@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::details::details;
 use super::repositories::{unreadable_as_none, Repositories};
-use super::signatures::Trust;
 use super::tags::{tags, TagEntry, TagsView};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+use crate::trust::Trust;
 
 /// Repositories walked at once.
 const CONCURRENCY: usize = 8;
@@ -145,17 +145,18 @@ pub async fn overview(
             crate::oci::Manifest::Index(i) => i.annotations.clone(),
         };
         for referrer in client.referrers(repository, &top.digest, None).await? {
-            let kind = super::artifacts::artifact_type(client, repository, &referrer).await?;
-            if kind.as_deref() != Some(MARKDOWN) {
-                continue;
-            }
-            let manifest = super::artifacts::manifest(client, repository, &referrer).await?;
-            if let Some(layer) = manifest.layers.first() {
-                let text = client
-                    .get_blob(repository, &layer.digest, Some(MAX_README_BYTES))
-                    .await?;
-                readme = Some(String::from_utf8_lossy(&text).into_owned());
-                break;
+            // A listed README that is gone, or not what it claims, is no README: the
+            // overview goes on without it.
+            match readme_of(client, repository, &referrer).await {
+                Ok(Some(text)) => {
+                    readme = Some(text);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) if super::tags::about_the_tag_alone(&e) => {
+                    tracing::warn!(%repository, referrer = %referrer.digest, error = %e, "README left out")
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -168,6 +169,26 @@ pub async fn overview(
 
 /// The media type of a README artifact.
 const MARKDOWN: &str = "text/markdown";
+
+/// The text of `referrer` when it is a README (a `text/markdown` artifact).
+async fn readme_of(
+    client: &Client,
+    repository: &RepositoryName,
+    referrer: &crate::oci::Descriptor,
+) -> Result<Option<String>, CatalogError> {
+    let kind = super::artifacts::artifact_type(client, repository, referrer).await?;
+    if kind.as_deref() != Some(MARKDOWN) {
+        return Ok(None);
+    }
+    let manifest = super::artifacts::manifest(client, repository, referrer).await?;
+    let Some(layer) = manifest.layers.first() else {
+        return Ok(None);
+    };
+    let text = client
+        .get_blob(repository, &layer.digest, Some(MAX_README_BYTES))
+        .await?;
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+}
 
 /// The default tag: `preferred` when the repository has it, else the newest by
 /// `created` (a floating tag before the immutable tags it stands for).
@@ -253,7 +274,7 @@ pub async fn directory(
     CatalogError::check_range("per_page", query.per_page, 500)?;
     CatalogError::check_len("q", query.q.as_deref(), 256)?;
     CatalogError::check_len("architecture", query.architecture.as_deref(), 64)?;
-    let mut repositories = Box::pin(covered.list(client)).await?.repositories;
+    let mut repositories = Box::pin(covered.list(client)).await?.into_repositories();
     let needle = query.q.as_deref().map(str::to_lowercase);
     repositories.retain(|r| {
         needle

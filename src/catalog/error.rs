@@ -30,6 +30,17 @@ pub enum CatalogError {
     },
 }
 
+impl From<crate::trust::ContentError> for CatalogError {
+    fn from(e: crate::trust::ContentError) -> Self {
+        match e {
+            crate::trust::ContentError::Registry(e) => CatalogError::Registry(e),
+            crate::trust::ContentError::Stored { what, reason } => {
+                CatalogError::Stored { what, reason }
+            }
+        }
+    }
+}
+
 impl CatalogError {
     /// Checks that a page parameter lies in `1..=max`.
     pub fn check_range(name: &str, value: Option<usize>, max: usize) -> Result<(), CatalogError> {

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-use super::signatures::Trust;
 use super::tags::{tags, TagEntry};
 use super::CatalogError;
+use crate::artifact::annotations::RELEASE_GONE;
 use crate::reference::{in_stream, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+use crate::trust::Trust;
 
 /// Moved-away releases read at once.
 const CONCURRENCY: usize = 8;
@@ -59,9 +60,13 @@ pub async fn history(
         .iter()
         .filter(|t| in_stream(&t.tag, stream.as_str()))
         .collect();
-    let log = crate::records::releases::read(client, repository).await?;
-    let gone = crate::records::releases::releases(&log.index)
+    // Releases the tags have left come from the worker's log, and only as the catalog's
+    // trust lets it be read: with keys, only a log its signature proves the worker's.
+    let log = crate::records::release_log::read(client, repository, trust).await?;
+    let recorded = log.map(|log| log.get().releases()).unwrap_or_default();
+    let gone = recorded
         .into_iter()
+        .filter(|r| !r.descriptor.annotations.contains_key(RELEASE_GONE))
         .filter_map(|recorded| {
             let tags: Vec<String> = recorded
                 .tags

@@ -1,5 +1,5 @@
-//! Read views resolved from the registry: platform manifests, refcat's artifacts, the
-//! referrers tree, signature verdicts, and the catalog's image views.
+//! Read views resolved from the registry: platform manifests, refcat's artifacts as
+//! [`crate::trust`] judges them, the referrers tree, and the catalog's image views.
 
 pub mod advisory;
 pub mod aggregate;
@@ -8,7 +8,6 @@ pub mod compare;
 pub mod details;
 pub mod directory;
 mod error;
-pub mod existing;
 pub mod history;
 pub mod image;
 pub mod platforms;
@@ -16,7 +15,6 @@ pub mod provenance;
 pub mod referrers_tree;
 pub mod repositories;
 pub mod sbom;
-pub mod signatures;
 pub mod stored;
 pub mod tags;
 pub mod vulnerabilities;

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::annotations::BUNDLE_CONTENT;
 use crate::digest::Digest;
@@ -18,6 +17,7 @@ use crate::oci::{Descriptor, Manifest};
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
 use crate::sign::dsse::Envelope;
+use crate::trust::{Trust, Verdict};
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 const MAX_STATEMENT_BYTES: u64 = 16 * 1024 * 1024;

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::signatures::Trust;
 use super::stored::StoredDocument;
 use super::CatalogError;
 use crate::media_types::REPOSITORY_LIST;
 use crate::reference::{ReferenceError, RepositoryName, REPOSITORIES_TAG};
 use crate::registry::{Client, RegistryError};
+use crate::trust::Trust;
 
 /// A repository name, or a glob over names: `*` and `?` stay within one path component,
 /// `**` crosses them (`team/**` is everything under `team/`).
@@ -78,18 +78,44 @@ fn glob_matches(glob: &[u8], name: &[u8]) -> bool {
     }
 }
 
-/// The repositories of a selection, as far as they could be found.
+/// The repositories of a selection, as far as they could be found; only
+/// [`Repositories::list`] makes one.
 #[derive(Debug)]
 pub struct Listed {
+    repositories: Vec<RepositoryName>,
+    unexpanded: Option<(Vec<RepositoryPattern>, RegistryError)>,
+}
+
+impl Listed {
     /// The repositories, in `_catalog`'s order, then named and learned ones.
-    pub repositories: Vec<RepositoryName>,
+    pub fn repositories(&self) -> &[RepositoryName] {
+        &self.repositories
+    }
+
+    /// [`Listed::repositories`], owned.
+    pub fn into_repositories(self) -> Vec<RepositoryName> {
+        self.repositories
+    }
+
     /// Globs that no listing could expand: `_catalog` was refused, with this error.
-    pub unexpanded: Option<(Vec<RepositoryPattern>, RegistryError)>,
+    pub fn unexpanded(&self) -> Option<&(Vec<RepositoryPattern>, RegistryError)> {
+        self.unexpanded.as_ref()
+    }
+
+    /// Both parts, owned.
+    pub fn into_parts(
+        self,
+    ) -> (
+        Vec<RepositoryName>,
+        Option<(Vec<RepositoryPattern>, RegistryError)>,
+    ) {
+        (self.repositories, self.unexpanded)
+    }
 }
 
 /// Which repositories refcat covers, less the one where the catalog aggregate is stored.
 /// Cheap to clone; clones share what was learned.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Repositories {
     patterns: Arc<Vec<RepositoryPattern>>,
     aggregate: Option<RepositoryName>,
@@ -105,22 +131,41 @@ pub struct RepositoryList {
     pub repositories: BTreeSet<String>,
 }
 
+impl RepositoryList {
+    /// The document of what `listed` found.
+    pub fn of(listed: &Listed) -> Self {
+        RepositoryList {
+            repositories: listed
+                .repositories
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+}
+
 impl Repositories {
     /// Every repository `_catalog` lists when `patterns` is empty, else those the
     /// patterns select; never `aggregate`, where the worker stores the catalog aggregate.
-    pub fn new(patterns: Vec<RepositoryPattern>, aggregate: Option<RepositoryName>) -> Self {
+    /// A stored repository list counts only as `trust` lets it (with keys, only when its
+    /// signature verifies).
+    pub fn new(
+        patterns: Vec<RepositoryPattern>,
+        aggregate: Option<RepositoryName>,
+        trust: Trust,
+    ) -> Self {
         Repositories {
             patterns: Arc::new(patterns),
             aggregate,
             learned: Default::default(),
-            trust: Trust::default(),
+            trust,
         }
     }
 
-    /// A stored repository list counts only when its signature verifies with `trust`'s
-    /// keys (unchecked without keys, like the stored aggregate).
-    pub fn trusting(self, trust: Trust) -> Self {
-        Repositories { trust, ..self }
+    /// Every repository `_catalog` lists, with no stored list or aggregate: what a bare
+    /// catalog reads.
+    pub fn every(trust: Trust) -> Self {
+        Repositories::new(Vec::new(), None, trust)
     }
 
     /// Whether a glob selects repositories: then a listing is needed, and the worker
@@ -206,8 +251,12 @@ impl Repositories {
                     let found = unreadable_as_none(Box::pin(self.stored(client)).await)?.flatten();
                     match found {
                         Some(list) => {
-                            let names =
-                                list.data.repositories.iter().filter_map(|n| n.parse().ok());
+                            let names = list
+                                .document
+                                .get()
+                                .repositories
+                                .iter()
+                                .filter_map(|n| n.parse().ok());
                             out.extend(names.filter(|r| self.covers(r)));
                         }
                         None => unexpanded = Some((globs, e)),
@@ -301,12 +350,17 @@ mod tests {
         let repositories = Repositories::new(
             vec!["team/*".parse().unwrap()],
             Some(name("refcat/catalog")),
+            Trust::show_unverified(),
         );
         assert!(repositories.covers(&name("team/app")));
         assert!(!repositories.covers(&name("other/app")));
         assert!(!repositories.learn(&name("other/app")));
         assert!(repositories.learn(&name("team/new")));
-        let all = Repositories::new(Vec::new(), Some(name("refcat/catalog")));
+        let all = Repositories::new(
+            Vec::new(),
+            Some(name("refcat/catalog")),
+            Trust::show_unverified(),
+        );
         assert!(all.covers(&name("anything")));
         assert!(!all.covers(&name("refcat/catalog")));
     }

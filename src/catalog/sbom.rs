@@ -8,17 +8,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{layer, newest_trusted, prefetch, Trusted};
-use super::existing::Existing;
-use super::existing::Stored;
 use super::platforms::with_each_platform;
-use super::signatures::{Trust, Verdict};
 use super::CatalogError;
-use crate::catalog::existing::Format;
+use crate::artifact::Format;
 use crate::digest::Digest;
 use crate::media_types::SYFT_JSON;
 use crate::reference::{Reference, RepositoryName};
 use crate::registry::Client;
+use crate::trust::{Candidate, Judged, Shown, Trust, Verdict};
 
 /// Filters and paging for the SBOM view.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -48,7 +45,8 @@ pub struct SbomView {
     pub platforms: BTreeMap<String, SbomPlatform>,
 }
 
-/// One platform's packages.
+/// One platform's packages. Where no SBOM may be shown (none yet, or none whose
+/// signature verifies), `total` and `packages` are `null`: unknown, never zero.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SbomPlatform {
@@ -57,16 +55,16 @@ pub struct SbomPlatform {
     /// The Syft JSON artifact read; `None` when the platform has no SBOM yet (or, with
     /// `--require-signature`, none that verifies).
     pub artifact: Option<String>,
-    /// Its signature verdict; `None` when no keys are configured.
+    /// Its signature verdict (`not-checked` when the catalog runs without keys).
     pub signature: Option<Verdict>,
-    /// Packages matching the filters, before paging.
-    pub total: usize,
+    /// Packages matching the filters, before paging; `null` when no SBOM may be shown.
+    pub total: Option<usize>,
     /// This page.
     pub page: usize,
     /// Page size.
     pub per_page: usize,
-    /// The packages on this page.
-    pub packages: Vec<Package>,
+    /// The packages on this page; `null` when no SBOM may be shown.
+    pub packages: Option<Vec<Package>>,
 }
 
 /// One package.
@@ -113,10 +111,11 @@ impl PackageCache {
     async fn packages(
         &self,
         client: &Client,
-        repository: &RepositoryName,
-        artifact: &Stored,
+        artifact: &Shown<Candidate>,
     ) -> Result<Arc<Vec<Package>>, CatalogError> {
-        let key = format!("{repository}@{}", artifact.digest());
+        let origin = artifact.origin();
+        let key = format!("{}@{}", origin.repository(), origin.artifact());
+        let what = origin.artifact().to_string();
         let parse = async {
             let _permit = self
                 .parsing
@@ -124,13 +123,15 @@ impl PackageCache {
                 .await
                 .expect("the semaphore is never closed");
             // The layer read decompresses a gzip layer, bounded against gzip bombs.
-            let data = layer(client, repository, artifact, SYFT_JSON).await?;
-            let what = artifact.digest().to_string();
-            tokio::task::spawn_blocking(move || packages(&data))
+            let data = artifact
+                .layer(client, SYFT_JSON)
+                .await?
+                .ok_or_else(|| CatalogError::stored(&what, "no Syft JSON layer"))?;
+            data.try_map_blocking(|d| packages(&d))
                 .await
-                .map_err(|e| CatalogError::stored(what.clone(), e))?
-                .map(Arc::new)
-                .map_err(|e| CatalogError::stored(what, e))
+                .map_err(|e| CatalogError::stored(&what, e))?
+                .map(|parsed| Arc::new(parsed.get().clone()))
+                .map_err(|e| CatalogError::stored(&what, e))
         };
         crate::cache::coalesced(&self.parsed, key, parse).await
     }
@@ -188,26 +189,24 @@ fn packages(syft_json: &[u8]) -> Result<Vec<Package>, serde_json::Error> {
     Ok(out)
 }
 
-/// The newest SBOM a view may show on platform manifest `digest` and its packages
-/// (none when there is no such SBOM, or it does not verify with `trust`'s keys).
+/// The newest SBOM a view may show on platform manifest `digest`, with its packages
+/// when they may be shown.
 pub async fn platform_packages(
     client: &Client,
     repository: &RepositoryName,
     digest: &Digest,
     trust: &Trust,
     cache: &PackageCache,
-) -> Result<(Option<Trusted>, Arc<Vec<Package>>), CatalogError> {
-    let found = Existing::read(client, repository, digest).await?;
-    let (trusted, ()) = tokio::join!(
-        newest_trusted(client, repository, &found, Format::SyftJson, trust),
-        prefetch(client, repository, found.syft.first(), &[SYFT_JSON]),
-    );
-    let trusted = trusted?;
-    let all = match trusted.as_ref().and_then(Trusted::content) {
-        Some(artifact) => cache.packages(client, repository, artifact).await?,
-        None => Arc::default(),
+) -> Result<(Option<Judged>, Option<Arc<Vec<Package>>>), CatalogError> {
+    let judged = super::artifacts::newest(client, repository, digest, &[Format::SyftJson], trust)
+        .await?
+        .pop()
+        .flatten();
+    let packages = match judged.as_ref().and_then(Judged::content) {
+        Some(artifact) => Some(cache.packages(client, artifact).await?),
+        None => None,
     };
-    Ok((trusted, all))
+    Ok((judged, packages))
 }
 
 /// The SBOM view of `reference`.
@@ -225,28 +224,31 @@ pub async fn sbom(
     let page = query.page.unwrap_or(1);
     // Platforms are read at once, and each layer while its signature is checked.
     let (_, read) = with_each_platform(client, reference, |digest| async move {
-        let (trusted, all) = platform_packages(client, repository, &digest, trust, cache).await?;
-        let matching: Vec<&Package> = all
-            .iter()
-            .filter(|p| {
-                query.name.as_deref().is_none_or(|n| p.name.contains(n))
-                    && query
-                        .package_type
-                        .as_deref()
-                        .is_none_or(|t| p.package_type == t)
-            })
-            .collect();
-        let total = matching.len();
-        let packages = matching
-            .into_iter()
-            .skip((page - 1) * per_page)
-            .take(per_page)
-            .cloned()
-            .collect();
+        let (judged, all) = platform_packages(client, repository, &digest, trust, cache).await?;
+        let matching: Option<Vec<&Package>> = all.as_ref().map(|all| {
+            all.iter()
+                .filter(|p| {
+                    query.name.as_deref().is_none_or(|n| p.name.contains(n))
+                        && query
+                            .package_type
+                            .as_deref()
+                            .is_none_or(|t| p.package_type == t)
+                })
+                .collect()
+        });
+        let total = matching.as_ref().map(Vec::len);
+        let packages = matching.map(|matching| {
+            matching
+                .into_iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .cloned()
+                .collect()
+        });
         Ok::<_, CatalogError>(SbomPlatform {
             digest: digest.to_string(),
-            artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
-            signature: trusted.and_then(|t| t.verdict),
+            artifact: judged.as_ref().map(|j| j.artifact().to_string()),
+            signature: judged.map(|j| j.verdict().clone()),
             total,
             page,
             per_page,

@@ -4,28 +4,23 @@
 
 use serde::de::DeserializeOwned;
 
-use super::artifacts::layer_of;
-use super::signatures::Trust;
 use super::CatalogError;
 use crate::artifact::annotations::CREATED;
-use crate::digest::Digest;
-use crate::oci::Manifest;
-use crate::reference::{RepositoryName, Target};
+use crate::reference::RepositoryName;
 use crate::registry::Client;
+use crate::trust::{Shown, Trust};
 
-/// A stored document.
+/// A stored document, as `trust` lets a view show it.
 #[derive(Clone, Debug)]
 pub struct StoredDocument<T> {
-    /// The document.
-    pub data: T,
-    /// When it was made.
+    /// The document, with where it came from and whether it verified.
+    pub document: Shown<T>,
+    /// When it was made, as it says.
     pub created: Option<String>,
-    /// Its artifact manifest.
-    pub digest: Digest,
 }
 
 /// The document of `artifact_type` tagged `tag` in `repository`; `None` when there is
-/// none, or when `trust` has keys and its signature does not verify with them (logged):
+/// none, or when `trust` checks signatures and its signature does not verify (logged):
 /// a forged document must not stand in for a signed one.
 pub async fn read<T: DeserializeOwned>(
     client: &Client,
@@ -34,31 +29,22 @@ pub async fn read<T: DeserializeOwned>(
     artifact_type: &str,
     trust: &Trust,
 ) -> Result<Option<StoredDocument<T>>, CatalogError> {
-    let target = Target::Tag(tag.parse().expect("refcat's own tags are valid"));
-    let fetched = match client.get_manifest(repository, &target).await {
-        Ok(fetched) => fetched,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Manifest::Image(manifest) = &fetched.manifest else {
+    let tag = tag.parse().expect("refcat's own tags are valid");
+    let Some(artifact) = trust
+        .document(client, repository, &tag, artifact_type)
+        .await?
+    else {
         return Ok(None);
     };
-    if manifest.artifact_type.as_deref() != Some(artifact_type) {
-        return Ok(None);
-    }
-    if trust.checks() {
-        let verdict = trust.verdict(client, repository, &fetched.digest).await?;
-        if !verdict.as_ref().is_some_and(|v| v.is_verified()) {
-            tracing::warn!(%repository, tag, ?verdict, "a stored catalog document's signature does not verify; not used");
-            return Ok(None);
-        }
-    }
-    let data = layer_of(client, repository, &fetched.digest, manifest, artifact_type).await?;
-    let parsed = serde_json::from_slice(&data)
-        .map_err(|e| CatalogError::stored(fetched.digest.to_string(), e))?;
-    Ok(Some(StoredDocument {
-        data: parsed,
-        created: manifest.annotations.get(CREATED).cloned(),
-        digest: fetched.digest.clone(),
-    }))
+    let created = artifact.get().annotation(CREATED).map(str::to_string);
+    let data = artifact
+        .layer(client, artifact_type)
+        .await?
+        .ok_or_else(|| {
+            CatalogError::stored(artifact.artifact().to_string(), "no document layer")
+        })?;
+    let document = data
+        .try_map(|d| serde_json::from_slice::<T>(&d))
+        .map_err(|e| CatalogError::stored(artifact.artifact().to_string(), e))?;
+    Ok(Some(StoredDocument { document, created }))
 }

@@ -5,20 +5,17 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
-use futures_util::TryFutureExt as _;
 use serde::Serialize;
 
-use super::artifacts::{newest_trusted, Trusted};
-use super::existing::Existing;
 use super::image::manifest_and_config;
 use super::platforms::{with_each_platform, ResolveError};
-use super::signatures::Trust;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
-use crate::catalog::existing::Format;
+use crate::artifact::Format;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+use crate::trust::{Judged, Trust};
 
 /// Tags resolved at once; each fans out to its platforms, so the registry sees at most
 /// this many times the platform count in flight from one view.
@@ -49,7 +46,7 @@ pub struct SkippedTag {
 
 /// Whether a tag's failure is about that tag alone (it is not an image, is gone, or is
 /// unreadable), so the view goes on without it; a failing registry fails the view.
-fn about_the_tag_alone(error: &CatalogError) -> bool {
+pub(super) fn about_the_tag_alone(error: &CatalogError) -> bool {
     match error {
         CatalogError::Resolve(ResolveError::Registry(e)) | CatalogError::Registry(e) => {
             e.is_not_found()
@@ -184,36 +181,34 @@ pub async fn entry(
     // config is read while its artifacts are: independent round trips overlap, so a slow
     // registry costs one wait, not two.
     let (top, read) = with_each_platform(client, &reference, |digest| async move {
-        let ((_, config), found) = tokio::try_join!(
+        let formats = [Format::GrypeJson, Format::SyftJson];
+        let ((_, config), judged) = tokio::try_join!(
             manifest_and_config(client, repository, &digest),
-            Existing::read(client, repository, &digest).map_err(CatalogError::from),
+            super::artifacts::newest(client, repository, &digest, &formats, trust),
         )?;
-        let (grype, syft) = tokio::try_join!(
-            newest_trusted(client, repository, &found, Format::GrypeJson, trust),
-            newest_trusted(client, repository, &found, Format::SyftJson, trust),
-        )?;
+        let [grype, syft] = <[Option<Judged>; 2]>::try_from(judged).expect("two formats asked");
         Ok::<_, CatalogError>((config, grype, syft))
     })
     .await?;
     let platforms: Vec<TagPlatform> = read
         .into_iter()
         .map(|(subject, (config, grype, syft))| {
-            let verdicts = [&grype, &syft].map(|a| a.as_ref().and_then(|a| a.verdict.as_ref()));
             let signed = trust.checks().then(|| {
-                grype.is_some()
-                    && syft.is_some()
-                    && verdicts.iter().all(|v| v.is_some_and(|v| v.is_verified()))
+                [&grype, &syft]
+                    .iter()
+                    .all(|a| a.as_ref().is_some_and(|a| a.verdict().is_verified()))
             });
-            let grype = grype.as_ref().and_then(Trusted::content);
-            let syft = syft.as_ref().and_then(Trusted::content);
+            let grype = grype.as_ref().and_then(Judged::content);
+            let syft = syft.as_ref().and_then(Judged::content);
             TagPlatform {
                 platform: subject.platform.to_string(),
                 digest: subject.descriptor.digest.to_string(),
                 created: config.created.clone(),
                 scanned_at: grype
-                    .and_then(|g| g.annotation(CREATED))
+                    .and_then(|g| g.get().annotation(CREATED))
                     .map(str::to_string),
-                vulnerabilities: grype.map(|g| counts_from_annotations(&g.descriptor.annotations)),
+                vulnerabilities: grype
+                    .map(|g| counts_from_annotations(&g.get().descriptor().annotations)),
                 sbom: syft.is_some(),
                 signed,
             }

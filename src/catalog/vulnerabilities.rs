@@ -5,18 +5,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::artifacts::{layer, newest_trusted, prefetch, Trusted};
-use super::existing::Existing;
 use super::platforms::with_each_platform;
-use super::signatures::{Trust, Verdict};
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
-use crate::catalog::existing::Format;
+use crate::artifact::Format;
+use crate::digest::Digest;
 use crate::media_types::{GRYPE_JSON, VULNERABILITY_RECORD};
 use crate::records::VulnerabilityRecord;
-use crate::reference::Reference;
+use crate::reference::{Reference, RepositoryName};
 use crate::registry::Client;
 use crate::scan::report::{self, Match, Severity};
+use crate::trust::{Judged, Shown, Trust, Verdict};
 
 /// Filters for the vulnerabilities view.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -69,7 +68,8 @@ pub struct VulnerabilitiesView {
     pub platforms: BTreeMap<String, VulnerabilityPlatform>,
 }
 
-/// One platform's matches.
+/// One platform's matches. Where no result may be shown (none yet, or none whose
+/// signature verifies), `totals` and `matches` are `null`: unknown, never zero.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VulnerabilityPlatform {
@@ -78,16 +78,16 @@ pub struct VulnerabilityPlatform {
     /// The Grype artifact read; `None` when the platform was not scanned yet (or, with
     /// `--require-signature`, has no result whose signature verifies).
     pub artifact: Option<String>,
-    /// Its signature verdict; `None` when no keys are configured.
+    /// Its signature verdict (`not-checked` when the catalog runs without keys).
     pub signature: Option<Verdict>,
     /// When it was made.
     pub scanned_at: Option<String>,
     /// When its Grype DB was built.
     pub db_built: Option<String>,
-    /// All matches per severity, before filtering.
-    pub totals: BTreeMap<Severity, usize>,
-    /// The matches that pass the filter.
-    pub matches: Vec<VulnerabilityEntry>,
+    /// All matches per severity, before filtering; `null` when no result may be shown.
+    pub totals: Option<BTreeMap<Severity, usize>>,
+    /// The matches that pass the filter; `null` when no result may be shown.
+    pub matches: Option<Vec<VulnerabilityEntry>>,
 }
 
 /// One match with when refcat first saw it.
@@ -101,6 +101,67 @@ pub struct VulnerabilityEntry {
     pub first_seen: Option<String>,
 }
 
+/// The newest Grype result on one platform manifest, as a view may show it.
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    /// The Grype artifact judged, with its verdict; `None` when there is none.
+    pub judged: Option<Judged>,
+    /// Its matches, when they may be shown.
+    pub matches: Option<Shown<Vec<Match>>>,
+    /// When refcat first saw each (vulnerability, package), from its record.
+    pub first_seen: BTreeMap<(String, String), String>,
+}
+
+fn first_seen_of(record: VulnerabilityRecord) -> BTreeMap<(String, String), String> {
+    record
+        .vulnerabilities
+        .into_iter()
+        .map(|e| ((e.id, e.package), e.first_seen))
+        .collect()
+}
+
+/// The newest Grype result on `digest` that `trust` lets a view show.
+pub async fn scan(
+    client: &Client,
+    repository: &RepositoryName,
+    digest: &Digest,
+    trust: &Trust,
+) -> Result<Scan, CatalogError> {
+    let judged = super::artifacts::newest(client, repository, digest, &[Format::GrypeJson], trust)
+        .await?
+        .pop()
+        .flatten();
+    let Some(content) = judged.as_ref().and_then(Judged::content) else {
+        return Ok(Scan {
+            judged,
+            ..Scan::default()
+        });
+    };
+    let (data, record) = tokio::join!(
+        content.layer(client, GRYPE_JSON),
+        content.layer(client, VULNERABILITY_RECORD),
+    );
+    let data = data?.ok_or_else(|| {
+        CatalogError::stored(content.artifact().to_string(), "no Grype JSON layer")
+    })?;
+    let matches = data
+        .try_map(|d| report::matches(&d))
+        .map_err(|e| CatalogError::stored(content.artifact().to_string(), e))?;
+    // A record that cannot be read only costs the dates.
+    let first_seen = match record {
+        Ok(Some(record)) => record
+            .try_map(|r| serde_json::from_slice::<VulnerabilityRecord>(&r))
+            .map(|r| r.map(first_seen_of).get().clone())
+            .unwrap_or_default(),
+        _ => BTreeMap::new(),
+    };
+    Ok(Scan {
+        judged,
+        matches: Some(matches),
+        first_seen,
+    })
+}
+
 /// The vulnerabilities view of `reference`.
 pub async fn vulnerabilities(
     client: &Client,
@@ -109,67 +170,41 @@ pub async fn vulnerabilities(
     trust: &Trust,
 ) -> Result<VulnerabilitiesView, CatalogError> {
     let repository = &reference.repository;
-    // Platforms are read at once, and each result's layers while its signature is
-    // checked: a slow registry costs one wait per step, not per platform or layer.
+    // Platforms are read at once: a slow registry costs one wait per step, not per
+    // platform.
     let (_, read) = with_each_platform(client, reference, |digest| async move {
-        let found = Existing::read(client, repository, &digest).await?;
-        let (trusted, ()) = tokio::join!(
-            newest_trusted(client, repository, &found, Format::GrypeJson, trust),
-            prefetch(
-                client,
-                repository,
-                found.grype.first(),
-                &[GRYPE_JSON, VULNERABILITY_RECORD]
-            ),
-        );
-        let trusted = trusted?;
-        let artifact = trusted.as_ref().and_then(Trusted::content);
-        let (matches, first_seen) = match artifact {
-            Some(artifact) => {
-                let (data, record) = tokio::join!(
-                    layer(client, repository, artifact, GRYPE_JSON),
-                    layer(client, repository, artifact, VULNERABILITY_RECORD),
-                );
-                let matches = report::matches(&data?)
-                    .map_err(|e| CatalogError::stored(artifact.digest().to_string(), e))?;
-                let record = record
-                    .ok()
-                    .and_then(|r| serde_json::from_slice::<VulnerabilityRecord>(&r).ok());
-                let first_seen: BTreeMap<(String, String), String> = record
-                    .map(|r| {
-                        r.vulnerabilities
-                            .into_iter()
-                            .map(|e| ((e.id, e.package), e.first_seen))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (matches, first_seen)
+        let found = scan(client, repository, &digest, trust).await?;
+        let content = found.judged.as_ref().and_then(Judged::content);
+        let entries = found.matches.as_ref().map(|matches| {
+            let mut entries: Vec<VulnerabilityEntry> = matches
+                .get()
+                .iter()
+                .filter(|m| query.severity.is_none_or(|s| m.severity == s))
+                .map(|m| VulnerabilityEntry {
+                    first_seen: found
+                        .first_seen
+                        .get(&(m.id.clone(), m.package.clone()))
+                        .cloned(),
+                    matched: m.clone(),
+                })
+                .collect();
+            if let Some(order) = query.sort {
+                order.sort(&mut entries);
             }
-            None => (Vec::new(), BTreeMap::new()),
+            entries
+        });
+        let annotation = |key: &str| {
+            content
+                .and_then(|c| c.get().annotation(key))
+                .map(str::to_string)
         };
-        let totals = report::counts(&matches);
-        let mut entries: Vec<VulnerabilityEntry> = matches
-            .into_iter()
-            .filter(|m| query.severity.is_none_or(|s| m.severity == s))
-            .map(|m| VulnerabilityEntry {
-                first_seen: first_seen.get(&(m.id.clone(), m.package.clone())).cloned(),
-                matched: m,
-            })
-            .collect();
-        if let Some(order) = query.sort {
-            order.sort(&mut entries);
-        }
         Ok::<_, CatalogError>(VulnerabilityPlatform {
             digest: digest.to_string(),
-            artifact: trusted.as_ref().map(|t| t.artifact.digest().to_string()),
-            scanned_at: artifact
-                .and_then(|a| a.annotation(CREATED))
-                .map(str::to_string),
-            db_built: artifact
-                .and_then(|a| a.annotation(GRYPE_DB_BUILT))
-                .map(str::to_string),
-            signature: trusted.and_then(|t| t.verdict),
-            totals,
+            artifact: found.judged.as_ref().map(|j| j.artifact().to_string()),
+            scanned_at: annotation(CREATED),
+            db_built: annotation(GRYPE_DB_BUILT),
+            signature: found.judged.as_ref().map(|j| j.verdict().clone()),
+            totals: found.matches.as_ref().map(|m| report::counts(m.get())),
             matches: entries,
         })
     })

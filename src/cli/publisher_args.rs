@@ -107,9 +107,7 @@ impl PublisherArgs {
             publisher = publisher.share_locks(broker.locks().clone());
             release_logs = KeyedLocks::across(broker.locks().clone(), "release-log");
         }
-        let repositories = repositories
-            .repositories(aggregate)?
-            .trusting(publisher.own_trust().clone());
+        let repositories = repositories.repositories(aggregate, publisher.own_trust().clone())?;
         Ok(Arc::new(JobContext {
             publisher,
             client,

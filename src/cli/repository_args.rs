@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::catalog::repositories::{parse_list, Repositories, RepositoryPattern};
 use crate::reference::RepositoryName;
+use crate::trust::Trust;
 
 /// Repositories to cover instead of every one `_catalog` lists.
 #[derive(Debug, Args)]
@@ -28,8 +29,12 @@ pub struct RepositoryArgs {
 
 impl RepositoryArgs {
     /// The covered repositories, never `aggregate` (where the catalog aggregate is
-    /// stored).
-    pub fn repositories(&self, aggregate: Option<RepositoryName>) -> anyhow::Result<Repositories> {
+    /// stored); a stored repository list counts as `trust` lets it.
+    pub fn repositories(
+        &self,
+        aggregate: Option<RepositoryName>,
+        trust: Trust,
+    ) -> anyhow::Result<Repositories> {
         let mut patterns = self.repository.clone();
         if let Some(path) = &self.repositories_file {
             let text = std::fs::read_to_string(path)
@@ -44,6 +49,6 @@ impl RepositoryArgs {
             }
             patterns.extend(listed);
         }
-        Ok(Repositories::new(patterns, aggregate))
+        Ok(Repositories::new(patterns, aggregate, trust))
     }
 }

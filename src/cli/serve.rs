@@ -13,10 +13,10 @@ use crate::api::access::TokenSet;
 use crate::api::{router, Access, AppState, ViewCache};
 use crate::cache::CacheConfig;
 use crate::catalog::sbom::PackageCache;
-use crate::catalog::signatures::Trust;
 use crate::reference::{parse_registry, RepositoryName};
 use crate::registry::Client;
 use crate::registry::Credentials;
+use crate::trust::Trust;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).
@@ -52,7 +52,8 @@ pub struct ServeArgs {
     )]
     pub cache_mib: u64,
     /// Public key(s) to verify refcat's artifacts with (cosign.pub); views report each
-    /// artifact's verdict.
+    /// artifact's verdict. Without a key nothing is checked, and every view and page
+    /// says so (`not-checked`): anyone with push access could have written what it shows.
     #[arg(long, env = "REFCAT_KEY", value_delimiter = ',', value_name = "FILE")]
     pub key: Vec<std::path::PathBuf>,
     /// Hide artifacts whose signature does not verify with --key.
@@ -150,8 +151,14 @@ impl ServeArgs {
             max_bytes: self.cache_mib * 1024 * 1024 / CACHES,
         };
         // A verdict lives as long as the referrer list it was read from.
-        let trust = Trust::new(load_public_keys(&self.key)?, self.require_signature)
-            .recheck_after(cache.ttl);
+        let trust = if self.key.is_empty() {
+            tracing::warn!(target: super::STATUS,
+                "refcat: no --key: signatures are NOT checked; every view marks what it shows as not-checked");
+            Trust::show_unverified()
+        } else {
+            Trust::checking(load_public_keys(&self.key)?, self.require_signature)?
+                .recheck_after(cache.ttl)
+        };
         let access = self.access()?;
         let mut config = self.registry_args.config(&registry)?;
         config.cache = Some(cache);
@@ -178,8 +185,7 @@ impl ServeArgs {
             http: Default::default(),
             repositories: self
                 .repositories
-                .repositories(self.aggregate_repository)?
-                .trusting(trust.clone()),
+                .repositories(self.aggregate_repository, trust.clone())?,
             packages: PackageCache::new(cache),
             access,
         };

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::key_args::load_public_keys;
 use super::{OutputFormat, RegistryArgs, EXIT_UNVERIFIED};
-use crate::catalog::existing::{Existing, Format};
+use crate::artifact::Format;
 use crate::catalog::platforms::platform_manifests;
-use crate::catalog::signatures::{verify, Verdict};
 use crate::oci::Platform;
 use crate::reference::Reference;
+use crate::trust::{Candidates, Trust, Verdict};
 
 /// Verify the signature of every refcat artifact of an image against public keys.
 ///
@@ -54,14 +54,15 @@ struct Row {
 impl VerifyArgs {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<u8> {
-        let keys = load_public_keys(&self.key)?;
+        let trust = Trust::checking(load_public_keys(&self.key)?, false)?;
         let client = self.registry.client(&self.reference.registry)?;
         let repository = &self.reference.repository;
         let (mut rows, mut foreign) = (Vec::new(), 0);
         for subject in platform_manifests(&client, &self.reference, self.platform.as_ref()).await? {
-            let existing = Existing::read(&client, repository, &subject.descriptor.digest).await?;
-            for format in [Format::SyftJson, Format::SpdxJson, Format::GrypeJson] {
-                for artifact in existing.of_format(format) {
+            let digest = &subject.descriptor.digest;
+            let found = Candidates::read(&client, repository, digest, &Format::ALL, &trust).await?;
+            for format in Format::ALL {
+                for artifact in found.of(format) {
                     // Another tool's SBOM on the same image is not refcat's to judge.
                     if !artifact.claims_refcat() {
                         foreign += 1;
@@ -72,7 +73,9 @@ impl VerifyArgs {
                         platform: subject.platform.to_string(),
                         format,
                         artifact: artifact.digest().to_string(),
-                        verdict: verify(&client, repository, artifact.digest(), &keys).await?,
+                        verdict: trust
+                            .verdict(&client, repository, artifact.digest())
+                            .await?,
                     });
                 }
             }
@@ -89,6 +92,7 @@ impl VerifyArgs {
                         Verdict::Verified { format } => format!("verified ({format})"),
                         Verdict::Invalid { reason } => format!("INVALID: {reason}"),
                         Verdict::Unsigned => "UNSIGNED".to_string(),
+                        Verdict::NotChecked => "NOT CHECKED".to_string(),
                     };
                     println!(
                         "{:<14} {:<11} {:<73} {verdict}",

@@ -8,7 +8,8 @@ use bytes::Bytes;
 use futures_util::future::try_join_all;
 
 use super::pipeline::{Published, Publisher, SubjectReport};
-use super::{Format, PublishError, SignatureFormat, Step};
+use super::signable::Signable;
+use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
 use crate::media_types::OCI_MANIFEST;
@@ -16,6 +17,7 @@ use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{RegistryError, SubjectState, Unlisted};
 use crate::sign::{bundle, legacy};
+use crate::trust::Verified;
 
 /// A signature ready to push.
 enum Signature {
@@ -34,7 +36,7 @@ impl Publisher {
     pub(super) async fn commit(
         &self,
         reference: &Reference,
-        built: &[(Format, BuiltArtifact)],
+        built: &[Signable],
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
         let unlisted = self.commit_unlisted(reference, built, report).await?;
@@ -46,24 +48,23 @@ impl Publisher {
     pub(super) async fn commit_unlisted(
         &self,
         reference: &Reference,
-        built: &[(Format, BuiltArtifact)],
+        built: &[Signable],
         report: &mut SubjectReport,
     ) -> Result<Unlisted, PublishError> {
-        let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
-        self.attach_and_sign(&reference.repository, &artifacts)
-            .await?;
+        self.attach_and_sign(&reference.repository, built).await?;
+        let artifacts: Vec<BuiltArtifact> = built.iter().map(|s| s.artifact().clone()).collect();
         let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.
         let unlisted = self
             .client
             .push_unlisted(&reference.repository, &artifacts)
             .await?;
-        report
-            .published
-            .extend(built.iter().map(|(format, artifact)| Published {
-                format: *format,
-                digest: artifact.digest.clone(),
-            }));
+        report.published.extend(built.iter().filter_map(|signable| {
+            Some(Published {
+                format: signable.format()?,
+                digest: signable.digest().clone(),
+            })
+        }));
         self.reached(Step::Commit, started);
         Ok(unlisted)
     }
@@ -81,27 +82,28 @@ impl Publisher {
     }
 
     /// Stores `artifact` (one without a subject) under `tag` in `repository`, signed,
-    /// replacing `previous`, what the tag held: the old manifest and its signatures are
-    /// deleted once the tag has moved (where the registry allows).
-    pub async fn replace_tagged(
+    /// replacing `previous`, what the tag held, read verified with this publisher's key:
+    /// the old manifest and its signatures are deleted once the tag has moved (where the
+    /// registry allows, and only when they still prove to be this publisher's own).
+    pub async fn replace_tagged<T>(
         &self,
         repository: &RepositoryName,
         tag: Tag,
-        artifact: BuiltArtifact,
-        previous: Option<&Digest>,
+        document: Signable,
+        previous: Option<&Verified<T>>,
     ) -> Result<(), PublishError> {
-        self.attach_and_sign(repository, std::slice::from_ref(&artifact))
+        self.attach_and_sign(repository, std::slice::from_ref(&document))
             .await?;
         self.client
             .put_manifest(
                 repository,
                 &Target::Tag(tag),
-                OCI_MANIFEST,
-                artifact.manifest.clone(),
+                &document.artifact().descriptor.media_type,
+                document.artifact().manifest.clone(),
             )
             .await?;
-        if let Some(previous) = previous.filter(|p| **p != artifact.digest) {
-            super::prune::replaced(&self.client, repository, previous).await?;
+        if let Some(previous) = previous.filter(|p| p.proof().artifact() != document.digest()) {
+            super::prune::replaced(&self.client, self.own_trust(), previous).await?;
         }
         Ok(())
     }
@@ -111,14 +113,15 @@ impl Publisher {
     async fn attach_and_sign(
         &self,
         repository: &RepositoryName,
-        artifacts: &[BuiltArtifact],
+        artifacts: &[Signable],
     ) -> Result<(), PublishError> {
         let started = Instant::now();
         let signatures: Vec<Signature> = artifacts
             .iter()
             .map(|artifact| self.signature(repository, artifact))
             .collect();
-        let mut with_blobs = artifacts.to_vec();
+        let mut with_blobs: Vec<BuiltArtifact> =
+            artifacts.iter().map(|s| s.artifact().clone()).collect();
         let mut loose = Vec::new();
         for signature in &signatures {
             match signature {
@@ -173,12 +176,14 @@ impl Publisher {
         Ok(())
     }
 
-    /// The signature of `artifact` in the configured layout.
-    fn signature(&self, repository: &RepositoryName, artifact: &BuiltArtifact) -> Signature {
+    /// The signature of `signable` in the configured layout: the only place the
+    /// publisher's key signs, and it signs only a [`Signable`].
+    fn signature(&self, repository: &RepositoryName, signable: &Signable) -> Signature {
+        let artifact = signable.artifact();
         match self.options.signature_format {
             SignatureFormat::Bundle => {
                 let signed = Descriptor::new(
-                    OCI_MANIFEST,
+                    artifact.descriptor.media_type.clone(),
                     artifact.digest.clone(),
                     artifact.manifest.len() as u64,
                 );

@@ -9,7 +9,7 @@
 //!   [`crate::catalog::platforms`].
 //! - **CheckExisting**: a referrers call per platform manifest nominates candidates;
 //!   only those whose manifest names the subject and whose signature verifies with the
-//!   publisher's key count ([`Existing::proven`]), and they decide what is missing.
+//!   publisher's key count ([`Existing::owned`]), and they decide what is missing.
 //! - **Syft**: one run writes Syft JSON and SPDX JSON.
 //! - **Grype**: runs offline on the Syft JSON, this run's or the one in the registry.
 //! - **Attach**: the artifacts' blobs.
@@ -22,17 +22,19 @@
 //! and the next run finishes the job. Syft/SPDX are committed before grype runs, so a
 //! grype failure keeps the SBOMs and the next run retries only Grype.
 
-mod artifacts;
 mod commit;
+mod existing;
 mod pipeline;
 mod prune;
+mod signable;
 mod stored;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use crate::catalog::existing::{Existing, Format, Missing};
+pub use existing::{Existing, Missing};
 pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
+pub use signable::{GrypeRun, Signable};
 
 use crate::registry::RegistryError;
 use crate::scan::report::ReportError;
@@ -134,6 +136,9 @@ pub enum PublishError {
     /// An artifact refcat stored earlier cannot be read from the registry.
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    /// An artifact refcat stored earlier cannot be read back.
+    #[error(transparent)]
+    Content(#[from] crate::trust::ContentError),
     /// An artifact refcat stored earlier cannot be read back.
     #[error("a stored artifact is unusable: {0}")]
     Stored(String),

@@ -3,24 +3,24 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use super::{artifacts, prune, stored};
+use super::existing::{Existing, Missing};
+use super::signable::{GrypeRun, Signable};
+use super::{prune, stored};
 use super::{PublishError, SignatureFormat, Step};
-use crate::artifact::{now_rfc3339, BuiltArtifact};
-use crate::catalog::existing::{Existing, Format, Missing};
+use crate::artifact::now_rfc3339;
+use crate::artifact::Format;
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
-use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
 use crate::locks::KeyedLocks;
 use crate::oci::Platform;
-use crate::records::vulnerability::{RecordInput, VulnerabilityRecord};
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
-use crate::scan::{report, DbStatus, Grype, ImageSource, ScannerVersion, Syft};
+use crate::scan::{DbStatus, Grype, ImageSource, SbomToMatch, Sboms, ScannerVersion, Syft};
 use crate::sign::KeyPair;
+use crate::trust::Trust;
 
 /// Choices for a publish run.
 #[derive(Clone, Debug, Default)]
@@ -112,7 +112,7 @@ impl Publisher {
             client,
             syft,
             grype,
-            own: Trust::new(vec![key.public_key()], true),
+            own: Trust::own(key.public_key()),
             key,
             options,
             versions: OnceCell::new(),
@@ -422,53 +422,46 @@ impl Publisher {
             self.reached(Step::Syft, started);
             let created = now_rfc3339();
             let mut built = Vec::new();
-            for (format, wanted, data) in [
-                (Format::SyftJson, missing.syft, sboms.syft_json.clone()),
-                (Format::SpdxJson, missing.spdx, sboms.spdx_json.clone()),
+            for (format, wanted) in [
+                (Format::SyftJson, missing.syft),
+                (Format::SpdxJson, missing.spdx),
             ] {
                 if wanted {
-                    let artifact = artifacts::sbom(
-                        format,
-                        data,
-                        subject,
-                        syft_version,
-                        sboms.packages,
-                        self.options.compress,
-                        &created,
-                    );
-                    built.push((format, artifact));
+                    let compress = self.options.compress;
+                    let artifact =
+                        Signable::sbom(format, &sboms, subject, syft_version, compress, &created);
+                    built.push(artifact);
                 }
             }
-            sbom_set = Some((built, (sboms.syft_json, sboms.packages)));
+            sbom_set = Some((built, sboms));
         }
         let grype_artifact =
-            |syft_json| self.grype_artifact(reference, subject, lineage, syft_json);
+            |sboms: Option<Sboms>| self.grype_artifact(reference, subject, lineage, sboms);
         match (sbom_set, missing.grype) {
             // grype runs while the SBOMs are committed, and all three are listed at once
             // (one read-modify-write of a tag-schema index, not two); a grype failure
             // keeps the SBOMs, listed.
-            (Some((built, syft_json)), true) => {
+            (Some((built, sboms)), true) => {
                 let (committed, grype) = tokio::join!(
                     self.commit_unlisted(reference, &built, report),
-                    grype_artifact(Some(syft_json))
+                    grype_artifact(Some(sboms))
                 );
                 let mut unlisted = committed?;
                 let grype_committed = match grype {
                     Ok(artifact) => self
-                        .commit_unlisted(reference, &[(Format::GrypeJson, artifact)], report)
+                        .commit_unlisted(reference, &[artifact], report)
                         .await
                         .map(|grype| unlisted.extend(grype)),
                     Err(e) => Err(e),
                 };
                 self.list(reference, unlisted).await?;
                 grype_committed?;
-                self.prune(reference, subject, lineage.existing, report)
-                    .await?;
+                self.prune(lineage.existing, report).await?;
             }
             (Some((built, _)), false) => self.commit(reference, &built, report).await?,
             (None, true) => {
                 let artifact = grype_artifact(None).await?;
-                self.commit_grype(reference, subject, lineage.existing, artifact, report)
+                self.commit_grype(reference, lineage.existing, artifact, report)
                     .await?;
             }
             (None, false) => {}
@@ -481,22 +474,18 @@ impl Publisher {
     async fn commit_grype(
         &self,
         reference: &Reference,
-        subject: &PlatformManifest,
         existing: &Existing,
-        artifact: BuiltArtifact,
+        artifact: Signable,
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
-        self.commit(reference, &[(Format::GrypeJson, artifact)], report)
-            .await?;
-        self.prune(reference, subject, existing, report).await
+        self.commit(reference, &[artifact], report).await?;
+        self.prune(existing, report).await
     }
 
     /// Deletes the Grype artifacts in `existing` beyond `--keep`, once a new one is
     /// committed (it counts).
     async fn prune(
         &self,
-        reference: &Reference,
-        subject: &PlatformManifest,
         existing: &Existing,
         report: &mut SubjectReport,
     ) -> Result<(), PublishError> {
@@ -505,42 +494,39 @@ impl Publisher {
         };
         let stale = existing.grype.get(keep.get() - 1..).unwrap_or_default();
         if !stale.is_empty() {
-            report.pruned = prune::artifacts(
-                &self.client,
-                &reference.repository,
-                &subject.descriptor.digest,
-                stale,
-            )
-            .await?;
+            report.pruned = prune::artifacts(&self.client, &self.own, stale).await?;
         }
         Ok(())
     }
 
-    /// Runs grype on this run's Syft JSON, or on the one in the registry, and builds the
-    /// Grype artifact with refcat's record.
+    /// Runs grype on this run's Syft JSON, or on refcat's own in the registry, and
+    /// builds the Grype artifact with refcat's record.
     async fn grype_artifact(
         &self,
         reference: &Reference,
         subject: &PlatformManifest,
         lineage: Lineage<'_>,
-        syft_json: Option<(Bytes, usize)>,
-    ) -> Result<BuiltArtifact, PublishError> {
+        sboms: Option<Sboms>,
+    ) -> Result<Signable, PublishError> {
         self.begin(subject, Step::Grype);
         let started = Instant::now();
         let (_, grype_version) = self.versions().await?;
-        let (sbom, packages) = match syft_json {
-            Some(found) => found,
-            None => stored::syft_json(&self.client, reference, lineage.existing).await?,
+        let stored;
+        let (sbom, packages) = match &sboms {
+            Some(fresh) => (SbomToMatch::Fresh(fresh), fresh.packages()),
+            None => {
+                stored = stored::syft_json(&self.client, lineage.existing).await?;
+                (SbomToMatch::Stored(&stored.0), stored.1)
+            }
         };
         let db = self.grype_db().await?;
         let what = format!("{}@{}", reference.repository, subject.descriptor.digest);
-        let grype_json = self
-            .timed(self.grype.scan_sbom(&sbom, &what, self.client.tls()))
+        let result = self
+            .timed(self.grype.scan_sbom(sbom, &what, self.client.tls()))
             .await?;
         self.reached(Step::Grype, started);
-        let matches = report::matches(&grype_json)?;
         let previous = match (
-            stored::newest_record(&self.client, reference, lineage.existing).await,
+            stored::newest_record(&self.client, lineage.existing).await,
             lineage.predecessor,
         ) {
             (Some(own), _) => Some(own),
@@ -550,25 +536,13 @@ impl Publisher {
             (None, None) => None,
         };
         let now = now_rfc3339();
-        let record = VulnerabilityRecord::new(
-            RecordInput {
-                subject: &subject.descriptor.digest,
-                platform: subject.platform.to_string(),
-                grype: grype_version,
-                db: &db,
-                matches: &matches,
-                now: &now,
-            },
-            previous.as_ref(),
-        );
-        Ok(artifacts::grype(
-            grype_json,
-            &record,
+        let run = GrypeRun {
             subject,
-            grype_version,
-            &db,
+            grype: grype_version,
+            db: &db,
             packages,
-            &now,
-        ))
+            created: &now,
+        };
+        Ok(Signable::grype(&result, previous.as_ref(), run)?)
     }
 }

@@ -1,56 +1,63 @@
-//! Reading back what refcat stored earlier: the Syft JSON grype runs on again, and the
-//! vulnerability records `first_seen` carries over from.
+//! Reading back what refcat stored earlier, verified with its own key: the Syft JSON
+//! grype runs on again, and the vulnerability records `first_seen` carries over from.
 
 use bytes::Bytes;
 
+use super::existing::Existing;
 use super::PublishError;
 use crate::artifact::annotations::PACKAGES;
-use crate::catalog::artifacts::layer;
-use crate::catalog::existing::{Existing, Format};
+use crate::artifact::Format;
 use crate::catalog::platforms::{platform_manifests, PlatformManifest};
-use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
 use crate::media_types::{SYFT_JSON, VULNERABILITY_RECORD};
 use crate::records::VulnerabilityRecord;
 use crate::reference::Reference;
 use crate::registry::Client;
+use crate::trust::{Trust, Verified};
 
-/// The newest stored Syft JSON and its package count, for re-running grype alone.
+/// The newest own Syft JSON and its package count, for re-running grype alone.
 pub async fn syft_json(
     client: &Client,
-    reference: &Reference,
     existing: &Existing,
-) -> Result<(Bytes, usize), PublishError> {
+) -> Result<(Verified<Bytes>, usize), PublishError> {
     let newest = existing
         .syft
         .first()
         .ok_or_else(|| PublishError::Stored("no Syft JSON artifact to run grype on".into()))?;
-    let json = layer(client, &reference.repository, newest, SYFT_JSON).await?;
+    let json = newest.layer(client, SYFT_JSON).await?.ok_or_else(|| {
+        PublishError::Stored(format!(
+            "the Syft artifact {} has no Syft JSON layer",
+            newest.proof().artifact()
+        ))
+    })?;
     let packages = newest
+        .get()
         .annotation(PACKAGES)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     Ok((json, packages))
 }
 
-/// The record of the newest Grype artifact in `existing`. A record that cannot be read
-/// only costs the carried-over dates, so it is logged, not fatal.
+/// The record of the newest own Grype artifact in `existing`. A record that cannot be
+/// read only costs the carried-over dates, so it is logged, not fatal.
 pub async fn newest_record(
     client: &Client,
-    reference: &Reference,
     existing: &Existing,
-) -> Option<VulnerabilityRecord> {
+) -> Option<Verified<VulnerabilityRecord>> {
     let newest = existing.grype.first()?;
     let result = async {
-        let data = layer(client, &reference.repository, newest, VULNERABILITY_RECORD).await?;
-        serde_json::from_slice::<VulnerabilityRecord>(&data)
+        let data = newest
+            .layer(client, VULNERABILITY_RECORD)
+            .await?
+            .ok_or_else(|| PublishError::Stored("no record layer".into()))?;
+        data.try_map(|d| serde_json::from_slice::<VulnerabilityRecord>(&d))
             .map_err(|e| PublishError::Stored(format!("the record does not parse: {e}")))
     }
     .await;
     match result {
         Ok(record) => Some(record),
         Err(e) => {
-            tracing::warn!(artifact = %newest.digest(), error = %e, "previous vulnerability record unreadable; first_seen starts over");
+            tracing::warn!(artifact = %newest.proof().artifact(), error = %e, "previous vulnerability record unreadable; first_seen starts over");
             None
         }
     }
@@ -77,12 +84,12 @@ pub async fn release_record(
     reference: &Reference,
     platform_manifest: &PlatformManifest,
     own: &Trust,
-) -> Option<VulnerabilityRecord> {
+) -> Option<Verified<VulnerabilityRecord>> {
     let digest = &platform_manifest.descriptor.digest;
     let repository = &reference.repository;
     let found = Existing::owned(client, repository, digest, own, &[Format::GrypeJson], false)
         .await
         .inspect_err(|e| tracing::warn!(%digest, error = %e, "referrers of the previous release unreadable; first_seen starts over"))
-    .ok()?;
-    newest_record(client, reference, &found).await
+        .ok()?;
+    newest_record(client, &found).await
 }

@@ -3,7 +3,7 @@
 //! the per-repository release log. The write side (publish, worker) makes them; the
 //! catalog only reads them.
 
-pub mod releases;
+pub mod release_log;
 pub mod vulnerability;
 
 pub use vulnerability::VulnerabilityRecord;

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use super::Sboms;
+use crate::trust::Verified;
 use tokio::process::Command;
 
 use super::process::run;
@@ -90,15 +93,19 @@ impl Grype {
         })
     }
 
-    /// Matches a Syft JSON document; grype's JSON output, byte for byte. grype reads no
-    /// registry here, but gets refcat's registry trust (`tls`) like syft, so that nothing
-    /// it might fetch is checked differently.
+    /// Matches a Syft JSON document, this run's or one read back verified; grype's JSON
+    /// output, byte for byte. grype reads no registry here, but gets refcat's registry
+    /// trust (`tls`) like syft, so that nothing it might fetch is checked differently.
     pub async fn scan_sbom(
         &self,
-        syft_json: &[u8],
+        sbom: SbomToMatch<'_>,
         what: &str,
         tls: &Tls,
-    ) -> Result<Bytes, ScanError> {
+    ) -> Result<GrypeResult, ScanError> {
+        let syft_json: &[u8] = match sbom {
+            SbomToMatch::Fresh(sboms) => sboms.syft_json(),
+            SbomToMatch::Stored(stored) => stored.get(),
+        };
         let io = |source| ScanError::Io {
             tool: "grype",
             source,
@@ -120,7 +127,28 @@ impl Grype {
                 reason: format!("its JSON does not parse: {e}"),
             }
         })?;
-        Ok(Bytes::from(out.stdout))
+        Ok(GrypeResult(Bytes::from(out.stdout)))
+    }
+}
+
+/// The Syft JSON grype matches: one syft just wrote, or one refcat stored earlier and
+/// read back verified with its key. Nothing else reaches a result refcat signs.
+#[derive(Clone, Copy, Debug)]
+pub enum SbomToMatch<'a> {
+    /// This run's syft output.
+    Fresh(&'a Sboms),
+    /// refcat's own stored Syft JSON.
+    Stored(&'a Verified<Bytes>),
+}
+
+/// grype's JSON output, byte for byte; only a grype run makes one.
+#[derive(Clone, Debug)]
+pub struct GrypeResult(Bytes);
+
+impl GrypeResult {
+    /// The bytes grype printed.
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
     }
 }
 

@@ -12,7 +12,7 @@ mod syft;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use grype::{DbStatus, Grype};
+pub use grype::{DbStatus, Grype, GrypeResult, SbomToMatch};
 pub use process::remove_stale_scratch;
 pub use syft::{ImageSource, Sboms, Syft};
 

@@ -21,15 +21,30 @@ pub struct Syft {
     pub timeout: Duration,
 }
 
-/// Both SBOMs of one platform manifest, exactly as syft wrote them.
+/// Both SBOMs of one platform manifest, exactly as syft wrote them. Only a syft run
+/// makes one: it is refcat's own scanner output, which refcat may sign.
 #[derive(Clone, Debug)]
 pub struct Sboms {
+    syft_json: Bytes,
+    spdx_json: Bytes,
+    packages: usize,
+}
+
+impl Sboms {
     /// `-o syft-json`.
-    pub syft_json: Bytes,
+    pub fn syft_json(&self) -> &Bytes {
+        &self.syft_json
+    }
+
     /// `-o spdx-json`.
-    pub spdx_json: Bytes,
+    pub fn spdx_json(&self) -> &Bytes {
+        &self.spdx_json
+    }
+
     /// How many packages syft found.
-    pub packages: usize,
+    pub fn packages(&self) -> usize {
+        self.packages
+    }
 }
 
 /// Where the image is and how to reach it.

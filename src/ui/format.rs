@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::Problem;
-use crate::catalog::signatures::Verdict;
 use crate::scan::report::Severity;
+use crate::trust::Verdict;
 
 /// Matches per severity, as table cells show them (`—` when there is no result).
 #[derive(Clone, Debug)]
@@ -61,7 +61,8 @@ pub fn signed(state: Option<bool>) -> Option<(&'static str, &'static str)> {
 /// A verdict as a CSS class and words.
 pub fn verdict(verdict: Option<&Verdict>) -> (&'static str, String) {
     match verdict {
-        None => ("muted", "not checked".into()),
+        None => ("muted", "none".into()),
+        Some(Verdict::NotChecked) => ("unsigned", "not checked (no keys)".into()),
         Some(Verdict::Verified { format }) => ("verified", format!("verified ({format})")),
         Some(Verdict::Invalid { reason }) => ("invalid", format!("invalid: {reason}")),
         Some(Verdict::Unsigned) => ("unsigned", "unsigned".into()),

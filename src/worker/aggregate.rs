@@ -11,13 +11,12 @@ use tokio::sync::Notify;
 
 use super::job::JobContext;
 use super::queue::JobQueue;
-use crate::artifact::annotations::CREATED;
-use crate::artifact::{now_rfc3339, ArtifactBuilder, ArtifactLayer};
-use crate::catalog::aggregate;
+use crate::artifact::now_rfc3339;
+use crate::catalog::aggregate::{self, VerifiedAggregate};
 use crate::catalog::repositories::RepositoryList;
-use crate::catalog::signatures::Trust;
-use crate::media_types::{CATALOG_AGGREGATE, REPOSITORY_LIST};
+use crate::publish::Signable;
 use crate::reference::{RepositoryName, AGGREGATE_TAG, REPOSITORIES_TAG};
+use crate::trust::Verified;
 
 /// Where and how the aggregate is stored.
 #[derive(Clone, Debug)]
@@ -29,36 +28,39 @@ pub struct AggregateTarget {
     pub default_tag: Option<String>,
 }
 
-/// Stores the aggregate when it changed; whether it did.
+/// Stores the aggregate when it changed; whether it did. It is computed from this
+/// publisher's own results alone, verified with its key: a look-alike result anyone
+/// with push access attached never reaches what refcat signs.
 pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<bool, String> {
     let client = &context.client;
-    let unchecked = Trust::default();
-    let data = aggregate::compute(
+    let own = context.publisher.own_trust();
+    let hits = aggregate::walk(
         client,
         target.default_tag.as_deref(),
-        &unchecked,
+        own,
         &context.repositories,
     )
     .await
     .map_err(|e| format!("computing the aggregate: {e}"))?;
-    let stored = aggregate::stored(client, &target.repository, &unchecked)
+    let verified: Vec<_> = hits
+        .into_iter()
+        .filter_map(|hit| Some((hit.repository, hit.tag, hit.matches.verified()?)))
+        .collect();
+    let data = VerifiedAggregate::of(&verified);
+    let stored = aggregate::stored(client, &target.repository, own)
         .await
-        .map_err(|e| format!("reading the stored aggregate: {e}"))?;
-    if stored.as_ref().is_some_and(|current| current.data == data) {
+        .map_err(|e| format!("reading the stored aggregate: {e}"))?
+        .and_then(|current| current.document.verified());
+    if stored
+        .as_ref()
+        .is_some_and(|current| current.get() == data.data())
+    {
         return Ok(false);
     }
-    let previous = stored.as_ref().map(|current| &current.digest);
-    replace(
-        context,
-        target,
-        AGGREGATE_TAG,
-        CATALOG_AGGREGATE,
-        "vulnerabilities.json",
-        &data,
-        previous,
-    )
-    .await
-    .map_err(|e| format!("storing the aggregate: {e}"))?;
+    let document = Signable::aggregate(&data, &now_rfc3339());
+    replace(context, target, AGGREGATE_TAG, document, stored.as_ref())
+        .await
+        .map_err(|e| format!("storing the aggregate: {e}"))?;
     Ok(true)
 }
 
@@ -77,60 +79,35 @@ pub async fn store_repositories(
         .list(client)
         .await
         .map_err(|e| format!("listing the repositories: {e}"))?;
-    let data = RepositoryList {
-        repositories: listed
-            .repositories
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-    };
+    let data = RepositoryList::of(&listed);
     let stored = covered
         .stored(client)
         .await
-        .map_err(|e| format!("reading the stored repository list: {e}"))?;
-    if data.repositories.is_empty() || stored.as_ref().is_some_and(|s| s.data == data) {
+        .map_err(|e| format!("reading the stored repository list: {e}"))?
+        .and_then(|current| current.document.verified());
+    if data.repositories.is_empty() || stored.as_ref().is_some_and(|s| *s.get() == data) {
         return Ok(false);
     }
-    let previous = stored.as_ref().map(|current| &current.digest);
-    replace(
-        context,
-        target,
-        REPOSITORIES_TAG,
-        REPOSITORY_LIST,
-        "repositories.json",
-        &data,
-        previous,
-    )
-    .await
-    .map_err(|e| format!("storing the repository list: {e}"))?;
+    let document = Signable::repository_list(&listed, &now_rfc3339());
+    replace(context, target, REPOSITORIES_TAG, document, stored.as_ref())
+        .await
+        .map_err(|e| format!("storing the repository list: {e}"))?;
     Ok(true)
 }
 
-/// Stores `data` as a signed artifact of `artifact_type` tagged `tag` in the target
-/// repository, replacing `previous`.
-async fn replace(
+/// Stores `document` signed, tagged `tag` in the target repository, replacing
+/// `previous` (what the tag held, verified with the publisher's key).
+async fn replace<T>(
     context: &JobContext,
     target: &AggregateTarget,
     tag: &str,
-    artifact_type: &str,
-    title: &str,
-    data: &impl serde::Serialize,
-    previous: Option<&crate::digest::Digest>,
+    document: Signable,
+    previous: Option<&Verified<T>>,
 ) -> Result<(), crate::publish::PublishError> {
-    let artifact = ArtifactBuilder::new(artifact_type)
-        .layer(ArtifactLayer {
-            media_type: artifact_type.into(),
-            data: serde_json::to_vec(data)
-                .expect("a catalog document serializes")
-                .into(),
-            title: title.into(),
-        })
-        .annotation(CREATED, now_rfc3339())
-        .build();
     let tag = tag.parse().expect("refcat's own tags are valid");
     context
         .publisher
-        .replace_tagged(&target.repository, tag, artifact, previous)
+        .replace_tagged(&target.repository, tag, document, previous)
         .await
 }
 

@@ -16,6 +16,7 @@ use crate::digest::Digest;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
+use crate::trust::Trust;
 
 /// Upper bounds of the exposure histogram's buckets, in hours (a day, a week, 30 and
 /// 90 days, a year).
@@ -38,10 +39,12 @@ pub struct Exposure {
     pub package: String,
 }
 
-/// The exposures of the image `digest` under each of `tags`, as of `now`: its
-/// vulnerabilities are read once however many tags name it.
+/// The exposures of the image `digest` under each of `tags`, as of `now`, from the
+/// results that verify with `own` (the publisher's key): its vulnerabilities are read
+/// once however many tags name it.
 pub async fn of_image(
     client: &Client,
+    own: &Trust,
     repository: &RepositoryName,
     digest: &Digest,
     tags: &[Tag],
@@ -52,8 +55,7 @@ pub async fn of_image(
         repository: repository.clone(),
         target: Target::Digest(digest.clone()),
     };
-    let view =
-        vulnerabilities(client, &reference, &Default::default(), &Default::default()).await?;
+    let view = vulnerabilities(client, &reference, &Default::default(), own).await?;
     Ok(tags
         .iter()
         .flat_map(|tag| exposures(&view, repository, tag, now))
@@ -69,7 +71,7 @@ fn exposures(
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for platform in view.platforms.values() {
-        for entry in &platform.matches {
+        for entry in platform.matches.iter().flatten() {
             // The same vulnerability on the same package on two platforms is one exposure.
             if !seen.insert((entry.matched.id.clone(), entry.matched.package.clone())) {
                 continue;

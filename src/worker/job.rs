@@ -4,15 +4,12 @@
 use super::queue::Outcome;
 use super::stats::WorkerStats;
 use super::Job;
-use crate::artifact::now_rfc3339;
 use crate::catalog::platforms::is_image;
 use crate::catalog::repositories::Repositories;
 use crate::locks::KeyedLocks;
-use crate::oci::{Descriptor, ImageIndex};
 use crate::publish::Publisher;
-use crate::records::releases;
-use crate::reference::{Reference, RepositoryName, Tag, Target};
-use crate::registry::{Client, RegistryError};
+use crate::reference::{Reference, Tag, Target};
+use crate::registry::Client;
 
 /// What every job needs; one per worker, shared by its runners.
 pub struct JobContext {
@@ -37,56 +34,6 @@ impl std::fmt::Debug for JobContext {
         f.debug_struct("JobContext")
             .field("client", &self.client)
             .finish_non_exhaustive()
-    }
-}
-
-impl JobContext {
-    /// Adds `seen` (tags and the images they point at) to the release log of
-    /// `repository`, writing it only when something changed; the log as it is now
-    /// (`None` when logs are not written). A release that may have just lost its last
-    /// tag is kept pullable by digest ([`releases::keep_pullable`]): the one a newly
-    /// recorded tag left or, with `every_tag` (`seen` holds every tag of the
-    /// repository), every one no tag points at, each then marked so and not checked again.
-    pub async fn record_releases(
-        &self,
-        repository: &RepositoryName,
-        seen: &[(Tag, Descriptor)],
-        every_tag: bool,
-    ) -> Result<Option<ImageIndex>, RegistryError> {
-        if seen.is_empty() || !self.record {
-            return Ok(None);
-        }
-        let _held = self.release_logs.lock(repository.to_string()).await;
-        let mut log = releases::read(&self.client, repository).await?;
-        let now = now_rfc3339();
-        let added = releases::merge(&mut log.index, seen, &now);
-        let mut changed = !added.is_empty();
-        let left = if every_tag {
-            releases::untagged(&log.index, seen)
-        } else {
-            releases::left_by(&log.index, &added)
-        };
-        for release in left {
-            match releases::keep_pullable(&self.client, repository, &release).await {
-                Ok(restored) => {
-                    if restored {
-                        tracing::info!(%repository, release = %release.digest,
-                            "release no longer served by digest after its tags moved; pushed it again");
-                    }
-                    if every_tag {
-                        releases::mark_kept(&mut log.index, &release.digest, &now);
-                        changed = true;
-                    }
-                }
-                // The log and the job stand without it; the next walk tries again.
-                Err(e) => tracing::warn!(%repository, release = %release.digest, error = %e,
-                    "could not keep a release whose tags moved pullable"),
-            }
-        }
-        if changed {
-            releases::write(&self.client, repository, &log).await?;
-        }
-        Ok(Some(log.index))
     }
 }
 
@@ -185,7 +132,7 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
             )
             .await
             .map_err(|e| format!("recording the release: {e}"))?;
-        predecessor = log.and_then(|log| releases::predecessor(&log, &fetched.digest));
+        predecessor = log.and_then(|edit| edit.log().predecessor(&fetched.digest));
     }
     let reference = Reference {
         registry: client.registry().to_string(),

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod job;
 pub mod queue;
 pub mod reconcile;
+mod release_keeper;
 pub mod stats;
 pub mod tasks;
 

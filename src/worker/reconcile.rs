@@ -43,9 +43,9 @@ pub async fn walk(
     let client = &context.client;
     let mut walk = Walk::default();
     let mut seen = HashSet::new();
-    let listed = context.repositories.list(client).await?;
-    walk.unexpanded = listed.unexpanded;
-    for repository in listed.repositories {
+    let (listed, unexpanded) = context.repositories.list(client).await?.into_parts();
+    walk.unexpanded = unexpanded;
+    for repository in listed {
         let tags = match client.list_tags(&repository, None).await {
             Ok(tags) => tags,
             Err(e) => {

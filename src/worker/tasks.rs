@@ -32,7 +32,8 @@ async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Ta
     }
     let mut all = Vec::new();
     for ((repository, _), (digest, tags)) in &images {
-        match exposure::of_image(&context.client, repository, digest, tags, now).await {
+        let own = context.publisher.own_trust();
+        match exposure::of_image(&context.client, own, repository, digest, tags, now).await {
             Ok(found) => all.extend(found),
             Err(e) => {
                 tracing::warn!(%repository, %digest, error = %e, "cannot read the vulnerabilities")

@@ -10,7 +10,6 @@ use std::process::Command;
 use crate::common::served::{serve, start_api};
 use crate::common::{run_ok, tool, Kind, KEY_PASSWORD};
 use refcat::api::AppState;
-use refcat::catalog::signatures::Trust;
 use serde_json::{json, Value};
 
 /// An SLSA v1 provenance predicate naming `repository` at `commit`.
@@ -145,8 +144,10 @@ async fn provenance_is_read_from_cosign_and_in_toto_attestations() {
     .unwrap();
     let api = |require| {
         let client = served.registry.cached_client(Default::default());
-        let mut state = AppState::new(client);
-        state.trust = Trust::new(vec![key.clone()], require);
+        let state = AppState::new(
+            client,
+            refcat::trust::Trust::checking(vec![key.clone()], require).unwrap(),
+        );
         start_api(state)
     };
     let get = |base: String, path: String| async move {

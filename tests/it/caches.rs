@@ -28,7 +28,10 @@ async fn an_sbom_asked_for_before_it_exists_shows_up_once_published() {
         ttl: Duration::from_secs(1),
         ..CacheConfig::default()
     };
-    let mut state = AppState::new(registry.cached_client(cache));
+    let mut state = AppState::new(
+        registry.cached_client(cache),
+        refcat::trust::Trust::show_unverified(),
+    );
     state.cache = ViewCache::new(cache);
     let base = start_api(state).await;
     let url = format!("{base}/v1/images/fixtures/alpine/releases/{digest}/sbom");

@@ -244,11 +244,12 @@ fn wait_for_repository_list(registry: &Registry) -> Vec<String> {
     let repositories = refcat::catalog::repositories::Repositories::new(
         vec!["fixtures/*".parse().unwrap()],
         Some("refcat/catalog".parse().unwrap()),
+        refcat::trust::Trust::show_unverified(),
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for _ in 0..300 {
         if let Some(list) = runtime.block_on(repositories.stored(&client)).unwrap() {
-            return list.data.repositories.into_iter().collect();
+            return list.document.get().repositories.iter().cloned().collect();
         }
         std::thread::sleep(Duration::from_millis(100));
     }

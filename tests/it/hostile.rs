@@ -51,10 +51,9 @@ async fn a_sha512_subject_gets_a_truncated_tag_schema_tag() {
     // A signature check of a sha512 artifact finds no bundle and no `.sig` tag (cosign's
     // would be 139 characters): unsigned, not a panic.
     let key = refcat::sign::KeyPair::generate().public_key();
-    let verdict = refcat::catalog::signatures::verify(&client, &repository, &sha512, &[key])
-        .await
-        .unwrap();
-    assert_eq!(verdict, refcat::catalog::signatures::Verdict::Unsigned);
+    let trust = refcat::trust::Trust::checking(vec![key], false).unwrap();
+    let verdict = trust.verdict(&client, &repository, &sha512).await.unwrap();
+    assert_eq!(verdict, refcat::trust::Verdict::Unsigned);
 }
 
 /// What a token service was sent.
@@ -208,8 +207,11 @@ async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
     ]);
     crate::common::run_ok(&mut push);
 
-    let base =
-        crate::common::served::start_api(refcat::api::AppState::new(registry.client())).await;
+    let base = crate::common::served::start_api(refcat::api::AppState::new(
+        registry.client(),
+        refcat::trust::Trust::show_unverified(),
+    ))
+    .await;
     let get = |path: &'static str| crate::common::served::get_json(format!("{base}{path}"));
     let (status, tags) = get("/v1/images/fixtures/alpine/tags").await;
     assert_eq!(status, 200, "{tags}");
@@ -279,7 +281,11 @@ async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
     let client = registry.client();
     client.push_artifact(&repository, &sbom).await.unwrap();
 
-    let base = crate::common::served::start_api(refcat::api::AppState::new(client.clone())).await;
+    let base = crate::common::served::start_api(refcat::api::AppState::new(
+        client.clone(),
+        refcat::trust::Trust::show_unverified(),
+    ))
+    .await;
     let get = |query: &'static str| {
         let url = format!("{base}/v1/images/fixtures/alpine/sbom/3.19{query}");
         crate::common::served::get_json(url)
@@ -321,10 +327,12 @@ async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
 fn a_failing_credential_helpers_output_is_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let helper = dir.path().join("docker-credential-leaky");
-    // Half-worked: the secret on stdout, then a failure.
+    // Half-worked: the secret on stdout, then a failure. It reads the server address
+    // first, as a real helper does (one that exits before refcat has written it breaks
+    // the pipe, and that is another failure than the one under test).
     crate::common::write_script(
         &helper,
-        "#!/bin/sh\necho '{\"Username\":\"ci\",\"Secret\":\"s3cret-from-helper\"'\necho 'store locked' >&2\nexit 1\n",
+        "#!/bin/sh\ncat >/dev/null\necho '{\"Username\":\"ci\",\"Secret\":\"s3cret-from-helper\"'\necho 'store locked' >&2\nexit 1\n",
     );
     let config = dir.path().join("config.json");
     std::fs::write(&config, r#"{"credHelpers":{"127.0.0.1:9":"leaky"}}"#).unwrap();
@@ -354,7 +362,10 @@ fn a_failing_credential_helpers_output_is_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_registry_credentials_are_not_explained_to_callers() {
     let registry = Registry::start_with_auth(Kind::Zot, "catalog", "right-pw");
-    let state = refcat::api::AppState::new(registry.client_as("catalog", "wrong-pw"));
+    let state = refcat::api::AppState::new(
+        registry.client_as("catalog", "wrong-pw"),
+        refcat::trust::Trust::show_unverified(),
+    );
     let base = crate::common::served::start_api(state).await;
     let response = reqwest::get(format!("{base}/v1/images")).await.unwrap();
     assert_eq!(response.status(), 503);

@@ -5,9 +5,9 @@ use crate::common;
 
 use crate::common::lexicon::Lexicon;
 use crate::common::Registry;
+use refcat::artifact::Format;
 use refcat::catalog::platforms::platform_manifests;
 use refcat::media_types::VULNERABILITY_RECORD;
-use refcat::publish::{Existing, Format};
 use refcat::reference::Reference;
 use serde_json::Value;
 
@@ -25,19 +25,16 @@ async fn published_records_and_annotations_follow_their_lexicons() {
     for r in &refs {
         let reference: Reference = r.parse().unwrap();
         for subject in platform_manifests(&client, &reference, None).await.unwrap() {
-            let existing =
-                Existing::read(&client, &reference.repository, &subject.descriptor.digest)
-                    .await
-                    .unwrap();
-            for stored in existing
-                .syft
-                .iter()
-                .chain(&existing.spdx)
-                .chain(&existing.grype)
-            {
-                let manifest = &stored.manifest;
+            let existing = common::published::candidates(
+                &client,
+                &reference.repository,
+                &subject.descriptor.digest,
+            )
+            .await;
+            for stored in Format::ALL.iter().flat_map(|f| existing.of(*f)) {
+                let manifest = stored.manifest();
                 let annotations = serde_json::to_value(&manifest.annotations).unwrap();
-                let lexicon = match Format::of(&stored.descriptor) {
+                let lexicon = match Format::of(stored.descriptor()) {
                     Some(Format::GrypeJson) => &grype,
                     _ => &sbom,
                 };

@@ -107,12 +107,11 @@ fn first_seen_carries_over_when_grype_runs_again() {
             let subject = &subjects(&client, &target).await[0];
             let repository: refcat::reference::RepositoryName = "fixtures/app".parse().unwrap();
             let existing =
-                refcat::publish::Existing::read(&client, &repository, &subject.descriptor.digest)
-                    .await
-                    .unwrap();
+                common::published::candidates(&client, &repository, &subject.descriptor.digest)
+                    .await;
             let mut out = Vec::new();
-            for grype in existing.grype {
-                let m = grype.manifest;
+            for grype in existing.of(refcat::artifact::Format::GrypeJson) {
+                let m = grype.manifest();
                 let data = client
                     .get_blob(&repository, &m.layers[1].digest, None)
                     .await
@@ -159,10 +158,10 @@ fn first_seen_carries_over_when_grype_runs_again() {
             .digest
             .clone();
         let grype_of = |referrers: Vec<refcat::oci::Descriptor>| -> Vec<_> {
-            let grype = Some(refcat::publish::Format::GrypeJson);
+            let grype = Some(refcat::artifact::Format::GrypeJson);
             referrers
                 .into_iter()
-                .filter(|d| refcat::publish::Format::of(d) == grype)
+                .filter(|d| refcat::artifact::Format::of(d) == grype)
                 .collect()
         };
         let older = grype_of(client.referrers(&repository, &subject, None).await.unwrap());

@@ -27,7 +27,11 @@ async fn readyz_answers_within_seconds_when_the_registry_hangs() {
     let (_registry, proxy) = hanging().await;
     // The client's own defaults: 30 s per attempt, 4 attempts.
     let client = Client::new(ClientConfig::new(proxy.host.clone()));
-    let base = crate::common::served::start_api(refcat::api::AppState::new(client)).await;
+    let base = crate::common::served::start_api(refcat::api::AppState::new(
+        client,
+        refcat::trust::Trust::show_unverified(),
+    ))
+    .await;
     let asked = std::time::Instant::now();
     let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(response.status(), 503);

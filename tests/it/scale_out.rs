@@ -439,7 +439,7 @@ fn grype_db_builds(registry: &Registry, image: &str) -> Vec<Vec<String>> {
     .iter()
     .map(|existing| {
         let mut built: Vec<String> = existing
-            .grype
+            .of(refcat::artifact::Format::GrypeJson)
             .iter()
             .filter_map(|g| g.annotation(refcat::artifact::annotations::GRYPE_DB_BUILT))
             .map(String::from)

@@ -4,7 +4,6 @@
 
 use axum::http::Method;
 use refcat::api::AppState;
-use refcat::catalog::signatures::Trust;
 use refcat::registry::{Client, ClientConfig};
 
 use crate::common::faults::{Fault, Rule};
@@ -72,7 +71,11 @@ async fn a_failing_registry_gives_a_503_page_with_retry_after() {
     ));
     let mut config = ClientConfig::new(proxy.host.clone());
     config.max_attempts = 1;
-    let base = start_api(AppState::new(Client::new(config))).await;
+    let base = start_api(AppState::new(
+        Client::new(config),
+        refcat::trust::Trust::show_unverified(),
+    ))
+    .await;
     let response = reqwest::get(format!("{base}/images/fixtures/debian/tags/12"))
         .await
         .unwrap();
@@ -87,15 +90,18 @@ async fn with_require_signature_a_page_hides_what_the_api_hides() {
     let served = serve(Kind::Zot).await;
     // A catalog that trusts only another key: nothing refcat published verifies.
     let other = refcat::sign::KeyPair::generate().public_key();
-    let mut state = AppState::new(served.registry.client());
-    state.trust = Trust::new(vec![other], true);
+    let state = AppState::new(
+        served.registry.client(),
+        refcat::trust::Trust::checking(vec![other], true).unwrap(),
+    );
     let base = start_api(state).await;
     let (_, view) = get_json(format!(
         "{base}/v1/images/fixtures/alpine/vulnerabilities/3.19"
     ))
     .await;
     let amd64 = &view["platforms"]["linux/amd64"];
-    assert!(amd64["matches"].as_array().unwrap().is_empty(), "{amd64}");
+    assert_eq!(amd64["matches"], serde_json::Value::Null, "{amd64}");
+    assert_eq!(amd64["totals"], serde_json::Value::Null, "{amd64}");
     assert_eq!(amd64["artifact"], serde_json::Value::Null, "{amd64}");
     let page = reqwest::get(format!("{base}/images/fixtures/alpine/tags/3.19"))
         .await
@@ -107,8 +113,10 @@ async fn with_require_signature_a_page_hides_what_the_api_hides() {
         !page.contains("CVE-"),
         "the page shows a match the API hides"
     );
-    assert!(page.contains("No matches."));
-    assert!(page.contains("No packages."));
+    // Unknown is said as unknown, never as "no matches".
+    assert!(!page.contains("No matches."), "{page}");
+    assert!(page.contains("Unknown: no scan"), "{page}");
+    assert!(page.contains("Unknown: no SBOM"), "{page}");
     // Served by the key that signed them, the same page shows them.
     let (_, shown) = get_json(format!(
         "{}/v1/images/fixtures/alpine/vulnerabilities/3.19",

@@ -12,25 +12,21 @@ use crate::common::{free_port, push_fixture, Registry};
 use refcat::api::AppState;
 use refcat::catalog::aggregate::{self, AggregateData, StoredAggregate};
 use refcat::catalog::repositories::Repositories;
-use refcat::catalog::signatures::Trust;
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::RequestKind;
+use refcat::trust::Trust;
 
 /// Polls until the stored aggregate satisfies `done`; it.
 fn stored_when(
     registry: &Registry,
     repository: &RepositoryName,
+    own: &Trust,
     done: impl Fn(&AggregateData) -> bool,
 ) -> StoredAggregate {
     let start = Instant::now();
     loop {
-        let stored = tokio_run(aggregate::stored(
-            &registry.client(),
-            repository,
-            &Trust::default(),
-        ))
-        .unwrap();
-        if let Some(found) = stored.filter(|found| done(&found.data)) {
+        let stored = tokio_run(aggregate::stored(&registry.client(), repository, own)).unwrap();
+        if let Some(found) = stored.filter(|found| done(found.document.get())) {
             return found;
         }
         assert!(
@@ -59,19 +55,22 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
         ],
     );
     worker.wait_idle(Duration::from_secs(300));
-    let first = stored_when(&registry, &repository, |d| !d.vulnerabilities.is_empty());
+    let own = Trust::own(pair.public_key());
+    let first = stored_when(&registry, &repository, &own, |d| {
+        !d.vulnerabilities.is_empty()
+    });
     assert!(first.created.is_some());
     let live = |client| {
         tokio_run(aggregate::compute(
             &client,
             None,
-            &Trust::default(),
-            &Repositories::new(Vec::new(), Some(repository.clone())),
+            &own,
+            &Repositories::new(Vec::new(), Some(repository.clone()), own.clone()),
         ))
         .unwrap()
     };
     assert_eq!(
-        first.data,
+        *first.document.get(),
         live(registry.client()),
         "stored = computed live"
     );
@@ -82,19 +81,22 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
     // A new image changes the catalog: the next walk publishes it and the aggregate is
     // replaced; the old one is deleted.
     tokio_run(push_fixture(&client, "lang"));
-    let second = stored_when(&registry, &repository, |d| d != &first.data);
-    assert!(second.data.vulnerabilities.len() > first.data.vulnerabilities.len());
+    let second = stored_when(&registry, &repository, &own, |d| d != first.document.get());
+    assert!(
+        second.document.get().vulnerabilities.len() > first.document.get().vulnerabilities.len()
+    );
     worker.wait_idle(Duration::from_secs(300));
-    assert_eq!(second.data, live(registry.client()));
-    let old = tokio_run(client.head_manifest(&repository, &Target::Digest(first.digest)));
+    assert_eq!(*second.document.get(), live(registry.client()));
+    let first_digest = first.document.artifact().clone();
+    let old = tokio_run(client.head_manifest(&repository, &Target::Digest(first_digest)));
     assert!(old.unwrap().is_none(), "the replaced aggregate is deleted");
 
     // The API reads it (signature required) with no catalog or tag listing.
     let served_client = registry.cached_client(Default::default());
     let counter = served_client.clone();
-    let mut state = AppState::new(served_client);
-    state.repositories = Repositories::new(Vec::new(), Some(repository.clone()));
-    state.trust = Trust::new(vec![pair.public_key()], true);
+    let served_trust = Trust::checking(vec![pair.public_key()], true).unwrap();
+    let mut state = AppState::new(served_client, served_trust.clone());
+    state.repositories = Repositories::new(Vec::new(), Some(repository.clone()), served_trust);
     tokio_run(async {
         let base = start_api(state).await;
         let get = |path: &'static str| {
@@ -109,11 +111,11 @@ fn the_worker_stores_a_signed_aggregate_that_the_api_serves_without_a_walk() {
         assert_eq!(served["source"], "artifact");
         assert_eq!(
             served["totals"],
-            serde_json::to_value(&second.data.totals).unwrap()
+            serde_json::to_value(&second.document.get().totals).unwrap()
         );
         assert_eq!(
             served["vulnerabilities"],
-            serde_json::to_value(&second.data.vulnerabilities).unwrap()
+            serde_json::to_value(&second.document.get().vulnerabilities).unwrap()
         );
         assert_eq!(counter.counter().of_kind(RequestKind::Catalog), 0);
         assert_eq!(counter.counter().of_kind(RequestKind::Tags), 0);

@@ -17,7 +17,7 @@ async fn vulnerabilities(registry: &Registry, reference: &str) -> serde_json::Va
         &registry.client(),
         &reference.parse().unwrap(),
         &Default::default(),
-        &Default::default(),
+        &refcat::trust::Trust::show_unverified(),
     )
     .await
     .unwrap();
@@ -219,7 +219,7 @@ fn a_release_whose_tags_moved_stays_in_the_history_and_pullable_after_gc() {
             &client,
             &repository,
             &"12".parse().unwrap(),
-            &Default::default(),
+            &refcat::trust::Trust::show_unverified(),
         ))
         .unwrap();
         if view.releases.len() == 2 && view.releases.iter().all(|r| r.vulnerabilities.is_some()) {

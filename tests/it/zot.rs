@@ -9,11 +9,14 @@ use axum::http::Method;
 
 use crate::common;
 use crate::common::faults::FaultProxy;
-use crate::common::published::{check_recovered, code, listed, output, tokio_run};
+use crate::common::published::{
+    check_recovered, code, listed, output, recorded_releases, tokio_run,
+};
 use crate::common::worker::{Worker, SECRET};
 use crate::common::{
     cosign_verify, free_port, push_fixture, refcat_publish, write_keys, zot_events_to, Registry,
 };
+use refcat::media_types::OCI_INDEX;
 use refcat::reference::{RepositoryName, Target};
 
 #[tokio::test]
@@ -173,8 +176,8 @@ fn artifacts_releases_and_the_aggregate_survive_zot_gc() {
 
     // The release whose tags moved away stays, listed by the release log, and so do
     // both releases' artifacts and signatures (refcat verify checks every one).
-    let log = tokio_run(refcat::records::releases::read(&client, &repository)).unwrap();
-    let recorded: Vec<String> = refcat::records::releases::releases(&log.index)
+    let log = tokio_run(recorded_releases(&client, &repository, keys.path()));
+    let recorded: Vec<String> = log
         .iter()
         .map(|r| r.descriptor.digest.to_string())
         .collect();
@@ -211,7 +214,7 @@ fn artifacts_releases_and_the_aggregate_survive_zot_gc() {
 
 #[test]
 fn a_release_log_past_its_head_limit_is_sealed_into_segments() {
-    use refcat::records::releases;
+    use refcat::records::release_log::{self, LogEdit};
     let registry = Registry::zot();
     let client = registry.client();
     let image = tokio_run(push_fixture(&client, "alpine"));
@@ -223,22 +226,24 @@ fn a_release_log_past_its_head_limit_is_sealed_into_segments() {
             refcat::oci::Descriptor::new(&c.media_type, c.digest.clone(), c.bytes.len() as u64)
         })
         .collect();
-    let mut log = tokio_run(releases::read(&client, &repository)).unwrap();
+    let mut edit = LogEdit::new();
     for (i, manifest) in manifests.iter().enumerate() {
         let tag = format!("r{i}").parse().unwrap();
-        releases::merge(
-            &mut log.index,
+        edit.merge(
             &[(tag, manifest.clone())],
             &format!("2026-11-0{}T00:00:00Z", i + 1),
         );
     }
-    tokio_run(releases::write_bounded(&client, &repository, &log, 1)).unwrap();
+    let sealed = edit.seal(1);
+    for (digest, bytes) in sealed.segments() {
+        let target = Target::Digest(digest.clone());
+        tokio_run(client.put_manifest(&repository, &target, OCI_INDEX, bytes.clone())).unwrap();
+    }
+    let head_tag = Target::Tag(release_log::tag());
+    tokio_run(client.put_manifest(&repository, &head_tag, OCI_INDEX, sealed.head().clone()))
+        .unwrap();
 
-    let head = tokio_run(client.get_manifest(
-        &repository,
-        &Target::Tag(refcat::reference::RELEASE_LOG_TAG.parse().unwrap()),
-    ))
-    .unwrap();
+    let head = tokio_run(client.get_manifest(&repository, &head_tag)).unwrap();
     let refcat::oci::Manifest::Index(head) = head.manifest else {
         panic!("the head is an index")
     };
@@ -251,6 +256,16 @@ fn a_release_log_past_its_head_limit_is_sealed_into_segments() {
         })
         .count();
     assert_eq!((head.manifests.len(), segments), (3, 2), "{head:?}");
-    let read = tokio_run(releases::read(&client, &repository)).unwrap();
-    assert_eq!(read.index.manifests, log.index.manifests);
+    // Read back whole, segments and all, where nothing is checked...
+    let unchecked = refcat::trust::Trust::show_unverified();
+    let read = tokio_run(release_log::read(&client, &repository, &unchecked))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.get().index().manifests, edit.log().index().manifests);
+    // ...and not at all by a reader that checks: nobody signed this head.
+    let key = refcat::sign::KeyPair::generate().public_key();
+    let own = refcat::trust::Trust::own(key);
+    assert!(tokio_run(release_log::read(&client, &repository, &own))
+        .unwrap()
+        .is_none());
 }

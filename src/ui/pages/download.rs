@@ -7,13 +7,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api::{query, AppState, Problem};
+use crate::artifact::Format;
 use crate::catalog::artifacts::stored_file;
-use crate::catalog::existing::Format;
 use crate::catalog::platforms::platform_manifests;
 use crate::catalog::sbom::platform_packages;
 use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use crate::oci::Platform;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
+use crate::trust::Verdict;
 
 /// What can be downloaded, by its file name in the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +38,20 @@ impl Download {
             "vulnerabilities.csv" => Download::VulnerabilitiesCsv,
             _ => return None,
         })
+    }
+
+    /// The file name the download is saved under, and its media type: fixed by the
+    /// route, never taken from what a pusher wrote into a stored artifact.
+    fn file(self) -> (&'static str, &'static str) {
+        match self {
+            Download::Stored(Format::SyftJson) => ("sbom.syft.json", "application/json"),
+            Download::Stored(Format::SpdxJson) => ("sbom.spdx.json", "application/spdx+json"),
+            Download::Stored(Format::GrypeJson) => {
+                ("vulnerabilities.grype.json", "application/json")
+            }
+            Download::PackagesCsv => ("packages.csv", "text/csv; charset=utf-8"),
+            Download::VulnerabilitiesCsv => ("vulnerabilities.csv", "text/csv; charset=utf-8"),
+        }
     }
 
     /// Every download, by name, for the page's links.
@@ -82,18 +97,36 @@ fn csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     out
 }
 
-fn attachment(name: &str, content_type: &str, body: impl Into<axum::body::Body>) -> Response {
-    let disposition = format!("attachment; filename=\"{}\"", name.replace('"', ""));
+/// A file the browser saves and never renders: its name and type are the route's own,
+/// and a sandbox CSP stops it from running anything should it be opened anyway.
+fn attachment(what: Download, verdict: &Verdict, body: impl Into<axum::body::Body>) -> Response {
+    let (name, content_type) = what.file();
     let mut response = body.into().into_response();
     let headers = response.headers_mut();
-    for (key, value) in [
-        (header::CONTENT_TYPE, content_type.to_string()),
-        (header::CONTENT_DISPOSITION, disposition),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(key, value);
-        }
-    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!("attachment; filename=\"{name}\"");
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).expect("the route's file names are plain ASCII"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    // Whether what is saved was checked: `not-checked` from a catalog without keys.
+    let verdict = match verdict {
+        Verdict::Verified { .. } => "verified",
+        _ => "not-checked",
+    };
+    headers.insert("refcat-signature", HeaderValue::from_static(verdict));
     response
 }
 
@@ -133,13 +166,14 @@ pub async fn respond(
             let file = stored_file(client, &repository, digest, format, &state.trust)
                 .await?
                 .ok_or_else(missing)?;
-            attachment(&file.name, &file.media_type, file.bytes)
+            attachment(what, &file.verdict(), file.get().clone())
         }
         Download::PackagesCsv => {
-            let (trusted, packages) =
+            let (judged, packages) =
                 platform_packages(client, &repository, digest, &state.trust, &state.packages)
                     .await?;
-            trusted.filter(|t| t.readable()).ok_or_else(missing)?;
+            let packages = packages.ok_or_else(missing)?;
+            let verdict = judged.map(|j| j.verdict().clone()).ok_or_else(missing)?;
             let rows = packages.iter().map(|p| {
                 vec![
                     p.name.clone(),
@@ -150,7 +184,7 @@ pub async fn respond(
                 ]
             });
             let body = csv(&["name", "version", "type", "purl", "licenses"], rows);
-            attachment("packages.csv", "text/csv; charset=utf-8", body)
+            attachment(what, &verdict, body)
         }
         Download::VulnerabilitiesCsv => {
             let pinned = Reference {
@@ -164,13 +198,12 @@ pub async fn respond(
                 &state.trust,
             )
             .await?;
-            let scan = view
-                .platforms
-                .into_values()
-                .next()
-                .filter(|p| p.artifact.is_some());
-            let scan = scan.ok_or_else(missing)?;
-            let rows = scan.matches.into_iter().map(|m| {
+            let scan = view.platforms.into_values().next().ok_or_else(missing)?;
+            let (matches, verdict) = match (scan.matches, scan.signature) {
+                (Some(matches), Some(verdict)) => (matches, verdict),
+                _ => return Err(missing()),
+            };
+            let rows = matches.into_iter().map(|m| {
                 vec![
                     m.matched.id,
                     m.matched.severity.as_str().to_string(),
@@ -195,7 +228,7 @@ pub async fn respond(
                 ],
                 rows,
             );
-            attachment("vulnerabilities.csv", "text/csv; charset=utf-8", body)
+            attachment(what, &verdict, body)
         }
     })
 }

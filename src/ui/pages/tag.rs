@@ -8,11 +8,12 @@ use serde::Deserialize;
 
 use super::Layout;
 use crate::api::{query, AppState, Problem};
+use crate::catalog::details;
 use crate::catalog::sbom::{self, SbomQuery};
 use crate::catalog::vulnerabilities::{self, MatchOrder, VulnerabilityQuery};
-use crate::catalog::{details, signatures::Verdict};
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::scan::report::Severity;
+use crate::trust::Verdict;
 use crate::ui::format::{self, Counts};
 
 /// The page's filters as a browser sends them: an empty field means "any".
@@ -58,10 +59,12 @@ struct Platform {
     counts: Counts,
     scan: Option<String>,
     scan_verdict: (&'static str, String),
-    matches: Vec<Match>,
+    /// `None` when no result may be shown: unknown, not "no matches".
+    matches: Option<Vec<Match>>,
     sbom_verdict: (&'static str, String),
-    packages: Vec<Package>,
-    package_total: usize,
+    /// `None` when no SBOM may be shown.
+    packages: Option<Vec<Package>>,
+    package_total: Option<usize>,
     previous: Option<String>,
     next: Option<String>,
     downloads: Vec<(&'static str, String)>,
@@ -170,8 +173,10 @@ pub async fn render(
         let scan = vulnerabilities.platforms.get(&platform);
         let packages = sbom.platforms.get(&platform);
         let verdict = |v: Option<&Verdict>| format::verdict(v);
-        let (page, pages) =
-            packages.map_or((1, 1), |p| (p.page, p.total.div_ceil(p.per_page).max(1)));
+        let (page, pages) = packages.map_or((1, 1), |p| {
+            let pages = p.total.unwrap_or(0).div_ceil(p.per_page).max(1);
+            (p.page, pages)
+        });
         platforms.push(Platform {
             pull: format!(
                 "docker pull {}/{repository}@{}",
@@ -196,12 +201,13 @@ pub async fn render(
                 ),
             ],
             labels: spec.labels.into_iter().collect(),
-            counts: Counts::of(scan.filter(|s| s.artifact.is_some()).map(|s| &s.totals)),
+            counts: Counts::of(scan.and_then(|s| s.totals.as_ref())),
             scan: scan.and_then(|s| s.scanned_at.clone()),
             scan_verdict: verdict(scan.and_then(|s| s.signature.as_ref())),
             matches: scan
-                .map(|s| {
-                    s.matches
+                .and_then(|s| s.matches.as_ref())
+                .map(|matches| {
+                    matches
                         .iter()
                         .map(|m| Match {
                             id: m.matched.id.clone(),
@@ -219,12 +225,12 @@ pub async fn render(
                                 .filter(|u| u.starts_with("https://")),
                         })
                         .collect()
-                })
-                .unwrap_or_default(),
+                }),
             sbom_verdict: verdict(packages.and_then(|p| p.signature.as_ref())),
             packages: packages
-                .map(|p| {
-                    p.packages
+                .and_then(|p| p.packages.as_ref())
+                .map(|packages| {
+                    packages
                         .iter()
                         .map(|p| Package {
                             name: p.name.clone(),
@@ -233,9 +239,8 @@ pub async fn render(
                             licenses: p.licenses.join(", "),
                         })
                         .collect()
-                })
-                .unwrap_or_default(),
-            package_total: packages.map_or(0, |p| p.total),
+                }),
+            package_total: packages.and_then(|p| p.total),
             downloads: super::download::Download::NAMES
                 .iter()
                 .map(|name| {

@@ -57,21 +57,49 @@ pub async fn output(mut cmd: std::process::Command) -> Output {
         .unwrap()
 }
 
+/// Every artifact in refcat's formats listed on `subject`, signed or not, as a
+/// registry client finds them.
+pub async fn candidates(
+    client: &Client,
+    repository: &refcat::reference::RepositoryName,
+    subject: &refcat::digest::Digest,
+) -> refcat::trust::Candidates {
+    let unchecked = refcat::trust::Trust::show_unverified();
+    let formats = refcat::artifact::Format::ALL;
+    refcat::trust::Candidates::read(client, repository, subject, &formats, &unchecked)
+        .await
+        .unwrap()
+}
+
 /// What refcat finds listed for each platform manifest of `reference` (`host/repo:tag`).
 pub async fn existing_per_platform(
     client: &Client,
     reference: &str,
-) -> Vec<refcat::publish::Existing> {
+) -> Vec<refcat::trust::Candidates> {
     let repository = reference.parse::<Reference>().unwrap().repository;
     let mut all = Vec::new();
     for subject in subjects(client, reference).await {
-        all.push(
-            refcat::publish::Existing::read(client, &repository, &subject.descriptor.digest)
-                .await
-                .unwrap(),
-        );
+        all.push(candidates(client, &repository, &subject.descriptor.digest).await);
     }
     all
+}
+
+/// The releases in the release log of `repository`, read verified with the public key
+/// in `keys` (a log it does not verify lists none).
+pub async fn recorded_releases(
+    client: &Client,
+    repository: &refcat::reference::RepositoryName,
+    keys: &Path,
+) -> Vec<refcat::records::release_log::Recorded> {
+    let key = std::fs::read_to_string(keys.join("refcat.pub")).unwrap();
+    let own = refcat::trust::Trust::own(refcat::sign::PublicKey::from_pem(&key).unwrap());
+    let log = refcat::records::release_log::read(client, repository, &own)
+        .await
+        .unwrap();
+    match log {
+        Some(refcat::trust::Shown::Verified(log)) => log.get().releases(),
+        _ => Vec::new(),
+    }
 }
 
 /// Every listed refcat artifact of `image` has all its blobs, one of each format is
@@ -81,13 +109,13 @@ pub async fn check_recovered(registry: &Registry, keys: &Path, image: &str) {
     let reference = format!("{}/{image}", registry.host);
     let repository: Reference = reference.parse().unwrap();
     for existing in existing_per_platform(&client, &reference).await {
-        for list in [&existing.syft, &existing.spdx, &existing.grype] {
+        for list in refcat::artifact::Format::ALL.map(|f| existing.of(f)) {
             assert_eq!(
                 list.len(),
                 1,
                 "{image}: exactly one of each format: {existing:?}"
             );
-            let m = &list[0].manifest;
+            let m = list[0].manifest();
             for blob in std::iter::once(&m.config).chain(&m.layers) {
                 assert!(
                     client

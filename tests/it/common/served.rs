@@ -19,7 +19,11 @@ pub async fn serve(kind: Kind) -> Served {
     let registry = Registry::start(kind);
     let keys = publish_fixtures(&registry).await;
     let client = registry.cached_client(refcat::cache::CacheConfig::default());
-    let base = start_api(AppState::new(client)).await;
+    let base = start_api(AppState::new(
+        client,
+        refcat::trust::Trust::show_unverified(),
+    ))
+    .await;
     Served {
         registry,
         base,

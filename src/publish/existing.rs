@@ -1,0 +1,139 @@
+//! CheckExisting: refcat's own artifacts on a platform manifest, and what it still needs.
+//! Only what verifies with the publisher's key is its own: another tool's SBOM, a set
+//! signed with another key or an unsigned look-alike is never reused, never scanned
+//! again, never pruned.
+
+use crate::artifact::annotations::GRYPE_DB_BUILT;
+use crate::artifact::{parse_time, Format};
+use crate::digest::Digest;
+use crate::reference::RepositoryName;
+use crate::registry::{Client, RegistryError};
+use crate::trust::{Candidate, Candidates, Trust, Verified};
+
+/// refcat's own artifacts on one platform manifest, newest first within each format.
+#[derive(Clone, Debug, Default)]
+pub struct Existing {
+    /// Syft JSON artifacts.
+    pub syft: Vec<Verified<Candidate>>,
+    /// SPDX JSON artifacts.
+    pub spdx: Vec<Verified<Candidate>>,
+    /// Grype artifacts.
+    pub grype: Vec<Verified<Candidate>>,
+}
+
+/// What a platform manifest still needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Missing {
+    /// A Syft JSON artifact.
+    pub syft: bool,
+    /// An SPDX artifact.
+    pub spdx: bool,
+    /// A Grype artifact made with the current DB.
+    pub grype: bool,
+}
+
+impl Missing {
+    /// Everything: what `--force` asks for.
+    pub const ALL: Missing = Missing {
+        syft: true,
+        spdx: true,
+        grype: true,
+    };
+
+    /// Whether anything is missing.
+    pub fn any(&self) -> bool {
+        self.syft || self.spdx || self.grype
+    }
+}
+
+impl Existing {
+    /// refcat's own artifacts of `formats` on `subject`: those whose signature verifies
+    /// with `own`, the publisher's key. An artifact `own` proved before is not read again
+    /// and its signature is checked again only after [`Trust::recheck_after`], so a
+    /// long-running worker's walk mostly costs one referrers call per subject.
+    ///
+    /// Signatures are checked newest first, and per format only until one verifies: the
+    /// newest own artifact is all that reuse, re-scans and `first_seen` need. With
+    /// `every_grype` every Grype artifact is checked (pruning must know all of its own).
+    pub async fn owned(
+        client: &Client,
+        repository: &RepositoryName,
+        subject: &Digest,
+        own: &Trust,
+        formats: &[Format],
+        every_grype: bool,
+    ) -> Result<Existing, RegistryError> {
+        let candidates = Candidates::read(client, repository, subject, formats, own).await?;
+        let mut existing = Existing::default();
+        for format in formats {
+            let limit = if *format == Format::GrypeJson && every_grype {
+                usize::MAX
+            } else {
+                1
+            };
+            let found = own
+                .verified(client, repository, candidates.of(*format), limit)
+                .await?;
+            *existing.of_format_mut(*format) = found;
+        }
+        Ok(existing)
+    }
+
+    /// The artifacts of `format`, newest first.
+    pub fn of_format(&self, format: Format) -> &[Verified<Candidate>] {
+        match format {
+            Format::SyftJson => &self.syft,
+            Format::SpdxJson => &self.spdx,
+            Format::GrypeJson => &self.grype,
+        }
+    }
+
+    fn of_format_mut(&mut self, format: Format) -> &mut Vec<Verified<Candidate>> {
+        match format {
+            Format::SyftJson => &mut self.syft,
+            Format::SpdxJson => &mut self.spdx,
+            Format::GrypeJson => &mut self.grype,
+        }
+    }
+
+    /// What is missing, given the built time of the Grype DB in use: a Grype artifact
+    /// counts when its DB was built no earlier (an unreadable time counts as old).
+    pub fn missing(&self, db_built: &str) -> Missing {
+        let current_grype = self
+            .grype
+            .iter()
+            .any(|own| is_current(own.get().annotation(GRYPE_DB_BUILT), db_built));
+        Missing {
+            syft: self.syft.is_empty(),
+            spdx: self.spdx.is_empty(),
+            grype: !current_grype,
+        }
+    }
+}
+
+/// Whether a result matched with a DB built at `built` is current for the DB in use,
+/// built at `db_built`: built no earlier, compared as times. A missing or unreadable
+/// time is old.
+fn is_current(built: Option<&str>, db_built: &str) -> bool {
+    match (built.and_then(parse_time), parse_time(db_built)) {
+        (Some(built), Some(current)) => built >= current,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_current_when_its_db_is_no_older() {
+        let db = "2026-11-01T00:00:00Z";
+        assert!(is_current(Some("2026-11-01T00:00:00Z"), db));
+        assert!(is_current(Some("2026-11-01T01:00:00+01:00"), db));
+        assert!(is_current(Some("2026-11-02T00:00:00Z"), db));
+        assert!(!is_current(Some("2026-10-31T23:59:59.9Z"), db));
+        assert!(!is_current(Some("~"), db));
+        assert!(!is_current(None, db));
+        assert!(Existing::default().missing(db) == Missing::ALL);
+    }
+}

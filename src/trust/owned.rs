@@ -1,0 +1,121 @@
+//! What refcat may delete: its own artifact or catalog document, and with it only the
+//! manifests that hold nothing but its own signatures of it, all checked against the
+//! publisher's key right before the delete. A tag (`sha256-<hex>.sig`, the tag-schema
+//! `sha256-<hex>`) or a listing only nominates; anyone with push access can point one at
+//! a production image, and refcat's delete rights must not follow it there.
+
+use super::signatures;
+use super::{Mode, Trust, Verified};
+use crate::digest::Digest;
+use crate::oci::Manifest;
+use crate::reference::{RepositoryName, Target};
+use crate::registry::{Client, RegistryError};
+
+/// A manifest of refcat's own that may be deleted, with its signature manifests; built
+/// only by [`Trust::prove_owned`], just before the delete.
+#[derive(Debug)]
+pub struct Owned {
+    repository: RepositoryName,
+    artifact: Digest,
+    subject: Option<Digest>,
+    signatures: Vec<Digest>,
+    listing: Option<Digest>,
+}
+
+impl Owned {
+    /// The repository.
+    pub fn repository(&self) -> &RepositoryName {
+        &self.repository
+    }
+
+    /// refcat's artifact or document.
+    pub fn artifact(&self) -> &Digest {
+        &self.artifact
+    }
+
+    /// The manifest the artifact is about, when it is a referrer.
+    pub fn subject(&self) -> Option<&Digest> {
+        self.subject.as_ref()
+    }
+
+    /// The manifests that hold only refcat's signatures of it.
+    pub fn signatures(&self) -> &[Digest] {
+        &self.signatures
+    }
+
+    /// Its tag-schema referrers index, when it lists nothing but those signatures.
+    pub fn listing(&self) -> Option<&Digest> {
+        self.listing.as_ref()
+    }
+}
+
+impl Trust {
+    /// Checks again, asking the registry and not what this trust remembers, that
+    /// `verified`'s artifact is signed with these keys, and gathers its signature
+    /// manifests; `None` when it no longer verifies. For the unverified mode, always
+    /// `None`: nothing unchecked is ever deleted.
+    pub async fn prove_owned<T>(
+        &self,
+        client: &Client,
+        verified: &Verified<T>,
+    ) -> Result<Option<Owned>, RegistryError> {
+        let Mode::Checked { keys, .. } = &self.mode else {
+            return Ok(None);
+        };
+        let proof = verified.proof();
+        let (repository, artifact) = (proof.repository(), proof.artifact());
+        self.verdicts
+            .forget(&format!("{repository}@{artifact}"))
+            .await;
+        let checked = signatures::check(client, repository, artifact, keys, true).await?;
+        if !checked.verdict.is_verified() {
+            tracing::warn!(%repository, %artifact, verdict = ?checked.verdict,
+                "no longer verifies with the publisher's key; not deleted");
+            return Ok(None);
+        }
+        let signatures: Vec<Digest> = checked.proving.into_iter().map(|s| s.digest).collect();
+        let listing = own_listing(client, repository, artifact, &signatures).await?;
+        Ok(Some(Owned {
+            repository: repository.clone(),
+            artifact: artifact.clone(),
+            subject: proof.subject().cloned(),
+            signatures,
+            listing,
+        }))
+    }
+}
+
+/// The tag-schema index of `artifact` (registries without the referrers API keep its
+/// signatures there), when it is an index that lists only `signatures`.
+async fn own_listing(
+    client: &Client,
+    repository: &RepositoryName,
+    artifact: &Digest,
+    signatures: &[Digest],
+) -> Result<Option<Digest>, RegistryError> {
+    if client.referrers_api_known(repository) == Some(true) {
+        return Ok(None);
+    }
+    let Ok(tag) = crate::tag_schema::referrers_tag(artifact) else {
+        return Ok(None);
+    };
+    let fetched = match client.get_manifest(repository, &Target::Tag(tag)).await {
+        Ok(fetched) => fetched,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match &fetched.manifest {
+        Manifest::Index(index)
+            if index
+                .manifests
+                .iter()
+                .all(|d| signatures.contains(&d.digest)) =>
+        {
+            Ok(Some(fetched.digest))
+        }
+        _ => {
+            tracing::warn!(%repository, %artifact, "its tag-schema tag points at more than its own signatures; never deleted with it");
+            Ok(None)
+        }
+    }
+}

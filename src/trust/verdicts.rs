@@ -1,0 +1,141 @@
+//! Verdicts on artifacts, and how long each is believed. A verified verdict and an
+//! invalid one last until the recheck interval (a signature can be deleted, and a
+//! forgery does not mend itself); "unsigned" lasts a short while, as a signature may be
+//! on its way. Either way a flood of look-alikes costs one check each per interval, not
+//! one per view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::oci::ImageManifest;
+
+/// The verdict on one artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case", tag = "verdict")]
+pub enum Verdict {
+    /// A signature verifies with one of the keys.
+    Verified {
+        /// `bundle`, `legacy` or `dsse`.
+        format: &'static str,
+    },
+    /// Signatures exist, but none verifies with these keys.
+    Invalid {
+        /// Why the last one failed.
+        reason: String,
+    },
+    /// No signature at all.
+    Unsigned,
+    /// Nothing was checked: the catalog runs in the explicit unverified mode (no keys).
+    NotChecked,
+}
+
+impl Verdict {
+    /// Whether the artifact verified.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified { .. })
+    }
+}
+
+/// How long a verified verdict is trusted before its signature is checked again, unless
+/// [`super::Trust::recheck_after`] says otherwise.
+pub const RECHECK: Duration = Duration::from_secs(3600);
+
+/// How long "unsigned" is believed at most: the signature of a fresh artifact may be
+/// pushed right after it.
+const UNSIGNED_FOR: Duration = Duration::from_secs(30);
+
+/// Bytes the remembered verdicts and manifests may hold.
+const VERDICT_BYTES: u64 = 16 * 1024 * 1024;
+const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Remembered verdicts by `repository@artifact`, and the manifests of verified artifacts
+/// (digest-addressed: they cannot change). Clones share them.
+#[derive(Clone)]
+pub(super) struct Verdicts {
+    judged: moka::future::Cache<String, Verdict>,
+    unsigned: moka::future::Cache<String, ()>,
+    manifests: moka::future::Cache<String, Arc<ImageManifest>>,
+}
+
+fn weigh_verdict(key: &str, verdict: &Verdict) -> u32 {
+    let reason = match verdict {
+        Verdict::Invalid { reason } => reason.len(),
+        _ => 0,
+    };
+    u32::try_from(key.len() + reason + 64).unwrap_or(u32::MAX)
+}
+
+fn weigh_manifest(key: &str, manifest: &Arc<ImageManifest>) -> u32 {
+    let annotations: usize = manifest
+        .annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let size = key.len() + annotations + 256 * (manifest.layers.len() + 2);
+    u32::try_from(size).unwrap_or(u32::MAX)
+}
+
+impl Verdicts {
+    pub(super) fn new(recheck: Duration) -> Self {
+        Verdicts {
+            judged: moka::future::Cache::builder()
+                .max_capacity(VERDICT_BYTES)
+                .weigher(|k: &String, v: &Verdict| weigh_verdict(k, v))
+                .time_to_live(recheck)
+                .build(),
+            unsigned: moka::future::Cache::builder()
+                .max_capacity(VERDICT_BYTES / 16)
+                .weigher(|k: &String, _: &()| u32::try_from(k.len() + 16).unwrap_or(u32::MAX))
+                .time_to_live(recheck.min(UNSIGNED_FOR))
+                .build(),
+            manifests: moka::future::Cache::builder()
+                .max_capacity(MANIFEST_BYTES)
+                .weigher(|k: &String, m: &Arc<ImageManifest>| weigh_manifest(k, m))
+                .build(),
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Option<Verdict> {
+        if let Some(known) = self.judged.get(key).await {
+            return Some(known);
+        }
+        self.unsigned.get(key).await.map(|()| Verdict::Unsigned)
+    }
+
+    pub(super) async fn remember(&self, key: String, verdict: &Verdict) {
+        match verdict {
+            Verdict::Unsigned => self.unsigned.insert(key, ()).await,
+            Verdict::NotChecked => {}
+            _ => self.judged.insert(key, verdict.clone()).await,
+        }
+    }
+
+    pub(super) async fn forget(&self, key: &str) {
+        self.judged.invalidate(key).await;
+        self.unsigned.invalidate(key).await;
+    }
+
+    pub(super) async fn manifest(&self, key: &str) -> Option<Arc<ImageManifest>> {
+        self.manifests.get(key).await
+    }
+
+    pub(super) async fn remember_manifest(&self, key: String, manifest: &ImageManifest) {
+        // A walk proves the same artifacts again and again: copy each manifest once.
+        if !self.manifests.contains_key(&key) {
+            self.manifests.insert(key, Arc::new(manifest.clone())).await;
+        }
+    }
+
+    /// Whether `key` is remembered as verified (no registry request).
+    pub(super) async fn known_verified(&self, key: &str) -> bool {
+        self.judged.get(key).await.is_some_and(|v| v.is_verified())
+    }
+}
+
+impl std::fmt::Debug for Verdicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} verdicts", self.judged.entry_count())
+    }
+}
