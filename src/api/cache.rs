@@ -10,6 +10,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::Problem;
 use crate::cache::{coalesced, CacheConfig};
+use crate::catalog::aggregate::Aggregate;
+use crate::catalog::CatalogError;
 
 /// A rendered 200 response.
 #[derive(Debug)]
@@ -58,6 +60,11 @@ impl Rendered {
 pub struct ViewCache {
     live: Cache<String, Arc<Rendered>>,
     immutable: Cache<String, Arc<Rendered>>,
+    /// The catalog aggregate, per scope: every view over it (`/v1/vulnerabilities`, one
+    /// vulnerability's, a 404 for an id nobody has) reads the one computed this TTL.
+    aggregates: Cache<String, Arc<Aggregate>>,
+    /// How many times the aggregate was read or walked, for `/metrics`.
+    aggregates_made: Arc<std::sync::atomic::AtomicU64>,
     /// The TTL, for Cache-Control.
     pub ttl: Duration,
     /// Prefixed to every key: empty, or a caller's.
@@ -83,6 +90,10 @@ impl ViewCache {
         ViewCache {
             live: config.expiring(weigh),
             immutable: config.immutable(weigh),
+            aggregates: config.expiring(|key: &String, aggregate: &Arc<Aggregate>| {
+                key.len() + aggregate.weight()
+            }),
+            aggregates_made: Default::default(),
             ttl: config.ttl,
             scope: "".into(),
         }
@@ -114,5 +125,26 @@ impl ViewCache {
             false => format!("{}{key}", self.scope),
         };
         coalesced(cache, key, async { render.await.map(Arc::new) }).await
+    }
+
+    /// The catalog aggregate, computed by `compute` once per TTL however many views ask.
+    pub async fn aggregate(
+        &self,
+        compute: impl std::future::Future<Output = Result<Aggregate, CatalogError>>,
+    ) -> Result<Arc<Aggregate>, Problem> {
+        let key = self.scope.to_string();
+        coalesced(&self.aggregates, key, async {
+            let made = compute.await.map(Arc::new).map_err(Problem::from);
+            self.aggregates_made
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            made
+        })
+        .await
+    }
+
+    /// How many times the catalog aggregate was made (read from its artifact or walked).
+    pub fn aggregates_made(&self) -> u64 {
+        self.aggregates_made
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -74,6 +74,13 @@ pub async fn metrics(State(state): State<Shared>) -> String {
             "refcat_http_requests_total{{view=\"{view}\",status=\"{status}\"}} {n}"
         );
     }
+    out.push_str("# HELP refcat_catalog_aggregates_total Times the catalog-wide aggregate was read or walked (once per cache TTL at most, however many views read it).\n");
+    out.push_str("# TYPE refcat_catalog_aggregates_total counter\n");
+    let _ = writeln!(
+        out,
+        "refcat_catalog_aggregates_total {}",
+        state.cache.aggregates_made()
+    );
     state.client.counter().write_prometheus(&mut out);
     out
 }

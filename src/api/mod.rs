@@ -205,14 +205,27 @@ async fn directory_view(
     live_json(&state, &headers, uri.to_string(), view).await
 }
 
-async fn aggregate_view(Viewer(state): Viewer, headers: HeaderMap) -> Result<Response, Problem> {
-    let view = aggregate::read(
+/// The catalog aggregate, once per TTL for every view that reads it.
+pub(crate) async fn aggregate(
+    state: &AppState,
+) -> Result<std::sync::Arc<aggregate::Aggregate>, Problem> {
+    let compute = aggregate::read(
         &state.client,
         state.default_tag.as_deref(),
         &state.trust,
         &state.repositories,
     );
-    live_json(&state, &headers, "/v1/vulnerabilities".into(), view).await
+    state.cache.aggregate(compute).await
+}
+
+async fn aggregate_view(Viewer(state): Viewer, headers: HeaderMap) -> Result<Response, Problem> {
+    let rendered = state
+        .cache
+        .get("/v1/vulnerabilities".into(), false, async {
+            Ok(Rendered::json(aggregate(&state).await?.as_ref()))
+        })
+        .await?;
+    Ok(respond(&rendered, &headers, &live(&state)))
 }
 
 async fn advisory_view(
@@ -222,14 +235,15 @@ async fn advisory_view(
 ) -> Result<Response, Problem> {
     let id: VulnerabilityId = id.parse().map_err(Problem::from)?;
     let key = format!("/v1/vulnerabilities/{}", id.as_str());
-    let view = advisory::advisory(
-        &state.client,
-        &id,
-        state.default_tag.as_deref(),
-        &state.trust,
-        &state.repositories,
-    );
-    live_json(&state, &headers, key, view).await
+    let rendered = state
+        .cache
+        .get(key, false, async {
+            let aggregate = aggregate(&state).await?;
+            let view = advisory::advisory(&state.client, &id, &aggregate, &state.trust).await?;
+            Ok(Rendered::json(&view))
+        })
+        .await?;
+    Ok(respond(&rendered, &headers, &live(&state)))
 }
 
 async fn images(

@@ -6,8 +6,7 @@
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-use super::aggregate::{self, AggregateSource};
-use super::repositories::Repositories;
+use super::aggregate::{Aggregate, AggregateSource};
 use super::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use super::CatalogError;
 use crate::reference::{Reference, Target};
@@ -84,19 +83,18 @@ pub struct Affected {
     pub first_seen: Option<String>,
 }
 
-/// The view of vulnerability `id`; 404 when no default or floating tag shows it.
+/// The view of vulnerability `id`, from where `aggregate` says it shows; 404 when no
+/// default or floating tag shows it.
 pub async fn advisory(
     client: &Client,
     id: &VulnerabilityId,
-    preferred: Option<&str>,
+    aggregate: &Aggregate,
     trust: &Trust,
-    repositories: &Repositories,
 ) -> Result<AdvisoryView, CatalogError> {
-    let aggregate = aggregate::read(client, preferred, trust, repositories).await?;
     let entry = aggregate
         .data
         .vulnerabilities
-        .into_iter()
+        .iter()
         .find(|e| e.id == id.0)
         .ok_or_else(|| {
             CatalogError::NotFound(format!(
@@ -152,7 +150,7 @@ pub async fn advisory(
         .try_collect()
         .await?;
     Ok(AdvisoryView {
-        id: entry.id,
+        id: entry.id.clone(),
         severity: entry.severity,
         source: aggregate.source,
         affected: rows.into_iter().flatten().collect(),

@@ -81,6 +81,20 @@ pub struct Aggregate {
     pub data: AggregateData,
 }
 
+impl Aggregate {
+    /// Roughly how many bytes it holds, for cache budgets.
+    pub fn weight(&self) -> usize {
+        self.data
+            .vulnerabilities
+            .iter()
+            .map(|v| {
+                let tags: usize = v.affected.values().flatten().map(String::len).sum();
+                v.id.len() + v.affected.keys().map(String::len).sum::<usize>() + tags + 64
+            })
+            .sum()
+    }
+}
+
 /// Where an aggregate came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]

@@ -24,10 +24,13 @@ use crate::registry::{Client, RegistryError};
 /// Candidates whose manifests are read at once.
 const CONCURRENCY: usize = 8;
 
-/// Candidates read per format. A signer writes one per scan; anyone with push access can
-/// attach thousands of look-alikes, and each costs a manifest read and a signature
-/// check. Artifacts already proved are always read, whatever their number.
-pub const MAX_CANDIDATES: usize = 32;
+/// Candidates read per format at once. A signer writes one per scan; anyone with push
+/// access can attach thousands of look-alikes, and each costs a manifest read and a
+/// signature check. Past this many, those proved before go first, then those not judged
+/// yet (newest by their own claim), and those already found wanting last: a flood of
+/// look-alikes delays finding refcat's own result by a few reads, but cannot hide it,
+/// as each look-alike is judged once per recheck interval.
+pub const MAX_CANDIDATES: usize = 64;
 
 /// An artifact in one of refcat's formats, read back from the registry: a candidate
 /// until [`super::Trust`] has judged its signature.
@@ -118,12 +121,16 @@ impl Candidates {
                     "more look-alike artifacts than any scanner writes; only {MAX_CANDIDATES} are read");
                 let mut ranked = Vec::with_capacity(of_format.len());
                 for (f, d) in of_format {
-                    let proved = trust.proved_manifest(repository, &d.digest).await.is_some();
+                    let rank = match trust.remembered(repository, &d.digest).await {
+                        Some(v) if v.is_verified() => 0,
+                        None => 1,
+                        Some(_) => 2,
+                    };
                     let claimed = d
                         .annotations
                         .get(CREATED)
                         .and_then(|t| crate::artifact::parse_time(t));
-                    ranked.push((Reverse(proved), Reverse(claimed), f, d));
+                    ranked.push((rank, Reverse(claimed), f, d));
                 }
                 ranked.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
                 of_format = ranked

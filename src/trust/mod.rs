@@ -181,12 +181,13 @@ impl Trust {
         Ok(checked.verdict)
     }
 
-    /// Whether `artifact` is remembered as verified, without asking the registry: only
-    /// such an artifact's layers are fetched ahead of its verdict.
-    pub async fn known_verified(&self, repository: &RepositoryName, artifact: &Digest) -> bool {
-        self.verdicts
-            .known_verified(&format!("{repository}@{artifact}"))
-            .await
+    /// The verdict on `artifact` this trust remembers, without asking the registry.
+    pub(crate) async fn remembered(
+        &self,
+        repository: &RepositoryName,
+        artifact: &Digest,
+    ) -> Option<Verdict> {
+        self.verdicts.get(&format!("{repository}@{artifact}")).await
     }
 
     /// The verdict on `candidate`, and its content when a view may show it.

@@ -1,8 +1,7 @@
-//! Verdicts on artifacts, and how long each is believed. A verified verdict and an
-//! invalid one last until the recheck interval (a signature can be deleted, and a
-//! forgery does not mend itself); "unsigned" lasts a short while, as a signature may be
-//! on its way. Either way a flood of look-alikes costs one check each per interval, not
-//! one per view.
+//! Verdicts on artifacts, and how long each is believed: until the recheck interval,
+//! whatever they are (a signature can be deleted, and a forgery does not mend itself).
+//! refcat signs an artifact before it pushes it, so none of its own is ever seen
+//! unsigned. A flood of look-alikes costs one check each per interval, not one per view.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,10 +41,6 @@ impl Verdict {
 /// [`super::Trust::recheck_after`] says otherwise.
 pub const RECHECK: Duration = Duration::from_secs(3600);
 
-/// How long "unsigned" is believed at most: the signature of a fresh artifact may be
-/// pushed right after it.
-const UNSIGNED_FOR: Duration = Duration::from_secs(30);
-
 /// Bytes the remembered verdicts and manifests may hold.
 const VERDICT_BYTES: u64 = 16 * 1024 * 1024;
 const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -55,7 +50,6 @@ const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct Verdicts {
     judged: moka::future::Cache<String, Verdict>,
-    unsigned: moka::future::Cache<String, ()>,
     manifests: moka::future::Cache<String, Arc<ImageManifest>>,
 }
 
@@ -85,11 +79,6 @@ impl Verdicts {
                 .weigher(|k: &String, v: &Verdict| weigh_verdict(k, v))
                 .time_to_live(recheck)
                 .build(),
-            unsigned: moka::future::Cache::builder()
-                .max_capacity(VERDICT_BYTES / 16)
-                .weigher(|k: &String, _: &()| u32::try_from(k.len() + 16).unwrap_or(u32::MAX))
-                .time_to_live(recheck.min(UNSIGNED_FOR))
-                .build(),
             manifests: moka::future::Cache::builder()
                 .max_capacity(MANIFEST_BYTES)
                 .weigher(|k: &String, m: &Arc<ImageManifest>| weigh_manifest(k, m))
@@ -98,23 +87,17 @@ impl Verdicts {
     }
 
     pub(super) async fn get(&self, key: &str) -> Option<Verdict> {
-        if let Some(known) = self.judged.get(key).await {
-            return Some(known);
-        }
-        self.unsigned.get(key).await.map(|()| Verdict::Unsigned)
+        self.judged.get(key).await
     }
 
     pub(super) async fn remember(&self, key: String, verdict: &Verdict) {
-        match verdict {
-            Verdict::Unsigned => self.unsigned.insert(key, ()).await,
-            Verdict::NotChecked => {}
-            _ => self.judged.insert(key, verdict.clone()).await,
+        if *verdict != Verdict::NotChecked {
+            self.judged.insert(key, verdict.clone()).await;
         }
     }
 
     pub(super) async fn forget(&self, key: &str) {
         self.judged.invalidate(key).await;
-        self.unsigned.invalidate(key).await;
     }
 
     pub(super) async fn manifest(&self, key: &str) -> Option<Arc<ImageManifest>> {
@@ -126,11 +109,6 @@ impl Verdicts {
         if !self.manifests.contains_key(&key) {
             self.manifests.insert(key, Arc::new(manifest.clone())).await;
         }
-    }
-
-    /// Whether `key` is remembered as verified (no registry request).
-    pub(super) async fn known_verified(&self, key: &str) -> bool {
-        self.judged.get(key).await.is_some_and(|v| v.is_verified())
     }
 }
 

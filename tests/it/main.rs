@@ -21,6 +21,7 @@ mod lexicons;
 mod publish;
 mod publish_options;
 mod publish_recovery;
+mod pusher_attacks;
 mod referrers_interop;
 mod registry_behaviour;
 mod registry_faults;

@@ -53,18 +53,12 @@ pub fn path(id: &str) -> String {
 pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     let form: Form = query(uri)?;
     let severity = format::severity_field(&form.severity)?;
-    let view = aggregate::read(
-        &state.client,
-        state.default_tag.as_deref(),
-        &state.trust,
-        &state.repositories,
-    )
-    .await?;
+    let view = crate::api::aggregate(state).await?;
     let needle = form.q.to_lowercase();
     let rows = view
         .data
         .vulnerabilities
-        .into_iter()
+        .iter()
         .filter(|e| severity.is_none_or(|s| e.severity == s))
         .filter(|e| e.id.to_lowercase().contains(&needle))
         .map(|e| Row {
@@ -72,7 +66,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
             severity: e.severity.as_str(),
             repositories: e.affected.len(),
             tags: e.affected.values().map(|t| t.len()).sum(),
-            id: e.id,
+            id: e.id.clone(),
         })
         .collect();
     Ok(super::render(&AggregatePage {
@@ -108,14 +102,8 @@ pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
     let id: VulnerabilityId = id
         .parse()
         .map_err(|e: crate::catalog::CatalogError| Problem::not_found(e))?;
-    let view = advisory::advisory(
-        &state.client,
-        &id,
-        state.default_tag.as_deref(),
-        &state.trust,
-        &state.repositories,
-    )
-    .await?;
+    let aggregate = crate::api::aggregate(state).await?;
+    let view = advisory::advisory(&state.client, &id, &aggregate, &state.trust).await?;
     Ok(super::render(&AdvisoryPage {
         layout: Layout::new(id.as_str(), "vulnerabilities"),
         severity: view.severity.as_str(),

@@ -242,7 +242,12 @@ async fn forward(proxy: &Proxy, request: Request, path_and_query: &str) -> (Resp
         .await
         .unwrap();
     let status = upstream.status();
-    let headers: HeaderMap = upstream.headers().clone();
+    let mut headers: HeaderMap = upstream.headers().clone();
+    // The body is sent whole, with its own length: the upstream's framing (a chunked
+    // answer, as zot gives for a long referrers list) does not carry over.
+    for hop in ["transfer-encoding", "connection", "keep-alive"] {
+        headers.remove(hop);
+    }
     let bytes = upstream.bytes().await.unwrap().to_vec();
     let mut response = Response::new(Body::from(bytes.clone()));
     *response.status_mut() = status;

@@ -8,6 +8,7 @@ pub mod nats;
 pub mod published;
 pub mod replicas;
 pub mod served;
+pub mod serving;
 pub mod tls;
 pub mod worker;
 
