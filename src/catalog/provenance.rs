@@ -52,7 +52,7 @@ pub struct Provenance {
     /// `cosign-attestation` (the legacy `.att` tag).
     pub found_in: String,
     /// The verdict on the envelope's signature with the configured keys (`unsigned` for
-    /// a bare statement); absent when no keys are configured.
+    /// a bare statement, `not-checked` without keys).
     pub signature: Option<Verdict>,
     /// The statement's predicate type.
     pub predicate_type: String,
@@ -135,12 +135,12 @@ fn statement(media_type: &str, data: &[u8]) -> Option<(Value, Option<Envelope>)>
     Some((statement, Some(envelope)))
 }
 
-/// The verdict on a statement's envelope, or `None` when no keys are configured.
-fn verdict(envelope: Option<&Envelope>, trust: &Trust) -> Option<Verdict> {
+/// The verdict on a statement's envelope (`not-checked` without keys).
+fn verdict(envelope: Option<&Envelope>, trust: &Trust) -> Verdict {
     if !trust.checks() {
-        return None;
+        return Verdict::NotChecked;
     }
-    Some(match envelope {
+    match envelope {
         None => Verdict::Unsigned,
         Some(e) if trust.keys().iter().any(|k| e.verify(k).is_ok()) => {
             Verdict::Verified { format: "dsse" }
@@ -148,26 +148,72 @@ fn verdict(envelope: Option<&Envelope>, trust: &Trust) -> Option<Verdict> {
         Some(_) => Verdict::Invalid {
             reason: "no signature in the DSSE envelope verifies with the configured keys".into(),
         },
-    })
+    }
 }
 
-/// The first SLSA provenance among the layers of the manifest at `target` that the
-/// trust policy lets through.
+/// The in-toto statement types whose subjects refcat reads.
+const STATEMENT_TYPES: [&str; 2] = [
+    "https://in-toto.io/Statement/v0.1",
+    "https://in-toto.io/Statement/v1",
+];
+
+/// Whether `statement` is an in-toto statement about `platform` (one of its subjects
+/// names the platform manifest's digest), as `cosign verify-attestation` requires. A
+/// validly signed statement about another image says nothing about this one.
+fn is_about(statement: &Value, platform: &Digest) -> bool {
+    let typed = statement["_type"]
+        .as_str()
+        .is_some_and(|t| STATEMENT_TYPES.contains(&t));
+    let subjects = statement["subject"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    typed
+        && subjects
+            .iter()
+            .any(|s| s["digest"][platform.algorithm().as_ref()].as_str() == Some(platform.digest()))
+}
+
+/// Where to look for provenance, and what a source must be about.
+struct Source {
+    target: Target,
+    found_in: &'static str,
+    /// Whether the manifest is a referrer, whose own `subject` must be the platform
+    /// manifest too (a tag-schema listing can name anything).
+    referrer: bool,
+}
+
+/// What one source held.
+enum Found {
+    /// SLSA provenance about this platform manifest that the trust policy lets through.
+    Provenance(Box<Provenance>),
+    /// Only statements about another image.
+    AboutAnother,
+    /// Nothing that counts.
+    Nothing,
+}
+
+/// The first SLSA provenance about `platform` among the layers of the manifest at
+/// `source` that the trust policy lets through.
 async fn in_manifest(
     client: &Client,
     repository: &RepositoryName,
-    target: Target,
-    found_in: &str,
+    platform: &Digest,
+    source: &Source,
     trust: &Trust,
-) -> Result<Option<Provenance>, CatalogError> {
-    let manifest = match client.get_manifest(repository, &target).await {
+) -> Result<Found, CatalogError> {
+    let manifest = match client.get_manifest(repository, &source.target).await {
         Ok(m) => m,
-        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) if e.is_not_found() => return Ok(Found::Nothing),
         Err(e) => return Err(e.into()),
     };
     let Manifest::Image(manifest) = manifest.manifest else {
-        return Ok(None);
+        return Ok(Found::Nothing);
     };
+    if source.referrer && manifest.subject.as_ref().map(|s| &s.digest) != Some(platform) {
+        return Ok(Found::AboutAnother);
+    }
+    let mut about_another = false;
     for layer in manifest.layers.iter().filter(|l| {
         [IN_TOTO_JSON, DSSE_ENVELOPE, SIGSTORE_BUNDLE_V03].contains(&l.media_type.as_str())
     }) {
@@ -177,16 +223,25 @@ async fn in_manifest(
         let Some((statement, envelope)) = statement(&layer.media_type, &data) else {
             continue;
         };
-        let Some(mut found) = from_statement(&statement, found_in) else {
+        let Some(mut found) = from_statement(&statement, source.found_in) else {
             continue;
         };
-        found.signature = verdict(envelope.as_ref(), trust);
-        let hidden = trust.requires() && !matches!(found.signature, Some(Verdict::Verified { .. }));
+        if !is_about(&statement, platform) {
+            about_another = true;
+            continue;
+        }
+        let verdict = verdict(envelope.as_ref(), trust);
+        let hidden = trust.requires() && !verdict.is_verified();
+        found.signature = Some(verdict);
         if !hidden {
-            return Ok(Some(found));
+            return Ok(Found::Provenance(Box::new(found)));
         }
     }
-    Ok(None)
+    Ok(if about_another {
+        Found::AboutAnother
+    } else {
+        Found::Nothing
+    })
 }
 
 /// Whether a referrer may carry an in-toto statement, by its artifactType or cosign's
@@ -203,36 +258,53 @@ fn may_hold_a_statement(referrer: &Descriptor, artifact_type: &str) -> Option<&'
     }
 }
 
+/// The provenance of `platform`, or how many attestations about another image were
+/// left out.
 async fn for_platform(
     client: &Client,
     repository: &RepositoryName,
     platform: &Digest,
     attestations: &[Descriptor],
     trust: &Trust,
-) -> Result<Option<Provenance>, CatalogError> {
+) -> Result<(Option<Provenance>, usize), CatalogError> {
     let platform_text = platform.to_string();
     let buildkit = attestations
         .iter()
         .filter(|d| d.annotations.get(REFERENCE_DIGEST) == Some(&platform_text))
-        .map(|d| (Target::Digest(d.digest.clone()), "buildkit-attestation"));
+        .map(|d| Source {
+            target: Target::Digest(d.digest.clone()),
+            found_in: "buildkit-attestation",
+            referrer: false,
+        });
     let mut referred = Vec::new();
     for referrer in client.referrers(repository, platform, None).await? {
         let kind = super::artifacts::artifact_type(client, repository, &referrer).await?;
         if let Some(found_in) = may_hold_a_statement(&referrer, kind.as_deref().unwrap_or_default())
         {
-            referred.push((Target::Digest(referrer.digest), found_in));
+            referred.push(Source {
+                target: Target::Digest(referrer.digest),
+                found_in,
+                referrer: true,
+            });
         }
     }
     // A digest cosign's `.att` tag cannot name (sha512) has no legacy attestation.
     let legacy = crate::tag_schema::cosign_tag(platform, ".att")
         .ok()
-        .map(|tag| (Target::Tag(tag), "cosign-attestation"));
-    for (target, found_in) in buildkit.chain(referred).chain(legacy) {
-        if let Some(found) = in_manifest(client, repository, target, found_in, trust).await? {
-            return Ok(Some(found));
+        .map(|tag| Source {
+            target: Target::Tag(tag),
+            found_in: "cosign-attestation",
+            referrer: false,
+        });
+    let mut about_another = 0;
+    for source in buildkit.chain(referred).chain(legacy) {
+        match in_manifest(client, repository, platform, &source, trust).await? {
+            Found::Provenance(found) => return Ok((Some(*found), about_another)),
+            Found::AboutAnother => about_another += 1,
+            Found::Nothing => {}
         }
     }
-    Ok(None)
+    Ok((None, about_another))
 }
 
 /// The provenance view of `reference`.
@@ -257,7 +329,7 @@ pub async fn provenance(
     };
     let mut platforms = BTreeMap::new();
     for subject in super::platforms::platform_manifests(client, reference, None).await? {
-        let found = for_platform(
+        let (found, about_another) = for_platform(
             client,
             repository,
             &subject.descriptor.digest,
@@ -267,7 +339,11 @@ pub async fn provenance(
         .await?;
         let reason = found.is_none().then(|| {
             let signed = if trust.requires() { " with a signature that verifies" } else { "" };
-            format!("no SLSA provenance{signed}: no BuildKit attestation, in-toto or Sigstore bundle referrer, or cosign .att for this manifest")
+            let left_out = match about_another {
+                0 => String::new(),
+                n => format!(" ({n} attestation(s) about another image left out)"),
+            };
+            format!("no SLSA provenance{signed}: no BuildKit attestation, in-toto or Sigstore bundle referrer, or cosign .att for this manifest{left_out}")
         });
         platforms.insert(
             subject.platform.to_string(),

@@ -4,59 +4,13 @@
 
 use crate::common;
 
-use std::path::Path;
 use std::process::Command;
 
+use crate::common::attest::{cosign_attest, slsa_v1};
 use crate::common::served::{serve, start_api};
-use crate::common::{run_ok, tool, Kind, KEY_PASSWORD};
+use crate::common::{run_ok, tool, Kind};
 use refcat::api::AppState;
 use serde_json::{json, Value};
-
-/// An SLSA v1 provenance predicate naming `repository` at `commit`.
-fn slsa_v1(repository: &str, commit: &str) -> Value {
-    json!({
-        "buildDefinition": {
-            "buildType": "https://actions.github.io/buildtypes/workflow/v1",
-            "externalParameters": { "workflow": { "ref": "refs/heads/main", "repository": repository } },
-            "resolvedDependencies": [{ "uri": format!("git+{repository}@refs/heads/main"), "digest": { "gitCommit": commit } }]
-        },
-        "runDetails": {
-            "builder": { "id": "https://github.com/actions/runner" },
-            "metadata": { "startedOn": "2026-11-01T10:00:00Z", "finishedOn": "2026-11-01T10:04:00Z" }
-        }
-    })
-}
-
-/// `cosign attest` of an SLSA v1 predicate, offline, in the bundle or the legacy layout.
-fn cosign_attest(dir: &Path, key: &str, reference: &str, predicate: &Value, bundle: bool) {
-    let file = dir.join(format!(
-        "predicate-{}.json",
-        reference.len() + usize::from(bundle)
-    ));
-    std::fs::write(&file, predicate.to_string()).unwrap();
-    run_ok(
-        Command::new(tool("cosign"))
-            .current_dir(dir)
-            .env("COSIGN_PASSWORD", KEY_PASSWORD)
-            .env("COSIGN_YES", "true")
-            .args([
-                "attest",
-                "--key",
-                key,
-                "--type",
-                "slsaprovenance1",
-                "--predicate",
-            ])
-            .arg(&file)
-            .args([
-                "--tlog-upload=false",
-                "--use-signing-config=false",
-                "--allow-http-registry",
-                &format!("--new-bundle-format={bundle}"),
-                reference,
-            ]),
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provenance_is_read_from_cosign_and_in_toto_attestations() {
@@ -249,9 +203,18 @@ async fn provenance_is_read_from_buildkit_attestations() {
     // An index with a BuildKit attestation manifest for its amd64 platform.
     let client = served.registry.client();
     let repository: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
+    // BuildKit names the platform manifest it attests, as every in-toto statement
+    // names its subjects.
+    let details = served.ok("/v1/images/fixtures/alpine/details/3.19").await;
+    let attested = details["platforms"]["linux/amd64"]["digest"]
+        .as_str()
+        .unwrap();
     let statement = serde_json::json!({
         "_type": "https://in-toto.io/Statement/v0.1",
-        "subject": [{ "name": "fixtures/alpine" }],
+        "subject": [{
+            "name": "pkg:docker/fixtures/alpine@3.19?platform=linux%2Famd64",
+            "digest": { "sha256": attested.trim_start_matches("sha256:") }
+        }],
         "predicateType": "https://slsa.dev/provenance/v0.2",
         "predicate": {
             "builder": { "id": "https://github.com/docker/buildx@v0.12.1" },

@@ -22,6 +22,7 @@ mod publish;
 mod publish_options;
 mod publish_recovery;
 mod pusher_attacks;
+mod pusher_attestations;
 mod referrers_interop;
 mod registry_behaviour;
 mod registry_faults;

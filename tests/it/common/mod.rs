@@ -1,6 +1,7 @@
 //! The integration-test harness: real registries on free loopback ports, and the real
 //! CLIs from the pinned tools cache (`just tools` fills it).
 
+pub mod attest;
 pub mod browser;
 pub mod faults;
 pub mod lexicon;
