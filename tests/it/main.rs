@@ -23,6 +23,7 @@ mod publish_options;
 mod publish_recovery;
 mod pusher_attacks;
 mod pusher_attestations;
+mod pusher_release_log;
 mod referrers_interop;
 mod registry_behaviour;
 mod registry_faults;
