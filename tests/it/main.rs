@@ -38,6 +38,7 @@ mod ui_behaviour;
 mod ui_every_page;
 mod ui_filters;
 mod ui_pages;
+mod unknown_is_null;
 mod worker;
 mod worker_aggregate;
 mod worker_walks;

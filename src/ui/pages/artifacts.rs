@@ -112,7 +112,8 @@ pub async fn render(
         });
     }
     Ok(super::render(&ArtifactsPage {
-        layout: Layout::new(format!("{repository}:{tag} artifacts"), "images"),
+        layout: Layout::new(format!("{repository}:{tag} artifacts"), "images")
+            .checked_by(&state.trust),
         name: repository.to_string(),
         tag_page: format!("{}/tags/{tag}", format::image_path(repository.as_str())),
         tag: tag.to_string(),

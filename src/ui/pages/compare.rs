@@ -49,7 +49,8 @@ pub async fn render(
         layout: Layout::new(
             format!("{repository}: {} → {}", view.from, view.to),
             "images",
-        ),
+        )
+        .checked_by(&state.trust),
         name: view.repository,
         overview: format::image_path(repository.as_str()),
         from: view.from,

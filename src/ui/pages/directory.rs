@@ -124,7 +124,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     let pages = view.total.div_ceil(view.per_page).max(1);
     let at = |page: usize| format::link("/", &form.pairs(page));
     Ok(super::render(&DirectoryPage {
-        layout: Layout::new("Images", "images"),
+        layout: Layout::new("Images", "images").checked_by(&state.trust),
         architectures: ["amd64", "arm64", "arm", "386", "ppc64le", "s390x"],
         severities: Severity::ALL.map(Severity::as_str),
         keys: state.trust.checks(),

@@ -60,7 +60,8 @@ pub async fn render(
         })
         .collect();
     Ok(super::render(&HistoryPage {
-        layout: Layout::new(format!("{repository} {stream} history"), "images"),
+        layout: Layout::new(format!("{repository} {stream} history"), "images")
+            .checked_by(&state.trust),
         name: view.repository,
         overview,
         stream: view.stream,

@@ -25,6 +25,9 @@ pub struct Layout {
     pub icon: &'static str,
     /// Which top-level section is current, for `aria-current`.
     pub section: &'static str,
+    /// Whether the catalog checks no signatures (served without `--key`): every page
+    /// then says so.
+    pub unverified: bool,
 }
 
 impl Layout {
@@ -36,7 +39,14 @@ impl Layout {
             script: assets::script(),
             icon: assets::icon(),
             section,
+            unverified: false,
         }
+    }
+
+    /// The frame as `trust` reads the catalog: marked when it checks nothing.
+    pub fn checked_by(mut self, trust: &crate::trust::Trust) -> Layout {
+        self.unverified = !trust.checks();
+        self
     }
 }
 

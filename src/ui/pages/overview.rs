@@ -100,7 +100,7 @@ pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<Str
     };
     let summary = overview.summary;
     Ok(super::render(&OverviewPage {
-        layout: Layout::new(repository.as_str(), "images"),
+        layout: Layout::new(repository.as_str(), "images").checked_by(&state.trust),
         name: summary.name,
         description: summary.description.or(summary.title).unwrap_or_default(),
         source: summary.source,

@@ -275,7 +275,7 @@ pub async fn render(
         });
     }
     Ok(super::render(&TagPage {
-        layout: Layout::new(format!("{repository}:{tag}"), "images"),
+        layout: Layout::new(format!("{repository}:{tag}"), "images").checked_by(&state.trust),
         name: repository.to_string(),
         overview,
         tag: tag.to_string(),

@@ -70,7 +70,7 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
         })
         .collect();
     Ok(super::render(&AggregatePage {
-        layout: Layout::new("Vulnerabilities", "vulnerabilities"),
+        layout: Layout::new("Vulnerabilities", "vulnerabilities").checked_by(&state.trust),
         severities: Severity::ALL.map(Severity::as_str),
         totals: Severity::ALL
             .into_iter()
@@ -105,7 +105,7 @@ pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
     let aggregate = crate::api::aggregate(state).await?;
     let view = advisory::advisory(&state.client, &id, &aggregate, &state.trust).await?;
     Ok(super::render(&AdvisoryPage {
-        layout: Layout::new(id.as_str(), "vulnerabilities"),
+        layout: Layout::new(id.as_str(), "vulnerabilities").checked_by(&state.trust),
         severity: view.severity.as_str(),
         rows: view
             .affected
