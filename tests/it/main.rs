@@ -17,6 +17,7 @@ mod caches;
 mod discovery;
 mod held_connections;
 mod hostile;
+mod index_duplicates;
 mod lexicons;
 mod publish;
 mod publish_options;

@@ -5,14 +5,12 @@
 //! in front of zot counts each user's registry requests). `--auth token` takes static
 //! bearer tokens; an open catalog is refused on a non-loopback address without --public.
 
-use std::process::{Child, Stdio};
-use std::time::Duration;
-
 use axum::http::Method;
 use refcat::registry::{Client, ClientConfig, Credentials, Secret};
 
 use crate::common::faults::FaultProxy;
 use crate::common::published::{code, output, stderr};
+use crate::common::served::{serving, serving_on, Serving};
 use crate::common::{free_port, refcat, refcat_publish, testdata, write_keys, Registry};
 
 const PASSWORD: &str = "pa55-word";
@@ -57,48 +55,9 @@ async fn push_as(client: &Client, fixture: &str, repository: &str) {
     crate::fixture::push(client, &image).await.unwrap();
 }
 
-/// `refcat serve` with `args`, killed on drop.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(registry: &str, args: &[&str]) -> Served {
-    serve_on(registry, "127.0.0.1", args).await
-}
-
-/// [`serve`] listening on `ip`.
-async fn serve_on(registry: &str, ip: &str, args: &[&str]) -> Served {
-    let port = free_port();
-    let child = refcat()
-        .args(["serve", registry, "--listen", &format!("{ip}:{port}")])
-        .args(args)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return Served { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut child = child;
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve did not start");
-}
-
 /// GET `path` as `user` (anonymous when `None`): status, headers and JSON body.
 async fn get(
-    served: &Served,
+    served: &Serving,
     path: &str,
     user: Option<&str>,
 ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
@@ -147,7 +106,7 @@ async fn pass_through_shows_each_caller_what_they_may_pull() {
 
     let proxy = FaultProxy::start(&registry.host).await;
     let public = keys.path().join("refcat.pub");
-    let served = serve(
+    let served = serving(
         &proxy.host,
         &["--auth", "pass-through", "--key", public.to_str().unwrap()],
     )
@@ -268,7 +227,7 @@ async fn token_access_and_the_open_default() {
         "# the read-only service account\nservice-account-token-1\n",
     )
     .unwrap();
-    let served = serve(
+    let served = serving(
         &registry.host,
         &[
             "--auth",
@@ -313,6 +272,6 @@ async fn token_access_and_the_open_default() {
         "{}",
         stderr(&out)
     );
-    let public = serve_on(&registry.host, "0.0.0.0", &["--public"]).await;
+    let public = serving_on(&registry.host, "0.0.0.0", &["--public"]).await;
     assert_eq!(get(&public, "/v1/images", None).await.0, 200);
 }

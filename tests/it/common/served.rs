@@ -1,9 +1,12 @@
 //! The catalog API over a registry holding the published fixtures.
 
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
 use refcat::api::{router, AppState};
 use serde_json::Value;
 
-use super::{publish_fixtures, Kind, Registry};
+use super::{free_port, publish_fixtures, refcat, Kind, Registry};
 
 /// The fixtures published on a registry of `kind`, and the API serving it.
 pub struct Served {
@@ -63,4 +66,45 @@ impl Served {
         assert_eq!(status, 200, "{path}: {value}");
         value
     }
+}
+
+/// `refcat serve` run as users run it, killed on drop.
+pub struct Serving {
+    pub child: Child,
+    /// Its base URL.
+    pub base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `refcat serve REGISTRY` with `args` on a free loopback port, once it answers.
+pub async fn serving(registry: &str, args: &[&str]) -> Serving {
+    serving_on(registry, "127.0.0.1", args).await
+}
+
+/// [`serving`] listening on `ip`.
+pub async fn serving_on(registry: &str, ip: &str, args: &[&str]) -> Serving {
+    let port = free_port();
+    let child = refcat()
+        .args(["serve", registry, "--listen", &format!("{ip}:{port}")])
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return Serving { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not start");
 }
