@@ -15,6 +15,7 @@ mod api_provenance;
 mod broker_credentials;
 mod caches;
 mod discovery;
+mod fan_out;
 mod held_connections;
 mod hostile;
 mod index_duplicates;
