@@ -1,6 +1,7 @@
 //! Views that fan out over repositories, tags and platforms: however many run at once,
 //! `serve` has at most 32 registry requests waiting for an answer (a proxy in front of
-//! zot, slow on every manifest, counts them).
+//! zot, slow on every manifest, counts them); a directory filter on an architecture
+//! that does not exist is refused before it walks anything.
 
 use std::time::Duration;
 
@@ -73,4 +74,35 @@ async fn concurrent_cold_views_keep_registry_requests_in_flight_bounded() {
     assert!(most <= IN_FLIGHT, "{most} requests in flight at once");
     // The views did overlap: the bound was reached, not just respected.
     assert!(most >= IN_FLIGHT / 2, "{most} requests in flight at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_architecture_is_refused_before_any_walk() {
+    let registry = Registry::start(Kind::Zot);
+    many_tags(&registry, 1, 1).await;
+    let proxy = FaultProxy::start(&registry.host).await;
+    let served = serving(&proxy.host, &[]).await;
+    let before = proxy.all_seen().len();
+    for value in ["amd65", "x86_64", "AMD64", "anything-at-all"] {
+        let (status, body) =
+            get_json(format!("{}/v1/images?architecture={value}", served.base)).await;
+        assert_eq!(status, 400, "{value}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("GOARCH") && detail.contains("arm64"),
+            "{detail}"
+        );
+        let page = reqwest::get(format!("{}/?architecture={value}", served.base))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400, "{value}");
+    }
+    assert_eq!(proxy.all_seen().len(), before, "the registry was asked");
+    // A known architecture filters as before.
+    let (status, body) = get_json(format!("{}/v1/images?architecture=amd64", served.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 1, "{body}");
+    let (status, body) = get_json(format!("{}/v1/images?architecture=arm64", served.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 0, "{body}");
 }
