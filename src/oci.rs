@@ -106,6 +106,35 @@ impl Platform {
     }
 }
 
+/// The architecture names the OCI image spec allows: Go's `GOARCH` values (those in
+/// `go/build`'s list of known architectures).
+pub const ARCHITECTURES: [&str; 24] = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
+
 /// An OCI (or Docker schema 2) image manifest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

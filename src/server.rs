@@ -2,12 +2,16 @@
 //! `axum::serve` waits forever for a client's headers and accepts every connection, so
 //! a few thousand half-sent requests hold as many descriptors and starve everyone else:
 //! here headers must arrive within a deadline, every request has one, and connections
-//! beyond a cap wait in the listen backlog instead of taking descriptors.
+//! are capped below the limit on descriptors. At the cap a new connection takes the
+//! place of the one idle longest (no request in progress: a silent or half-sent one, or
+//! a keep-alive between requests), so that clients who hold connections open cannot
+//! keep a real request out.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::Router;
@@ -19,7 +23,8 @@ use tokio::net::TcpListener;
 /// The bounds a server keeps.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; at the cap a new one takes the place of the one
+    /// idle longest, or waits while every one has a request in progress.
     pub max_connections: usize,
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
@@ -34,6 +39,83 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// Descriptors a process keeps free of clients: for registry connections (the client's
+/// requests in flight and its idle pooled ones), scanners' pipes and scratch files, the
+/// broker and the runtime's own.
+pub const RESERVED_DESCRIPTORS: usize = 256;
+
+/// Raises this process's soft limit on open descriptors to its hard limit: the soft one
+/// is often 1,024, far below what the hard one allows. The soft limit then in force,
+/// or `None` when it cannot be read.
+pub fn raise_descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    let before = limit.rlim_cur;
+    if before < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::info!(
+                from = before,
+                to = raised.rlim_cur,
+                "raised the limit on open descriptors to the hard limit"
+            );
+            return Some(raised.rlim_cur);
+        }
+        tracing::warn!(
+            soft = before,
+            hard = limit.rlim_max,
+            error = %std::io::Error::last_os_error(),
+            "cannot raise the limit on open descriptors to the hard limit"
+        );
+    }
+    Some(before)
+}
+
+impl Limits {
+    /// These limits with the connection cap lowered, if need be, so that clients leave
+    /// [`RESERVED_DESCRIPTORS`] of `descriptors` (the soft limit) free, and never take
+    /// more than three quarters of a small limit.
+    pub fn within_descriptors(self, descriptors: u64) -> Limits {
+        let descriptors = usize::try_from(descriptors).unwrap_or(usize::MAX);
+        let room = descriptors
+            .saturating_sub(RESERVED_DESCRIPTORS)
+            .max(descriptors / 4)
+            .max(1);
+        Limits {
+            max_connections: self.max_connections.min(room),
+            ..self
+        }
+    }
+
+    /// [`Limits::within_descriptors`] for this process, its soft limit raised first
+    /// (see [`raise_descriptor_limit`]); a lowered cap is logged with the reason.
+    pub fn for_this_process(self) -> Limits {
+        let Some(descriptors) = raise_descriptor_limit() else {
+            return self;
+        };
+        let fitted = self.within_descriptors(descriptors);
+        if fitted.max_connections < self.max_connections {
+            tracing::warn!(
+                "--max-connections {} lowered to {}: this process may open {descriptors} descriptors, and {} stay free for registry connections, scanners and scratch files (raise the hard limit, e.g. ulimit -Hn or LimitNOFILE=, for more)",
+                self.max_connections,
+                fitted.max_connections,
+                descriptors.saturating_sub(fitted.max_connections as u64),
+            );
+        }
+        fitted
     }
 }
 
@@ -116,6 +198,101 @@ pub async fn record_status<F: FnOnce(StatusCode)>(
     response
 }
 
+/// One connection being served.
+#[derive(Debug)]
+struct Connection {
+    /// Requests it is handling, and since when it has had none (`None` while it has).
+    state: Mutex<(usize, Option<Instant>)>,
+    /// Told to close to make room for a new connection.
+    shed: tokio::sync::Notify,
+}
+
+impl Connection {
+    fn idle(&self) -> bool {
+        self.state.lock().expect("connection lock").0 == 0
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        let mut state = self.state.lock().expect("connection lock");
+        *state = (state.0 + 1, None);
+        Busy(self.clone())
+    }
+}
+
+/// A request in progress on a connection: while one is, the connection is not shed.
+struct Busy(Arc<Connection>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().expect("connection lock");
+        let busy = state.0.saturating_sub(1);
+        *state = (busy, (busy == 0).then(Instant::now));
+    }
+}
+
+/// A response body that keeps its request in progress until it is sent (or dropped):
+/// a connection still sending a download is not idle.
+struct Sending {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Sending {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The connections being served.
+#[derive(Debug, Default)]
+struct Open {
+    next: AtomicU64,
+    all: Mutex<HashMap<u64, Arc<Connection>>>,
+}
+
+impl Open {
+    fn add(&self) -> (u64, Arc<Connection>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection {
+            state: Mutex::new((0, Some(Instant::now()))),
+            shed: tokio::sync::Notify::new(),
+        });
+        let mut all = self.all.lock().expect("connections lock");
+        all.insert(id, connection.clone());
+        (id, connection)
+    }
+
+    fn remove(&self, id: u64) {
+        self.all.lock().expect("connections lock").remove(&id);
+    }
+
+    /// Tells the connection idle longest, if there is one, to close.
+    fn shed_longest_idle(&self) {
+        let all = self.all.lock().expect("connections lock");
+        let idle = all
+            .values()
+            .filter_map(|c| Some((c.state.lock().expect("connection lock").1?, c)))
+            .min_by_key(|(since, _)| *since);
+        if let Some((_, connection)) = idle {
+            connection.shed.notify_one();
+        }
+    }
+}
+
 /// How long open connections get to finish after `shutdown`.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -151,16 +328,13 @@ pub async fn serve(
         },
     ));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(Open::default());
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-        };
         let (stream, _) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -173,13 +347,47 @@ pub async fn serve(
                 }
             },
         };
-        let service = TowerToHyperService::new(app.clone());
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break Some(slot);
+            }
+            // When every connection has a request in progress, the new one waits for
+            // the first to end; one chosen as it began a request stays, and another
+            // is chosen.
+            open.shed_longest_idle();
+            tokio::select! {
+                () = &mut shutdown => break None,
+                slot = slots.clone().acquire_owned() => break Some(slot.expect("the semaphore is never closed")),
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        };
+        let Some(slot) = slot else { break };
+        let (id, tracked) = open.add();
+        let app = TowerToHyperService::new(app.clone());
+        let busy = tracked.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let busy = busy.begin();
+            let answer = hyper::service::Service::call(&app, request);
+            async move {
+                let answer = answer.await;
+                answer.map(|response| response.map(|body| Sending { body, _busy: busy }))
+            }
+        });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
+        let open = open.clone();
         tokio::spawn(async move {
             // A client that sends nothing in time, or breaks off, only ends its own
             // connection.
-            let _ = connection.await;
+            tokio::pin!(connection);
+            loop {
+                tokio::select! {
+                    _ = &mut connection => break,
+                    // A request that began since it was chosen keeps it open.
+                    () = tracked.shed.notified() => if tracked.idle() { break },
+                }
+            }
+            open.remove(id);
             drop(slot);
         });
     }
@@ -190,4 +398,23 @@ pub async fn serve(
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_free() {
+        let cap = |descriptors| {
+            Limits::default()
+                .within_descriptors(descriptors)
+                .max_connections
+        };
+        assert_eq!(cap(1024), 768);
+        assert_eq!(cap(1024 + 256), 1024);
+        assert_eq!(cap(1 << 20), 1024);
+        assert_eq!(cap(256), 64);
+        assert_eq!(cap(0), 1);
+    }
 }

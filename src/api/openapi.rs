@@ -185,3 +185,25 @@ fn healthz() {}
     (status = 502, body = ProblemDoc, content_type = "application/problem+json"),
     (status = 503, body = ProblemDoc, content_type = "application/problem+json")))]
 fn readyz() {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_architecture_filter_documents_the_names_it_takes() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let parameters = doc["paths"]["/v1/images"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let architecture = parameters
+            .iter()
+            .find(|p| p["name"] == "architecture")
+            .unwrap();
+        let pattern = architecture["schema"]["pattern"].as_str().unwrap();
+        let names: Vec<&str> = pattern
+            .trim_start_matches("^(")
+            .trim_end_matches(")$")
+            .split('|')
+            .collect();
+        assert_eq!(names, crate::oci::ARCHITECTURES);
+    }
+}

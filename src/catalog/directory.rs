@@ -32,8 +32,12 @@ pub struct DirectoryQuery {
     /// Only repositories whose name contains this (case-insensitive).
     #[param(max_length = 256)]
     pub q: Option<String>,
-    /// Only repositories whose default tag has this architecture (`amd64`, `arm64`, …).
-    #[param(max_length = 64)]
+    /// Only repositories whose default tag has this architecture: a `GOARCH` name
+    /// (`amd64`, `arm64`, …); any other value is refused with 400.
+    #[param(
+        max_length = 64,
+        pattern = "^(386|amd64|amd64p32|arm|armbe|arm64|arm64be|loong64|mips|mipsle|mips64|mips64le|mips64p32|mips64p32le|ppc|ppc64|ppc64le|riscv|riscv64|s390|s390x|sparc|sparc64|wasm)$"
+    )]
     pub architecture: Option<String>,
     /// Only repositories whose default tag is (`true`) or is not (`false`) signed.
     pub signed: Option<bool>,
@@ -274,6 +278,15 @@ pub async fn directory(
     CatalogError::check_range("per_page", query.per_page, 500)?;
     CatalogError::check_len("q", query.q.as_deref(), 256)?;
     CatalogError::check_len("architecture", query.architecture.as_deref(), 64)?;
+    // Checked before the walk: any value would otherwise summarise every repository.
+    if let Some(a) = query.architecture.as_deref() {
+        if !crate::oci::ARCHITECTURES.contains(&a) {
+            return Err(CatalogError::Query(format!(
+                "architecture {a:?} is not one the OCI image spec knows; use a GOARCH name: {}",
+                crate::oci::ARCHITECTURES.join(", ")
+            )));
+        }
+    }
     let mut repositories = Box::pin(covered.list(client)).await?.into_repositories();
     let needle = query.q.as_deref().map(str::to_lowercase);
     repositories.retain(|r| {

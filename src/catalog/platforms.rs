@@ -1,8 +1,10 @@
 //! A reference resolved to its platform image manifests, the subjects of refcat's
 //! artifacts. An index is
 //! expanded; BuildKit attestation manifests (`unknown/unknown`) are not images and are
-//! skipped; a single manifest takes its platform from its config.
+//! skipped; a single manifest takes its platform from its config. A manifest an index
+//! lists more than once is one subject: its artifacts are made, and read, once.
 
+use std::collections::HashSet;
 use std::future::Future;
 
 use futures_util::future::try_join_all;
@@ -49,6 +51,10 @@ pub struct PlatformManifest {
 }
 
 const ATTESTATION_TYPE: &str = "vnd.docker.reference.type";
+/// The most distinct platform manifests an index may list. Real multi-platform images
+/// have a few dozen at most; a pusher's index of thousands would cost a scan, a signed
+/// set and referrers calls for each of them.
+pub const MAX_PLATFORMS: usize = 256;
 /// Image configs are small; anything bigger is not one.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -153,11 +159,30 @@ pub async fn resolve_fetched(
             reason: "its index lists no platform image manifests".into(),
         });
     }
-    let available: Vec<String> = all.iter().map(|m| m.platform.to_string()).collect();
-    let chosen: Vec<PlatformManifest> = all
-        .into_iter()
-        .filter(|m| platform.is_none_or(|p| p.selects(&m.platform)))
-        .collect();
+    let distinct: HashSet<&Digest> = all.iter().map(|m| &m.descriptor.digest).collect();
+    if distinct.len() > MAX_PLATFORMS {
+        return Err(ResolveError::NotAnImage {
+            reference: reference.to_string(),
+            reason: format!(
+                "its index lists {} distinct platform image manifests; refcat handles at most {MAX_PLATFORMS}",
+                distinct.len()
+            ),
+        });
+    }
+    // A manifest listed again (under the same platform or another) is the same subject.
+    let (mut seen, mut names) = (HashSet::new(), HashSet::new());
+    let (mut chosen, mut available) = (Vec::new(), Vec::new());
+    for m in all {
+        let name = m.platform.to_string();
+        if names.insert(name.clone()) {
+            available.push(name);
+        }
+        if platform.is_none_or(|p| p.selects(&m.platform))
+            && seen.insert(m.descriptor.digest.clone())
+        {
+            chosen.push(m);
+        }
+    }
     if chosen.is_empty() {
         return Err(ResolveError::NoPlatform {
             reference: reference.to_string(),

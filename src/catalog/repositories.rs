@@ -64,18 +64,34 @@ impl RepositoryPattern {
 }
 
 fn glob_matches(glob: &[u8], name: &[u8]) -> bool {
-    match glob {
-        [] => name.is_empty(),
-        [b'*', b'*', rest @ ..] => (0..=name.len()).any(|i| glob_matches(rest, &name[i..])),
-        [b'*', rest @ ..] => {
-            let component = name.iter().position(|&b| b == b'/').unwrap_or(name.len());
-            (0..=component).any(|i| glob_matches(rest, &name[i..]))
+    glob_matches_counting(glob, name, &mut 0)
+}
+
+/// [`glob_matches`], adding to `steps` one per pair of glob and name positions it
+/// decides. Each pair is decided once, from the ends backwards, so a glob with several
+/// `**` costs glob × name steps; trying every split of the name at every `**` instead
+/// grows exponentially with their number.
+fn glob_matches_counting(glob: &[u8], name: &[u8], steps: &mut usize) -> bool {
+    // matched[i * width + j]: whether glob[i..] matches name[j..].
+    let width = name.len() + 1;
+    let mut matched = vec![false; (glob.len() + 1) * width];
+    matched[glob.len() * width + name.len()] = true;
+    for i in (0..glob.len()).rev() {
+        for j in (0..=name.len()).rev() {
+            *steps += 1;
+            let at = |i: usize, j: usize| matched[i * width + j];
+            let next = name.get(j).copied();
+            let within = next.is_some_and(|b| b != b'/');
+            let decided = match (glob[i], glob.get(i + 1)) {
+                (b'*', Some(b'*')) => at(i + 2, j) || (next.is_some() && at(i, j + 1)),
+                (b'*', _) => at(i + 1, j) || (within && at(i, j + 1)),
+                (b'?', _) => within && at(i + 1, j + 1),
+                (c, _) => next == Some(c) && at(i + 1, j + 1),
+            };
+            matched[i * width + j] = decided;
         }
-        [b'?', rest @ ..] => {
-            name.first().is_some_and(|&b| b != b'/') && glob_matches(rest, &name[1..])
-        }
-        [c, rest @ ..] => name.first() == Some(c) && glob_matches(rest, &name[1..]),
     }
+    matched[0]
 }
 
 /// The repositories of a selection, as far as they could be found; only
@@ -340,6 +356,28 @@ mod tests {
         assert!(!glob("team/app-?").matches(&name("team/app-12")));
         assert!(glob("fixtures/alpine").matches(&name("fixtures/alpine")));
         assert!(matches!(glob("team/app"), RepositoryPattern::Name(_)));
+        assert!(glob("**/app").matches(&name("a/b/app")));
+        assert!(glob("a/**/c/*").matches(&name("a/b/x/c/d")));
+        assert!(!glob("a/**/c/*").matches(&name("a/b/x/c/d/e")));
+        assert!(glob("***").matches(&name("a/b")));
+    }
+
+    #[test]
+    fn many_double_stars_cost_glob_times_name_steps() {
+        // Eight `**` before a letter the name lacks: every way of splitting the name
+        // among them fails, and there are more than 10^12 of them.
+        let pattern = "a**a**a**a**a**a**a**a**b";
+        let long = "a".repeat(200);
+        let mut steps = 0;
+        assert!(!glob_matches_counting(
+            pattern.as_bytes(),
+            long.as_bytes(),
+            &mut steps
+        ));
+        assert!(steps <= (pattern.len() + 1) * (long.len() + 1), "{steps}");
+        let glob = pattern.parse::<RepositoryPattern>().unwrap();
+        assert!(!glob.matches(&name(&long)));
+        assert!(glob.matches(&name(&format!("{long}b"))));
         for bad in ["Team/*", "team//*", "../*", "team/*/", ""] {
             assert!(bad.parse::<RepositoryPattern>().is_err(), "{bad:?}");
         }

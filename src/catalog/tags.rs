@@ -2,7 +2,7 @@
 //! vulnerability counts read from the Grype artifact's manifest annotations (which its
 //! signature covers; no blob fetch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures_util::future::try_join_all;
 use serde::Serialize;
@@ -113,9 +113,25 @@ pub fn counts_from_annotations(
         .collect()
 }
 
-fn is_floating(tag: &Tag, all: &[Tag]) -> bool {
-    all.iter()
-        .any(|other| other != tag && crate::reference::in_stream(other.as_str(), tag.as_str()))
+/// The floating tags of `all`: those another tag extends (`3.19` by `3.19.1` or
+/// `3.19-r1`). Each tag names the streams it extends by its own prefixes that end before a
+/// `-` or `.`, so one pass over every tag's characters finds them all, where comparing
+/// every pair would cost the square of the tag count.
+fn floating(all: &[Tag]) -> HashSet<&str> {
+    let names: HashSet<&str> = all.iter().map(Tag::as_str).collect();
+    let mut floating = HashSet::new();
+    for tag in &names {
+        // A separator that ends the tag extends nothing (see `reference::in_stream`).
+        for (at, _) in tag
+            .match_indices(['-', '.'])
+            .filter(|(at, _)| at + 1 < tag.len())
+        {
+            if let Some(stream) = names.get(&tag[..at]) {
+                floating.insert(*stream);
+            }
+        }
+    }
+    floating
 }
 
 /// The tags view of `repository` on `client`'s registry. Tags that hold referrers
@@ -128,13 +144,14 @@ pub async fn tags(
     let mut all = client.list_tags(repository, None).await?;
     all.retain(|t| !t.is_supporting());
     let limit = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
-    let (limit, all) = (&limit, &all);
+    let floating = floating(&all);
+    let (limit, all, floating) = (&limit, &all, &floating);
     let read = try_join_all(all.iter().map(|tag| async move {
         let _permit = limit
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let floating = is_floating(tag, all);
+        let floating = floating.contains(tag.as_str());
         let target = Target::Tag(tag.clone());
         match entry(client, repository, target, tag.as_str(), floating, trust).await {
             Ok(entry) => Ok(Ok(entry)),
@@ -245,11 +262,46 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
+        let floats = floating(&all);
         let floats: Vec<&str> = all
             .iter()
-            .filter(|t| is_floating(t, &all))
             .map(Tag::as_str)
+            .filter(|t| floats.contains(t))
             .collect();
         assert_eq!(floats, ["3", "3.19"]);
+    }
+
+    #[test]
+    fn thousands_of_tags_float_as_their_pairs_say() {
+        // Versions 1.0.0 to 7.19.19 and their streams, plus suffixed builds and tags
+        // that only look alike (`1.0x` does not extend `1.0`).
+        let mut names = Vec::new();
+        for major in 1..=7 {
+            names.push(format!("{major}"));
+            for minor in 0..20 {
+                names.push(format!("{major}.{minor}"));
+                for patch in 0..20 {
+                    names.push(format!("{major}.{minor}.{patch}"));
+                }
+                names.push(format!("{major}.{minor}-rc"));
+                names.push(format!("{major}.{minor}x"));
+            }
+        }
+        let all: Vec<Tag> = names.iter().map(|t| t.parse().unwrap()).collect();
+        assert!(all.len() > 3000, "{}", all.len());
+        let floats = floating(&all);
+        // Every major and minor stream floats, and nothing else does: what comparing
+        // every pair says.
+        assert_eq!(floats.len(), 7 + 7 * 20);
+        let by_pairs: HashSet<&str> = all
+            .iter()
+            .map(Tag::as_str)
+            .filter(|tag| {
+                all.iter().any(|other| {
+                    other.as_str() != *tag && crate::reference::in_stream(other.as_str(), tag)
+                })
+            })
+            .collect();
+        assert_eq!(floats, by_pairs);
     }
 }

@@ -142,6 +142,8 @@ impl ServeArgs {
 
     /// Runs the server until Ctrl-C or SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
+        // Before anything opens descriptors: the cap depends on how many there may be.
+        let limits = self.server.limits().for_this_process();
         let registry = parse_registry(&self.registry)?;
         if self.require_signature && self.key.is_empty() {
             anyhow::bail!("--require-signature needs the public key(s) to verify with: pass --key");
@@ -189,14 +191,9 @@ impl ServeArgs {
             packages: PackageCache::new(cache),
             access,
         };
-        crate::server::serve(
-            listener,
-            router(state),
-            self.server.limits(),
-            super::termination(),
-        )
-        .await
-        .context("the HTTP server failed")?;
+        crate::server::serve(listener, router(state), limits, super::termination())
+            .await
+            .context("the HTTP server failed")?;
         Ok(0)
     }
 }

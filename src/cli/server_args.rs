@@ -9,7 +9,10 @@ use crate::server::Limits;
 /// How much a client may hold on to.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; at the cap a new one takes the place of the one idle
+    /// longest. At start the soft limit on open descriptors is raised to the hard
+    /// limit, and this is lowered (with a warning) to leave 256 of them for registry
+    /// connections, scanners and scratch files: to at most 768 under a limit of 1,024.
     #[arg(
         long,
         default_value_t = 1024,

@@ -118,6 +118,8 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// Runs until SIGTERM.
     pub async fn run(self) -> anyhow::Result<u8> {
+        // Before anything opens descriptors: the cap depends on how many there may be.
+        let limits = self.server.limits().for_this_process();
         let registry = parse_registry(&self.registry)?;
         let secret = match (&self.webhook_secret, self.no_webhooks) {
             (_, true) => None,
@@ -217,7 +219,7 @@ impl WorkerArgs {
         });
         let watcher = tokio::spawn(tasks::watch_db(context, self.db_check_interval, walk_now));
         let app = router(intake, self.max_body_kib * 1024);
-        crate::server::serve(listener, app, self.server.limits(), super::termination())
+        crate::server::serve(listener, app, limits, super::termination())
             .await
             .context("the HTTP server failed")?;
         let depth = queue.depth().await.unwrap_or_default();

@@ -10,7 +10,7 @@ use super::counter::{RequestCounter, RequestKind};
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
 use super::tls::Tls;
-use super::transport::Request;
+use super::transport::{Request, MAX_IN_FLIGHT};
 use crate::cache::CacheConfig;
 
 /// How to reach and talk to one registry.
@@ -150,6 +150,8 @@ pub(super) struct Inner {
     /// Set once credentials were withheld from a token service on another host, so a
     /// refusal can say why.
     pub(super) withheld_from_realm: std::sync::atomic::AtomicBool,
+    /// Requests awaiting the registry's answer, shared with the clients of callers.
+    pub(super) in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Client {
@@ -187,12 +189,14 @@ impl Client {
                 cache,
                 writable: Default::default(),
                 withheld_from_realm: Default::default(),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             }),
         }
     }
 
     /// A client reading with a catalog caller's `credentials` (`serve --auth
-    /// pass-through`). It shares this client's connections, request counts and the
+    /// pass-through`). It shares this client's connections, request counts, limit on
+    /// requests in flight and the
     /// content read by digest, which it takes only for repositories where the registry
     /// answered its own credentials lately; tags, listings, referrer lists and tokens
     /// are its own.
@@ -216,6 +220,7 @@ impl Client {
                 cache: inner.cache.as_ref().map(ContentCache::for_caller),
                 writable: Default::default(),
                 withheld_from_realm: Default::default(),
+                in_flight: inner.in_flight.clone(),
                 config,
             }),
         }

@@ -14,6 +14,12 @@ use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
 
+/// Requests one client (with the clients of its callers) has waiting for the registry's
+/// answer at once. Views fan out over repositories, tags and platforms, and several run
+/// at once: without a bound their product reaches the registry, and each request holds a
+/// connection and a descriptor.
+pub(super) const MAX_IN_FLIGHT: usize = 32;
+
 /// One request to send, rebuildable for each attempt.
 #[derive(Clone, Debug)]
 pub(super) struct Request {
@@ -106,7 +112,16 @@ impl Client {
             if let Some(body) = &req.body {
                 builder = builder.body(body.clone());
             }
-            let outcome = tokio::time::timeout(config.request_timeout, builder.send()).await;
+            let outcome = {
+                // Held until the answer's head arrives, not while backing off.
+                let _in_flight = self
+                    .inner
+                    .in_flight
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                tokio::time::timeout(config.request_timeout, builder.send()).await
+            };
             // A loopback registry is tried over HTTPS first; one that answers the TLS
             // hello with plain HTTP is asked again over HTTP, and that first try was no
             // request to it.

@@ -31,6 +31,12 @@ pub(crate) fn routes() -> Router<Shared> {
         .layer(axum::middleware::from_fn(security_headers))
 }
 
+/// The metrics name of the page at `path` (after `/images/`); `other` for a path that
+/// names no page.
+pub(crate) fn page_view(path: &str) -> &'static str {
+    paths::parse(path).map_or("other", |page| page.view())
+}
+
 /// What pages may load: their own origin only, no framing, no inline script or style.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";

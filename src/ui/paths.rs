@@ -27,6 +27,20 @@ pub enum Page {
     CompareForm(RepositoryName),
 }
 
+impl Page {
+    /// Its name in metrics: one of a fixed few.
+    pub fn view(&self) -> &'static str {
+        match self {
+            Page::Overview(_) => "page_overview",
+            Page::Tag(..) => "page_tag",
+            Page::Download(..) => "page_download",
+            Page::Compare(..) | Page::CompareForm(_) => "page_compare",
+            Page::History(..) => "page_history",
+            Page::Artifacts(..) => "page_artifacts",
+        }
+    }
+}
+
 /// Reads the path after `/images/`.
 pub fn parse(path: &str) -> Result<Page, Problem> {
     let path = path.trim_end_matches('/');

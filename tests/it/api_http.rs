@@ -1,5 +1,6 @@
 //! `refcat serve` as an HTTP service: caching, ETags and coalescing, the OpenAPI
-//! document checked by schemathesis, and signature policy.
+//! document checked by schemathesis, signature policy, and each route's own label in
+//! `/metrics`.
 
 use crate::common;
 
@@ -252,4 +253,84 @@ async fn require_signature_hides_an_artifact_whose_signature_was_removed() {
     let amd64 = &reported["platforms"]["linux/amd64"];
     assert_eq!(amd64["artifact"], grype.as_str());
     assert_eq!(amd64["signature"]["verdict"], "unsigned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_route_under_its_own_view() {
+    let registry = common::Registry::start(Kind::Zot);
+    let debian = common::push_fixture(&registry.client(), "debian").await;
+    let served = crate::common::serving::ServeProcess::start(&registry.host, &[]).await;
+    let image = "fixtures/debian";
+    let digest = debian.top.digest.to_string();
+    let routes = [
+        ("/v1/images".to_string(), "directory"),
+        (format!("/v1/images/{image}"), "overview"),
+        (format!("/v1/images/{image}/tags"), "tags"),
+        (format!("/v1/images/{image}/details/12"), "details"),
+        (format!("/v1/images/{image}/sbom/12"), "sbom"),
+        (
+            format!("/v1/images/{image}/vulnerabilities/12"),
+            "vulnerabilities",
+        ),
+        (format!("/v1/images/{image}/history/12"), "history"),
+        (format!("/v1/images/{image}/provenance/12"), "provenance"),
+        (
+            format!("/v1/images/{image}/compare/12...bookworm"),
+            "compare",
+        ),
+        (
+            format!("/v1/images/{image}/releases/{digest}/details"),
+            "releases",
+        ),
+        ("/v1/vulnerabilities".to_string(), "aggregate"),
+        ("/v1/vulnerabilities/CVE-2023-4911".to_string(), "advisory"),
+        ("/v1/openapi.json".to_string(), "openapi"),
+        ("/".to_string(), "page_directory"),
+        ("/vulnerabilities".to_string(), "page_vulnerabilities"),
+        (
+            "/vulnerabilities/CVE-2023-4911".to_string(),
+            "page_advisory",
+        ),
+        (format!("/images/{image}"), "page_overview"),
+        (format!("/images/{image}/tags/12"), "page_tag"),
+        (
+            format!("/images/{image}/tags/12/artifacts"),
+            "page_artifacts",
+        ),
+        (
+            format!("/images/{image}/tags/12/download/packages.csv"),
+            "page_download",
+        ),
+        (format!("/images/{image}/history/12"), "page_history"),
+        (
+            format!("/images/{image}/compare/12...bookworm"),
+            "page_compare",
+        ),
+        ("/assets/none.css".to_string(), "assets"),
+    ];
+    for (path, _) in &routes {
+        reqwest::get(format!("{}{path}", served.base))
+            .await
+            .unwrap();
+    }
+    let metrics = reqwest::get(format!("{}/metrics", served.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Answers by view, whatever their status.
+    let mut by_view = std::collections::BTreeMap::<&str, u64>::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("refcat_http_requests_total{view=\"") else {
+            continue;
+        };
+        let (view, rest) = rest.split_once('"').unwrap();
+        let count: u64 = rest.rsplit(' ').next().unwrap().parse().unwrap();
+        *by_view.entry(view).or_default() += count;
+    }
+    for (path, view) in &routes {
+        assert_eq!(by_view.get(view), Some(&1), "{path} as {view}: {by_view:?}");
+    }
+    assert_eq!(by_view.get("other"), None, "{by_view:?}");
 }

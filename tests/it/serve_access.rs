@@ -55,15 +55,6 @@ async fn push_as(client: &Client, fixture: &str, repository: &str) {
     crate::fixture::push(client, &image).await.unwrap();
 }
 
-async fn serve(registry: &str, args: &[&str]) -> Served {
-    Served::start(registry, args).await
-}
-
-/// [`serve`] listening on `ip`.
-async fn serve_on(registry: &str, ip: &str, args: &[&str]) -> Served {
-    Served::start_on(registry, ip, args).await
-}
-
 /// GET `path` as `user` (anonymous when `None`): status, headers and JSON body.
 async fn get(
     served: &Served,
@@ -115,7 +106,7 @@ async fn pass_through_shows_each_caller_what_they_may_pull() {
 
     let proxy = FaultProxy::start(&registry.host).await;
     let public = keys.path().join("refcat.pub");
-    let served = serve(
+    let served = Served::start(
         &proxy.host,
         &["--auth", "pass-through", "--key", public.to_str().unwrap()],
     )
@@ -236,7 +227,7 @@ async fn token_access_and_the_open_default() {
         "# the read-only service account\nservice-account-token-1\n",
     )
     .unwrap();
-    let served = serve(
+    let served = Served::start(
         &registry.host,
         &[
             "--auth",
@@ -281,6 +272,6 @@ async fn token_access_and_the_open_default() {
         "{}",
         stderr(&out)
     );
-    let public = serve_on(&registry.host, "0.0.0.0", &["--public"]).await;
+    let public = Served::start_on(&registry.host, "0.0.0.0", &["--public"]).await;
     assert_eq!(get(&public, "/v1/images", None).await.0, 200);
 }

@@ -66,6 +66,28 @@ pub struct Seen {
 struct Shared {
     rules: Vec<Rule>,
     seen: Vec<Seen>,
+    /// Requests received and not yet answered, and the most there were at once.
+    in_flight: usize,
+    most_in_flight: usize,
+}
+
+/// Counts a request as in flight until it is answered (its response built and handed
+/// to the server to send).
+struct InFlight(Arc<Mutex<Shared>>);
+
+impl InFlight {
+    fn new(shared: &Arc<Mutex<Shared>>) -> Self {
+        let mut counts = shared.lock().unwrap();
+        counts.in_flight += 1;
+        counts.most_in_flight = counts.most_in_flight.max(counts.in_flight);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
 }
 
 #[derive(Clone)]
@@ -108,6 +130,11 @@ impl FaultProxy {
         self.shared.lock().unwrap().rules.clear();
     }
 
+    /// The most requests it was answering at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.shared.lock().unwrap().most_in_flight
+    }
+
     /// Every request seen so far.
     pub fn all_seen(&self) -> Vec<Seen> {
         self.shared.lock().unwrap().seen.clone()
@@ -127,6 +154,7 @@ impl FaultProxy {
 }
 
 async fn handle(State(proxy): State<Proxy>, request: Request) -> Response {
+    let _in_flight = InFlight::new(&proxy.shared);
     let method = request.method().clone();
     let path_and_query = request
         .uri()

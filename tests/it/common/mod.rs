@@ -526,6 +526,20 @@ pub fn observed_syft(dir: &std::path::Path, pause: u32) -> std::path::PathBuf {
     launcher
 }
 
+/// A launcher for the real syft that notes each scan as a line of `dir/scans` and
+/// refuses every scan after the first `allowed` (exit 1), so that a scan too many fails
+/// the run at once.
+pub fn counted_syft(dir: &std::path::Path, allowed: usize) -> std::path::PathBuf {
+    let launcher = dir.join("syft");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = scan ]; then\n  echo \"$@\" >> '{dir}/scans'\n  if [ \"$(wc -l < '{dir}/scans')\" -gt {allowed} ]; then echo 'one scan too many' >&2; exit 1; fi\nfi\nexec '{syft}' \"$@\"\n",
+        dir = dir.display(),
+        syft = tool("syft").display(),
+    );
+    write_script(&launcher, &script);
+    launcher
+}
+
 /// A launcher for the real syft whose scans wait while the file `hold` in `dir` exists
 /// (a test creates and removes it to keep a replica busy); the launcher's path and the
 /// hold file's.

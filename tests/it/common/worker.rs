@@ -47,6 +47,17 @@ impl Worker {
         port: u16,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Worker {
+        Self::start_adjusted(host, keys, port, env, |_| {})
+    }
+
+    /// [`Worker::start_on`] with its command changed by `adjust` before it runs.
+    pub fn start_adjusted(
+        host: &str,
+        keys: &std::path::Path,
+        port: u16,
+        env: &[(&str, &std::ffi::OsStr)],
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> Worker {
         let mut cmd = refcat_publishing("worker", keys);
         if !env.iter().any(|(name, _)| *name == "REFCAT_NO_WEBHOOKS") {
             cmd.env("REFCAT_WEBHOOK_SECRET", SECRET);
@@ -59,6 +70,7 @@ impl Worker {
         let stderr = tempfile::NamedTempFile::new().unwrap();
         cmd.stdout(Stdio::from(stdout.reopen().unwrap()))
             .stderr(Stdio::from(stderr.reopen().unwrap()));
+        adjust(&mut cmd);
         let child = cmd.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,0 +1,109 @@
+//! Views that fan out over repositories, tags and platforms: however many run at once,
+//! `serve` has at most 32 registry requests waiting for an answer (a proxy in front of
+//! zot, slow on every manifest, counts them); a directory filter on an architecture
+//! that does not exist is refused before it walks anything.
+
+use std::time::Duration;
+
+use axum::http::Method;
+use futures_util::future::join_all;
+use refcat::reference::Target;
+
+use crate::common::faults::{Fault, FaultProxy, Rule};
+use crate::common::served::get_json;
+use crate::common::serving::ServeProcess;
+use crate::common::{testdata, Kind, Registry};
+
+/// The most registry requests the README promises in flight at once.
+const IN_FLIGHT: usize = 32;
+
+/// Pushes the debian fixture as `repositories` repositories of `tags` tags each.
+async fn many_tags(registry: &Registry, repositories: usize, tags: usize) -> Vec<String> {
+    let client = registry.client();
+    let image = crate::fixture::build(&testdata().join("images/debian")).unwrap();
+    let mut names = Vec::new();
+    for r in 0..repositories {
+        let mut copy = image.clone();
+        copy.repository = format!("fan/r{r}").parse().unwrap();
+        crate::fixture::push(&client, &copy).await.unwrap();
+        for t in 0..tags {
+            client
+                .put_manifest(
+                    &copy.repository,
+                    &Target::Tag(format!("1.{t}").parse().unwrap()),
+                    &copy.top.media_type,
+                    copy.top.bytes.clone(),
+                )
+                .await
+                .unwrap();
+        }
+        names.push(copy.repository.to_string());
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_views_keep_registry_requests_in_flight_bounded() {
+    let registry = Registry::start(Kind::Zot);
+    let repositories = many_tags(&registry, 8, 20).await;
+    let proxy = FaultProxy::start(&registry.host).await;
+    // Every manifest takes a while, so that requests pile up as the views fan out.
+    proxy.inject(Rule::new(
+        Method::GET,
+        "/manifests/",
+        usize::MAX,
+        Fault::Delay(Duration::from_millis(200)),
+    ));
+    let served = ServeProcess::start(&proxy.host, &[]).await;
+    let mut views: Vec<String> = repositories
+        .iter()
+        .map(|r| format!("{}/v1/images/{r}/tags", served.base))
+        .collect();
+    views.push(format!("{}/v1/images", served.base));
+    let answers = join_all(views.iter().cloned().map(get_json)).await;
+    for (view, (status, body)) in views.iter().zip(&answers) {
+        assert_eq!(*status, 200, "{view}: {body}");
+    }
+    for (status, body) in &answers[..repositories.len()] {
+        assert_eq!(
+            body["tags"].as_array().unwrap().len(),
+            20 + 2,
+            "{status}: {body}"
+        );
+    }
+    let most = proxy.most_in_flight();
+    assert!(most <= IN_FLIGHT, "{most} requests in flight at once");
+    // The views did overlap: the bound was reached, not just respected.
+    assert!(most >= IN_FLIGHT / 2, "{most} requests in flight at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_architecture_is_refused_before_any_walk() {
+    let registry = Registry::start(Kind::Zot);
+    many_tags(&registry, 1, 1).await;
+    let proxy = FaultProxy::start(&registry.host).await;
+    let served = ServeProcess::start(&proxy.host, &[]).await;
+    let before = proxy.all_seen().len();
+    for value in ["amd65", "x86_64", "AMD64", "anything-at-all"] {
+        let (status, body) =
+            get_json(format!("{}/v1/images?architecture={value}", served.base)).await;
+        assert_eq!(status, 400, "{value}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("GOARCH") && detail.contains("arm64"),
+            "{detail}"
+        );
+        let page = reqwest::get(format!("{}/?architecture={value}", served.base))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 400, "{value}");
+    }
+    assert_eq!(proxy.all_seen().len(), before, "the registry was asked");
+    // A known architecture filters as before.
+    let (status, body) = get_json(format!("{}/v1/images?architecture=amd64", served.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 1, "{body}");
+    let (status, body) = get_json(format!("{}/v1/images?architecture=arm64", served.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["total"], 0, "{body}");
+}
