@@ -232,7 +232,8 @@ pub(crate) async fn guard(
     response
 }
 
-/// A refusal, as a page for a browser and problem+json for anyone else.
+/// A refusal, as a page for a browser and problem+json for anyone else: which one
+/// depends on `Accept`, so a shared cache must key it by that too.
 fn respond_refused(request: &HeaderMap, problem: Problem) -> Response {
     let html = request
         .get(header::ACCEPT)
@@ -242,7 +243,16 @@ fn respond_refused(request: &HeaderMap, problem: Problem) -> Response {
         true => crate::ui::error_page(&problem),
         false => problem.into_response(),
     };
-    private(response.headers_mut());
+    let headers = response.headers_mut();
+    private(headers);
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, Accept"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

@@ -40,7 +40,12 @@ async fn security_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    secure(response.headers_mut());
+    response
+}
+
+/// The headers every page carries, error pages built outside the page routes included.
+fn secure(headers: &mut HeaderMap) {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -48,7 +53,6 @@ async fn security_headers(
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    response
 }
 
 async fn directory(Viewer(state): Viewer, headers: HeaderMap, uri: Uri) -> Response {
@@ -176,7 +180,7 @@ async fn page(
 }
 
 /// The page for an error: what failed and what to do, with the API's status and
-/// `Retry-After`.
+/// `Retry-After`, and the pages' security headers wherever it is answered from.
 pub(crate) fn error_page(problem: &Problem) -> Response {
     let body = pages::error::render(problem);
     let mut response = (
@@ -202,5 +206,6 @@ pub(crate) fn error_page(problem: &Problem) -> Response {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    secure(response.headers_mut());
     response
 }

@@ -259,9 +259,8 @@ fn blobs(seen: &[crate::common::faults::Seen]) -> usize {
     seen.iter().filter(|s| s.path.contains("/blobs/")).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_access_and_the_open_default() {
-    let registry = Registry::zot();
+/// `refcat serve --auth token` taking `service-account-token-1`.
+async fn serve_with_token(registry: &str) -> (Served, tempfile::NamedTempFile) {
     let tokens = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         tokens.path(),
@@ -269,7 +268,7 @@ async fn token_access_and_the_open_default() {
     )
     .unwrap();
     let served = serve(
-        &registry.host,
+        registry,
         &[
             "--auth",
             "token",
@@ -278,6 +277,58 @@ async fn token_access_and_the_open_default() {
         ],
     )
     .await;
+    (served, tokens)
+}
+
+/// The names in every `Vary` header of `headers`, lower case.
+fn varies_on(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_the_page_headers_and_vary_on_accept() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
+    for accept in ["text/html,application/xhtml+xml", "application/json"] {
+        let refused = reqwest::Client::new()
+            .get(format!("{}/", served.base))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{accept}");
+        let headers = refused.headers();
+        let vary = varies_on(headers);
+        assert!(
+            vary.contains(&"accept".to_string()) && vary.contains(&"authorization".to_string()),
+            "{accept}: {vary:?}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{accept}");
+    }
+    let page = reqwest::Client::new()
+        .get(format!("{}/images/fixtures/alpine", served.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("<html"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_access_and_the_open_default() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
     let ask = |token: Option<&'static str>| {
         let mut request = reqwest::Client::new().get(format!("{}/v1/images", served.base));
         if let Some(token) = token {
