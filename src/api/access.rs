@@ -174,6 +174,12 @@ fn caller_credentials(authorization: Option<&str>) -> Result<Credentials, Proble
     }
 }
 
+/// The token of a `Bearer` authorization, the scheme in any case (RFC 9110 §11.1).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// Paths that hold nothing of the registry's.
 fn open_path(path: &str) -> bool {
     matches!(
@@ -206,10 +212,7 @@ pub(crate) async fn guard(
         // The router lays no guard over an open catalog; should one be, it lets through.
         Access::Open => return next.run(request).await,
         Access::Tokens(tokens) => {
-            let token = authorization
-                .as_deref()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
+            let token = authorization.as_deref().and_then(bearer_token);
             if !token.is_some_and(|t| tokens.accepts(t)) {
                 return respond_refused(
                     request.headers(),

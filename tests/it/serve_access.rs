@@ -326,6 +326,28 @@ async fn refusals_carry_the_page_headers_and_vary_on_accept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_taken_in_any_case() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = reqwest::Client::new()
+            .get(format!("{}/v1/images", served.base))
+            .header("authorization", format!("{scheme} service-account-token-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{scheme}");
+    }
+    let wrong = reqwest::Client::new()
+        .get(format!("{}/v1/images", served.base))
+        .header("authorization", "bearer not-the-token-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_access_and_the_open_default() {
     let registry = Registry::zot();
     let (served, _tokens) = serve_with_token(&registry.host).await;
