@@ -15,8 +15,8 @@ use crate::cache::CacheConfig;
 use crate::catalog::sbom::PackageCache;
 use crate::catalog::signatures::Trust;
 use crate::reference::{parse_registry, RepositoryName};
-use crate::registry::Client;
 use crate::registry::Credentials;
+use crate::registry::{is_loopback, Client};
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).
@@ -126,6 +126,19 @@ impl ServeArgs {
             if self.registry_args.username.is_some() {
                 anyhow::bail!(
                     "--auth pass-through reads with each caller's credentials: drop --username"
+                );
+            }
+            let exposed = match (self.registry_args.plain_http, self.registry_args.insecure) {
+                (true, _) => Some("--plain-http"),
+                (_, true) => Some("--insecure"),
+                _ => None,
+            };
+            if let Some(flag) =
+                exposed.filter(|_| !is_loopback(&self.registry.to_ascii_lowercase()))
+            {
+                anyhow::bail!(
+                    "refusing --auth pass-through with {flag}: every caller's registry password or token would travel to {} where anyone on the way can read it; reach the registry over verified TLS (--ca-file for a private CA), or run refcat beside it and name it on loopback",
+                    self.registry
                 );
             }
             return Ok(Access::PassThrough(Default::default()));

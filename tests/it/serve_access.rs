@@ -326,6 +326,48 @@ async fn refusals_carry_the_page_headers_and_vary_on_accept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_needs_verified_tls_off_loopback() {
+    // Not a loopback name; nothing listens there, and nothing may be sent there first.
+    let registry = format!("0.0.0.0:{}", free_port());
+    for flag in ["--plain-http", "--insecure"] {
+        let port = free_port();
+        let mut child = refcat()
+            .args(["serve", &registry, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--auth", "pass-through", flag])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve started with --auth pass-through and {flag} for {registry}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve neither started nor stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+        assert_eq!(status.code(), Some(1), "{said}");
+        assert!(said.contains(flag) && said.contains("loopback"), "{said}");
+    }
+    // A registry on loopback is this machine's: the combination serves.
+    let local = Registry::zot();
+    let served = serve(&local.host, &["--auth", "pass-through", "--plain-http"]).await;
+    assert_eq!(get(&served, "/readyz", None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_scheme_is_taken_in_any_case() {
     let registry = Registry::zot();
     let (served, _tokens) = serve_with_token(&registry.host).await;
