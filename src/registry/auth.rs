@@ -113,7 +113,9 @@ const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 /// Whether a token service at `realm` may be used by a registry reached over
 /// `registry_scheme` at `registry_host`, and whether it may be sent the credentials:
 /// never over plain HTTP when the registry speaks HTTPS; credentials only to the
-/// registry's own host or one the user trusts.
+/// registry's own host and port, or one the user trusts (`HOST` or `HOST:PORT`, the
+/// scheme's default port where none is named). Another port of the same host is another
+/// service.
 fn realm_policy(
     realm: &url::Url,
     registry_scheme: &str,
@@ -129,19 +131,13 @@ fn realm_policy(
         }
         (other, _) => return Err(format!("the bearer realm uses {other}, not HTTPS; refused")),
     }
-    let host = realm.host_str().unwrap_or_default();
-    let with_port = match realm.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
+    let at = (realm.host_str(), realm.port_or_known_default());
+    let is_realm = |scheme: &str, authority: &str| {
+        url::Url::parse(&format!("{scheme}://{authority}/"))
+            .is_ok_and(|u| (u.host_str(), u.port_or_known_default()) == at)
     };
-    let registry_only_host = match registry_host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => registry_host,
-    };
-    Ok(host == registry_only_host
-        || trusted
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(host) || t.eq_ignore_ascii_case(&with_port)))
+    Ok(is_realm(registry_scheme, registry_host)
+        || trusted.iter().any(|t| is_realm(realm.scheme(), t)))
 }
 
 impl Client {
@@ -173,7 +169,7 @@ impl Client {
                 && !self.inner.withheld_from_realm.swap(true, Ordering::Relaxed)
             {
                 tracing::warn!(realm = %url.host_str().unwrap_or_default(), registry = %config.registry,
-                    "the registry's token service is on another host: asking it for an anonymous token (trust it with --trusted-realm)");
+                    "the registry's token service is on another host or port: asking it for an anonymous token (trust it with --trusted-realm HOST:PORT)");
             }
             &Credentials::Anonymous
         };
@@ -283,28 +279,84 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_only_to_the_registrys_host_and_never_down_to_http() {
+    fn credentials_go_only_to_the_registrys_host_and_port_and_never_down_to_http() {
         let realm = |u: &str| url::Url::parse(u).unwrap();
-        let policy = |r: &str, scheme: &str, trusted: &[&str]| {
+        let policy = |r: &str, scheme: &str, registry: &str, trusted: &[&str]| {
             let trusted: Vec<String> = trusted.iter().map(|t| t.to_string()).collect();
-            realm_policy(&realm(r), scheme, "registry.example:5000", &trusted)
+            realm_policy(&realm(r), scheme, registry, &trusted)
         };
+        let own = "registry.example:5000";
         assert_eq!(
-            policy("https://registry.example/token", "https", &[]),
+            policy("https://registry.example:5000/token", "https", own, &[]),
             Ok(true)
         );
+        // The same host on another port is another service.
         assert_eq!(
-            policy("https://auth.example/token", "https", &[]),
+            policy("https://registry.example/token", "https", own, &[]),
             Ok(false)
         );
         assert_eq!(
-            policy("https://auth.example/token", "https", &["auth.example"]),
+            policy("https://registry.example:5001/token", "https", own, &[]),
+            Ok(false)
+        );
+        // Default ports on either side.
+        assert_eq!(
+            policy(
+                "https://registry.example:443/t",
+                "https",
+                "registry.example",
+                &[]
+            ),
             Ok(true)
         );
-        assert!(policy("http://registry.example/token", "https", &[]).is_err());
-        assert!(policy("ftp://registry.example/token", "https", &[]).is_err());
         assert_eq!(
-            policy("http://registry.example/token", "http", &[]),
+            policy(
+                "http://registry.example/t",
+                "http",
+                "registry.example:80",
+                &[]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy("https://auth.example/token", "https", own, &[]),
+            Ok(false)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example/token",
+                "https",
+                own,
+                &["auth.example"]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example:8443/t",
+                "https",
+                own,
+                &["auth.example"]
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example:8443/t",
+                "https",
+                own,
+                &["AUTH.example:8443"]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy("http://[::1]:5001/t", "http", "[::1]:5000", &["[::1]:5001"]),
+            Ok(true)
+        );
+        assert!(policy("http://registry.example:5000/token", "https", own, &[]).is_err());
+        assert!(policy("ftp://registry.example:5000/token", "https", own, &[]).is_err());
+        assert_eq!(
+            policy("http://registry.example:5000/token", "http", own, &[]),
             Ok(true)
         );
     }

@@ -47,10 +47,11 @@ pub struct ClientConfig {
     pub page_size: u32,
     /// Keep what is read (see [`cache`](super::cache)); for clients that serve reads.
     pub cache: Option<CacheConfig>,
-    /// Hosts of bearer token services, other than the registry's own host, that may be
-    /// sent the registry credentials (Docker Hub's `auth.docker.io`, say). A token
-    /// service anywhere else gets no credentials: a registry cannot hand them to any
-    /// host by naming it as its realm.
+    /// Bearer token services, other than the registry's own host and port, that may be
+    /// sent the registry credentials: `HOST` (on its scheme's default port) or
+    /// `HOST:PORT` (Docker Hub's `auth.docker.io`, say). A token service anywhere else
+    /// gets no credentials: a registry cannot hand them to any host by naming it as its
+    /// realm.
     pub trusted_realms: Vec<String>,
 }
 

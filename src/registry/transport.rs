@@ -187,7 +187,7 @@ impl Client {
                             .withheld_from_realm
                             .load(std::sync::atomic::Ordering::Relaxed) =>
                         {
-                            "the registry's token service is on another host, so it was not sent the credentials: if it is the registry's own, pass --trusted-realm with its host"
+                            "the registry's token service is on another host or port, so it was not sent the credentials: if it is the registry's own, pass --trusted-realm with its host and port"
                         }
                         _ => "the credentials were rejected: check the username and password",
                     };

@@ -164,18 +164,27 @@ async fn credentials_reach_only_a_token_service_the_user_trusts() {
     let asked = last();
     assert_eq!(asked.authorization, None, "{asked:?}");
     assert!(!asked.query.contains("account="), "{asked:?}");
-    // Trusted by the user, or the registry's own host: credentials go along.
-    ping(elsewhere, basic.clone(), &["localhost"])
+    // The registry's host on another port is another service: no credentials either.
+    let other_port = format!("http://127.0.0.1:{port}/token");
+    ping(other_port.clone(), basic.clone(), &[]).await.unwrap();
+    let asked = last();
+    assert_eq!(asked.authorization, None, "{asked:?}");
+    // Trusted by the user, by host and port: credentials go along.
+    let trusted = format!("localhost:{port}");
+    ping(elsewhere.clone(), basic.clone(), &[&trusted])
         .await
         .unwrap();
     assert!(last().authorization.unwrap().starts_with("Basic "));
-    let own_host = format!("http://127.0.0.1:{port}/token");
-    ping(own_host.clone(), basic.clone(), &[]).await.unwrap();
-    assert!(last().authorization.unwrap().starts_with("Basic "));
+    // A host named without a port is trusted on its scheme's default port only.
+    ping(elsewhere, basic.clone(), &["localhost"])
+        .await
+        .unwrap();
+    assert_eq!(last().authorization, None);
 
     // A refresh token is POSTed as a form, never put in the URL.
+    let own = format!("127.0.0.1:{port}");
     let identity = Credentials::IdentityToken(Secret::new("refresh-me"));
-    ping(own_host, identity, &[]).await.unwrap();
+    ping(other_port, identity, &[&own]).await.unwrap();
     let asked = last();
     assert_eq!(asked.method, "POST");
     assert!(!asked.query.contains("refresh-me"), "{asked:?}");
@@ -183,7 +192,7 @@ async fn credentials_reach_only_a_token_service_the_user_trusts() {
 
     // A token answer of a megabyte is refused, not read.
     let huge = format!("http://127.0.0.1:{port}/huge");
-    let refused = ping(huge, basic, &[]).await.unwrap_err();
+    let refused = ping(huge, basic, &[&own]).await.unwrap_err();
     assert!(
         refused.to_string().contains("larger than the limit"),
         "{refused}"
