@@ -2,7 +2,6 @@
 //! credentials or with a bearer token fetched from the challenge's realm.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -110,12 +109,14 @@ impl TokenResponse {
 /// Token responses are a few KiB; anything bigger is not one.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
-/// Whether a token service at `realm` may be used by a registry reached over
-/// `registry_scheme` at `registry_host`, and whether it may be sent the credentials:
-/// never over plain HTTP when the registry speaks HTTPS; credentials only to the
-/// registry's own host and port, or one the user trusts (`HOST` or `HOST:PORT`, the
-/// scheme's default port where none is named). Another port of the same host is another
-/// service.
+/// Docker Hub's token service, trusted for Docker Hub's own hosts as it names it.
+const DOCKER_HUB_REALM: &str = "auth.docker.io";
+
+/// Whether the token service at `realm` may be asked (and sent the credentials) by a
+/// registry reached over `registry_scheme` at `registry_host`: never over plain HTTP
+/// when the registry speaks HTTPS; only on the registry's own host and port, Docker
+/// Hub's for Docker Hub, or one the user trusts (`HOST` or `HOST:PORT`, the scheme's
+/// default port where none is named). Another port of the same host is another service.
 fn realm_policy(
     realm: &url::Url,
     registry_scheme: &str,
@@ -136,7 +137,13 @@ fn realm_policy(
         url::Url::parse(&format!("{scheme}://{authority}/"))
             .is_ok_and(|u| (u.host_str(), u.port_or_known_default()) == at)
     };
+    let registry_name = url::Url::parse(&format!("{registry_scheme}://{registry_host}/"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let docker_hub = registry_name == "docker.io" || registry_name.ends_with(".docker.io");
     Ok(is_realm(registry_scheme, registry_host)
+        || (docker_hub && is_realm("https", DOCKER_HUB_REALM))
         || trusted.iter().any(|t| is_realm(realm.scheme(), t)))
 }
 
@@ -160,19 +167,22 @@ impl Client {
         let mut url = url::Url::parse(realm)
             .map_err(|e| invalid(format!("bearer realm is not a URL: {e}")))?;
         let scheme = if self.plain_http() { "http" } else { "https" };
-        let trusted = realm_policy(&url, scheme, &config.registry, &config.trusted_realms)
-            .map_err(invalid)?;
-        let credentials = if trusted {
-            &config.credentials
-        } else {
-            if !matches!(config.credentials, Credentials::Anonymous)
-                && !self.inner.withheld_from_realm.swap(true, Ordering::Relaxed)
-            {
-                tracing::warn!(realm = %url.host_str().unwrap_or_default(), registry = %config.registry,
-                    "the registry's token service is on another host or port: asking it for an anonymous token (trust it with --trusted-realm HOST:PORT)");
-            }
-            &Credentials::Anonymous
-        };
+        // A realm elsewhere is not asked at all, not even anonymously: a registry must not
+        // be able to make refcat send requests wherever it likes.
+        if !realm_policy(&url, scheme, &config.registry, &config.trusted_realms).map_err(invalid)? {
+            return Err(RegistryError::Unauthorized {
+                registry: config.registry.clone(),
+                what: format!(
+                    "{token_what} from {}:{}",
+                    url.host_str().unwrap_or_default(),
+                    url.port_or_known_default().unwrap_or_default()
+                ),
+                hint: "the registry's token service is on another host or port, so refcat did not ask it: if it is the registry's own, pass --trusted-realm with its host and port",
+                // The operator's to fix, whoever's credentials they were.
+                caller: false,
+            });
+        }
+        let credentials = &config.credentials;
         let builder = match credentials {
             Credentials::IdentityToken(token) => {
                 let mut form = vec![
@@ -359,5 +369,11 @@ mod tests {
             policy("http://registry.example:5000/token", "http", own, &[]),
             Ok(true)
         );
+        // Docker Hub's own token service, for Docker Hub only.
+        let hub = "https://auth.docker.io/token";
+        assert_eq!(policy(hub, "https", "docker.io", &[]), Ok(true));
+        assert_eq!(policy(hub, "https", "registry-1.docker.io", &[]), Ok(true));
+        assert_eq!(policy(hub, "https", "notdocker.io", &[]), Ok(false));
+        assert_eq!(policy(hub, "https", own, &[]), Ok(false));
     }
 }

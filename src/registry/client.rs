@@ -48,10 +48,10 @@ pub struct ClientConfig {
     /// Keep what is read (see [`cache`](super::cache)); for clients that serve reads.
     pub cache: Option<CacheConfig>,
     /// Bearer token services, other than the registry's own host and port, that may be
-    /// sent the registry credentials: `HOST` (on its scheme's default port) or
-    /// `HOST:PORT` (Docker Hub's `auth.docker.io`, say). A token service anywhere else
-    /// gets no credentials: a registry cannot hand them to any host by naming it as its
-    /// realm.
+    /// asked for tokens with the registry credentials: `HOST` (on its scheme's default
+    /// port) or `HOST:PORT`. A token service anywhere else is not asked at all: a
+    /// registry cannot make refcat send requests, or credentials, to any host by naming
+    /// it as its realm. Docker Hub's `auth.docker.io` is trusted for Docker Hub.
     pub trusted_realms: Vec<String>,
 }
 
@@ -148,9 +148,6 @@ pub(super) struct Inner {
     pub(super) cache: Option<ContentCache>,
     /// Repositories this client has been allowed to open an upload in.
     pub(super) writable: Mutex<std::collections::HashSet<String>>,
-    /// Set once credentials were withheld from a token service on another host, so a
-    /// refusal can say why.
-    pub(super) withheld_from_realm: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -187,7 +184,6 @@ impl Client {
                 edit_locks: edits,
                 cache,
                 writable: Default::default(),
-                withheld_from_realm: Default::default(),
             }),
         }
     }
@@ -216,7 +212,6 @@ impl Client {
                 edit_locks: edit_locks(&config),
                 cache: inner.cache.as_ref().map(ContentCache::for_caller),
                 writable: Default::default(),
-                withheld_from_realm: Default::default(),
                 config,
             }),
         }

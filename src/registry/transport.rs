@@ -182,13 +182,6 @@ impl Client {
                         Credentials::Anonymous => {
                             "the registry requires credentials: pass --username with --password-stdin, or log in with a docker config.json"
                         }
-                        _ if self
-                            .inner
-                            .withheld_from_realm
-                            .load(std::sync::atomic::Ordering::Relaxed) =>
-                        {
-                            "the registry's token service is on another host or port, so it was not sent the credentials: if it is the registry's own, pass --trusted-realm with its host and port"
-                        }
                         _ => "the credentials were rejected: check the username and password",
                     };
                     return Err(RegistryError::Unauthorized {
