@@ -27,6 +27,9 @@ pub enum Challenge {
         service: Option<String>,
         /// The `scope` the registry asked for.
         scope: Option<String>,
+        /// Why a token was refused (RFC 6750): `insufficient_scope` when it is valid but
+        /// does not grant the request.
+        error: Option<String>,
     },
 }
 
@@ -41,9 +44,16 @@ impl Challenge {
                 realm: params.get("realm")?.clone(),
                 service: params.get("service").cloned(),
                 scope: params.get("scope").cloned(),
+                error: params.get("error").cloned(),
             }),
             _ => None,
         }
+    }
+
+    /// Whether the registry took the token but it does not grant the request: the
+    /// credentials behind it may not do this.
+    pub fn lacks_scope(&self) -> bool {
+        matches!(self, Challenge::Bearer { error: Some(e), .. } if e == "insufficient_scope")
     }
 }
 
@@ -267,7 +277,18 @@ mod tests {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into()),
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
             })
+        );
+        let refused = Challenge::parse(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull",error="insufficient_scope""#,
+        )
+        .unwrap();
+        assert!(refused.lacks_scope());
+        assert!(
+            !Challenge::parse(r#"Bearer realm="r",error="invalid_token""#)
+                .unwrap()
+                .lacks_scope()
         );
         assert_eq!(
             Challenge::parse(r#"Basic realm="zot""#),

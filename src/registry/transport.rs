@@ -165,17 +165,29 @@ impl Client {
                 Ok(Ok(response)) => response,
             };
             let bearer = matches!(config.credentials, Credentials::Bearer(_));
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
             match response.status() {
                 // A caller's bearer token is theirs to renew: a refusal is final.
                 StatusCode::UNAUTHORIZED if !authenticated_after_challenge && !bearer => {
                     authenticated_after_challenge = true;
                     attempt -= 1;
-                    let challenge = response
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(Challenge::parse);
                     self.answer_challenge(challenge, &req).await?;
+                }
+                // A fresh token (or the caller's own) that the registry took but that does
+                // not grant this: token-auth registries answer 401 where zot answers 403.
+                StatusCode::UNAUTHORIZED
+                    if challenge.as_ref().is_some_and(Challenge::lacks_scope)
+                        && !matches!(config.credentials, Credentials::Anonymous) =>
+                {
+                    return Err(RegistryError::Forbidden {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        caller: config.for_caller,
+                    })
                 }
                 StatusCode::UNAUTHORIZED => {
                     let hint = match config.credentials {
@@ -270,6 +282,7 @@ impl Client {
                 realm,
                 service,
                 scope,
+                ..
             }) => {
                 let scope = scope.unwrap_or_else(|| req.scope.clone());
                 let token = self

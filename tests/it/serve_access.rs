@@ -15,7 +15,7 @@ use crate::common::faults::FaultProxy;
 use crate::common::published::{code, output, stderr};
 use crate::common::{free_port, refcat, refcat_publish, testdata, write_keys, Registry};
 
-const PASSWORD: &str = "pa55-word";
+pub(crate) const PASSWORD: &str = "pa55-word";
 
 /// zot where alice reads `team-a/**`, bob `team-b/**`, both `shared/**`, and admin
 /// may do anything.
@@ -51,16 +51,16 @@ fn client_as(host: &str, user: &str) -> Client {
 }
 
 /// Pushes the fixture in `testdata/images/<fixture>` as `repository`.
-async fn push_as(client: &Client, fixture: &str, repository: &str) {
+pub(crate) async fn push_as(client: &Client, fixture: &str, repository: &str) {
     let mut image = crate::fixture::build(&testdata().join("images").join(fixture)).unwrap();
     image.repository = repository.parse().unwrap();
     crate::fixture::push(client, &image).await.unwrap();
 }
 
 /// `refcat serve` with `args`, killed on drop.
-struct Served {
-    child: Child,
-    base: String,
+pub(crate) struct Served {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Served {
@@ -70,7 +70,7 @@ impl Drop for Served {
     }
 }
 
-async fn serve(registry: &str, args: &[&str]) -> Served {
+pub(crate) async fn serve(registry: &str, args: &[&str]) -> Served {
     serve_on(registry, "127.0.0.1", args).await
 }
 
@@ -97,7 +97,7 @@ async fn serve_on(registry: &str, ip: &str, args: &[&str]) -> Served {
 }
 
 /// GET `path` as `user` (anonymous when `None`): status, headers and JSON body.
-async fn get(
+pub(crate) async fn get(
     served: &Served,
     path: &str,
     user: Option<&str>,
@@ -116,7 +116,7 @@ async fn get(
     )
 }
 
-fn names(directory: &serde_json::Value) -> Vec<String> {
+pub(crate) fn names(directory: &serde_json::Value) -> Vec<String> {
     directory["images"]
         .as_array()
         .unwrap_or_else(|| panic!("{directory}"))
