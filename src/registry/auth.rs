@@ -13,6 +13,7 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
+use super::transport::{is_transient, retry_after};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,31 +170,44 @@ impl Client {
         what: &str,
     ) -> Result<Secret, RegistryError> {
         let config = &self.inner.config;
-        let token_what = format!("token for {what}");
         let invalid = |reason: String| RegistryError::InvalidResponse {
-            what: token_what.clone(),
+            what: format!("token for {what}"),
             reason,
         };
         let mut url = url::Url::parse(realm)
             .map_err(|e| invalid(format!("bearer realm is not a URL: {e}")))?;
+        let token_what = format!(
+            "token from {}:{} for {what}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
         let scheme = if self.plain_http() { "http" } else { "https" };
+        let trusted = realm_policy(&url, scheme, &config.registry, &config.trusted_realms)
+            .map_err(invalid)?;
         // A realm elsewhere is not asked at all, not even anonymously: a registry must not
         // be able to make refcat send requests wherever it likes.
-        if !realm_policy(&url, scheme, &config.registry, &config.trusted_realms).map_err(invalid)? {
+        if !trusted {
             return Err(RegistryError::Unauthorized {
                 registry: config.registry.clone(),
-                what: format!(
-                    "{token_what} from {}:{}",
-                    url.host_str().unwrap_or_default(),
-                    url.port_or_known_default().unwrap_or_default()
-                ),
+                what: token_what,
                 hint: "the registry's token service is on another host or port, so refcat did not ask it: if it is the registry's own, pass --trusted-realm with its host and port",
                 // The operator's to fix, whoever's credentials they were.
                 caller: false,
             });
         }
         let credentials = &config.credentials;
-        let builder = match credentials {
+        let refresh = matches!(credentials, Credentials::IdentityToken(_));
+        if !refresh {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", scope);
+            if let Credentials::Basic { username, .. } = credentials {
+                query.append_pair("account", username);
+            }
+        }
+        let request = || match credentials {
             Credentials::IdentityToken(token) => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
@@ -204,56 +218,85 @@ impl Client {
                 if let Some(service) = service {
                     form.push(("service", service));
                 }
-                self.inner.http.post(url).form(&form)
+                self.inner.http.post(url.clone()).form(&form)
             }
             _ => {
-                {
-                    let mut query = url.query_pairs_mut();
-                    if let Some(service) = service {
-                        query.append_pair("service", service);
-                    }
-                    query.append_pair("scope", scope);
-                    if let Credentials::Basic { username, .. } = credentials {
-                        query.append_pair("account", username);
-                    }
+                let builder = self.inner.http.get(url.clone());
+                match basic_header(credentials) {
+                    Some(basic) => builder.header(AUTHORIZATION, basic.expose()),
+                    None => builder,
                 }
-                let mut builder = self.inner.http.get(url);
-                if let Some(basic) = basic_header(credentials) {
-                    builder = builder.header(AUTHORIZATION, basic.expose());
-                }
-                builder
             }
         };
-        let method = if matches!(credentials, Credentials::IdentityToken(_)) {
-            Method::POST
-        } else {
-            Method::GET
-        };
-        self.inner.counter.record(&method, RequestKind::Token);
-        let response = tokio::time::timeout(config.request_timeout, builder.send())
+        let method = if refresh { Method::POST } else { Method::GET };
+        // A token service that is busy or failing is waited for like the registry: its
+        // failure says nothing about the credentials.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.inner.counter.record(&method, RequestKind::Token);
+            match self.token_answer(request(), &token_what, attempt).await {
+                Err(e) if e.is_transient() && attempt < config.max_attempts => {
+                    let wait = match &e {
+                        RegistryError::Unavailable {
+                            retry_after: Some(wait),
+                            ..
+                        } => *wait,
+                        _ => self.backoff(attempt),
+                    };
+                    tracing::warn!(what = %token_what, attempt, error = %e, "the token service is busy or failing; retrying");
+                    tokio::time::sleep(wait.min(config.max_backoff)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// One request to a token service, `attempt` of those for one token: the token, or
+    /// why there is none.
+    async fn token_answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+        attempt: u32,
+    ) -> Result<Secret, RegistryError> {
+        let config = &self.inner.config;
+        let response = tokio::time::timeout(config.request_timeout, request.send())
             .await
             .map_err(|_| RegistryError::Timeout {
                 registry: config.registry.clone(),
-                what: token_what.clone(),
+                what: what.to_string(),
                 timeout: config.request_timeout,
-                attempts: 1,
+                attempts: attempt,
             })?
             .map_err(|e| RegistryError::Connect {
                 registry: config.registry.clone(),
-                what: token_what.clone(),
+                what: what.to_string(),
                 source: Arc::new(e.without_url()),
             })?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if is_transient(status) {
+            return Err(RegistryError::Unavailable {
+                registry: config.registry.clone(),
+                what: what.to_string(),
+                status: status.as_u16(),
+                attempts: attempt,
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        if !status.is_success() {
             return Err(RegistryError::Unauthorized {
                 registry: config.registry.clone(),
-                what: token_what,
+                what: what.to_string(),
                 hint: "the token service refused the credentials",
                 caller: config.for_caller,
             });
         }
-        let body = self
-            .read_body(response, MAX_TOKEN_BYTES, &token_what)
-            .await?;
+        let body = self.read_body(response, MAX_TOKEN_BYTES, what).await?;
+        let invalid = |reason: String| RegistryError::InvalidResponse {
+            what: what.to_string(),
+            reason,
+        };
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("token response is not JSON: {e}")))?;
         parsed

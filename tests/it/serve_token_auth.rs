@@ -2,8 +2,14 @@
 //! and Docker Hub have it (docker-registry 2.8 and distribution's own token server). A
 //! token that lacks a repository is answered 401 with `error="insufficient_scope"`,
 //! where zot answers 403: that repository is left out of the user's views and its own
-//! views are 403, not a sign-in prompt.
+//! views are 403, not a sign-in prompt. A token service that fails (429, 5xx) is waited
+//! for and then reported as unavailable, never as refused credentials.
 
+use axum::http::Method;
+
+use crate::common::faults::{Fault, Rule};
+use crate::common::published::{code, output, stderr};
+use crate::common::refcat;
 use crate::common::token_auth::TokenAuth;
 use crate::serve_access::{get, names, push_as, serve, PASSWORD};
 
@@ -65,4 +71,68 @@ async fn a_repository_outside_a_users_token_scope_is_left_out_not_a_sign_in() {
         .to_str()
         .unwrap()
         .starts_with("Basic"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_service_is_waited_for_not_taken_for_refused_credentials() {
+    let auth = alice_and_bob().await;
+    let discover = || {
+        let mut discover = refcat();
+        discover
+            .args([
+                "discover",
+                &format!("{}/alice/app:3.19", auth.registry.host),
+            ])
+            .args(["--username", "alice", "--trusted-realm", &auth.realm.host])
+            .env("REFCAT_PASSWORD", PASSWORD);
+        discover
+    };
+    let tokens = || auth.realm.seen(Method::GET, "/token/").len();
+
+    // Two failures, then a token: the command goes on.
+    auth.realm.inject(Rule::new(
+        Method::GET,
+        "/token/",
+        2,
+        Fault::Status(503, None),
+    ));
+    let before = tokens();
+    let out = output(discover()).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        tokens() - before >= 3,
+        "{} token requests",
+        tokens() - before
+    );
+
+    // Failing on every try: the registry's side is unavailable (5), the credentials
+    // were not refused (4).
+    auth.realm.inject(Rule::new(
+        Method::GET,
+        "/token/",
+        usize::MAX,
+        Fault::Status(429, Some(0)),
+    ));
+    let out = output(discover()).await;
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP 429"), "{}", stderr(&out));
+
+    // Pass-through: a 503 to come back to, not a sign-in prompt.
+    let served = serve(
+        &auth.registry.host,
+        &[
+            "--auth",
+            "pass-through",
+            "--trusted-realm",
+            &auth.realm.host,
+        ],
+    )
+    .await;
+    let (status, headers, body) = get(&served, "/v1/images/alice/app/tags", Some("alice")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert!(!headers.contains_key("www-authenticate"));
+    auth.realm.clear();
+    let (status, _, body) = get(&served, "/v1/images/alice/app/tags", Some("alice")).await;
+    assert_eq!(status, 200, "{body}");
 }
