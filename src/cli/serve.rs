@@ -41,9 +41,10 @@ pub struct ServeArgs {
     /// memory allows.
     #[arg(long, default_value = "30s", env = "REFCAT_CACHE_TTL", value_parser = super::duration::parse, value_name = "DURATION")]
     pub cache_ttl: std::time::Duration,
-    /// MiB of memory for caches in all, split evenly between the nine of them
+    /// MiB of memory for caches in all, split evenly between the ten of them
     /// (rendered views, manifests, blobs, tags, the catalog and referrer lists as read
-    /// from the registry, and parsed SBOMs).
+    /// from the registry, the repositories pass-through callers proved access to, and
+    /// parsed SBOMs). Under --auth pass-through all callers share them.
     #[arg(
         long,
         default_value_t = 512,
@@ -89,9 +90,9 @@ pub struct ServeArgs {
     pub registry_args: RegistryArgs,
 }
 
-/// Two caches of rendered views, six of registry content and the parsed SBOMs share
+/// Two caches of rendered views, seven of registry content and the parsed SBOMs share
 /// `--cache-mib`.
-const CACHES: u64 = 9;
+const CACHES: u64 = 10;
 
 /// Who may read the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

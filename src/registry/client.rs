@@ -189,11 +189,12 @@ impl Client {
     }
 
     /// A client reading with a catalog caller's `credentials` (`serve --auth
-    /// pass-through`). It shares this client's connections, request counts and the
-    /// content read by digest, which it takes only for repositories where the registry
-    /// answered its own credentials lately; tags, listings, referrer lists and tokens
-    /// are its own.
-    pub fn for_caller(&self, credentials: Credentials) -> Client {
+    /// pass-through`), `scope` naming the caller in cache keys. It shares this client's
+    /// connections, request counts and caches: the content read by digest, which it
+    /// takes only for repositories where the registry answered its own credentials
+    /// lately, and room for its own tags, listings and referrer lists under its scope.
+    /// Its tokens are its own.
+    pub fn for_caller(&self, credentials: Credentials, scope: &str) -> Client {
         let inner = &self.inner;
         let config = ClientConfig {
             credentials,
@@ -210,7 +211,7 @@ impl Client {
                 known_blobs: moka::sync::Cache::new(0),
                 subject_locks: Default::default(),
                 edit_locks: edit_locks(&config),
-                cache: inner.cache.as_ref().map(ContentCache::for_caller),
+                cache: inner.cache.as_ref().map(|cache| cache.for_caller(scope)),
                 writable: Default::default(),
                 config,
             }),

@@ -19,7 +19,7 @@ pub(crate) const PASSWORD: &str = "pa55-word";
 
 /// zot where alice reads `team-a/**`, bob `team-b/**`, both `shared/**`, and admin
 /// may do anything.
-fn zot_with_users() -> Registry {
+pub(crate) fn zot_with_users() -> Registry {
     Registry::zot_with(|config, dir| {
         let hash = bcrypt::hash(PASSWORD, 5).unwrap();
         let lines: String = ["alice", "bob", "admin"]
@@ -41,7 +41,7 @@ fn zot_with_users() -> Registry {
     })
 }
 
-fn client_as(host: &str, user: &str) -> Client {
+pub(crate) fn client_as(host: &str, user: &str) -> Client {
     let mut config = ClientConfig::new(host);
     config.credentials = Credentials::Basic {
         username: user.into(),
