@@ -26,6 +26,10 @@ zot_source_sha256 := "ba2b48925bd85707cfe3e2af0a9684b70dd80090c02fcac7cc5dc48e15
 # The broker worker replicas share jobs through (JetStream with KV); Debian's 2.9 lacks
 # what async-nats's KV API needs.
 nats_version := "v2.14.5"
+# Distribution's own token server (contrib/token-server of distribution 2.8; it grants a
+# user the repositories under their name and the catalog): the token service of the
+# tests' token-auth registry. The modules it needs are pinned beside it.
+token_server_version := "v2.8.3"
 # From PyPI, into a virtualenv in the tools cache: checks the API against its OpenAPI document.
 schemathesis_version := "4.32.5"
 # From the npm registry, test-only (never shipped): the accessibility checker the browser
@@ -109,6 +113,10 @@ tools:
     install grype {{grype_version}} github.com/anchore/grype/cmd/grype \
         github.com/anchore/grype@{{grype_version}} github.com/anchore/syft@{{syft_version}}
     install nats-server {{nats_version}} github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2@{{nats_version}}
+    install token-server {{token_server_version}} github.com/docker/distribution/contrib/token-server \
+        github.com/docker/distribution@{{token_server_version}}+incompatible \
+        github.com/docker/libtrust@v0.0.0-20160708172513-aabc10ec26b7 github.com/gorilla/mux@v1.8.1 \
+        github.com/sirupsen/logrus@v1.10.2 golang.org/x/crypto@v0.59.0
     st="$T/schemathesis-{{schemathesis_version}}"
     if [ ! -x "$st/venv/bin/schemathesis" ]; then
         echo "installing schemathesis {{schemathesis_version}} from PyPI into $st" >&2

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -119,9 +119,14 @@ impl Limits {
     }
 }
 
+/// What the deadline's page may load: nothing (it has no script, style or image).
+const TOO_SLOW_CSP: &str =
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// The answer to a request that ran past its deadline: 503 with `Retry-After`, as
 /// problem+json like every other error refcat's servers give, or as a small HTML page
-/// for a browser (one that asks for `text/html`).
+/// for a browser (one that asks for `text/html`). Which one depends on `Accept`, so it
+/// says so in `Vary`.
 fn too_slow(deadline: Duration, html: bool) -> axum::response::Response {
     let detail = format!("the request took longer than {deadline:?}; the registry may be slow");
     let (content_type, body) = if html {
@@ -144,14 +149,15 @@ fn too_slow(deadline: Duration, html: bool) -> axum::response::Response {
     let mut response = axum::response::Response::new(axum::body::Body::from(body));
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     let headers = response.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static(content_type),
-    );
-    headers.insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("5"),
-    );
+    for (name, value) in [
+        (header::CONTENT_TYPE, content_type),
+        (header::RETRY_AFTER, "5"),
+        (header::VARY, "Accept"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, TOO_SLOW_CSP),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }
 
@@ -311,7 +317,7 @@ pub async fn serve(
             request.extensions_mut().insert(passed.clone());
             let html = request
                 .headers()
-                .get(axum::http::header::ACCEPT)
+                .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("text/html"));
             let handler = next.run(request);

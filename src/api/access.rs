@@ -19,7 +19,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::problem::{BASIC_CHALLENGE, BEARER_CHALLENGE};
 use super::{AppState, Problem, Shared};
-use crate::registry::{Credentials, Secret};
+use crate::catalog::CatalogError;
+use crate::registry::{Credentials, RegistryError, Secret};
 
 /// How callers are let in.
 #[derive(Clone, Debug, Default)]
@@ -94,30 +95,44 @@ fn decode_hash(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The per-caller states of `--auth pass-through`.
+/// The per-caller states of `--auth pass-through`. A state is made only for credentials
+/// the registry accepted (a `GET /v2/` with them), so made-up ones cost a registry ping,
+/// not memory or a catalog walk; what callers read is kept in the server's caches, under
+/// keys of their own, within `--cache-mib`.
 pub struct PassThrough {
     /// By the SHA-256 of the caller's `Authorization` (empty for anonymous callers).
-    states: moka::sync::Cache<[u8; 32], Shared>,
+    states: moka::future::Cache<[u8; 32], Shared>,
+    /// What the registry answered credentials it refused lately, by the same hash (never
+    /// the credentials): they are not sent again for a while.
+    refused: moka::sync::Cache<[u8; 32], Problem>,
 }
 
 impl std::fmt::Debug for PassThrough {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PassThrough")
             .field("callers", &self.states.entry_count())
+            .field("refused", &self.refused.entry_count())
             .finish()
     }
 }
 
 /// Callers remembered at once, and for how long after their last request.
-const CALLERS: u64 = 10_000;
+const CALLERS: u64 = 1_000;
 const CALLER_IDLE: Duration = Duration::from_secs(600);
+/// Refused credentials remembered at once, and for how long.
+const REFUSED: u64 = 10_000;
+const REFUSED_FOR: Duration = Duration::from_secs(30);
 
 impl Default for PassThrough {
     fn default() -> Self {
         PassThrough {
-            states: moka::sync::Cache::builder()
+            states: moka::future::Cache::builder()
                 .max_capacity(CALLERS)
                 .time_to_idle(CALLER_IDLE)
+                .build(),
+            refused: moka::sync::Cache::builder()
+                .max_capacity(REFUSED)
+                .time_to_live(REFUSED_FOR)
                 .build(),
         }
     }
@@ -125,22 +140,42 @@ impl Default for PassThrough {
 
 impl PassThrough {
     /// The state `authorization`'s caller is served from: a client reading with their
-    /// credentials, and views cached under their own keys.
-    fn state_for(&self, base: &AppState, authorization: Option<&str>) -> Result<Shared, Problem> {
+    /// credentials, and views cached under their own keys. Made once the registry
+    /// accepted the credentials; concurrent first requests share that one check.
+    async fn state_for(
+        &self,
+        base: &AppState,
+        authorization: Option<&str>,
+    ) -> Result<Shared, Problem> {
         let key: [u8; 32] = Sha256::digest(authorization.unwrap_or_default().as_bytes()).into();
-        if let Some(state) = self.states.get(&key) {
+        if let Some(state) = self.states.get(&key).await {
             return Ok(state);
+        }
+        if let Some(refusal) = self.refused.get(&key) {
+            return Err(refusal);
         }
         let credentials = caller_credentials(authorization)?;
         let scope: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-        let state = Shared::new(AppState {
-            client: base.client.for_caller(credentials),
-            cache: base.cache.scoped(&scope),
-            access: Access::Open,
-            ..base.clone()
-        });
-        self.states.insert(key, state.clone());
-        Ok(state)
+        let admit = async {
+            let client = base.client.for_caller(credentials, &scope);
+            client.ping().await?;
+            Ok::<_, RegistryError>(Shared::new(AppState {
+                client,
+                cache: base.cache.scoped(&scope),
+                access: Access::Open,
+                ..base.clone()
+            }))
+        };
+        match self.states.try_get_with(key, Box::pin(admit)).await {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                let problem = Problem::from(CatalogError::from(e.as_ref().clone()));
+                if e.refused_a_caller() {
+                    self.refused.insert(key, problem.clone());
+                }
+                Err(problem)
+            }
+        }
     }
 }
 
@@ -172,6 +207,12 @@ fn caller_credentials(authorization: Option<&str>) -> Result<Credentials, Proble
             "send registry credentials as Basic (user name and password or token) or a Bearer token",
         )),
     }
+}
+
+/// The token of a `Bearer` authorization, the scheme in any case (RFC 9110 §11.1).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Paths that hold nothing of the registry's.
@@ -206,10 +247,7 @@ pub(crate) async fn guard(
         // The router lays no guard over an open catalog; should one be, it lets through.
         Access::Open => return next.run(request).await,
         Access::Tokens(tokens) => {
-            let token = authorization
-                .as_deref()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
+            let token = authorization.as_deref().and_then(bearer_token);
             if !token.is_some_and(|t| tokens.accepts(t)) {
                 return respond_refused(
                     request.headers(),
@@ -220,19 +258,22 @@ pub(crate) async fn guard(
                 );
             }
         }
-        Access::PassThrough(callers) => match callers.state_for(&state, authorization.as_deref()) {
-            Ok(caller) => {
-                request.extensions_mut().insert(CallerState(caller));
+        Access::PassThrough(callers) => {
+            match callers.state_for(&state, authorization.as_deref()).await {
+                Ok(caller) => {
+                    request.extensions_mut().insert(CallerState(caller));
+                }
+                Err(problem) => return respond_refused(request.headers(), problem),
             }
-            Err(problem) => return respond_refused(request.headers(), problem),
-        },
+        }
     }
     let mut response = next.run(request).await;
     private(response.headers_mut());
     response
 }
 
-/// A refusal, as a page for a browser and problem+json for anyone else.
+/// A refusal, as a page for a browser and problem+json for anyone else: which one
+/// depends on `Accept`, so a shared cache must key it by that too.
 fn respond_refused(request: &HeaderMap, problem: Problem) -> Response {
     let html = request
         .get(header::ACCEPT)
@@ -242,7 +283,16 @@ fn respond_refused(request: &HeaderMap, problem: Problem) -> Response {
         true => crate::ui::error_page(&problem),
         false => problem.into_response(),
     };
-    private(response.headers_mut());
+    let headers = response.headers_mut();
+    private(headers);
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, Accept"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

@@ -44,14 +44,15 @@ pub struct RegistryArgs {
     /// Times to retry a request that fails with 429/5xx or times out, after the first try.
     #[arg(long, env = "REFCAT_RETRIES", default_value_t = 3, value_name = "N")]
     pub retries: u32,
-    /// Host of a bearer token service on another host than the registry that may be
-    /// sent the registry credentials (Docker Hub: auth.docker.io). Without it, a token
-    /// service elsewhere is asked for an anonymous token.
+    /// A bearer token service on another host or port than the registry that refcat may
+    /// ask for tokens, with the registry credentials: HOST (on the default port of its
+    /// scheme) or HOST:PORT. Without it, a token service elsewhere is not asked at all
+    /// (Docker Hub's auth.docker.io is trusted for Docker Hub).
     #[arg(
         long,
         env = "REFCAT_TRUSTED_REALM",
         value_delimiter = ',',
-        value_name = "HOST"
+        value_name = "HOST[:PORT]"
     )]
     pub trusted_realm: Vec<String>,
 }

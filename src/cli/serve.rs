@@ -14,8 +14,8 @@ use crate::api::{router, Access, AppState, ViewCache};
 use crate::cache::CacheConfig;
 use crate::catalog::sbom::PackageCache;
 use crate::reference::{parse_registry, RepositoryName};
-use crate::registry::Client;
 use crate::registry::Credentials;
+use crate::registry::{is_loopback, Client};
 use crate::trust::Trust;
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
@@ -41,9 +41,10 @@ pub struct ServeArgs {
     /// memory allows.
     #[arg(long, default_value = "30s", env = "REFCAT_CACHE_TTL", value_parser = super::duration::parse, value_name = "DURATION")]
     pub cache_ttl: std::time::Duration,
-    /// MiB of memory for caches in all, split evenly between the nine of them
+    /// MiB of memory for caches in all, split evenly between the ten of them
     /// (rendered views, manifests, blobs, tags, the catalog and referrer lists as read
-    /// from the registry, and parsed SBOMs).
+    /// from the registry, the repositories pass-through callers proved access to, and
+    /// parsed SBOMs). Under --auth pass-through all callers share them.
     #[arg(
         long,
         default_value_t = 512,
@@ -90,9 +91,9 @@ pub struct ServeArgs {
     pub registry_args: RegistryArgs,
 }
 
-/// Two caches of rendered views, six of registry content and the parsed SBOMs share
+/// Two caches of rendered views, seven of registry content and the parsed SBOMs share
 /// `--cache-mib`.
-const CACHES: u64 = 9;
+const CACHES: u64 = 10;
 
 /// Who may read the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +128,19 @@ impl ServeArgs {
             if self.registry_args.username.is_some() {
                 anyhow::bail!(
                     "--auth pass-through reads with each caller's credentials: drop --username"
+                );
+            }
+            let exposed = match (self.registry_args.plain_http, self.registry_args.insecure) {
+                (true, _) => Some("--plain-http"),
+                (_, true) => Some("--insecure"),
+                _ => None,
+            };
+            if let Some(flag) =
+                exposed.filter(|_| !is_loopback(&self.registry.to_ascii_lowercase()))
+            {
+                anyhow::bail!(
+                    "refusing --auth pass-through with {flag}: every caller's registry password or token would travel to {} where anyone on the way can read it; reach the registry over verified TLS (--ca-file for a private CA), or run refcat beside it and name it on loopback",
+                    self.registry
                 );
             }
             return Ok(Access::PassThrough(Default::default()));

@@ -2,7 +2,6 @@
 //! credentials or with a bearer token fetched from the challenge's realm.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -14,6 +13,7 @@ use super::client::Client;
 use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
 use super::error::RegistryError;
+use super::transport::{is_transient, retry_after};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum Challenge {
         service: Option<String>,
         /// The `scope` the registry asked for.
         scope: Option<String>,
+        /// Why a token was refused (RFC 6750): `insufficient_scope` when it is valid but
+        /// does not grant the request.
+        error: Option<String>,
     },
 }
 
@@ -42,9 +45,16 @@ impl Challenge {
                 realm: params.get("realm")?.clone(),
                 service: params.get("service").cloned(),
                 scope: params.get("scope").cloned(),
+                error: params.get("error").cloned(),
             }),
             _ => None,
         }
+    }
+
+    /// Whether the registry took the token but it does not grant the request: the
+    /// credentials behind it may not do this.
+    pub fn lacks_scope(&self) -> bool {
+        matches!(self, Challenge::Bearer { error: Some(e), .. } if e == "insufficient_scope")
     }
 }
 
@@ -110,10 +120,14 @@ impl TokenResponse {
 /// Token responses are a few KiB; anything bigger is not one.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
-/// Whether a token service at `realm` may be used by a registry reached over
-/// `registry_scheme` at `registry_host`, and whether it may be sent the credentials:
-/// never over plain HTTP when the registry speaks HTTPS; credentials only to the
-/// registry's own host or one the user trusts.
+/// Docker Hub's token service, trusted for Docker Hub's own hosts as it names it.
+const DOCKER_HUB_REALM: &str = "auth.docker.io";
+
+/// Whether the token service at `realm` may be asked (and sent the credentials) by a
+/// registry reached over `registry_scheme` at `registry_host`: never over plain HTTP
+/// when the registry speaks HTTPS; only on the registry's own host and port, Docker
+/// Hub's for Docker Hub, or one the user trusts (`HOST` or `HOST:PORT`, the scheme's
+/// default port where none is named). Another port of the same host is another service.
 fn realm_policy(
     realm: &url::Url,
     registry_scheme: &str,
@@ -129,19 +143,19 @@ fn realm_policy(
         }
         (other, _) => return Err(format!("the bearer realm uses {other}, not HTTPS; refused")),
     }
-    let host = realm.host_str().unwrap_or_default();
-    let with_port = match realm.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
+    let at = (realm.host_str(), realm.port_or_known_default());
+    let is_realm = |scheme: &str, authority: &str| {
+        url::Url::parse(&format!("{scheme}://{authority}/"))
+            .is_ok_and(|u| (u.host_str(), u.port_or_known_default()) == at)
     };
-    let registry_only_host = match registry_host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => registry_host,
-    };
-    Ok(host == registry_only_host
-        || trusted
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(host) || t.eq_ignore_ascii_case(&with_port)))
+    let registry_name = url::Url::parse(&format!("{registry_scheme}://{registry_host}/"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let docker_hub = registry_name == "docker.io" || registry_name.ends_with(".docker.io");
+    Ok(is_realm(registry_scheme, registry_host)
+        || (docker_hub && is_realm("https", DOCKER_HUB_REALM))
+        || trusted.iter().any(|t| is_realm(realm.scheme(), t)))
 }
 
 impl Client {
@@ -156,28 +170,44 @@ impl Client {
         what: &str,
     ) -> Result<Secret, RegistryError> {
         let config = &self.inner.config;
-        let token_what = format!("token for {what}");
         let invalid = |reason: String| RegistryError::InvalidResponse {
-            what: token_what.clone(),
+            what: format!("token for {what}"),
             reason,
         };
         let mut url = url::Url::parse(realm)
             .map_err(|e| invalid(format!("bearer realm is not a URL: {e}")))?;
+        let token_what = format!(
+            "token from {}:{} for {what}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
         let scheme = if self.plain_http() { "http" } else { "https" };
         let trusted = realm_policy(&url, scheme, &config.registry, &config.trusted_realms)
             .map_err(invalid)?;
-        let credentials = if trusted {
-            &config.credentials
-        } else {
-            if !matches!(config.credentials, Credentials::Anonymous)
-                && !self.inner.withheld_from_realm.swap(true, Ordering::Relaxed)
-            {
-                tracing::warn!(realm = %url.host_str().unwrap_or_default(), registry = %config.registry,
-                    "the registry's token service is on another host: asking it for an anonymous token (trust it with --trusted-realm)");
+        // A realm elsewhere is not asked at all, not even anonymously: a registry must not
+        // be able to make refcat send requests wherever it likes.
+        if !trusted {
+            return Err(RegistryError::Unauthorized {
+                registry: config.registry.clone(),
+                what: token_what,
+                hint: "the registry's token service is on another host or port, so refcat did not ask it: if it is the registry's own, pass --trusted-realm with its host and port",
+                // The operator's to fix, whoever's credentials they were.
+                caller: false,
+            });
+        }
+        let credentials = &config.credentials;
+        let refresh = matches!(credentials, Credentials::IdentityToken(_));
+        if !refresh {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
             }
-            &Credentials::Anonymous
-        };
-        let builder = match credentials {
+            query.append_pair("scope", scope);
+            if let Credentials::Basic { username, .. } = credentials {
+                query.append_pair("account", username);
+            }
+        }
+        let request = || match credentials {
             Credentials::IdentityToken(token) => {
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
@@ -188,56 +218,85 @@ impl Client {
                 if let Some(service) = service {
                     form.push(("service", service));
                 }
-                self.inner.http.post(url).form(&form)
+                self.inner.http.post(url.clone()).form(&form)
             }
             _ => {
-                {
-                    let mut query = url.query_pairs_mut();
-                    if let Some(service) = service {
-                        query.append_pair("service", service);
-                    }
-                    query.append_pair("scope", scope);
-                    if let Credentials::Basic { username, .. } = credentials {
-                        query.append_pair("account", username);
-                    }
+                let builder = self.inner.http.get(url.clone());
+                match basic_header(credentials) {
+                    Some(basic) => builder.header(AUTHORIZATION, basic.expose()),
+                    None => builder,
                 }
-                let mut builder = self.inner.http.get(url);
-                if let Some(basic) = basic_header(credentials) {
-                    builder = builder.header(AUTHORIZATION, basic.expose());
-                }
-                builder
             }
         };
-        let method = if matches!(credentials, Credentials::IdentityToken(_)) {
-            Method::POST
-        } else {
-            Method::GET
-        };
-        self.inner.counter.record(&method, RequestKind::Token);
-        let response = tokio::time::timeout(config.request_timeout, builder.send())
+        let method = if refresh { Method::POST } else { Method::GET };
+        // A token service that is busy or failing is waited for like the registry: its
+        // failure says nothing about the credentials.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.inner.counter.record(&method, RequestKind::Token);
+            match self.token_answer(request(), &token_what, attempt).await {
+                Err(e) if e.is_transient() && attempt < config.max_attempts => {
+                    let wait = match &e {
+                        RegistryError::Unavailable {
+                            retry_after: Some(wait),
+                            ..
+                        } => *wait,
+                        _ => self.backoff(attempt),
+                    };
+                    tracing::warn!(what = %token_what, attempt, error = %e, "the token service is busy or failing; retrying");
+                    tokio::time::sleep(wait.min(config.max_backoff)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// One request to a token service, `attempt` of those for one token: the token, or
+    /// why there is none.
+    async fn token_answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+        attempt: u32,
+    ) -> Result<Secret, RegistryError> {
+        let config = &self.inner.config;
+        let response = tokio::time::timeout(config.request_timeout, request.send())
             .await
             .map_err(|_| RegistryError::Timeout {
                 registry: config.registry.clone(),
-                what: token_what.clone(),
+                what: what.to_string(),
                 timeout: config.request_timeout,
-                attempts: 1,
+                attempts: attempt,
             })?
             .map_err(|e| RegistryError::Connect {
                 registry: config.registry.clone(),
-                what: token_what.clone(),
+                what: what.to_string(),
                 source: Arc::new(e.without_url()),
             })?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if is_transient(status) {
+            return Err(RegistryError::Unavailable {
+                registry: config.registry.clone(),
+                what: what.to_string(),
+                status: status.as_u16(),
+                attempts: attempt,
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        if !status.is_success() {
             return Err(RegistryError::Unauthorized {
                 registry: config.registry.clone(),
-                what: token_what,
+                what: what.to_string(),
                 hint: "the token service refused the credentials",
                 caller: config.for_caller,
             });
         }
-        let body = self
-            .read_body(response, MAX_TOKEN_BYTES, &token_what)
-            .await?;
+        let body = self.read_body(response, MAX_TOKEN_BYTES, what).await?;
+        let invalid = |reason: String| RegistryError::InvalidResponse {
+            what: what.to_string(),
+            reason,
+        };
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("token response is not JSON: {e}")))?;
         parsed
@@ -261,7 +320,18 @@ mod tests {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry.example".into()),
                 scope: Some("repository:a/b:pull,push".into()),
+                error: None,
             })
+        );
+        let refused = Challenge::parse(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull",error="insufficient_scope""#,
+        )
+        .unwrap();
+        assert!(refused.lacks_scope());
+        assert!(
+            !Challenge::parse(r#"Bearer realm="r",error="invalid_token""#)
+                .unwrap()
+                .lacks_scope()
         );
         assert_eq!(
             Challenge::parse(r#"Basic realm="zot""#),
@@ -283,29 +353,91 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_only_to_the_registrys_host_and_never_down_to_http() {
+    fn credentials_go_only_to_the_registrys_host_and_port_and_never_down_to_http() {
         let realm = |u: &str| url::Url::parse(u).unwrap();
-        let policy = |r: &str, scheme: &str, trusted: &[&str]| {
+        let policy = |r: &str, scheme: &str, registry: &str, trusted: &[&str]| {
             let trusted: Vec<String> = trusted.iter().map(|t| t.to_string()).collect();
-            realm_policy(&realm(r), scheme, "registry.example:5000", &trusted)
+            realm_policy(&realm(r), scheme, registry, &trusted)
         };
+        let own = "registry.example:5000";
         assert_eq!(
-            policy("https://registry.example/token", "https", &[]),
+            policy("https://registry.example:5000/token", "https", own, &[]),
             Ok(true)
         );
+        // The same host on another port is another service.
         assert_eq!(
-            policy("https://auth.example/token", "https", &[]),
+            policy("https://registry.example/token", "https", own, &[]),
             Ok(false)
         );
         assert_eq!(
-            policy("https://auth.example/token", "https", &["auth.example"]),
-            Ok(true)
+            policy("https://registry.example:5001/token", "https", own, &[]),
+            Ok(false)
         );
-        assert!(policy("http://registry.example/token", "https", &[]).is_err());
-        assert!(policy("ftp://registry.example/token", "https", &[]).is_err());
+        // Default ports on either side.
         assert_eq!(
-            policy("http://registry.example/token", "http", &[]),
+            policy(
+                "https://registry.example:443/t",
+                "https",
+                "registry.example",
+                &[]
+            ),
             Ok(true)
         );
+        assert_eq!(
+            policy(
+                "http://registry.example/t",
+                "http",
+                "registry.example:80",
+                &[]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy("https://auth.example/token", "https", own, &[]),
+            Ok(false)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example/token",
+                "https",
+                own,
+                &["auth.example"]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example:8443/t",
+                "https",
+                own,
+                &["auth.example"]
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            policy(
+                "https://auth.example:8443/t",
+                "https",
+                own,
+                &["AUTH.example:8443"]
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            policy("http://[::1]:5001/t", "http", "[::1]:5000", &["[::1]:5001"]),
+            Ok(true)
+        );
+        assert!(policy("http://registry.example:5000/token", "https", own, &[]).is_err());
+        assert!(policy("ftp://registry.example:5000/token", "https", own, &[]).is_err());
+        assert_eq!(
+            policy("http://registry.example:5000/token", "http", own, &[]),
+            Ok(true)
+        );
+        // Docker Hub's own token service, for Docker Hub only.
+        let hub = "https://auth.docker.io/token";
+        assert_eq!(policy(hub, "https", "docker.io", &[]), Ok(true));
+        assert_eq!(policy(hub, "https", "registry-1.docker.io", &[]), Ok(true));
+        assert_eq!(policy(hub, "https", "notdocker.io", &[]), Ok(false));
+        assert_eq!(policy(hub, "https", own, &[]), Ok(false));
     }
 }

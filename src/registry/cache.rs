@@ -7,9 +7,11 @@
 //! Their own pushes drop the entries they make stale; pushes by others show up after
 //! the TTL.
 //!
-//! Clients that read for different catalog callers share the manifests and blobs read
-//! by digest, and nothing else: a caller is served shared content of a repository only
-//! once the registry answered its own credentials there, lately.
+//! Clients that read for different catalog callers share these caches, so that
+//! `--cache-mib` bounds them all together. What was read by name (tags, listings,
+//! referrer lists) is kept under keys scoped by caller: one caller's never reaches
+//! another. Manifests and blobs read by digest are shared, but a caller is served them
+//! for a repository only once the registry answered its own credentials there, lately.
 
 use std::sync::Arc;
 
@@ -24,24 +26,26 @@ use crate::reference::{RepositoryName, Tag};
 /// A rough size of one descriptor in a referrer list, annotations included.
 const DESCRIPTOR_WEIGHT: usize = 512;
 
-/// The caches of one client.
+/// The caches of one client, or of one caller's client over the server's.
 pub(super) struct ContentCache {
     /// By `repository@digest`.
     pub(super) manifests: Cache<String, Arc<FetchedManifest>>,
-    /// By `repository:tag`.
+    /// By [`named`](Self::named) `repository:tag`.
     pub(super) tagged: Cache<String, Arc<FetchedManifest>>,
     /// By `repository@digest`.
     pub(super) blobs: Cache<String, Bytes>,
-    /// Every tag of a repository, sorted.
-    pub(super) tags: Cache<RepositoryName, Arc<Vec<Tag>>>,
-    /// The `_catalog`, under the unit key.
-    pub(super) repositories: Cache<(), Arc<Vec<RepositoryName>>>,
-    /// Every referrer of `repository@subject`, unfiltered.
+    /// Every tag of a repository, sorted, by [`named`](Self::named) repository.
+    pub(super) tags: Cache<String, Arc<Vec<Tag>>>,
+    /// The `_catalog`, by [`named`](Self::named) "".
+    pub(super) repositories: Cache<String, Arc<Vec<RepositoryName>>>,
+    /// Every referrer of `repository@subject` ([`named`](Self::named)), unfiltered.
     pub(super) referrers: Cache<String, Arc<Vec<Descriptor>>>,
-    /// For a caller's client: the repositories where the registry answered the caller's
-    /// credentials within the TTL. `None`: the content is this client's alone.
-    proven: Option<moka::sync::Cache<String, ()>>,
-    config: CacheConfig,
+    /// The [`named`](Self::named) repositories where the registry answered a caller's
+    /// credentials within the TTL.
+    proven: moka::sync::Cache<String, ()>,
+    /// Prefixed to the keys of what was read by name: empty for the client's own, the
+    /// caller's scope and a space (no repository name holds one) for a caller's.
+    scope: Arc<str>,
 }
 
 impl std::fmt::Debug for ContentCache {
@@ -58,60 +62,73 @@ fn weigh_manifest<K: AsRef<str>>(key: &K, m: &Arc<FetchedManifest>) -> usize {
     key.as_ref().len() + 2 * m.bytes.len()
 }
 
+/// A rough size of a cache entry beyond its key and value.
+const ENTRY_WEIGHT: usize = 64;
+
 impl ContentCache {
     pub(super) fn new(config: &CacheConfig) -> Self {
         ContentCache {
             manifests: config.immutable(weigh_manifest),
             tagged: config.expiring(weigh_manifest),
             blobs: config.immutable(|k: &String, b: &Bytes| k.len() + b.len()),
-            tags: config.expiring(|r: &RepositoryName, tags: &Arc<Vec<Tag>>| {
-                r.as_str().len() + tags.iter().map(|t| t.as_str().len() + 24).sum::<usize>()
+            tags: config.expiring(|k: &String, tags: &Arc<Vec<Tag>>| {
+                k.len() + tags.iter().map(|t| t.as_str().len() + 24).sum::<usize>()
             }),
-            repositories: config.expiring(|_: &(), names: &Arc<Vec<RepositoryName>>| {
-                names.iter().map(|n| n.as_str().len() + 24).sum()
+            repositories: config.expiring(|k: &String, names: &Arc<Vec<RepositoryName>>| {
+                k.len() + names.iter().map(|n| n.as_str().len() + 24).sum::<usize>()
             }),
             referrers: config.expiring(|k: &String, list: &Arc<Vec<Descriptor>>| {
                 k.len() + list.len() * DESCRIPTOR_WEIGHT
             }),
-            proven: None,
-            config: *config,
+            proven: moka::sync::Cache::builder()
+                .max_capacity(config.max_bytes)
+                .weigher(|k: &String, _: &()| {
+                    u32::try_from(k.len() + ENTRY_WEIGHT).unwrap_or(u32::MAX)
+                })
+                .time_to_live(config.ttl)
+                .build(),
+            scope: "".into(),
         }
     }
 
-    /// The cache of a client reading for one caller: the content by digest shared with
-    /// this one (behind the caller's own proof of access), everything named its own.
-    pub(super) fn for_caller(&self) -> Self {
-        let own = ContentCache::new(&self.config);
+    /// The cache of a client reading for the caller named `scope`: these caches, under
+    /// keys of the caller's own for what is read by name, and content by digest behind
+    /// the caller's own proof of access.
+    pub(super) fn for_caller(&self, scope: &str) -> Self {
         ContentCache {
             manifests: self.manifests.clone(),
+            tagged: self.tagged.clone(),
             blobs: self.blobs.clone(),
-            proven: Some(
-                moka::sync::Cache::builder()
-                    .max_capacity(10_000)
-                    .time_to_live(self.config.ttl)
-                    .build(),
-            ),
-            ..own
+            tags: self.tags.clone(),
+            repositories: self.repositories.clone(),
+            referrers: self.referrers.clone(),
+            proven: self.proven.clone(),
+            scope: format!("{scope} ").into(),
         }
+    }
+
+    /// The key of what this client read by `name`: its own, under a caller's scope.
+    pub(super) fn named(&self, name: impl std::fmt::Display) -> String {
+        format!("{}{name}", self.scope)
     }
 
     /// Whether content by digest of `repository` may come from the shared cache.
     pub(super) fn may_share(&self, repository: &RepositoryName) -> bool {
-        self.proven
-            .as_ref()
-            .is_none_or(|proven| proven.contains_key(repository.as_str()))
+        self.scope.is_empty() || self.proven.contains_key(&self.named(repository))
     }
 
     /// The registry answered this client's credentials for a request scoped to
     /// `scope` (`repository:NAME:pull`).
     pub(super) fn answered(&self, scope: &str) {
-        let Some(proven) = &self.proven else { return };
+        if self.scope.is_empty() {
+            return;
+        }
         if let Some(repository) = scope
             .strip_prefix("repository:")
             .and_then(|rest| rest.rsplit_once(':'))
             .map(|(name, _)| name)
         {
-            proven.insert(repository.to_string(), ());
+            self.proven.insert(self.named(repository), ());
         }
     }
 }

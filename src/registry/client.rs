@@ -47,10 +47,11 @@ pub struct ClientConfig {
     pub page_size: u32,
     /// Keep what is read (see [`cache`](super::cache)); for clients that serve reads.
     pub cache: Option<CacheConfig>,
-    /// Hosts of bearer token services, other than the registry's own host, that may be
-    /// sent the registry credentials (Docker Hub's `auth.docker.io`, say). A token
-    /// service anywhere else gets no credentials: a registry cannot hand them to any
-    /// host by naming it as its realm.
+    /// Bearer token services, other than the registry's own host and port, that may be
+    /// asked for tokens with the registry credentials: `HOST` (on its scheme's default
+    /// port) or `HOST:PORT`. A token service anywhere else is not asked at all: a
+    /// registry cannot make refcat send requests, or credentials, to any host by naming
+    /// it as its realm. Docker Hub's `auth.docker.io` is trusted for Docker Hub.
     pub trusted_realms: Vec<String>,
 }
 
@@ -147,9 +148,6 @@ pub(super) struct Inner {
     pub(super) cache: Option<ContentCache>,
     /// Repositories this client has been allowed to open an upload in.
     pub(super) writable: Mutex<std::collections::HashSet<String>>,
-    /// Set once credentials were withheld from a token service on another host, so a
-    /// refusal can say why.
-    pub(super) withheld_from_realm: std::sync::atomic::AtomicBool,
     /// Requests awaiting the registry's answer, shared with the clients of callers.
     pub(super) in_flight: Arc<tokio::sync::Semaphore>,
 }
@@ -188,19 +186,18 @@ impl Client {
                 edit_locks: edits,
                 cache,
                 writable: Default::default(),
-                withheld_from_realm: Default::default(),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             }),
         }
     }
 
     /// A client reading with a catalog caller's `credentials` (`serve --auth
-    /// pass-through`). It shares this client's connections, request counts, limit on
-    /// requests in flight and the
-    /// content read by digest, which it takes only for repositories where the registry
-    /// answered its own credentials lately; tags, listings, referrer lists and tokens
-    /// are its own.
-    pub fn for_caller(&self, credentials: Credentials) -> Client {
+    /// pass-through`), `scope` naming the caller in cache keys. It shares this client's
+    /// connections, request counts, limit on requests in flight and caches: the content
+    /// read by digest, which it takes only for repositories where the registry answered
+    /// its own credentials lately, and room for its own tags, listings and referrer
+    /// lists under its scope. Its tokens are its own.
+    pub fn for_caller(&self, credentials: Credentials, scope: &str) -> Client {
         let inner = &self.inner;
         let config = ClientConfig {
             credentials,
@@ -217,9 +214,8 @@ impl Client {
                 known_blobs: moka::sync::Cache::new(0),
                 subject_locks: Default::default(),
                 edit_locks: edit_locks(&config),
-                cache: inner.cache.as_ref().map(ContentCache::for_caller),
+                cache: inner.cache.as_ref().map(|cache| cache.for_caller(scope)),
                 writable: Default::default(),
-                withheld_from_realm: Default::default(),
                 in_flight: inner.in_flight.clone(),
                 config,
             }),

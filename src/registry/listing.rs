@@ -28,7 +28,9 @@ impl Client {
             return self.fetch_repositories().await;
         };
         let fetch = async { self.fetch_repositories().await.map(Arc::new) };
-        Ok(coalesced(&cache.repositories, (), fetch).await?.to_vec())
+        Ok(coalesced(&cache.repositories, cache.named(""), fetch)
+            .await?
+            .to_vec())
     }
 
     async fn fetch_repositories(&self) -> Result<Vec<RepositoryName>, RegistryError> {
@@ -62,7 +64,7 @@ impl Client {
             return self.fetch_tags(repository, last).await;
         };
         let fetch = async { self.fetch_tags(repository, None).await.map(Arc::new) };
-        let all = coalesced(&cache.tags, repository.clone(), fetch).await?;
+        let all = coalesced(&cache.tags, cache.named(repository), fetch).await?;
         Ok(all
             .iter()
             .filter(|t| last.is_none_or(|last| t.as_str() > last.as_str()))

@@ -83,7 +83,7 @@ impl Client {
                     cache.manifests.insert(by_digest, fetched.clone()).await;
                     Ok(fetched)
                 };
-                let key = format!("{repository}:{}", target.manifest_reference());
+                let key = cache.named(format!("{repository}:{}", target.manifest_reference()));
                 coalesced(&cache.tagged, key, fetch).await?
             }
         };
@@ -291,15 +291,15 @@ async fn forget_what_a_push_changes(
     if let Target::Tag(tag) | Target::Pinned(tag, _) = target {
         cache
             .tagged
-            .invalidate(&format!("{repository}:{tag}"))
+            .invalidate(&cache.named(format!("{repository}:{tag}")))
             .await;
-        cache.tags.invalidate(repository).await;
+        cache.tags.invalidate(&cache.named(repository)).await;
     }
     if let Ok(WithSubject {
         subject: Some(subject),
     }) = serde_json::from_slice(bytes)
     {
-        let key = format!("{repository}@{}", subject.digest);
+        let key = cache.named(format!("{repository}@{}", subject.digest));
         cache.referrers.invalidate(&key).await;
     }
 }
@@ -316,8 +316,8 @@ async fn forget_what_a_delete_changes(
         .manifests
         .invalidate(&format!("{repository}@{digest}"))
         .await;
-    cache.tags.invalidate(repository).await;
-    let prefix = format!("{repository}:");
+    cache.tags.invalidate(&cache.named(repository)).await;
+    let prefix = cache.named(format!("{repository}:"));
     let tagged: Vec<String> = cache
         .tagged
         .iter()
@@ -327,7 +327,7 @@ async fn forget_what_a_delete_changes(
     for key in tagged {
         cache.tagged.invalidate(&key).await;
     }
-    let prefix = format!("{repository}@");
+    let prefix = cache.named(format!("{repository}@"));
     let listing: Vec<String> = cache
         .referrers
         .iter()

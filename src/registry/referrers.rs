@@ -61,7 +61,8 @@ impl Client {
             let all = self.fetch_referrers(repository, subject, None).await?;
             Ok(std::sync::Arc::new(all))
         };
-        let all = coalesced(&cache.referrers, format!("{repository}@{subject}"), fetch).await?;
+        let key = cache.named(format!("{repository}@{subject}"));
+        let all = coalesced(&cache.referrers, key, fetch).await?;
         Ok(all
             .iter()
             .filter(|d| artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)))
@@ -382,7 +383,7 @@ impl Client {
         if let Some(cache) = &self.inner.cache {
             cache
                 .referrers
-                .invalidate(&format!("{repository}@{subject}"))
+                .invalidate(&cache.named(format!("{repository}@{subject}")))
                 .await;
         }
         Ok(())

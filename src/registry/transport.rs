@@ -180,29 +180,34 @@ impl Client {
                 Ok(Ok(response)) => response,
             };
             let bearer = matches!(config.credentials, Credentials::Bearer(_));
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
             match response.status() {
                 // A caller's bearer token is theirs to renew: a refusal is final.
                 StatusCode::UNAUTHORIZED if !authenticated_after_challenge && !bearer => {
                     authenticated_after_challenge = true;
                     attempt -= 1;
-                    let challenge = response
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(Challenge::parse);
                     self.answer_challenge(challenge, &req).await?;
+                }
+                // A fresh token (or the caller's own) that the registry took but that does
+                // not grant this: token-auth registries answer 401 where zot answers 403.
+                StatusCode::UNAUTHORIZED
+                    if challenge.as_ref().is_some_and(Challenge::lacks_scope)
+                        && !matches!(config.credentials, Credentials::Anonymous) =>
+                {
+                    return Err(RegistryError::Forbidden {
+                        registry: config.registry.clone(),
+                        what: req.what,
+                        caller: config.for_caller,
+                    })
                 }
                 StatusCode::UNAUTHORIZED => {
                     let hint = match config.credentials {
                         Credentials::Anonymous => {
                             "the registry requires credentials: pass --username with --password-stdin, or log in with a docker config.json"
-                        }
-                        _ if self
-                            .inner
-                            .withheld_from_realm
-                            .load(std::sync::atomic::Ordering::Relaxed) =>
-                        {
-                            "the registry's token service is on another host, so it was not sent the credentials: if it is the registry's own, pass --trusted-realm with its host"
                         }
                         _ => "the credentials were rejected: check the username and password",
                     };
@@ -292,6 +297,7 @@ impl Client {
                 realm,
                 service,
                 scope,
+                ..
             }) => {
                 let scope = scope.unwrap_or_else(|| req.scope.clone());
                 let token = self
@@ -336,11 +342,11 @@ impl Client {
     }
 }
 
-fn is_transient(status: StatusCode) -> bool {
+pub(super) fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
         .to_str()

@@ -46,8 +46,13 @@ async fn security_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    // A download sets a stricter policy of its own (a sandbox), which stays.
+    secure(response.headers_mut());
+    response
+}
+
+/// The headers every page carries, error pages built outside the page routes included.
+/// A download sets a stricter policy of its own (a sandbox), which stays.
+fn secure(headers: &mut HeaderMap) {
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -60,7 +65,6 @@ async fn security_headers(
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    response
 }
 
 async fn directory(Viewer(state): Viewer, headers: HeaderMap, uri: Uri) -> Response {
@@ -188,7 +192,7 @@ async fn page(
 }
 
 /// The page for an error: what failed and what to do, with the API's status and
-/// `Retry-After`.
+/// `Retry-After`, and the pages' security headers wherever it is answered from.
 pub(crate) fn error_page(problem: &Problem) -> Response {
     let body = pages::error::render(problem);
     let mut response = (
@@ -214,5 +218,6 @@ pub(crate) fn error_page(problem: &Problem) -> Response {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    secure(response.headers_mut());
     response
 }

@@ -138,7 +138,7 @@ async fn bearer_registry(realm: String) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_reach_only_a_token_service_the_user_trusts() {
+async fn only_a_token_service_the_user_trusts_is_asked() {
     use refcat::registry::{Client, ClientConfig, Credentials, Secret};
     let (port, seen) = token_service().await;
     let basic = Credentials::Basic {
@@ -155,34 +155,47 @@ async fn credentials_reach_only_a_token_service_the_user_trusts() {
             Client::new(config).ping().await
         }
     };
+    let asked = || seen.lock().unwrap().len();
     let last = || seen.lock().unwrap().last().cloned().unwrap();
 
-    // Another host (by name) than the registry's 127.0.0.1: an anonymous token.
+    // A realm on another host (by name) than the registry's 127.0.0.1, on the
+    // registry's host but another port, or trusted by host alone (its default port): not
+    // asked at all, with or without credentials, and the error says what to trust.
     let elsewhere = format!("http://localhost:{port}/token");
-    ping(elsewhere.clone(), basic.clone(), &[]).await.unwrap();
-    let asked = last();
-    assert_eq!(asked.authorization, None, "{asked:?}");
-    assert!(!asked.query.contains("account="), "{asked:?}");
-    // Trusted by the user, or the registry's own host: credentials go along.
-    ping(elsewhere, basic.clone(), &["localhost"])
-        .await
-        .unwrap();
-    assert!(last().authorization.unwrap().starts_with("Basic "));
-    let own_host = format!("http://127.0.0.1:{port}/token");
-    ping(own_host.clone(), basic.clone(), &[]).await.unwrap();
-    assert!(last().authorization.unwrap().starts_with("Basic "));
+    let other_port = format!("http://127.0.0.1:{port}/token");
+    for (realm, credentials, trusted) in [
+        (&elsewhere, basic.clone(), &[][..]),
+        (&other_port, basic.clone(), &[]),
+        (&other_port, Credentials::Anonymous, &[]),
+        (&elsewhere, basic.clone(), &["localhost"]),
+    ] {
+        let refused = ping(realm.clone(), credentials, trusted).await.unwrap_err();
+        let said = refused.to_string();
+        assert!(said.contains("--trusted-realm"), "{said}");
+        assert_eq!(asked(), 0, "{realm} was asked: {:?}", last());
+    }
+    // Trusted by host and port: asked, and sent the credentials.
+    let trusted = format!("localhost:{port}");
+    ping(elsewhere, basic.clone(), &[&trusted]).await.unwrap();
+    let request = last();
+    assert!(request.authorization.unwrap().starts_with("Basic "));
+    assert!(request.query.contains("account=ci"), "{}", request.query);
 
     // A refresh token is POSTed as a form, never put in the URL.
+    let own = format!("127.0.0.1:{port}");
     let identity = Credentials::IdentityToken(Secret::new("refresh-me"));
-    ping(own_host, identity, &[]).await.unwrap();
-    let asked = last();
-    assert_eq!(asked.method, "POST");
-    assert!(!asked.query.contains("refresh-me"), "{asked:?}");
-    assert!(asked.body.contains("refresh_token=refresh-me"), "{asked:?}");
+    ping(other_port, identity, &[&own]).await.unwrap();
+    let request = last();
+    assert_eq!(request.method, "POST");
+    assert!(!request.query.contains("refresh-me"), "{request:?}");
+    assert!(
+        request.body.contains("refresh_token=refresh-me"),
+        "{request:?}"
+    );
 
     // A token answer of a megabyte is refused, not read.
     let huge = format!("http://127.0.0.1:{port}/huge");
-    let refused = ping(huge, basic, &[]).await.unwrap_err();
+    let refused = ping(huge, basic, &[&own]).await.unwrap_err();
     assert!(
         refused.to_string().contains("larger than the limit"),
         "{refused}"

@@ -33,6 +33,8 @@ mod registry_stalls;
 mod scale_out;
 mod scanners;
 mod serve_access;
+mod serve_access_load;
+mod serve_token_auth;
 mod signing_interop;
 mod tls;
 mod trust;

@@ -90,6 +90,11 @@ async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
         .unwrap();
     serve.kill().unwrap();
     serve.wait().unwrap();
+    // The page loads nothing and is not sniffed; what Accept chose is said in Vary.
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["vary"], "Accept");
     // The deadline's answer is counted like any other.
     assert!(
         metrics.contains("refcat_http_requests_total{view=\"tags\",status=\"503\"} 1"),
@@ -101,5 +106,6 @@ async fn a_view_behind_a_stuck_registry_fails_by_the_request_deadline() {
         response.headers()["content-type"],
         "application/problem+json"
     );
+    assert_eq!(response.headers()["vary"], "Accept");
     assert!(took < Duration::from_secs(10), "{took:?}");
 }

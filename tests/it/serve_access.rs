@@ -5,6 +5,9 @@
 //! in front of zot counts each user's registry requests). `--auth token` takes static
 //! bearer tokens; an open catalog is refused on a non-loopback address without --public.
 
+use std::process::Stdio;
+use std::time::Duration;
+
 use axum::http::Method;
 use refcat::registry::{Client, ClientConfig, Credentials, Secret};
 
@@ -13,11 +16,11 @@ use crate::common::published::{code, output, stderr};
 use crate::common::serving::ServeProcess as Served;
 use crate::common::{free_port, refcat, refcat_publish, testdata, write_keys, Registry};
 
-const PASSWORD: &str = "pa55-word";
+pub(crate) const PASSWORD: &str = "pa55-word";
 
 /// zot where alice reads `team-a/**`, bob `team-b/**`, both `shared/**`, and admin
 /// may do anything.
-fn zot_with_users() -> Registry {
+pub(crate) fn zot_with_users() -> Registry {
     Registry::zot_with(|config, dir| {
         let hash = bcrypt::hash(PASSWORD, 5).unwrap();
         let lines: String = ["alice", "bob", "admin"]
@@ -39,7 +42,7 @@ fn zot_with_users() -> Registry {
     })
 }
 
-fn client_as(host: &str, user: &str) -> Client {
+pub(crate) fn client_as(host: &str, user: &str) -> Client {
     let mut config = ClientConfig::new(host);
     config.credentials = Credentials::Basic {
         username: user.into(),
@@ -49,14 +52,19 @@ fn client_as(host: &str, user: &str) -> Client {
 }
 
 /// Pushes the fixture in `testdata/images/<fixture>` as `repository`.
-async fn push_as(client: &Client, fixture: &str, repository: &str) {
+pub(crate) async fn push_as(client: &Client, fixture: &str, repository: &str) {
     let mut image = crate::fixture::build(&testdata().join("images").join(fixture)).unwrap();
     image.repository = repository.parse().unwrap();
     crate::fixture::push(client, &image).await.unwrap();
 }
 
+/// `refcat serve` for `registry` with `args`.
+pub(crate) async fn serve(registry: &str, args: &[&str]) -> Served {
+    Served::start(registry, args).await
+}
+
 /// GET `path` as `user` (anonymous when `None`): status, headers and JSON body.
-async fn get(
+pub(crate) async fn get(
     served: &Served,
     path: &str,
     user: Option<&str>,
@@ -75,7 +83,7 @@ async fn get(
     )
 }
 
-fn names(directory: &serde_json::Value) -> Vec<String> {
+pub(crate) fn names(directory: &serde_json::Value) -> Vec<String> {
     directory["images"]
         .as_array()
         .unwrap_or_else(|| panic!("{directory}"))
@@ -218,9 +226,8 @@ fn blobs(seen: &[crate::common::faults::Seen]) -> usize {
     seen.iter().filter(|s| s.path.contains("/blobs/")).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_access_and_the_open_default() {
-    let registry = Registry::zot();
+/// `refcat serve --auth token` taking `service-account-token-1`.
+async fn serve_with_token(registry: &str) -> (Served, tempfile::NamedTempFile) {
     let tokens = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         tokens.path(),
@@ -228,7 +235,7 @@ async fn token_access_and_the_open_default() {
     )
     .unwrap();
     let served = Served::start(
-        &registry.host,
+        registry,
         &[
             "--auth",
             "token",
@@ -237,6 +244,122 @@ async fn token_access_and_the_open_default() {
         ],
     )
     .await;
+    (served, tokens)
+}
+
+/// The names in every `Vary` header of `headers`, lower case.
+fn varies_on(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_the_page_headers_and_vary_on_accept() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
+    for accept in ["text/html,application/xhtml+xml", "application/json"] {
+        let refused = reqwest::Client::new()
+            .get(format!("{}/", served.base))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{accept}");
+        let headers = refused.headers();
+        let vary = varies_on(headers);
+        assert!(
+            vary.contains(&"accept".to_string()) && vary.contains(&"authorization".to_string()),
+            "{accept}: {vary:?}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{accept}");
+    }
+    let page = reqwest::Client::new()
+        .get(format!("{}/images/fixtures/alpine", served.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("<html"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_needs_verified_tls_off_loopback() {
+    // Not a loopback name; nothing listens there, and nothing may be sent there first.
+    let registry = format!("0.0.0.0:{}", free_port());
+    for flag in ["--plain-http", "--insecure"] {
+        let port = free_port();
+        let mut child = refcat()
+            .args(["serve", &registry, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--auth", "pass-through", flag])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve started with --auth pass-through and {flag} for {registry}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve neither started nor stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+        assert_eq!(status.code(), Some(1), "{said}");
+        assert!(said.contains(flag) && said.contains("loopback"), "{said}");
+    }
+    // A registry on loopback is this machine's: the combination serves.
+    let local = Registry::zot();
+    let served = serve(&local.host, &["--auth", "pass-through", "--plain-http"]).await;
+    assert_eq!(get(&served, "/readyz", None).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_taken_in_any_case() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let answer = reqwest::Client::new()
+            .get(format!("{}/v1/images", served.base))
+            .header("authorization", format!("{scheme} service-account-token-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{scheme}");
+    }
+    let wrong = reqwest::Client::new()
+        .get(format!("{}/v1/images", served.base))
+        .header("authorization", "bearer not-the-token-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_access_and_the_open_default() {
+    let registry = Registry::zot();
+    let (served, _tokens) = serve_with_token(&registry.host).await;
     let ask = |token: Option<&'static str>| {
         let mut request = reqwest::Client::new().get(format!("{}/v1/images", served.base));
         if let Some(token) = token {

@@ -11,6 +11,7 @@ pub mod replicas;
 pub mod served;
 pub mod serving;
 pub mod tls;
+pub mod token_auth;
 pub mod worker;
 
 use std::net::TcpListener;
@@ -176,7 +177,8 @@ impl Registry {
         Self::distribution_with(None, &notifications)
     }
 
-    fn distribution_with(auth: Option<(&str, &str)>, extra: &str) -> Registry {
+    /// [`Registry::distribution`] with `extra` appended to its configuration.
+    pub fn distribution_with(auth: Option<(&str, &str)>, extra: &str) -> Registry {
         Self::spawn(Kind::Distribution, |port, dir| {
             let mut config = format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",

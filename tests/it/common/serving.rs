@@ -47,6 +47,11 @@ impl ServeProcess {
         panic!("serve did not start");
     }
 
+    /// The process id, to read its memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// GET `path`: the status and the body as JSON (`null` when it is not JSON).
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
