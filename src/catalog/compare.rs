@@ -34,7 +34,8 @@ pub struct CompareView {
     pub added_platforms: Vec<String>,
 }
 
-/// The changes on one platform.
+/// The changes on one platform. Where either side has no SBOM (or no scan) a view may
+/// show, its package (or vulnerability) changes are `null`: unknown, never "none".
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlatformChanges {
@@ -43,17 +44,17 @@ pub struct PlatformChanges {
     /// The later platform manifest.
     pub to_digest: String,
     /// Packages only the later side has.
-    pub packages_added: Vec<Package>,
+    pub packages_added: Option<Vec<Package>>,
     /// Packages only the earlier side has.
-    pub packages_removed: Vec<Package>,
+    pub packages_removed: Option<Vec<Package>>,
     /// Packages both have in other versions.
-    pub packages_changed: Vec<VersionChange>,
+    pub packages_changed: Option<Vec<VersionChange>>,
     /// Matches only the later side has.
-    pub vulnerabilities_new: Vec<Match>,
+    pub vulnerabilities_new: Option<Vec<Match>>,
     /// Matches only the earlier side has.
-    pub vulnerabilities_fixed: Vec<Match>,
+    pub vulnerabilities_fixed: Option<Vec<Match>>,
     /// Matches both have.
-    pub vulnerabilities_kept: Vec<Match>,
+    pub vulnerabilities_kept: Option<Vec<Match>>,
     /// Config fields that differ.
     pub config: Vec<ConfigChange>,
 }
@@ -127,11 +128,11 @@ pub async fn compare(
     Ok(view)
 }
 
-/// One side, per platform: its config, packages and matches.
+/// One side, per platform: its config, and its packages and matches where known.
 struct Side {
     config: PlatformDetails,
-    packages: Vec<Package>,
-    matches: Vec<Match>,
+    packages: Option<Vec<Package>>,
+    matches: Option<Vec<Match>>,
 }
 
 async fn read_side(
@@ -157,13 +158,12 @@ async fn read_side(
         let matches = scans
             .remove(&platform)
             .and_then(|s| s.matches)
-            .map(|m| m.into_iter().map(|m| m.matched).collect())
-            .unwrap_or_default();
+            .map(|m| m.into_iter().map(|m| m.matched).collect());
         out.insert(
             platform,
             Side {
                 config,
-                packages: packages.map(|p| p.as_ref().clone()).unwrap_or_default(),
+                packages: packages.map(|p| p.as_ref().clone()),
                 matches,
             },
         );
@@ -172,10 +172,18 @@ async fn read_side(
 }
 
 fn changes(earlier: &Side, later: &Side) -> PlatformChanges {
+    let packages = earlier.packages.as_ref().zip(later.packages.as_ref());
     let (packages_added, packages_removed, packages_changed) =
-        package_changes(&earlier.packages, &later.packages);
+        match packages.map(|(a, b)| package_changes(a, b)) {
+            Some((added, removed, changed)) => (Some(added), Some(removed), Some(changed)),
+            None => (None, None, None),
+        };
+    let matches = earlier.matches.as_ref().zip(later.matches.as_ref());
     let (vulnerabilities_new, vulnerabilities_fixed, vulnerabilities_kept) =
-        match_changes(&earlier.matches, &later.matches);
+        match matches.map(|(a, b)| match_changes(a, b)) {
+            Some((new, fixed, kept)) => (Some(new), Some(fixed), Some(kept)),
+            None => (None, None, None),
+        };
     PlatformChanges {
         from_digest: earlier.config.digest.clone(),
         to_digest: later.config.digest.clone(),
