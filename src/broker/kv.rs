@@ -14,7 +14,7 @@ use async_nats::jetstream::{self, kv};
 use sha2::{Digest as _, Sha256};
 
 use super::streams::error_chain;
-use super::{is_conflict, BrokerError};
+use super::BrokerError;
 
 /// A lock nobody renews is free after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -35,17 +35,7 @@ async fn bucket(
             ..Default::default()
         })
         .await
-        .map_err(|e| {
-            let reason = error_chain(&e);
-            if is_conflict(&reason) {
-                BrokerError::Conflict {
-                    what: format!("the bucket {name}"),
-                    reason,
-                }
-            } else {
-                BrokerError::failed(format!("creating the bucket {name}"), reason)
-            }
-        })
+        .map_err(|e| BrokerError::creating(format!("the bucket {name}"), &e))
 }
 
 /// A KV key for any text: keys take only a few characters, names take many.

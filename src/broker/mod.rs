@@ -142,6 +142,17 @@ impl BrokerError {
             reason: reason.to_string(),
         }
     }
+
+    /// Why creating `what` (the stream X, the bucket Y) failed: a conflict when it
+    /// exists with another configuration.
+    fn creating(what: String, error: &(dyn std::error::Error + 'static)) -> Self {
+        let reason = streams::error_chain(error);
+        if is_conflict(error) {
+            BrokerError::Conflict { what, reason }
+        } else {
+            BrokerError::failed(format!("creating {what}"), reason)
+        }
+    }
 }
 
 /// `url` without the user and password it may carry.
@@ -266,13 +277,50 @@ impl Broker {
     }
 }
 
-/// Whether a JetStream answer says the thing exists with another configuration.
-fn is_conflict(error: &impl std::fmt::Display) -> bool {
-    let text = error.to_string();
-    text.contains("10058")
-        || text.contains("10148")
-        || text.contains("10013")
-        || text.contains("different configuration")
+/// The JetStream error code a failure carries, wherever async-nats keeps it: in the
+/// error's kind (creating a stream or a consumer), or among its sources (a publish, a
+/// bucket whose stream could not be created).
+fn jetstream_code(error: &(dyn std::error::Error + 'static)) -> Option<jetstream::ErrorCode> {
+    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+    use jetstream::stream::{ConsumerCreateStrictError, ConsumerCreateStrictErrorKind};
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(answer) = error.downcast_ref::<jetstream::Error>() {
+            return Some(answer.error_code());
+        }
+        if let Some(e) = error.downcast_ref::<CreateStreamError>() {
+            if let CreateStreamErrorKind::JetStream(answer) = e.kind() {
+                return Some(answer.error_code());
+            }
+        }
+        if let Some(e) = error.downcast_ref::<ConsumerCreateStrictError>() {
+            match e.kind() {
+                ConsumerCreateStrictErrorKind::AlreadyExists => {
+                    return Some(jetstream::ErrorCode::CONSUMER_ALREADY_EXISTS)
+                }
+                ConsumerCreateStrictErrorKind::JetStream(answer) => {
+                    return Some(answer.error_code())
+                }
+                _ => {}
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// Whether a JetStream failure says the stream, consumer or bucket exists with another
+/// configuration.
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    use jetstream::ErrorCode;
+    matches!(
+        jetstream_code(error),
+        Some(
+            ErrorCode::STREAM_NAME_EXIST
+                | ErrorCode::CONSUMER_NAME_EXIST
+                | ErrorCode::CONSUMER_ALREADY_EXISTS
+        )
+    )
 }
 
 #[cfg(test)]
@@ -310,6 +358,36 @@ mod tests {
         };
         let error = Broker::connect(config).await.unwrap_err();
         assert!(matches!(error, BrokerError::TwoCredentials), "{error}");
+    }
+
+    /// A JetStream error answer, as the broker sends it.
+    fn answer(code: u64, description: &str) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({
+            "code": 400, "err_code": code, "description": description
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn conflicts_are_read_from_the_error_code_wherever_the_client_keeps_it() {
+        use jetstream::context::{CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError};
+        use jetstream::stream::ConsumerCreateStrictError;
+        let stream = CreateStreamError::from(answer(
+            10058,
+            "stream name already in use with a different configuration",
+        ));
+        assert!(is_conflict(&stream));
+        let bucket =
+            CreateKeyValueError::with_source(CreateKeyValueErrorKind::BucketCreate, stream);
+        assert!(is_conflict(&bucket));
+        let consumer = ConsumerCreateStrictError::from(answer(10148, "consumer already exists"));
+        assert!(is_conflict(&consumer));
+        // The words are the broker's and may change; only the code counts.
+        let other = CreateStreamError::from(answer(
+            10065,
+            "subjects overlap with a stream of a different configuration (error code 10058)",
+        ));
+        assert!(!is_conflict(&other));
     }
 
     #[test]
