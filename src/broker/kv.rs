@@ -69,6 +69,10 @@ pub struct LockGuard {
     key: String,
     revision: Arc<AtomicU64>,
     renew: tokio::task::JoinHandle<()>,
+    /// The runtime that took the lock: the release runs there, wherever the guard is
+    /// dropped (a guard may outlive its task, and be dropped on a thread outside any
+    /// runtime; once that runtime is gone, the lock frees itself when its age runs out).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for LockGuard {
@@ -76,7 +80,7 @@ impl Drop for LockGuard {
         self.renew.abort();
         let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
         let revision = self.revision.load(Ordering::Relaxed);
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Err(e) = store.delete_expect_revision(&key, Some(revision)).await {
                 tracing::debug!(error = %e, "a lock was not released; it frees itself when its age runs out");
             }
@@ -145,6 +149,7 @@ impl Locks {
             key,
             revision,
             renew,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 }

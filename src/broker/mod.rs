@@ -35,6 +35,20 @@ pub struct BrokerConfig {
     pub events_subject: Option<String>,
 }
 
+impl BrokerConfig {
+    /// The broker at `url`, without credentials: jobs may go 60 s without an ack or
+    /// progress, the stream holds 10,000 of them, and zot's events are not read.
+    pub fn new(url: impl Into<String>) -> Self {
+        BrokerConfig {
+            url: url.into(),
+            credentials: BrokerCredentials::None,
+            ack_wait: Duration::from_secs(60),
+            capacity: 10_000,
+            events_subject: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for BrokerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerConfig")
@@ -335,14 +349,11 @@ mod tests {
         );
         assert_eq!(shown_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
         let config = BrokerConfig {
-            url: "nats://refcat:s3cret@broker.example:4222".into(),
             credentials: BrokerCredentials::UserPassword {
                 user: "refcat".into(),
                 password: Secret::new("s3cret"),
             },
-            ack_wait: Duration::from_secs(60),
-            capacity: 10,
-            events_subject: None,
+            ..BrokerConfig::new("nats://refcat:s3cret@broker.example:4222")
         };
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
     }
@@ -350,11 +361,8 @@ mod tests {
     #[tokio::test]
     async fn credentials_in_the_url_and_beside_it_are_refused_before_connecting() {
         let config = BrokerConfig {
-            url: "nats://refcat:s3cret@127.0.0.1:1".into(),
             credentials: BrokerCredentials::NkeyFile("refcat.nk".into()),
-            ack_wait: Duration::from_secs(60),
-            capacity: 10,
-            events_subject: None,
+            ..BrokerConfig::new("nats://refcat:s3cret@127.0.0.1:1")
         };
         let error = Broker::connect(config).await.unwrap_err();
         assert!(matches!(error, BrokerError::TwoCredentials), "{error}");

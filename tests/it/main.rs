@@ -13,6 +13,7 @@ mod api;
 mod api_http;
 mod api_provenance;
 mod broker_credentials;
+mod broker_locks;
 mod caches;
 mod discovery;
 mod held_connections;
