@@ -21,7 +21,28 @@ pub struct KeyedLocks {
 #[derive(Debug)]
 pub struct Held {
     _local: OwnedMutexGuard<()>,
-    _shared: Option<crate::broker::LockGuard>,
+    /// The lock across processes, and its name there.
+    shared: Option<(crate::broker::LockGuard, String)>,
+}
+
+/// A lock held across processes was lost while its work ran: another process may hold
+/// it now, so what the work would write next could undo the other's.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("the lock {name} was lost while held (not renewed in time, or taken by another replica): nothing more was written under it; the work is tried again")]
+pub struct LockLost {
+    /// The lock.
+    pub name: String,
+}
+
+impl Held {
+    /// Whether the lock still holds; to be asked right before each write it guards. A
+    /// lock of this process alone always does.
+    pub fn check(&self) -> Result<(), LockLost> {
+        match &self.shared {
+            Some((guard, name)) if guard.is_lost() => Err(LockLost { name: name.clone() }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The longest wait before a lock is asked of a broker that failed again.
@@ -46,17 +67,17 @@ impl KeyedLocks {
         let Some((broker, scope)) = &self.shared else {
             return Held {
                 _local: self.local(key).await,
-                _shared: None,
+                shared: None,
             };
         };
         let name = format!("{scope}/{key}");
         let local = self.local(key).await;
         // Boxed: the broker's futures are large, and this one is awaited deep inside
         // others (a push's tag-schema edit).
-        let shared = Box::pin(shared_lock(broker, name)).await;
+        let shared = Box::pin(shared_lock(broker, &name)).await;
         Held {
             _local: local,
-            _shared: Some(shared),
+            shared: Some((shared, name)),
         }
     }
 
@@ -75,10 +96,10 @@ impl KeyedLocks {
 
 /// The broker's lock `name`, asked for again until the broker answers: the work must not
 /// run unlocked.
-async fn shared_lock(broker: &crate::broker::Locks, name: String) -> crate::broker::LockGuard {
+async fn shared_lock(broker: &crate::broker::Locks, name: &str) -> crate::broker::LockGuard {
     let mut wait = std::time::Duration::from_millis(200);
     loop {
-        match broker.lock(&name).await {
+        match broker.lock(name).await {
             Ok(guard) => return guard,
             Err(e) => {
                 tracing::warn!(error = %e, lock = %name, "cannot take a lock from the broker; trying again");

@@ -12,6 +12,7 @@ use super::{Format, PublishError, SignatureFormat, Step};
 use crate::artifact::media_types::OCI_MANIFEST;
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
+use crate::locks::Held;
 use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::{RegistryError, SubjectState, Unlisted};
@@ -30,14 +31,16 @@ enum Signature {
 }
 
 impl Publisher {
-    /// Attach, Sign, Commit for a set of artifacts of one platform manifest.
+    /// Attach, Sign, Commit for a set of artifacts of one platform manifest, published
+    /// under `held`.
     pub(super) async fn commit(
         &self,
         reference: &Reference,
         built: &[(Format, BuiltArtifact)],
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
-        let unlisted = self.commit_unlisted(reference, built, report).await?;
+        let unlisted = self.commit_unlisted(reference, built, report, held).await?;
         self.list(reference, unlisted).await
     }
 
@@ -48,10 +51,16 @@ impl Publisher {
         reference: &Reference,
         built: &[(Format, BuiltArtifact)],
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<Unlisted, PublishError> {
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|(_, a)| a.clone()).collect();
         self.attach_and_sign(&reference.repository, &artifacts)
             .await?;
+        // Until now nothing was visible; if another replica may be publishing the same
+        // subject now, its set and this one must not both show.
+        for lock in held {
+            lock.check()?;
+        }
         let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.
         let unlisted = self

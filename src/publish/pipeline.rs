@@ -14,7 +14,7 @@ use crate::catalog::existing::{Existing, Format, Missing};
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
 use crate::catalog::signatures::Trust;
 use crate::digest::Digest;
-use crate::locks::KeyedLocks;
+use crate::locks::{Held, KeyedLocks};
 use crate::oci::Platform;
 use crate::records::vulnerability::{RecordInput, VulnerabilityRecord};
 use crate::reference::Reference;
@@ -335,7 +335,7 @@ impl Publisher {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
         let subjects = self.resolve(reference, top).await?;
         // What exists is checked under the hold, so a concurrent job's work is seen.
-        let _held = self.hold(reference, &subjects).await;
+        let held = self.hold(reference, &subjects).await;
         let plan = self.check(reference, subjects).await?;
         if plan.iter().any(|(_, _, missing)| missing.any()) {
             self.client
@@ -382,7 +382,7 @@ impl Publisher {
                     existing: &existing,
                     predecessor: previous.iter().find(|p| p.platform == subject.platform),
                 };
-                self.publish_subject(reference, &subject, lineage, missing, &mut report)
+                self.publish_subject(reference, &subject, lineage, missing, &mut report, &held)
                     .await?;
             }
             report.elapsed_seconds = (shared + start.elapsed()).as_secs_f64();
@@ -401,6 +401,7 @@ impl Publisher {
         lineage: Lineage<'_>,
         missing: Missing,
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
         let (syft_version, _) = self.versions().await?;
         let mut sbom_set = None;
@@ -449,13 +450,13 @@ impl Publisher {
             // keeps the SBOMs, listed.
             (Some((built, syft_json)), true) => {
                 let (committed, grype) = tokio::join!(
-                    self.commit_unlisted(reference, &built, report),
+                    self.commit_unlisted(reference, &built, report, held),
                     grype_artifact(Some(syft_json))
                 );
                 let mut unlisted = committed?;
                 let grype_committed = match grype {
                     Ok(artifact) => self
-                        .commit_unlisted(reference, &[(Format::GrypeJson, artifact)], report)
+                        .commit_unlisted(reference, &[(Format::GrypeJson, artifact)], report, held)
                         .await
                         .map(|grype| unlisted.extend(grype)),
                     Err(e) => Err(e),
@@ -465,10 +466,10 @@ impl Publisher {
                 self.prune(reference, subject, lineage.existing, report)
                     .await?;
             }
-            (Some((built, _)), false) => self.commit(reference, &built, report).await?,
+            (Some((built, _)), false) => self.commit(reference, &built, report, held).await?,
             (None, true) => {
                 let artifact = grype_artifact(None).await?;
-                self.commit_grype(reference, subject, lineage.existing, artifact, report)
+                self.commit_grype(reference, subject, lineage.existing, artifact, report, held)
                     .await?;
             }
             (None, false) => {}
@@ -485,8 +486,9 @@ impl Publisher {
         existing: &Existing,
         artifact: BuiltArtifact,
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
-        self.commit(reference, &[(Format::GrypeJson, artifact)], report)
+        self.commit(reference, &[(Format::GrypeJson, artifact)], report, held)
             .await?;
         self.prune(reference, subject, existing, report).await
     }

@@ -56,7 +56,7 @@ impl JobContext {
         if seen.is_empty() || !self.record {
             return Ok(None);
         }
-        let _held = self.release_logs.lock(repository.to_string()).await;
+        let held = self.release_logs.lock(repository.to_string()).await;
         let mut log = releases::read(&self.client, repository).await?;
         let now = now_rfc3339();
         let added = releases::merge(&mut log.index, seen, &now);
@@ -84,6 +84,7 @@ impl JobContext {
             }
         }
         if changed {
+            held.check().map_err(RegistryError::LockLost)?;
             releases::write(&self.client, repository, &log).await?;
         }
         Ok(Some(log.index))
