@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::streams::error_chain;
 use super::BrokerError;
+use crate::locks::{Lease, Leasing};
 
 /// A lock nobody renews is free after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -93,6 +94,21 @@ impl LockGuard {
         self.lease
             .borrow()
             .is_none_or(|until| Instant::now() >= until)
+    }
+}
+
+impl crate::locks::Lease for LockGuard {
+    fn is_lost(&self) -> bool {
+        LockGuard::is_lost(self)
+    }
+}
+
+impl crate::locks::SharedLocks for Locks {
+    fn lock<'a>(&'a self, name: &'a str) -> Leasing<'a> {
+        Box::pin(async move {
+            let guard = Locks::lock(self, name).await?;
+            Ok(Box::new(guard) as Box<dyn Lease>)
+        })
     }
 }
 

@@ -123,9 +123,9 @@ impl Publisher {
         }
     }
 
-    /// Holds the subjects being published across every replica sharing `locks`' broker,
-    /// not only in this process.
-    pub fn share_locks(mut self, locks: crate::broker::Locks) -> Self {
+    /// Holds the subjects being published across every process sharing `locks`, not
+    /// only in this process.
+    pub fn share_locks(mut self, locks: std::sync::Arc<dyn crate::locks::SharedLocks>) -> Self {
         self.publishing = KeyedLocks::across(locks, "publish");
         self
     }

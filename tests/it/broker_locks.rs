@@ -58,7 +58,7 @@ fn note(image: &crate::fixture::BuiltImage, text: &str) -> BuiltArtifact {
 /// replicas.
 fn client_locking_on(host: &str, broker: &Broker) -> Client {
     let mut config = ClientConfig::new(host);
-    config.shared_locks = Some(broker.locks().clone());
+    config.shared_locks = Some(broker.shared_locks());
     Client::new(config)
 }
 
