@@ -29,6 +29,7 @@ mod registry_stalls;
 mod scale_out;
 mod scanners;
 mod serve_access;
+mod shared_queue;
 mod signing_interop;
 mod tls;
 mod trust;

@@ -151,7 +151,7 @@ impl LocalQueue {
                     break;
                 }
                 Err(error) if attempt < config.attempts => {
-                    let wait = config.backoff * 2u32.saturating_pow(attempt - 1);
+                    let wait = config.retry_delay(attempt);
                     tracing::warn!(job = %key, attempt, %error, "job failed; retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
