@@ -1,9 +1,15 @@
 //! The queue worker replicas share, on a real nats-server: how a job's attempts are
 //! counted and spaced when it was held back, waited for a slot, or failed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
+use refcat::broker::{Broker, BrokerConfig};
+use refcat::reference::Target;
+use refcat::worker::queue::{Enqueued, JobQueue, Outcome, QueueConfig, SharedQueue};
+use refcat::worker::Job;
 
 use crate::common::faults::{Fault, FaultProxy, Rule};
 use crate::common::nats::NatsServer;
@@ -68,4 +74,66 @@ fn a_settling_job_that_waited_past_its_time_for_a_slot_and_then_failed_is_retrie
         keys.path(),
         &format!("fixtures/debian@{}", platform.digest),
     ));
+}
+
+#[test]
+fn a_job_that_panics_is_tried_again_and_the_shared_queue_becomes_idle() {
+    let nats = NatsServer::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let broker = Broker::connect(BrokerConfig {
+            ack_wait: Duration::from_secs(1),
+            ..BrokerConfig::new(nats.url.clone())
+        })
+        .await
+        .unwrap();
+        let queue = SharedQueue::new(
+            broker,
+            QueueConfig {
+                capacity: 10,
+                concurrency: 1,
+                attempts: 3,
+                backoff: Duration::from_millis(100),
+            },
+        );
+        let calls = Arc::new(AtomicUsize::new(0));
+        let run = {
+            let calls = calls.clone();
+            move |_job: Job| {
+                let calls = calls.clone();
+                async move {
+                    let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                    assert!(!first, "a bug in the job");
+                    Ok(Outcome::Published)
+                }
+            }
+        };
+        let job = Job::new(
+            "team/app".parse().unwrap(),
+            Target::Tag("1.0".parse().unwrap()),
+        );
+        assert_eq!(queue.push_after(job, Duration::ZERO).await, Enqueued::Added);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.work(run, shutdown).await }
+        });
+        let idle = tokio::time::timeout(Duration::from_secs(30), async {
+            while queue.outcomes().get(&Outcome::Published) != Some(&1)
+                || !JobQueue::Shared(queue.clone()).idle().await
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            idle.is_ok(),
+            "not idle after 30 s: {:?}, {} runs",
+            queue.depth().await,
+            calls.load(Ordering::SeqCst)
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        stop.send(true).unwrap();
+        worker.await.unwrap();
+    });
 }

@@ -8,6 +8,7 @@ mod shared;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 
 pub use local::LocalQueue;
@@ -83,6 +84,23 @@ impl QueueConfig {
             .saturating_mul(1 << doublings)
             .min(MAX_RETRY_BACKOFF)
     }
+}
+
+/// One attempt of a job. A panic in it is a failed attempt like any other: the job is
+/// tried again, and the runner and the queue's counts live on. (Nothing of the attempt
+/// is used after it unwinds, hence `AssertUnwindSafe`.)
+async fn attempt(run: impl Future<Output = Result<Outcome, String>>) -> Result<Outcome, String> {
+    std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the job panicked: {what}"))
+        })
 }
 
 /// Jobs ended, by outcome.

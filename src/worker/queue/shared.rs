@@ -303,16 +303,19 @@ impl SharedQueue {
             self.ended(&delivery, Outcome::Failed, true).await;
             return;
         }
-        inner.running.fetch_add(1, Ordering::SeqCst);
-        let progress = tokio::spawn(report_progress(
-            delivery.progress(),
-            inner.broker.ack_wait() / 3,
-        ));
+        let running = Running::start(
+            &inner.running,
+            tokio::spawn(report_progress(
+                delivery.progress(),
+                inner.broker.ack_wait() / 3,
+            )),
+        );
         if let Some(wait) = not_before {
             tokio::time::sleep(wait).await;
         }
-        let result = run(job.clone()).await;
-        progress.abort();
+        let result = super::attempt(run(job.clone())).await;
+        // Progress reported after the job is settled would delay a handed-back job.
+        running.progress.abort();
         match result {
             Ok(Outcome::Deferred) => {
                 tracing::info!(job = %key, "this replica's Grype DB is older than the job's; handed on");
@@ -348,7 +351,6 @@ impl SharedQueue {
                 self.ended(&delivery, Outcome::Failed, true).await;
             }
         }
-        inner.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Settles a job that ended: acked when done, ended unfinished when `dead`.
@@ -369,6 +371,27 @@ impl SharedQueue {
 
     fn count(&self, outcome: Outcome) {
         self.inner.outcomes.count(outcome);
+    }
+}
+
+/// A delivery being run: counted as running, its progress reported, until this drops,
+/// however the run ends (once it stops, the broker hands the job on after its ack wait).
+struct Running<'a> {
+    count: &'a AtomicUsize,
+    progress: tokio::task::JoinHandle<()>,
+}
+
+impl<'a> Running<'a> {
+    fn start(count: &'a AtomicUsize, progress: tokio::task::JoinHandle<()>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running { count, progress }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.progress.abort();
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
