@@ -5,9 +5,11 @@
 //!
 //! - [`streams`]: the jobs and events streams, their consumers, publishing and fetching.
 //! - [`kv`]: locks held while work runs, and schedules that let one replica of many act.
+//! - [`tls`]: how the connection is secured, and when TLS is required.
 
 pub mod kv;
 pub mod streams;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::secret::Secret;
 
 pub use kv::{LockGuard, Locks, Schedule};
 pub use streams::{Delivery, Depth, Progress, Published};
+pub use tls::BrokerTls;
 
 /// How to reach the broker. `Debug` shows the URL without the credentials it may carry.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct BrokerConfig {
     pub capacity: i64,
     /// The subject zot's NATS sink publishes its CloudEvents on, when refcat reads them.
     pub events_subject: Option<String>,
+    /// TLS to the broker.
+    pub tls: BrokerTls,
 }
 
 impl BrokerConfig {
@@ -46,6 +51,7 @@ impl BrokerConfig {
             ack_wait: Duration::from_secs(60),
             capacity: 10_000,
             events_subject: None,
+            tls: BrokerTls::default(),
         }
     }
 }
@@ -58,6 +64,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("ack_wait", &self.ack_wait)
             .field("capacity", &self.capacity)
             .field("events_subject", &self.events_subject)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -118,6 +125,24 @@ pub enum BrokerError {
     Connect {
         /// The URL, without credentials.
         url: String,
+        /// Why.
+        reason: String,
+    },
+    /// TLS to the broker failed, for a reason the operator can act on.
+    #[error("cannot connect to the NATS broker at {url} over TLS ({reason}): {hint}")]
+    Tls {
+        /// The URL, without credentials.
+        url: String,
+        /// What failed.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A CA, certificate or key file for TLS to the broker could not be read.
+    #[error("cannot read {path} for TLS to the NATS broker: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
         /// Why.
         reason: String,
     },
@@ -242,13 +267,19 @@ impl Broker {
             }
             BrokerCredentials::Token(token) => options.token(token.expose().to_string()),
         };
-        let client = options
+        let required = config.tls.required(&credentials, &url);
+        if required == tls::Required::No
+            && !matches!(credentials, BrokerCredentials::None)
+            && !tls::on_this_machine(&url)
+        {
+            tracing::warn!(%url, "credentials go to the NATS broker in clear text unless it asks for TLS (--nats-require-tls=false)");
+        }
+        let client = config
+            .tls
+            .apply(options, required)?
             .connect(url.as_str())
             .await
-            .map_err(|e| BrokerError::Connect {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| tls::connect_error(&url, &e, required))?;
         let jetstream = jetstream::new(client);
         let jobs = streams::JobStream::ensure(&jetstream, &config).await?;
         let events = match &config.events_subject {

@@ -14,6 +14,7 @@ mod api_http;
 mod api_provenance;
 mod broker_credentials;
 mod broker_locks;
+mod broker_tls;
 mod caches;
 mod discovery;
 mod held_connections;
