@@ -12,6 +12,7 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod digest;
+pub mod handshake;
 pub mod locks;
 pub mod media_types;
 pub mod oci;

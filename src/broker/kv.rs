@@ -8,16 +8,21 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 
 use super::streams::error_chain;
-use super::{is_conflict, BrokerError};
+use super::BrokerError;
+use crate::locks::{Lease, Leasing};
 
 /// A lock nobody renews is free after this.
 const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How long after a renewal was sent its holder counts on the lock: the broker keeps
+/// it a third of [`LOCK_TTL`] longer, for a write begun just before.
+const LEASE: Duration = Duration::from_secs(10);
 /// The longest wait between two tries for a busy lock.
 const LOCK_POLL: Duration = Duration::from_millis(500);
 
@@ -35,17 +40,7 @@ async fn bucket(
             ..Default::default()
         })
         .await
-        .map_err(|e| {
-            let reason = error_chain(&e);
-            if is_conflict(&reason) {
-                BrokerError::Conflict {
-                    what: format!("the bucket {name}"),
-                    reason,
-                }
-            } else {
-                BrokerError::failed(format!("creating the bucket {name}"), reason)
-            }
-        })
+        .map_err(|e| BrokerError::creating(format!("the bucket {name}"), &e))
 }
 
 /// A KV key for any text: keys take only a few characters, names take many.
@@ -72,13 +67,49 @@ impl std::fmt::Debug for Locks {
     }
 }
 
-/// A held lock: renewed until dropped, then released.
+/// A held lock: renewed until dropped, then released. A lock is a lease: a holder that
+/// could not renew it in time may have lost it to another ([`LockGuard::is_lost`]).
 #[derive(Debug)]
 pub struct LockGuard {
     store: kv::Store,
     key: String,
     revision: Arc<AtomicU64>,
     renew: tokio::task::JoinHandle<()>,
+    /// Until when the lease holds, as the renewals extend it; `None` once the broker
+    /// said another holder has the key.
+    lease: watch::Receiver<Option<Instant>>,
+    /// The runtime that took the lock: the release runs there, wherever the guard is
+    /// dropped (a guard may outlive its task, and be dropped on a thread outside any
+    /// runtime; once that runtime is gone, the lock frees itself when its age runs out).
+    runtime: tokio::runtime::Handle,
+}
+
+impl LockGuard {
+    /// Whether the lock may be another's now: the broker refused its renewal (the key
+    /// changed hands), or no renewal got through for so long that the key may have
+    /// expired (a broker out of reach, a process that was stalled). Work under the lock
+    /// checks this right before each write the lock guards, and writes nothing more once
+    /// it is true.
+    pub fn is_lost(&self) -> bool {
+        self.lease
+            .borrow()
+            .is_none_or(|until| Instant::now() >= until)
+    }
+}
+
+impl crate::locks::Lease for LockGuard {
+    fn is_lost(&self) -> bool {
+        LockGuard::is_lost(self)
+    }
+}
+
+impl crate::locks::SharedLocks for Locks {
+    fn lock<'a>(&'a self, name: &'a str) -> Leasing<'a> {
+        Box::pin(async move {
+            let guard = Locks::lock(self, name).await?;
+            Ok(Box::new(guard) as Box<dyn Lease>)
+        })
+    }
 }
 
 impl Drop for LockGuard {
@@ -86,7 +117,7 @@ impl Drop for LockGuard {
         self.renew.abort();
         let (store, key) = (self.store.clone(), std::mem::take(&mut self.key));
         let revision = self.revision.load(Ordering::Relaxed);
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             if let Err(e) = store.delete_expect_revision(&key, Some(revision)).await {
                 tracing::debug!(error = %e, "a lock was not released; it frees itself when its age runs out");
             }
@@ -118,8 +149,9 @@ impl Locks {
     /// The lock named `name` when nobody holds it.
     pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, BrokerError> {
         let key = key_of("lock", name);
+        let asked = Instant::now();
         match self.store.create(&key, self.owner.clone()).await {
-            Ok(revision) => Ok(Some(self.held(key, revision))),
+            Ok(revision) => Ok(Some(self.held(name, key, revision, asked))),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(BrokerError::failed(
                 format!("taking the lock {name}"),
@@ -128,33 +160,60 @@ impl Locks {
         }
     }
 
-    fn held(&self, key: String, revision: u64) -> LockGuard {
+    /// The guard of the lock `name`, taken as `key` at `revision` by a request sent at
+    /// `asked`, and the task that renews it.
+    fn held(&self, name: &str, key: String, revision: u64, asked: Instant) -> LockGuard {
         let revision = Arc::new(AtomicU64::new(revision));
-        let renew = tokio::spawn({
-            let (store, key, owner, revision) = (
-                self.store.clone(),
-                key.clone(),
-                self.owner.clone(),
-                revision.clone(),
-            );
-            async move {
-                loop {
-                    tokio::time::sleep(LOCK_TTL / 3).await;
-                    let current = revision.load(Ordering::Relaxed);
-                    match store.update(&key, owner.clone(), current).await {
-                        Ok(next) => revision.store(next, Ordering::Relaxed),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "a lock could not be renewed");
-                        }
-                    }
-                }
-            }
-        });
+        let (lease, watched) = watch::channel(Some(asked + LEASE));
+        let renew = tokio::spawn(renew(
+            self.store.clone(),
+            key.clone(),
+            self.owner.clone(),
+            revision.clone(),
+            lease,
+            name.to_string(),
+        ));
         LockGuard {
             store: self.store.clone(),
             key,
             revision,
             renew,
+            lease: watched,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+/// Renews the lock `key` at `revision` every third of its age until its guard drops,
+/// extending `lease` with each renewal; once the lock is lost, says so and stops.
+async fn renew(
+    store: kv::Store,
+    key: String,
+    owner: bytes::Bytes,
+    revision: Arc<AtomicU64>,
+    lease: watch::Sender<Option<Instant>>,
+    name: String,
+) {
+    loop {
+        tokio::time::sleep(LOCK_TTL / 3).await;
+        let asked = Instant::now();
+        let current = revision.load(Ordering::Relaxed);
+        match store.update(&key, owner.clone(), current).await {
+            Ok(next) => {
+                revision.store(next, Ordering::Relaxed);
+                lease.send_replace(Some(asked + LEASE));
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                tracing::warn!(lock = %name, "a lock could not be renewed: it expired, or another replica took it; the work under it stops before its next write");
+                lease.send_replace(None);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lock = %name, error = %e, "a lock could not be renewed");
+                if lease.borrow().is_none_or(|until| Instant::now() >= until) {
+                    return;
+                }
+            }
         }
     }
 }

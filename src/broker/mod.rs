@@ -5,11 +5,14 @@
 //!
 //! - [`streams`]: the jobs and events streams, their consumers, publishing and fetching.
 //! - [`kv`]: locks held while work runs, and schedules that let one replica of many act.
+//! - [`tls`]: how the connection is secured, and when TLS is required.
 
 pub mod kv;
 pub mod streams;
+pub mod tls;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -18,6 +21,7 @@ use crate::secret::Secret;
 
 pub use kv::{LockGuard, Locks, Schedule};
 pub use streams::{Delivery, Depth, Progress, Published};
+pub use tls::BrokerTls;
 
 /// How to reach the broker. `Debug` shows the URL without the credentials it may carry.
 #[derive(Clone)]
@@ -33,6 +37,23 @@ pub struct BrokerConfig {
     pub capacity: i64,
     /// The subject zot's NATS sink publishes its CloudEvents on, when refcat reads them.
     pub events_subject: Option<String>,
+    /// TLS to the broker.
+    pub tls: BrokerTls,
+}
+
+impl BrokerConfig {
+    /// The broker at `url`, without credentials: jobs may go 60 s without an ack or
+    /// progress, the stream holds 10,000 of them, and zot's events are not read.
+    pub fn new(url: impl Into<String>) -> Self {
+        BrokerConfig {
+            url: url.into(),
+            credentials: BrokerCredentials::None,
+            ack_wait: Duration::from_secs(60),
+            capacity: 10_000,
+            events_subject: None,
+            tls: BrokerTls::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -43,6 +64,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("ack_wait", &self.ack_wait)
             .field("capacity", &self.capacity)
             .field("events_subject", &self.events_subject)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -106,6 +128,24 @@ pub enum BrokerError {
         /// Why.
         reason: String,
     },
+    /// TLS to the broker failed, for a reason the operator can act on.
+    #[error("cannot connect to the NATS broker at {url} over TLS ({reason}): {hint}")]
+    Tls {
+        /// The URL, without credentials.
+        url: String,
+        /// What failed.
+        reason: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A CA, certificate or key file for TLS to the broker could not be read.
+    #[error("cannot read {path} for TLS to the NATS broker: {reason}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Credentials could not be read.
     #[error("cannot read the NATS credentials {path}: {reason}")]
     Credentials {
@@ -140,6 +180,17 @@ impl BrokerError {
         BrokerError::Failed {
             what: what.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// Why creating `what` (the stream X, the bucket Y) failed: a conflict when it
+    /// exists with another configuration.
+    fn creating(what: String, error: &(dyn std::error::Error + 'static)) -> Self {
+        let reason = streams::error_chain(error);
+        if is_conflict(error) {
+            BrokerError::Conflict { what, reason }
+        } else {
+            BrokerError::failed(format!("creating {what}"), reason)
         }
     }
 }
@@ -216,13 +267,19 @@ impl Broker {
             }
             BrokerCredentials::Token(token) => options.token(token.expose().to_string()),
         };
-        let client = options
+        let required = config.tls.required(&credentials, &url);
+        if required == tls::Required::No
+            && !matches!(credentials, BrokerCredentials::None)
+            && !tls::on_this_machine(&url)
+        {
+            tracing::warn!(%url, "credentials go to the NATS broker in clear text unless it asks for TLS (--nats-require-tls=false)");
+        }
+        let client = config
+            .tls
+            .apply(options, required)?
             .connect(url.as_str())
             .await
-            .map_err(|e| BrokerError::Connect {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| tls::connect_error(&url, &e, required))?;
         let jetstream = jetstream::new(client);
         let jobs = streams::JobStream::ensure(&jetstream, &config).await?;
         let events = match &config.events_subject {
@@ -255,6 +312,12 @@ impl Broker {
         &self.locks
     }
 
+    /// The same locks, for what takes them without knowing the broker (the registry
+    /// client's tag-schema edits, the publisher's subjects).
+    pub fn shared_locks(&self) -> Arc<dyn crate::locks::SharedLocks> {
+        Arc::new(self.locks.clone())
+    }
+
     /// Schedules that let one replica act for all.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
@@ -266,13 +329,50 @@ impl Broker {
     }
 }
 
-/// Whether a JetStream answer says the thing exists with another configuration.
-fn is_conflict(error: &impl std::fmt::Display) -> bool {
-    let text = error.to_string();
-    text.contains("10058")
-        || text.contains("10148")
-        || text.contains("10013")
-        || text.contains("different configuration")
+/// The JetStream error code a failure carries, wherever async-nats keeps it: in the
+/// error's kind (creating a stream or a consumer), or among its sources (a publish, a
+/// bucket whose stream could not be created).
+fn jetstream_code(error: &(dyn std::error::Error + 'static)) -> Option<jetstream::ErrorCode> {
+    use jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+    use jetstream::stream::{ConsumerCreateStrictError, ConsumerCreateStrictErrorKind};
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(answer) = error.downcast_ref::<jetstream::Error>() {
+            return Some(answer.error_code());
+        }
+        if let Some(e) = error.downcast_ref::<CreateStreamError>() {
+            if let CreateStreamErrorKind::JetStream(answer) = e.kind() {
+                return Some(answer.error_code());
+            }
+        }
+        if let Some(e) = error.downcast_ref::<ConsumerCreateStrictError>() {
+            match e.kind() {
+                ConsumerCreateStrictErrorKind::AlreadyExists => {
+                    return Some(jetstream::ErrorCode::CONSUMER_ALREADY_EXISTS)
+                }
+                ConsumerCreateStrictErrorKind::JetStream(answer) => {
+                    return Some(answer.error_code())
+                }
+                _ => {}
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// Whether a JetStream failure says the stream, consumer or bucket exists with another
+/// configuration.
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    use jetstream::ErrorCode;
+    matches!(
+        jetstream_code(error),
+        Some(
+            ErrorCode::STREAM_NAME_EXIST
+                | ErrorCode::CONSUMER_NAME_EXIST
+                | ErrorCode::CONSUMER_ALREADY_EXISTS
+        )
+    )
 }
 
 #[cfg(test)]
@@ -287,14 +387,11 @@ mod tests {
         );
         assert_eq!(shown_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
         let config = BrokerConfig {
-            url: "nats://refcat:s3cret@broker.example:4222".into(),
             credentials: BrokerCredentials::UserPassword {
                 user: "refcat".into(),
                 password: Secret::new("s3cret"),
             },
-            ack_wait: Duration::from_secs(60),
-            capacity: 10,
-            events_subject: None,
+            ..BrokerConfig::new("nats://refcat:s3cret@broker.example:4222")
         };
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
     }
@@ -302,14 +399,74 @@ mod tests {
     #[tokio::test]
     async fn credentials_in_the_url_and_beside_it_are_refused_before_connecting() {
         let config = BrokerConfig {
-            url: "nats://refcat:s3cret@127.0.0.1:1".into(),
             credentials: BrokerCredentials::NkeyFile("refcat.nk".into()),
-            ack_wait: Duration::from_secs(60),
-            capacity: 10,
-            events_subject: None,
+            ..BrokerConfig::new("nats://refcat:s3cret@127.0.0.1:1")
         };
         let error = Broker::connect(config).await.unwrap_err();
         assert!(matches!(error, BrokerError::TwoCredentials), "{error}");
+    }
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_worker_and_the_cli_know_the_broker() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let above = ["broker", "worker", "cli", "lib.rs", "main.rs"];
+        let below: Vec<_> = files
+            .iter()
+            .filter(|f| !above.iter().any(|a| f.starts_with(src.join(a))))
+            .collect();
+        assert!(below.len() > 50, "{} files", below.len());
+        for file in below {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(
+                !text.contains("crate::broker"),
+                "{} imports the broker",
+                file.display()
+            );
+        }
+    }
+
+    /// A JetStream error answer, as the broker sends it.
+    fn answer(code: u64, description: &str) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({
+            "code": 400, "err_code": code, "description": description
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn conflicts_are_read_from_the_error_code_wherever_the_client_keeps_it() {
+        use jetstream::context::{CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError};
+        use jetstream::stream::ConsumerCreateStrictError;
+        let stream = CreateStreamError::from(answer(
+            10058,
+            "stream name already in use with a different configuration",
+        ));
+        assert!(is_conflict(&stream));
+        let bucket =
+            CreateKeyValueError::with_source(CreateKeyValueErrorKind::BucketCreate, stream);
+        assert!(is_conflict(&bucket));
+        let consumer = ConsumerCreateStrictError::from(answer(10148, "consumer already exists"));
+        assert!(is_conflict(&consumer));
+        // The words are the broker's and may change; only the code counts.
+        let other = CreateStreamError::from(answer(
+            10065,
+            "subjects overlap with a stream of a different configuration (error code 10058)",
+        ));
+        assert!(!is_conflict(&other));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use super::{is_conflict, BrokerConfig, BrokerError};
+use super::{jetstream_code, BrokerConfig, BrokerError};
 
 /// The jobs stream's name.
 pub const JOBS: &str = "REFCAT_JOBS";
@@ -59,6 +59,7 @@ pub enum Published {
 #[derive(Clone, Debug)]
 pub struct JobStream {
     context: jetstream::Context,
+    stream: stream::Stream,
     consumer: PullConsumer,
 }
 
@@ -98,6 +99,7 @@ impl JobStream {
         let consumer = create_consumer(&stream, WORKERS, config.ack_wait).await?;
         Ok(JobStream {
             context: context.clone(),
+            stream,
             consumer,
         })
     }
@@ -116,23 +118,25 @@ impl JobStream {
             message = message.header(*name, value.as_str());
         }
         let subject = format!("refcat.jobs.{}", subject_token(key));
-        let answer = match self.context.send_publish(subject, message).await {
+        let answer = match self.context.send_publish(subject.clone(), message).await {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
         };
         match answer {
             Ok(ack) if ack.duplicate => Ok(Published::Duplicate),
             Ok(_) => Ok(Published::Stored),
-            Err(e) => {
-                let text = error_chain(&e);
-                if text.contains("per subject") {
-                    Ok(Published::Duplicate)
-                } else if text.contains("maximum messages") || text.contains("maximum bytes") {
-                    Ok(Published::Full)
-                } else {
-                    Err(BrokerError::failed("publishing a job", text))
+            Err(e) if jetstream_code(&e) == Some(jetstream::ErrorCode::STREAM_STORE_FAILED) => {
+                // The broker refuses a job whose subject holds one already and a job
+                // beyond the stream's capacity with the same code: the subject tells.
+                match self.stream.get_last_raw_message_by_subject(&subject).await {
+                    Ok(_) => Ok(Published::Duplicate),
+                    Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                        Ok(Published::Full)
+                    }
+                    Err(e) => Err(BrokerError::failed("publishing a job", error_chain(&e))),
                 }
             }
+            Err(e) => Err(BrokerError::failed("publishing a job", error_chain(&e))),
         }
     }
 
@@ -204,17 +208,10 @@ async fn create_stream(
     config: stream::Config,
 ) -> Result<stream::Stream, BrokerError> {
     let name = config.name.clone();
-    context.create_stream(config).await.map_err(|e| {
-        let reason = error_chain(&e);
-        if is_conflict(&reason) {
-            BrokerError::Conflict {
-                what: format!("the stream {name}"),
-                reason,
-            }
-        } else {
-            BrokerError::failed(format!("creating the stream {name}"), reason)
-        }
-    })
+    context
+        .create_stream(config)
+        .await
+        .map_err(|e| BrokerError::creating(format!("the stream {name}"), &e))
 }
 
 async fn create_consumer(
@@ -232,17 +229,10 @@ async fn create_consumer(
         max_ack_pending: 10_000,
         ..Default::default()
     };
-    stream.create_consumer_strict(config).await.map_err(|e| {
-        let reason = error_chain(&e);
-        if is_conflict(&reason) || reason.contains("already exists") {
-            BrokerError::Conflict {
-                what: format!("the consumer {name}"),
-                reason,
-            }
-        } else {
-            BrokerError::failed(format!("creating the consumer {name}"), reason)
-        }
-    })
+    stream
+        .create_consumer_strict(config)
+        .await
+        .map_err(|e| BrokerError::creating(format!("the consumer {name}"), &e))
 }
 
 async fn fetch(consumer: &PullConsumer, n: usize) -> Result<Vec<Delivery>, BrokerError> {

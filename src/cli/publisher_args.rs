@@ -104,8 +104,8 @@ impl PublisherArgs {
         let mut publisher = self.publisher(client.clone(), PublishOptions::default())?;
         let mut release_logs = KeyedLocks::default();
         if let Some(broker) = &broker {
-            publisher = publisher.share_locks(broker.locks().clone());
-            release_logs = KeyedLocks::across(broker.locks().clone(), "release-log");
+            publisher = publisher.share_locks(broker.shared_locks());
+            release_logs = KeyedLocks::across(broker.shared_locks(), "release-log");
         }
         let repositories = repositories.repositories(aggregate, publisher.own_trust().clone())?;
         Ok(Arc::new(JobContext {

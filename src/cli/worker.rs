@@ -144,7 +144,7 @@ impl WorkerArgs {
         };
         let mut config = self.registry_args.config(&registry)?;
         // Tag-schema indexes are edited by one replica at a time.
-        config.shared_locks = broker.as_ref().map(|b| b.locks().clone());
+        config.shared_locks = broker.as_ref().map(Broker::shared_locks);
         let client = Client::new(config);
         super::check_registry(&client).await?;
         let context = self.publisher.job_context(

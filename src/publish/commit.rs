@@ -12,6 +12,7 @@ use super::signable::Signable;
 use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::{now_rfc3339, BuiltArtifact};
 use crate::digest::Digest;
+use crate::locks::Held;
 use crate::media_types::OCI_MANIFEST;
 use crate::oci::Descriptor;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
@@ -32,14 +33,16 @@ enum Signature {
 }
 
 impl Publisher {
-    /// Attach, Sign, Commit for a set of artifacts of one platform manifest.
+    /// Attach, Sign, Commit for a set of artifacts of one platform manifest, published
+    /// under `held`.
     pub(super) async fn commit(
         &self,
         reference: &Reference,
         built: &[Signable],
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
-        let unlisted = self.commit_unlisted(reference, built, report).await?;
+        let unlisted = self.commit_unlisted(reference, built, report, held).await?;
         self.list(reference, unlisted).await
     }
 
@@ -50,8 +53,14 @@ impl Publisher {
         reference: &Reference,
         built: &[Signable],
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<Unlisted, PublishError> {
         self.attach_and_sign(&reference.repository, built).await?;
+        // Until now nothing was visible; if another replica may be publishing the same
+        // subject now, its set and this one must not both show.
+        for lock in held {
+            lock.check()?;
+        }
         let artifacts: Vec<BuiltArtifact> = built.iter().map(|s| s.artifact().clone()).collect();
         let started = Instant::now();
         // Commit: the artifact manifests, which makes them visible.

@@ -142,6 +142,9 @@ pub enum PublishError {
     /// An artifact refcat stored earlier cannot be read back.
     #[error("a stored artifact is unusable: {0}")]
     Stored(String),
+    /// The subject's lock across replicas was lost before the artifacts were committed.
+    #[error(transparent)]
+    LockLost(#[from] crate::locks::LockLost),
     /// The registry does not let refcat push to the repository; found out before any
     /// scan runs.
     #[error("cannot push to {repository}: {source} (refcat attaches its artifacts there: give its credentials push access, or check that the registry is not read-only)")]

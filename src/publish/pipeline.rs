@@ -14,7 +14,7 @@ use crate::artifact::now_rfc3339;
 use crate::artifact::Format;
 use crate::catalog::platforms::{platform_manifests, resolve_fetched, PlatformManifest};
 use crate::digest::Digest;
-use crate::locks::KeyedLocks;
+use crate::locks::{Held, KeyedLocks};
 use crate::oci::Platform;
 use crate::reference::Reference;
 use crate::registry::{Client, FetchedManifest};
@@ -123,9 +123,9 @@ impl Publisher {
         }
     }
 
-    /// Holds the subjects being published across every replica sharing `locks`' broker,
-    /// not only in this process.
-    pub fn share_locks(mut self, locks: crate::broker::Locks) -> Self {
+    /// Holds the subjects being published across every process sharing `locks`, not
+    /// only in this process.
+    pub fn share_locks(mut self, locks: std::sync::Arc<dyn crate::locks::SharedLocks>) -> Self {
         self.publishing = KeyedLocks::across(locks, "publish");
         self
     }
@@ -335,7 +335,7 @@ impl Publisher {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
         let subjects = self.resolve(reference, top).await?;
         // What exists is checked under the hold, so a concurrent job's work is seen.
-        let _held = self.hold(reference, &subjects).await;
+        let held = self.hold(reference, &subjects).await;
         let plan = self.check(reference, subjects).await?;
         if plan.iter().any(|(_, _, missing)| missing.any()) {
             self.client
@@ -382,7 +382,7 @@ impl Publisher {
                     existing: &existing,
                     predecessor: previous.iter().find(|p| p.platform == subject.platform),
                 };
-                self.publish_subject(reference, &subject, lineage, missing, &mut report)
+                self.publish_subject(reference, &subject, lineage, missing, &mut report, &held)
                     .await?;
             }
             report.elapsed_seconds = (shared + start.elapsed()).as_secs_f64();
@@ -401,6 +401,7 @@ impl Publisher {
         lineage: Lineage<'_>,
         missing: Missing,
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
         let (syft_version, _) = self.versions().await?;
         let mut sbom_set = None;
@@ -443,13 +444,13 @@ impl Publisher {
             // keeps the SBOMs, listed.
             (Some((built, sboms)), true) => {
                 let (committed, grype) = tokio::join!(
-                    self.commit_unlisted(reference, &built, report),
+                    self.commit_unlisted(reference, &built, report, held),
                     grype_artifact(Some(sboms))
                 );
                 let mut unlisted = committed?;
                 let grype_committed = match grype {
                     Ok(artifact) => self
-                        .commit_unlisted(reference, &[artifact], report)
+                        .commit_unlisted(reference, &[artifact], report, held)
                         .await
                         .map(|grype| unlisted.extend(grype)),
                     Err(e) => Err(e),
@@ -458,10 +459,10 @@ impl Publisher {
                 grype_committed?;
                 self.prune(lineage.existing, report).await?;
             }
-            (Some((built, _)), false) => self.commit(reference, &built, report).await?,
+            (Some((built, _)), false) => self.commit(reference, &built, report, held).await?,
             (None, true) => {
                 let artifact = grype_artifact(None).await?;
-                self.commit_grype(reference, lineage.existing, artifact, report)
+                self.commit_grype(reference, lineage.existing, artifact, report, held)
                     .await?;
             }
             (None, false) => {}
@@ -477,8 +478,9 @@ impl Publisher {
         existing: &Existing,
         artifact: Signable,
         report: &mut SubjectReport,
+        held: &[Held],
     ) -> Result<(), PublishError> {
-        self.commit(reference, &[artifact], report).await?;
+        self.commit(reference, &[artifact], report, held).await?;
         self.prune(existing, report).await
     }
 

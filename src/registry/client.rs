@@ -28,9 +28,9 @@ pub struct ClientConfig {
     /// The credentials are a catalog caller's (`serve --auth pass-through`), not
     /// refcat's own: views over many repositories show only what the caller may read.
     pub for_caller: bool,
-    /// The broker's locks, when worker replicas share one: a subject's tag-schema index
-    /// is then edited by one process at a time across all of them.
-    pub shared_locks: Option<crate::broker::Locks>,
+    /// Locks across processes, when worker replicas share them: a subject's tag-schema
+    /// index is then edited by one process at a time across all of them.
+    pub shared_locks: Option<Arc<dyn crate::locks::SharedLocks>>,
     /// Timeout for each request attempt.
     pub request_timeout: Duration,
     /// Attempts for idempotent requests that fail with 429/5xx or time out.

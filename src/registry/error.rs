@@ -139,6 +139,9 @@ pub enum RegistryError {
     /// Reading docker credentials failed.
     #[error("cannot read registry credentials: {0}")]
     Credentials(String),
+    /// The lock of a read-modify-write was lost before its write, which was not made.
+    #[error(transparent)]
+    LockLost(crate::locks::LockLost),
 }
 
 impl RegistryError {

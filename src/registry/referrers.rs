@@ -399,7 +399,7 @@ impl Client {
         subject_state: SubjectState,
         edit: impl FnOnce(&mut Vec<Descriptor>),
     ) -> Result<(), RegistryError> {
-        let _guard = self
+        let held = self
             .inner
             .edit_locks
             .lock(format!("{repository}@{subject}"))
@@ -419,6 +419,8 @@ impl Client {
         index.media_type = Some(OCI_INDEX.to_string());
         let bytes = serde_json::to_vec(&index).expect("indexes serialize");
         let tag = referrers_tag(repository, subject)?;
+        // Another replica may have taken the lock and changed the index since it was read.
+        held.check().map_err(RegistryError::LockLost)?;
         self.put_manifest(repository, &Target::Tag(tag), OCI_INDEX, bytes.into())
             .await?;
         Ok(())

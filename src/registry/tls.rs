@@ -1,10 +1,12 @@
-//! Which registry certificates refcat trusts, and what a failed TLS handshake meant.
+//! Which registry certificates refcat trusts.
 //!
 //! Trusted: the bundled public roots, the system's store (`SSL_CERT_FILE`,
 //! `SSL_CERT_DIR`, `/etc/ssl/certs`), and CA files the user names. The same CA files go
 //! to syft and grype ([`Tls::ca_pem`]), so a scan reaches every registry refcat reaches.
 
 use std::path::{Path, PathBuf};
+
+pub(super) use crate::handshake::{handshake, Handshake};
 
 /// A CA file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -81,44 +83,6 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// What a failed connection says about TLS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Handshake {
-    /// The peer answered the TLS hello with something that is not TLS: it speaks plain
-    /// HTTP.
-    NotTls,
-    /// The peer speaks TLS and its certificate is not trusted.
-    Untrusted(String),
-    /// Anything else (refused, reset, timed out, another TLS failure).
-    Other,
-}
-
-/// Reads the TLS error inside a reqwest error, if there is one. An `io::Error` hides the
-/// error it wraps from `source()` (and may wrap another `io::Error`), so each one met is
-/// opened with `get_ref` too.
-pub(super) fn handshake(error: &reqwest::Error) -> Handshake {
-    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![error];
-    while let Some(e) = pending.pop() {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidMessage(_) => Handshake::NotTls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-                    Handshake::Untrusted(tls.to_string())
-                }
-                _ => Handshake::Other,
-            };
-        }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            pending.push(inner);
-        }
-        pending.extend(e.source());
-    }
-    Handshake::Other
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl JobContext {
         if seen.is_empty() || !self.record {
             return Ok(None);
         }
-        let _held = self.release_logs.lock(repository.to_string()).await;
+        let held = self.release_logs.lock(repository.to_string()).await;
         let own = self.publisher.own_trust();
         let (mut edit, previous) = match release_log::read(&self.client, repository, own).await? {
             Some(Shown::Verified(log)) => {
@@ -76,6 +76,8 @@ impl JobContext {
             }
         }
         if changed {
+            // Another replica may have taken the log's lock while this one was away.
+            held.check().map_err(RegistryError::LockLost)?;
             write(self, repository, &edit, previous.as_ref()).await?;
         }
         Ok(Some(edit))

@@ -140,18 +140,18 @@ impl LocalQueue {
         F: Fn(Job) -> Fut,
         Fut: Future<Output = Result<Outcome, String>>,
     {
-        self.inner.running.fetch_add(1, Ordering::SeqCst);
-        let config = self.inner.config;
         let key = job.key();
+        let _running = Running::start(&self.inner, key.clone());
+        let config = self.inner.config;
         let mut outcome = Outcome::Failed;
         for attempt in 1..=config.attempts.max(1) {
-            match run(job.clone()).await {
+            match super::attempt(run(job.clone())).await {
                 Ok(done) => {
                     outcome = done;
                     break;
                 }
                 Err(error) if attempt < config.attempts => {
-                    let wait = config.backoff * 2u32.saturating_pow(attempt - 1);
+                    let wait = config.retry_delay(attempt);
                     tracing::warn!(job = %key, attempt, %error, "job failed; retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                 }
@@ -162,7 +162,30 @@ impl LocalQueue {
         }
         tracing::info!(job = %key, outcome = outcome.as_str(), "job done");
         self.inner.outcomes.count(outcome);
-        self.inner.keys.lock().expect("queue keys").remove(&key);
+    }
+}
+
+/// A job running: counted as running, its key taken, until this drops, however its run
+/// ends (a run that never returns is not idle, one cut short by a panic is).
+struct Running<'a> {
+    inner: &'a Inner,
+    key: String,
+}
+
+impl<'a> Running<'a> {
+    fn start(inner: &'a Inner, key: String) -> Self {
+        inner.running.fetch_add(1, Ordering::SeqCst);
+        Running { inner, key }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
         self.inner.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -223,5 +246,54 @@ mod tests {
         assert_eq!(queue.depth(), 0);
         // Once done, the same image may be queued again.
         assert_eq!(queue.push(job(1)), Enqueued::Added);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_is_a_failed_attempt_and_the_queue_goes_on_and_becomes_idle() {
+        let queue = LocalQueue::new(QueueConfig {
+            capacity: 4,
+            concurrency: 1,
+            attempts: 2,
+            backoff: Duration::from_millis(1),
+        });
+        assert_eq!(queue.push(job(1)), Enqueued::Added);
+        assert_eq!(queue.push(job(2)), Enqueued::Added);
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let recorded = calls.clone();
+        let run = move |job: Job| {
+            let recorded = recorded.clone();
+            async move {
+                let first = {
+                    let mut calls = recorded.lock().unwrap();
+                    calls.push(job.key());
+                    calls.len() == 1
+                };
+                assert!(!first, "a bug in the job");
+                Ok(Outcome::Published)
+            }
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let worker = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.work(run, shutdown).await }
+        });
+        let idle = tokio::time::timeout(Duration::from_secs(10), async {
+            while queue.outcomes().values().sum::<u64>() < 2 || queue.running() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(
+            idle.is_ok(),
+            "not idle: {} running, {} waiting, {:?}",
+            queue.running(),
+            queue.depth(),
+            calls.lock().unwrap()
+        );
+        stop.send(true).unwrap();
+        worker.await.unwrap();
+        assert_eq!(*calls.lock().unwrap(), ["r:t1", "r:t1", "r:t2"]);
+        assert_eq!(queue.outcomes()[&Outcome::Published], 2);
+        assert_eq!(queue.depth(), 0);
     }
 }

@@ -8,6 +8,7 @@ mod shared;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 
 pub use local::LocalQueue;
@@ -66,8 +67,40 @@ pub struct QueueConfig {
     pub concurrency: usize,
     /// Attempts per job.
     pub attempts: u32,
-    /// First wait between attempts; it doubles.
+    /// First wait between attempts; it doubles, up to [`MAX_RETRY_BACKOFF`].
     pub backoff: Duration,
+}
+
+/// The longest wait between two attempts of a job, however many it has.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(300);
+
+impl QueueConfig {
+    /// How long to wait after the failed attempt `attempt` (1 for the first, 0 taken
+    /// as 1): the backoff, doubled for each attempt before it, at most
+    /// [`MAX_RETRY_BACKOFF`].
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.backoff
+            .saturating_mul(1 << doublings)
+            .min(MAX_RETRY_BACKOFF)
+    }
+}
+
+/// One attempt of a job. A panic in it is a failed attempt like any other: the job is
+/// tried again, and the runner and the queue's counts live on. (Nothing of the attempt
+/// is used after it unwinds, hence `AssertUnwindSafe`.)
+async fn attempt(run: impl Future<Output = Result<Outcome, String>>) -> Result<Outcome, String> {
+    std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("the job panicked: {what}"))
+        })
 }
 
 /// Jobs ended, by outcome.
@@ -176,5 +209,27 @@ impl JobQueue {
         if let JobQueue::Shared(queue) = self {
             queue.write_prometheus(out, depth);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_per_attempt_and_stays_within_its_bound() {
+        let config = |backoff| QueueConfig {
+            capacity: 1,
+            concurrency: 1,
+            attempts: u32::MAX,
+            backoff,
+        };
+        let two = config(Duration::from_secs(2));
+        let waits: Vec<u64> = (0..=5).map(|a| two.retry_delay(a).as_secs()).collect();
+        assert_eq!(waits, [2, 2, 4, 8, 16, 32]);
+        assert_eq!(two.retry_delay(9), MAX_RETRY_BACKOFF);
+        assert_eq!(two.retry_delay(u32::MAX), MAX_RETRY_BACKOFF);
+        assert_eq!(config(Duration::MAX).retry_delay(1), MAX_RETRY_BACKOFF);
+        assert_eq!(config(Duration::ZERO).retry_delay(40), Duration::ZERO);
     }
 }

@@ -23,13 +23,18 @@ use crate::worker::Job;
 
 /// When a job may run, in milliseconds since the epoch (a settling push).
 const NOT_BEFORE: &str = "Refcat-Not-Before";
+/// Set on a job published to wait longer than [`HAND_BACK_PAST`]: its first delivery is
+/// handed back until the job is due (at once, when it is due already) and is no
+/// attempt. So the job's tries are its deliveries less one, however long it then waited
+/// for a free slot.
+const HELD_BACK: &str = "Refcat-Held-Back";
 /// How often a job was handed on by replicas whose Grype DB was older than the job's.
 const DEFERRALS: &str = "Refcat-Deferrals";
 /// How long a job handed on by a replica whose Grype DB is older than the job's waits
 /// before it is offered again.
 const OLDER_DB_RETRY: Duration = Duration::from_secs(15);
-/// A job not due for longer than this when first delivered is handed back until it is,
-/// freeing the slot; a shorter wait is slept through.
+/// A job published to wait longer than this is handed back on its first delivery until
+/// it is due, freeing the slot; a shorter wait is slept through.
 const HAND_BACK_PAST: Duration = Duration::from_millis(500);
 /// The longest a job is held back for its not-before time (a sender's clock may be off).
 const LONGEST_HOLD: Duration = Duration::from_secs(60);
@@ -158,6 +163,9 @@ impl SharedQueue {
                 (now_ms() + delay.as_millis() as u64).to_string(),
             ));
         }
+        if delay > HAND_BACK_PAST {
+            headers.push((HELD_BACK, "1".into()));
+        }
         if deferrals > 0 {
             headers.push((DEFERRALS, deferrals.to_string()));
         }
@@ -278,14 +286,14 @@ impl SharedQueue {
             .header(NOT_BEFORE)
             .and_then(|t| t.parse::<u64>().ok())
             .map(|t| Duration::from_millis(t.saturating_sub(now_ms())).min(LONGEST_HOLD));
-        if delivery.delivered == 1 {
-            if let Some(wait) = not_before.filter(|w| *w > HAND_BACK_PAST) {
-                let _ = delivery.retry_after(wait).await;
-                return;
-            }
+        let held_back = delivery.header(HELD_BACK).is_some();
+        if held_back && delivery.delivered == 1 {
+            let _ = delivery.retry_after(not_before.unwrap_or_default()).await;
+            return;
         }
-        // A job held back until due was delivered once more than it was tried.
-        let tries = delivery.delivered - i64::from(not_before.is_some());
+        // The hand-back was a delivery, and no try. (A broker that lost count, or a
+        // job from an older refcat, is still tried once.)
+        let tries = (delivery.delivered - i64::from(held_back)).max(1);
         if tries > 1 {
             inner.redelivered.fetch_add(1, Ordering::Relaxed);
         }
@@ -295,16 +303,19 @@ impl SharedQueue {
             self.ended(&delivery, Outcome::Failed, true).await;
             return;
         }
-        inner.running.fetch_add(1, Ordering::SeqCst);
-        let progress = tokio::spawn(report_progress(
-            delivery.progress(),
-            inner.broker.ack_wait() / 3,
-        ));
+        let running = Running::start(
+            &inner.running,
+            tokio::spawn(report_progress(
+                delivery.progress(),
+                inner.broker.ack_wait() / 3,
+            )),
+        );
         if let Some(wait) = not_before {
             tokio::time::sleep(wait).await;
         }
-        let result = run(job.clone()).await;
-        progress.abort();
+        let result = super::attempt(run(job.clone())).await;
+        // Progress reported after the job is settled would delay a handed-back job.
+        running.progress.abort();
         match result {
             Ok(Outcome::Deferred) => {
                 tracing::info!(job = %key, "this replica's Grype DB is older than the job's; handed on");
@@ -330,8 +341,8 @@ impl SharedQueue {
                 self.ended(&delivery, outcome, false).await;
             }
             Err(error) if tries < attempts => {
-                let attempt = tries as u32;
-                let wait = inner.config.backoff * 2u32.saturating_pow(attempt - 1);
+                let attempt = u32::try_from(tries).unwrap_or(u32::MAX);
+                let wait = inner.config.retry_delay(attempt);
                 tracing::warn!(job = %key, attempt, %error, "job failed; handed back to run again in {wait:?}");
                 let _ = delivery.retry_after(wait).await;
             }
@@ -340,7 +351,6 @@ impl SharedQueue {
                 self.ended(&delivery, Outcome::Failed, true).await;
             }
         }
-        inner.running.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Settles a job that ended: acked when done, ended unfinished when `dead`.
@@ -361,6 +371,27 @@ impl SharedQueue {
 
     fn count(&self, outcome: Outcome) {
         self.inner.outcomes.count(outcome);
+    }
+}
+
+/// A delivery being run: counted as running, its progress reported, until this drops,
+/// however the run ends (once it stops, the broker hands the job on after its ack wait).
+struct Running<'a> {
+    count: &'a AtomicUsize,
+    progress: tokio::task::JoinHandle<()>,
+}
+
+impl<'a> Running<'a> {
+    fn start(count: &'a AtomicUsize, progress: tokio::task::JoinHandle<()>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Running { count, progress }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.progress.abort();
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

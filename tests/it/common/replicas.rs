@@ -2,6 +2,7 @@
 //! told of pushes, and watched through their metrics and the broker's own report.
 
 use std::ffi::OsStr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::nats::NatsServer;
@@ -139,7 +140,8 @@ pub fn running_replica(workers: &[Worker]) -> usize {
     }
 }
 
-/// What `refcat worker` says when it cannot start with `env`.
+/// What `refcat worker` says when it cannot start with `env`; a worker still running
+/// after 30 s started, and fails the test.
 pub fn refused_start(registry: &Registry, keys: &std::path::Path, env: &[(&str, &str)]) -> String {
     let mut worker = refcat_publishing("worker", keys);
     worker
@@ -149,8 +151,20 @@ pub fn refused_start(registry: &Registry, keys: &std::path::Path, env: &[(&str, 
             &format!("127.0.0.1:{}", free_port()),
         ])
         .env("REFCAT_WEBHOOK_SECRET", SECRET)
-        .envs(env.iter().copied());
-    let out = worker.output().unwrap();
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = worker.spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     assert_ne!(out.status.code(), Some(0), "started with {env:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -10,7 +10,8 @@ use refcat::registry::{Client, ClientConfig, Tls};
 
 use super::Registry;
 
-/// A CA, and a server certificate it signed for 127.0.0.1 and localhost, as PEM files.
+/// A CA, and a server certificate it signed for 127.0.0.1 and localhost, and a client
+/// certificate, as PEM files.
 pub struct TestCa {
     _dir: tempfile::TempDir,
     /// The CA certificate: what `--ca-file` takes.
@@ -18,6 +19,9 @@ pub struct TestCa {
     /// The server certificate and its key.
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A client certificate and its key, for a server that asks for one.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl TestCa {
@@ -43,6 +47,15 @@ impl TestCa {
         let server_key = KeyPair::generate().unwrap();
         let server_cert = server.signed_by(&server_key, &issuer).unwrap();
 
+        let mut client = CertificateParams::new(Vec::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "refcat test client");
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_key = KeyPair::generate().unwrap();
+        let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+
         let write = |name: &str, text: String| {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -52,6 +65,8 @@ impl TestCa {
             ca: write("ca.pem", ca_cert.pem()),
             cert: write("server.pem", server_cert.pem()),
             key: write("server.key", server_key.serialize_pem()),
+            client_cert: write("client.pem", client_cert.pem()),
+            client_key: write("client.key", client_key.serialize_pem()),
             _dir: dir,
         }
     }
