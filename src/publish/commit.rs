@@ -168,6 +168,11 @@ impl Publisher {
                             what: format!("the .sig tag of {repository}@{signed}"),
                             source,
                         })?;
+                    // cosign appends a layer to an existing `.sig` manifest; this one is
+                    // put whole. The signed artifact was made just now, its `created` to
+                    // the nanosecond, so no `.sig` tag for its digest can exist yet (nor
+                    // could anyone have made one ahead: the digest was unknown). A rerun
+                    // of a crashed job makes a new artifact, with a new digest and tag.
                     self.client
                         .put_manifest(
                             repository,

@@ -117,3 +117,51 @@ impl std::fmt::Debug for Verdicts {
         write!(f, "{} verdicts", self.judged.entry_count())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_is_remembered_stays_within_its_bytes() {
+        let verdicts = Verdicts::new(RECHECK);
+        let reason = "x".repeat(4096);
+        for i in 0..8_000 {
+            let verdict = Verdict::Invalid {
+                reason: reason.clone(),
+            };
+            verdicts
+                .remember(format!("repo@sha256:{i:064}"), &verdict)
+                .await;
+        }
+        verdicts.judged.run_pending_tasks().await;
+        assert!(
+            verdicts.judged.weighted_size() <= VERDICT_BYTES,
+            "{} bytes remembered",
+            verdicts.judged.weighted_size()
+        );
+        // Manifests of proved artifacts are bounded by their size, not their number.
+        let mut manifest: ImageManifest = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 2,
+            "config": { "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": crate::digest::sha256(b"{}").to_string(), "size": 2 },
+            "layers": []
+        }))
+        .unwrap();
+        manifest
+            .annotations
+            .insert("a".into(), "y".repeat(64 * 1024));
+        for i in 0..2_000 {
+            verdicts
+                .remember_manifest(format!("repo@sha256:{i:064}"), &manifest)
+                .await;
+        }
+        verdicts.manifests.run_pending_tasks().await;
+        assert!(verdicts.manifests.weighted_size() <= MANIFEST_BYTES);
+        // Nothing is remembered for the unverified mode, which checks nothing.
+        verdicts
+            .remember("repo@sha256:none".into(), &Verdict::NotChecked)
+            .await;
+        assert_eq!(verdicts.get("repo@sha256:none").await, None);
+    }
+}
