@@ -20,12 +20,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use refcat::api::{router, AppState};
+use refcat::app::router;
 use refcat::publish::{PublishOptions, Publisher};
 use refcat::reference::Target;
 use refcat::registry::{Client, ClientConfig};
 use refcat::scan::{Grype, Syft};
 use refcat::sign::KeyPair;
+use refcat::web::AppState;
 use support::tools;
 
 const CONNECTIONS: usize = 64;

@@ -6,6 +6,7 @@
 //! benchmarks are built by `examples/support/fixture.rs`, outside the library.
 
 pub mod api;
+pub mod app;
 pub mod artifact;
 pub mod broker;
 pub mod cache;
@@ -28,4 +29,5 @@ pub mod tag_schema;
 pub mod text;
 pub mod trust;
 pub mod ui;
+pub mod web;
 pub mod worker;

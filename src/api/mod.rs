@@ -1,113 +1,39 @@
 //! The stateless read API: axum routes over the [`crate::catalog`] views. Nothing here
 //! talks to the registry except through `catalog`; errors are problem+json.
 
-pub mod access;
-mod cache;
-pub mod metrics;
 pub mod openapi;
-mod problem;
 pub mod routes;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-pub use crate::cache::CacheConfig;
-pub use access::Access;
-pub(crate) use access::Viewer;
-pub(crate) use cache::Rendered;
-pub use cache::ViewCache;
-pub use problem::Problem;
 use routes::{ImageRoute, View};
 
 use crate::catalog::advisory::{self, VulnerabilityId};
 use crate::catalog::directory::{self, DirectoryQuery};
-use crate::catalog::repositories::Repositories;
 use crate::catalog::sbom::SbomQuery;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
-use crate::catalog::{
-    aggregate, compare, details, history, provenance, sbom, tags, vulnerabilities,
-};
+use crate::catalog::{compare, details, history, provenance, sbom, tags, vulnerabilities};
 use crate::reference::Target;
-use crate::registry::Client;
-use crate::trust::Trust;
+use crate::web::{aggregate, live, query, respond, AppState, Problem, Rendered, Shared, Viewer};
 
-/// What every handler shares.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The registry the catalog is read from.
-    pub client: Client,
-    /// Rendered views.
-    pub cache: ViewCache,
-    /// The tag that summarises a repository when it has it (else the newest).
-    pub default_tag: Option<String>,
-    /// Which signatures are checked, and whether failures are hidden.
-    pub trust: Trust,
-    /// Responses served, for `/metrics`.
-    pub http: metrics::HttpCounter,
-    /// The repositories the catalog covers, and where the worker stores the catalog
-    /// aggregate (read for `/v1/vulnerabilities`, left out of the directory).
-    pub repositories: Repositories,
-    /// Package lists parsed from SBOMs, by artifact digest.
-    pub packages: sbom::PackageCache,
-    /// Who may read the catalog, and with whose credentials.
-    pub access: Access,
-}
-
-impl AppState {
-    /// State for `client` with default caching, judging artifacts with `trust` (which
-    /// also judges a stored repository list).
-    pub fn new(client: Client, trust: Trust) -> Self {
-        AppState {
-            client,
-            cache: ViewCache::new(CacheConfig::default()),
-            default_tag: None,
-            repositories: Repositories::every(trust.clone()),
-            trust,
-            http: metrics::HttpCounter::default(),
-            packages: sbom::PackageCache::default(),
-            access: Access::Open,
-        }
-    }
-}
-
-/// The state as handlers see it: one allocation, so each request's copy is a refcount.
-pub(crate) type Shared = std::sync::Arc<AppState>;
-
-/// The API's routes.
-pub fn router(state: AppState) -> Router {
-    let state = Shared::new(state);
-    let routes = Router::new()
+/// The API's routes: health, readiness and every `/v1` view. `crate::app` lays them
+/// beside the pages, the OpenAPI document and Swagger UI.
+pub fn routes() -> Router<Shared> {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics::metrics))
         .route("/v1/images", get(directory_view))
         .route("/v1/images/{*path}", get(images))
         .route("/v1/vulnerabilities", get(aggregate_view))
         .route("/v1/vulnerabilities/{id}", get(advisory_view))
-        .merge(crate::ui::routes())
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/v1/docs")
                 .url("/v1/openapi.json", openapi::document()),
         )
-        .fallback(|uri: Uri| async move { Problem::not_found(format!("no route {uri}")) });
-    // An open catalog lets everyone in: no guard to pass on every request.
-    let routes = match state.access {
-        Access::Open => routes,
-        _ => routes.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            access::guard,
-        )),
-    };
-    routes
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::count,
-        ))
-        .with_state(state)
 }
 
 /// How long `/readyz` waits for the registry: a probe must answer in seconds, not after
@@ -126,52 +52,6 @@ async fn ready(State(state): State<Shared>) -> Response {
         )
         .into_response(),
     }
-}
-
-/// The query parameters of `uri`, or 400 naming what is wrong.
-pub(crate) fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<T, Problem> {
-    match uri.query() {
-        None => Ok(T::default()),
-        Some(_) => Query::<T>::try_from_uri(uri)
-            .map(|q| q.0)
-            .map_err(|e| Problem::bad_request(format!("invalid query: {}", e.body_text()))),
-    }
-}
-
-/// Sends a cached view with its ETag and Cache-Control, or 304 when the client has it.
-pub(crate) fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &str) -> Response {
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || t == rendered.etag)
-        });
-    let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [(header::CONTENT_TYPE, rendered.content_type)],
-            rendered.body.clone(),
-        )
-            .into_response()
-    };
-    let h = response.headers_mut();
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&rendered.etag).expect("hex etags are valid headers"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(cache_control).expect("ascii"),
-    );
-    response
-}
-
-/// Cache-Control for what lives for the cache TTL.
-pub(crate) fn live(state: &AppState) -> String {
-    format!("public, max-age={}", state.cache.ttl.as_secs())
 }
 
 /// A view cached for the TTL under `key`, as JSON with its ETag (304 when the client
@@ -203,19 +83,6 @@ async fn directory_view(
         &state.repositories,
     );
     live_json(&state, &headers, uri.to_string(), view).await
-}
-
-/// The catalog aggregate, once per TTL for every view that reads it.
-pub(crate) async fn aggregate(
-    state: &AppState,
-) -> Result<std::sync::Arc<aggregate::Aggregate>, Problem> {
-    let compute = aggregate::read(
-        &state.client,
-        state.default_tag.as_deref(),
-        &state.trust,
-        &state.repositories,
-    );
-    state.cache.aggregate(compute).await
 }
 
 async fn aggregate_view(Viewer(state): Viewer, headers: HeaderMap) -> Result<Response, Problem> {

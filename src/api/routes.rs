@@ -18,7 +18,7 @@
 
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 
-use super::problem::Problem;
+use crate::web::{compared, Problem};
 
 /// What a path under `/v1/images/` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,25 +103,6 @@ pub fn parse(path: &str) -> Result<ImageRoute, Problem> {
     Ok(ImageRoute::Overview(repository(
         path.trim_end_matches('/'),
     )?))
-}
-
-/// `from...to`, each a tag or a digest.
-pub fn compared(range: &str) -> Result<(Target, Target), Problem> {
-    let (from, to) = range
-        .split_once("...")
-        .ok_or_else(|| Problem::bad_request(format!("compare {range:?}: write it as FROM...TO")))?;
-    let side = |s: &str| -> Result<Target, Problem> {
-        if s.contains(':') {
-            crate::digest::parse(s)
-                .map(Target::Digest)
-                .map_err(|e| Problem::bad_request(format!("invalid digest: {e}")))
-        } else {
-            s.parse()
-                .map(Target::Tag)
-                .map_err(|e| Problem::bad_request(format!("invalid tag: {e}")))
-        }
-    };
-    Ok((side(from)?, side(to)?))
 }
 
 /// A reference on `registry`.

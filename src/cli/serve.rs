@@ -9,14 +9,15 @@ use super::key_args::load_public_keys;
 use super::RegistryArgs;
 use std::sync::Arc;
 
-use crate::api::access::TokenSet;
-use crate::api::{router, Access, AppState, ViewCache};
+use crate::app::router;
 use crate::cache::CacheConfig;
 use crate::catalog::sbom::PackageCache;
 use crate::reference::{parse_registry, RepositoryName};
 use crate::registry::Credentials;
 use crate::registry::{is_loopback, Client};
 use crate::trust::Trust;
+use crate::web::access::TokenSet;
+use crate::web::{Access, AppState, ViewCache};
 
 /// Serve the container catalog of a registry over HTTP, read live from its tags and
 /// referrers (no database).

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::Problem;
 use crate::scan::report::Severity;
 use crate::trust::Verdict;
+use crate::web::Problem;
 
 /// Matches per severity, as table cells show them (`—` when there is no result).
 #[derive(Clone, Debug)]

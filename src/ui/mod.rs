@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::{live, respond, Problem, Rendered, Shared, Viewer};
+use crate::web::{live, respond, Problem, Rendered, Shared, Viewer};
 
 /// The pages and their assets.
 pub(crate) fn routes() -> Router<Shared> {

@@ -4,9 +4,9 @@
 //! else a repository.
 
 use super::pages::download::Download;
-use crate::api::routes::compared;
-use crate::api::Problem;
 use crate::reference::{RepositoryName, Tag, Target};
+use crate::web::compared;
+use crate::web::Problem;
 
 /// What a path under `/images/` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use crate::common::served::{serve, start_api};
 use crate::common::Kind;
 use std::time::Duration;
 
-use refcat::api::{AppState, ViewCache};
 use refcat::cache::CacheConfig;
+use refcat::web::{AppState, ViewCache};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::attest::{cosign_attest, slsa_v1};
 use crate::common::served::{serve, start_api};
 use crate::common::{run_ok, tool, Kind};
-use refcat::api::AppState;
+use refcat::web::AppState;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use refcat::api::{AppState, CacheConfig, ViewCache};
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
 use refcat::media_types::SYFT_JSON;
 use refcat::reference::{RepositoryName, Target};
+use refcat::web::{AppState, CacheConfig, ViewCache};
 use serde_json::Value;
 
 use crate::common::published::{code, output, stderr, subjects};

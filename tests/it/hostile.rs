@@ -220,7 +220,7 @@ async fn a_tag_that_is_not_an_image_is_left_out_and_said_why() {
     ]);
     crate::common::run_ok(&mut push);
 
-    let base = crate::common::served::start_api(refcat::api::AppState::new(
+    let base = crate::common::served::start_api(refcat::web::AppState::new(
         registry.client(),
         refcat::trust::Trust::show_unverified(),
     ))
@@ -294,7 +294,7 @@ async fn the_sbom_view_parses_once_and_refuses_bombs_and_unknown_parameters() {
     let client = registry.client();
     client.push_artifact(&repository, &sbom).await.unwrap();
 
-    let base = crate::common::served::start_api(refcat::api::AppState::new(
+    let base = crate::common::served::start_api(refcat::web::AppState::new(
         client.clone(),
         refcat::trust::Trust::show_unverified(),
     ))
@@ -375,7 +375,7 @@ fn a_failing_credential_helpers_output_is_never_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_registry_credentials_are_not_explained_to_callers() {
     let registry = Registry::start_with_auth(Kind::Zot, "catalog", "right-pw");
-    let state = refcat::api::AppState::new(
+    let state = refcat::web::AppState::new(
         registry.client_as("catalog", "wrong-pw"),
         refcat::trust::Trust::show_unverified(),
     );

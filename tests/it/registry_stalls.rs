@@ -27,7 +27,7 @@ async fn readyz_answers_within_seconds_when_the_registry_hangs() {
     let (_registry, proxy) = hanging().await;
     // The client's own defaults: 30 s per attempt, 4 attempts.
     let client = Client::new(ClientConfig::new(proxy.host.clone()));
-    let base = crate::common::served::start_api(refcat::api::AppState::new(
+    let base = crate::common::served::start_api(refcat::web::AppState::new(
         client,
         refcat::trust::Trust::show_unverified(),
     ))

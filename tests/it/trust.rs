@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use refcat::api::AppState;
 use refcat::artifact::annotations::{CREATED, FORMAT, GRYPE_DB_BUILT, VULNERABILITIES_PREFIX};
 use refcat::artifact::Format;
 use refcat::artifact::{ArtifactBuilder, ArtifactLayer};
@@ -15,6 +14,7 @@ use refcat::reference::{RepositoryName, Target};
 use refcat::registry::Client;
 use refcat::sign::PublicKey;
 use refcat::trust::Trust;
+use refcat::web::AppState;
 use serde_json::Value;
 
 use crate::common::published::{code, output, stderr, subjects};

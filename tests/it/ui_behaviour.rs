@@ -3,8 +3,8 @@
 //! `--require-signature` a page hides what the API hides.
 
 use axum::http::Method;
-use refcat::api::AppState;
 use refcat::registry::{Client, ClientConfig};
+use refcat::web::AppState;
 
 use crate::common::faults::{Fault, Rule};
 use crate::common::served::{get_json, serve, start_api};

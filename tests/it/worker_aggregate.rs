@@ -9,12 +9,12 @@ use crate::common::published::tokio_run;
 use crate::common::served::start_api;
 use crate::common::worker::Worker;
 use crate::common::{free_port, push_fixture, Registry};
-use refcat::api::AppState;
 use refcat::catalog::aggregate::{self, AggregateData, StoredAggregate};
 use refcat::catalog::repositories::Repositories;
 use refcat::reference::{RepositoryName, Target};
 use refcat::registry::RequestKind;
 use refcat::trust::Trust;
+use refcat::web::AppState;
 
 /// Polls until the stored aggregate satisfies `done`; it.
 fn stored_when(

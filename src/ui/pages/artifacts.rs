@@ -6,7 +6,6 @@
 use askama::Template;
 
 use super::Layout;
-use crate::api::{AppState, Problem};
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
 use crate::catalog::provenance::{self, Provenance};
 use crate::catalog::referrers_tree::{referrers_tree, ReferrerNode, TreeOptions};
@@ -15,6 +14,7 @@ use crate::catalog::CatalogError;
 use crate::media_types::GRYPE_JSON;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::ui::format;
+use crate::web::{AppState, Problem};
 
 /// One line of the referrers tree.
 struct Line {

@@ -6,10 +6,10 @@ use axum::http::Uri;
 use serde::Deserialize;
 
 use super::Layout;
-use crate::api::{query, AppState, Problem};
 use crate::catalog::compare::{self, PlatformChanges};
 use crate::reference::{RepositoryName, Target};
 use crate::ui::format;
+use crate::web::{query, AppState, Problem};
 
 #[derive(Template)]
 #[template(path = "compare.html", config = "src/ui/askama.toml")]
@@ -75,7 +75,7 @@ struct Form {
 pub fn canonical(repository: &RepositoryName, uri: &Uri) -> Result<String, Problem> {
     let form: Form = query(uri)?;
     let range = format!("{}...{}", form.from, form.to);
-    crate::api::routes::compared(&range)?;
+    crate::web::compared(&range)?;
     Ok(format!(
         "{}/compare/{range}",
         format::image_path(repository.as_str())

@@ -6,10 +6,10 @@ use axum::http::Uri;
 use serde::Deserialize;
 
 use super::Layout;
-use crate::api::{query, AppState, Problem};
 use crate::catalog::directory::{self, DirectoryQuery, ImageSummary};
 use crate::scan::report::Severity;
 use crate::ui::format::{self, Counts};
+use crate::web::{query, AppState, Problem};
 
 /// The form as a browser sends it: an empty field means "any".
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -6,7 +6,6 @@ use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::api::{query, AppState, Problem};
 use crate::artifact::Format;
 use crate::catalog::artifacts::stored_file;
 use crate::catalog::platforms::platform_manifests;
@@ -15,6 +14,7 @@ use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilityQuery};
 use crate::oci::Platform;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::trust::Verdict;
+use crate::web::{query, AppState, Problem};
 
 /// What can be downloaded, by its file name in the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use askama::Template;
 
 use super::Layout;
-use crate::api::Problem;
+use crate::web::Problem;
 
 #[derive(Template)]
 #[template(path = "error.html", config = "src/ui/askama.toml")]

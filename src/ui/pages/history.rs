@@ -5,10 +5,10 @@
 use askama::Template;
 
 use super::Layout;
-use crate::api::{AppState, Problem};
 use crate::catalog::history;
 use crate::reference::{RepositoryName, Tag};
 use crate::ui::format::{self, Counts};
+use crate::web::{AppState, Problem};
 
 struct Row {
     digest: String,

@@ -4,11 +4,11 @@
 use askama::Template;
 
 use super::Layout;
-use crate::api::{AppState, Problem};
 use crate::catalog::directory;
 use crate::catalog::tags::{self, TagEntry};
 use crate::reference::RepositoryName;
 use crate::ui::format::{self, Counts};
+use crate::web::{AppState, Problem};
 
 struct TagRow {
     tag: String,

@@ -7,7 +7,6 @@ use axum::http::Uri;
 use serde::Deserialize;
 
 use super::Layout;
-use crate::api::{query, AppState, Problem};
 use crate::catalog::details;
 use crate::catalog::sbom::{self, SbomQuery};
 use crate::catalog::vulnerabilities::{self, MatchOrder, VulnerabilityQuery};
@@ -15,6 +14,7 @@ use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::scan::report::Severity;
 use crate::trust::Verdict;
 use crate::ui::format::{self, Counts};
+use crate::web::{query, AppState, Problem};
 
 /// The page's filters as a browser sends them: an empty field means "any".
 #[derive(Clone, Debug, Default, Deserialize)]

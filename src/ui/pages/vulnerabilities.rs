@@ -7,11 +7,11 @@ use axum::http::Uri;
 use serde::Deserialize;
 
 use super::Layout;
-use crate::api::{query, AppState, Problem};
 use crate::catalog::advisory::{self, Affected, VulnerabilityId};
 use crate::catalog::aggregate;
 use crate::scan::report::Severity;
 use crate::ui::format;
+use crate::web::{query, AppState, Problem};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +53,7 @@ pub fn path(id: &str) -> String {
 pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     let form: Form = query(uri)?;
     let severity = format::severity_field(&form.severity)?;
-    let view = crate::api::aggregate(state).await?;
+    let view = crate::web::aggregate(state).await?;
     let needle = form.q.to_lowercase();
     let rows = view
         .data
@@ -102,7 +102,7 @@ pub async fn render_one(state: &AppState, id: &str) -> Result<String, Problem> {
     let id: VulnerabilityId = id
         .parse()
         .map_err(|e: crate::catalog::CatalogError| Problem::not_found(e))?;
-    let aggregate = crate::api::aggregate(state).await?;
+    let aggregate = crate::web::aggregate(state).await?;
     let view = advisory::advisory(&state.client, &id, &aggregate, &state.trust).await?;
     Ok(super::render(&AdvisoryPage {
         layout: Layout::new(id.as_str(), "vulnerabilities").checked_by(&state.trust),

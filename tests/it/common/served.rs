@@ -1,6 +1,7 @@
 //! The catalog API over a registry holding the published fixtures.
 
-use refcat::api::{router, AppState};
+use refcat::app::router;
+use refcat::web::AppState;
 use serde_json::Value;
 
 use super::{publish_fixtures, Kind, Registry};

@@ -1,26 +1,13 @@
-//! `/metrics` in the Prometheus text format: HTTP requests by view and status, and the
-//! registry requests the catalog made, by method and kind.
+//! The label of each route in `/metrics`: a small, fixed set of values, read by the
+//! API's and the pages' own path parsers.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use super::routes::{ImageRoute, View};
-use super::Shared;
+use crate::api::routes::{ImageRoute, View};
 use crate::reference::Target;
-
-/// HTTP requests by (view, status).
-#[derive(Clone, Debug, Default)]
-pub struct HttpCounter(Arc<Mutex<BTreeMap<(&'static str, u16), u64>>>);
 
 /// The view a path belongs to: a small, fixed set of label values. Paths under
 /// `/v1/images/` and `/images/` are read by the routers' own parsers, so a label always
 /// names the view that answered; a path they refuse is `other`.
-fn view_of(path: &str) -> &'static str {
+pub(super) fn view_of(path: &str) -> &'static str {
     let one_segment = |prefix: &str| {
         path.strip_prefix(prefix)
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
@@ -52,7 +39,7 @@ fn view_of(path: &str) -> &'static str {
 
 /// The view of a path under `/v1/images/`.
 fn image_view(rest: &str) -> &'static str {
-    match super::routes::parse(rest) {
+    match crate::api::routes::parse(rest) {
         Ok(ImageRoute::Overview(_)) => "overview",
         Ok(ImageRoute::Tags(_)) => "tags",
         Ok(ImageRoute::Compare(..)) => "compare",
@@ -67,43 +54,6 @@ fn image_view(rest: &str) -> &'static str {
         Ok(ImageRoute::View(..)) => "releases",
         Err(_) => "other",
     }
-}
-
-/// Counts every response, a 503 for a request cut off by its deadline included.
-pub async fn count(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let view = view_of(request.uri().path());
-    crate::server::record_status(request, next, |status| {
-        *state
-            .http
-            .0
-            .lock()
-            .expect("counter lock")
-            .entry((view, status.as_u16()))
-            .or_default() += 1;
-    })
-    .await
-}
-
-/// The exposition.
-pub async fn metrics(State(state): State<Shared>) -> String {
-    let mut out = String::new();
-    out.push_str("# HELP refcat_http_requests_total HTTP requests served, by view and status.\n");
-    out.push_str("# TYPE refcat_http_requests_total counter\n");
-    for ((view, status), n) in state.http.0.lock().expect("counter lock").iter() {
-        let _ = writeln!(
-            out,
-            "refcat_http_requests_total{{view=\"{view}\",status=\"{status}\"}} {n}"
-        );
-    }
-    out.push_str("# HELP refcat_catalog_aggregates_total Times the catalog-wide aggregate was read or walked (once per cache TTL at most, however many views read it).\n");
-    out.push_str("# TYPE refcat_catalog_aggregates_total counter\n");
-    let _ = writeln!(
-        out,
-        "refcat_catalog_aggregates_total {}",
-        state.cache.aggregates_made()
-    );
-    state.client.counter().write_prometheus(&mut out);
-    out
 }
 
 #[cfg(test)]

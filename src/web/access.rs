@@ -228,12 +228,14 @@ fn open_path(path: &str) -> bool {
 #[derive(Clone)]
 struct CallerState(Shared);
 
-/// Lets a request in, or answers 401 with a challenge; under pass-through, picks the
-/// caller's state. Views behind credentials are marked private to shared HTTP caches.
+/// Lets a request in, or answers 401 with a challenge (as `page` renders it for a
+/// browser); under pass-through, picks the caller's state. Views behind credentials are
+/// marked private to shared HTTP caches.
 pub(crate) async fn guard(
     State(state): State<Shared>,
     mut request: Request,
     next: Next,
+    page: fn(&Problem) -> Response,
 ) -> Response {
     if open_path(request.uri().path()) {
         return next.run(request).await;
@@ -251,6 +253,7 @@ pub(crate) async fn guard(
             if !token.is_some_and(|t| tokens.accepts(t)) {
                 return respond_refused(
                     request.headers(),
+                    page,
                     Problem::unauthorized(
                         "this catalog needs a token: send Authorization: Bearer <token>",
                         BEARER_CHALLENGE,
@@ -263,7 +266,7 @@ pub(crate) async fn guard(
                 Ok(caller) => {
                     request.extensions_mut().insert(CallerState(caller));
                 }
-                Err(problem) => return respond_refused(request.headers(), problem),
+                Err(problem) => return respond_refused(request.headers(), page, problem),
             }
         }
     }
@@ -274,13 +277,17 @@ pub(crate) async fn guard(
 
 /// A refusal, as a page for a browser and problem+json for anyone else: which one
 /// depends on `Accept`, so a shared cache must key it by that too.
-fn respond_refused(request: &HeaderMap, problem: Problem) -> Response {
+fn respond_refused(
+    request: &HeaderMap,
+    page: fn(&Problem) -> Response,
+    problem: Problem,
+) -> Response {
     let html = request
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     let mut response = match html {
-        true => crate::ui::error_page(&problem),
+        true => page(&problem),
         false => problem.into_response(),
     };
     let headers = response.headers_mut();
