@@ -31,3 +31,6 @@ pub mod trust;
 pub mod ui;
 pub mod web;
 pub mod worker;
+
+#[cfg(test)]
+mod layering;

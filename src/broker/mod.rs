@@ -406,39 +406,6 @@ mod tests {
         assert!(matches!(error, BrokerError::TwoCredentials), "{error}");
     }
 
-    /// Every `.rs` file under `dir`.
-    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-
-    #[test]
-    fn only_the_worker_and_the_cli_know_the_broker() {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = Vec::new();
-        sources(&src, &mut files);
-        let above = ["broker", "worker", "cli", "lib.rs", "main.rs"];
-        let below: Vec<_> = files
-            .iter()
-            .filter(|f| !above.iter().any(|a| f.starts_with(src.join(a))))
-            .collect();
-        assert!(below.len() > 50, "{} files", below.len());
-        for file in below {
-            let text = std::fs::read_to_string(file).unwrap();
-            assert!(
-                !text.contains("crate::broker"),
-                "{} imports the broker",
-                file.display()
-            );
-        }
-    }
-
     /// A JetStream error answer, as the broker sends it.
     fn answer(code: u64, description: &str) -> jetstream::Error {
         serde_json::from_value(serde_json::json!({
