@@ -28,9 +28,9 @@ pub async fn artifacts(
             continue;
         };
         match delete(client, &owned).await {
-            Ok(()) => deleted.push(owned.artifact().clone()),
+            Ok(()) => deleted.push(owned.origin().artifact().clone()),
             Err(e) if e.is_unsupported() => {
-                tracing::warn!(repository = %owned.repository(), error = %e, "the registry does not allow deletes: older Grype artifacts stay (--keep is not applied)");
+                tracing::warn!(repository = %owned.origin().repository(), error = %e, "the registry does not allow deletes: older Grype artifacts stay (--keep is not applied)");
                 break;
             }
             Err(e) => return Err(e.into()),
@@ -52,7 +52,7 @@ pub async fn replaced<T>(
     match delete(client, &owned).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_unsupported() => {
-            tracing::warn!(repository = %owned.repository(), error = %e, "the registry does not allow deletes: the replaced document stays, untagged");
+            tracing::warn!(repository = %owned.origin().repository(), error = %e, "the registry does not allow deletes: the replaced document stays, untagged");
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -62,14 +62,18 @@ pub async fn replaced<T>(
 /// Deletes `owned`: out of its subject's listing first, then its manifest, then its
 /// signature manifests and the tag-schema index that listed only them.
 async fn delete(client: &Client, owned: &Owned) -> Result<(), RegistryError> {
-    let repository = owned.repository();
-    match owned.subject() {
+    let repository = owned.origin().repository();
+    match owned.origin().subject() {
         Some(subject) => {
             client
-                .delete_referrer(repository, subject, owned.artifact())
+                .delete_referrer(repository, subject, owned.origin().artifact())
                 .await?
         }
-        None => client.delete_manifest(repository, owned.artifact()).await?,
+        None => {
+            client
+                .delete_manifest(repository, owned.origin().artifact())
+                .await?
+        }
     }
     for signature in owned.signatures().iter().chain(owned.listing()) {
         match client.delete_manifest(repository, signature).await {

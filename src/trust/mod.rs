@@ -321,13 +321,8 @@ impl Trust {
         tag: &Tag,
         artifact_type: &str,
     ) -> Result<Option<Shown<Candidate>>, RegistryError> {
-        let fetched = match client
-            .get_manifest(repository, &Target::Tag(tag.clone()))
-            .await
-        {
-            Ok(fetched) => fetched,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(fetched) = tagged(client, repository, tag).await? else {
+            return Ok(None);
         };
         let Manifest::Image(manifest) = &fetched.manifest else {
             return Ok(None);
@@ -358,13 +353,8 @@ impl Trust {
         artifact_type: &str,
         follow: fn(&ImageIndex) -> Vec<Digest>,
     ) -> Result<Option<Shown<(ImageIndex, Vec<ImageIndex>)>>, RegistryError> {
-        let fetched = match client
-            .get_manifest(repository, &Target::Tag(tag.clone()))
-            .await
-        {
-            Ok(fetched) => fetched,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(fetched) = tagged(client, repository, tag).await? else {
+            return Ok(None);
         };
         let Manifest::Index(head) = fetched.manifest else {
             return Ok(None);
@@ -394,6 +384,22 @@ impl Trust {
             tracing::warn!(%repository, %tag, ?verdict, "its signature does not verify; not used");
         }
         Ok(shown)
+    }
+}
+
+/// What `tag` names, `None` when it names nothing.
+async fn tagged(
+    client: &Client,
+    repository: &RepositoryName,
+    tag: &Tag,
+) -> Result<Option<crate::registry::FetchedManifest>, RegistryError> {
+    match client
+        .get_manifest(repository, &Target::Tag(tag.clone()))
+        .await
+    {
+        Ok(fetched) => Ok(Some(fetched)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -5,7 +5,7 @@
 //! a production image, and refcat's delete rights must not follow it there.
 
 use super::signatures;
-use super::{Mode, Trust, Verified};
+use super::{Mode, Origin, Trust, Verified};
 use crate::digest::Digest;
 use crate::oci::Manifest;
 use crate::reference::{RepositoryName, Target};
@@ -15,27 +15,15 @@ use crate::registry::{Client, RegistryError};
 /// only by [`Trust::prove_owned`], just before the delete.
 #[derive(Debug)]
 pub struct Owned {
-    repository: RepositoryName,
-    artifact: Digest,
-    subject: Option<Digest>,
+    origin: Origin,
     signatures: Vec<Digest>,
     listing: Option<Digest>,
 }
 
 impl Owned {
-    /// The repository.
-    pub fn repository(&self) -> &RepositoryName {
-        &self.repository
-    }
-
-    /// refcat's artifact or document.
-    pub fn artifact(&self) -> &Digest {
-        &self.artifact
-    }
-
-    /// The manifest the artifact is about, when it is a referrer.
-    pub fn subject(&self) -> Option<&Digest> {
-        self.subject.as_ref()
+    /// refcat's artifact or document: where it is, and the manifest it is about.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// The manifests that hold only refcat's signatures of it.
@@ -76,9 +64,7 @@ impl Trust {
         let signatures: Vec<Digest> = checked.proving.into_iter().map(|s| s.digest).collect();
         let listing = own_listing(client, repository, artifact, &signatures).await?;
         Ok(Some(Owned {
-            repository: repository.clone(),
-            artifact: artifact.clone(),
-            subject: proof.subject().cloned(),
+            origin: proof.origin().clone(),
             signatures,
             listing,
         }))

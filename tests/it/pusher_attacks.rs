@@ -18,7 +18,7 @@ use refcat::registry::Client;
 use serde_json::Value;
 
 use crate::common::faults::FaultProxy;
-use crate::common::published::{code, output, stderr, subjects, tokio_run};
+use crate::common::published::{amd64, code, output, stderr, subjects, tokio_run};
 use crate::common::serving::ServeProcess;
 use crate::common::worker::Worker;
 use crate::common::{
@@ -55,13 +55,6 @@ async fn published_alpine(
     let out = output(publish).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     (registry, keys, reference, platforms)
-}
-
-fn amd64(platforms: &[PlatformManifest]) -> &PlatformManifest {
-    platforms
-        .iter()
-        .find(|p| p.platform.to_string() == "linux/amd64")
-        .expect("alpine has linux/amd64")
 }
 
 /// The referrers of `subject` the registry lists with `artifact_type`.

@@ -17,7 +17,7 @@ use refcat::trust::Trust;
 use refcat::web::AppState;
 use serde_json::Value;
 
-use crate::common::published::{code, output, stderr, subjects};
+use crate::common::published::{amd64, code, output, stderr, subjects};
 use crate::common::served::start_api;
 use crate::common::{
     oras_attach, push_fixture, refcat, refcat_publish, write_keys, Kind, Registry,
@@ -45,13 +45,6 @@ async fn alpine_on_zot() -> (Registry, tempfile::TempDir, String, Vec<PlatformMa
     write_keys(keys.path());
     let (reference, platforms) = pushed_alpine(&registry).await;
     (registry, keys, reference, platforms)
-}
-
-fn amd64(platforms: &[PlatformManifest]) -> &PlatformManifest {
-    platforms
-        .iter()
-        .find(|p| p.platform.to_string() == "linux/amd64")
-        .expect("alpine has linux/amd64")
 }
 
 fn public_key(keys: &Path) -> PublicKey {

@@ -41,6 +41,14 @@ pub async fn subjects(client: &Client, reference: &str) -> Vec<PlatformManifest>
     platform_manifests(client, &reference, None).await.unwrap()
 }
 
+/// The linux/amd64 manifest among `platforms`.
+pub fn amd64(platforms: &[PlatformManifest]) -> &PlatformManifest {
+    platforms
+        .iter()
+        .find(|p| p.platform.to_string() == "linux/amd64")
+        .expect("the image has linux/amd64")
+}
+
 pub fn tokio_run<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
