@@ -49,6 +49,13 @@ pub mod annotations {
     /// On a release in the release log: when the worker found it gone (no tag points at
     /// it and the registry no longer serves it); it is never pushed again.
     pub const RELEASE_GONE: &str = "dev.refcat.release.gone";
+    /// On the release log's head: the repository it is the log of (signed with it, so
+    /// a log copied from another repository is not this one's).
+    pub const RELEASE_REPOSITORY: &str = "dev.refcat.release.repository";
+    /// On an entry of the release log's head: a log found under the tag that did not
+    /// verify, replaced by this one. It stays referenced, so what it lists is not lost
+    /// to garbage collection, and none of it is believed.
+    pub const RELEASE_SUPERSEDED: &str = "dev.refcat.release.superseded";
     /// On an entry of the release log's tagged head: it is a sealed segment of older
     /// releases (an index of its own), holding this many.
     pub const RELEASE_SEGMENT: &str = "dev.refcat.release.segment";

@@ -19,7 +19,7 @@ use crate::media_types::CATALOG_AGGREGATE;
 use crate::reference::{Reference, RepositoryName, Target, AGGREGATE_TAG};
 use crate::registry::Client;
 use crate::scan::report::{Match, Severity};
-use crate::trust::{Shown, Trust, Verified};
+use crate::trust::{Checking, Shown, Trust, Verified};
 
 /// Repositories walked at once.
 const CONCURRENCY: usize = 8;
@@ -41,6 +41,7 @@ pub async fn read(
         };
         if let Some(found) = stored {
             return Ok(Aggregate {
+                signatures: trust.signatures(),
                 source: AggregateSource::Artifact,
                 created: found.created,
                 data: found.document.get().clone(),
@@ -48,6 +49,7 @@ pub async fn read(
         }
     }
     Ok(Aggregate {
+        signatures: trust.signatures(),
         source: AggregateSource::Live,
         created: None,
         data: Box::pin(compute(client, preferred, trust, repositories)).await?,
@@ -76,6 +78,8 @@ pub struct Aggregate {
     pub source: AggregateSource,
     /// When the stored aggregate was made (`artifact` only).
     pub created: Option<String>,
+    /// `checked` with keys; `not-checked` when the catalog runs without them.
+    pub signatures: Checking,
     /// The document.
     #[serde(flatten)]
     pub data: AggregateData,
@@ -110,10 +114,25 @@ pub enum AggregateSource {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateData {
-    /// Distinct vulnerabilities per severity.
-    pub totals: BTreeMap<Severity, usize>,
+    /// Distinct vulnerabilities per severity among the tags with results; `null` when
+    /// there are tags and none has a result a view may show (unknown, not zero).
+    pub totals: Option<BTreeMap<Severity, usize>>,
+    /// How many default and floating tags there are, and how many of them have a result
+    /// on every platform: what the totals are made of.
+    #[serde(default)]
+    pub coverage: Coverage,
     /// Per vulnerability id, most severe first.
     pub vulnerabilities: Vec<AggregateEntry>,
+}
+
+/// What an aggregate covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    /// Default and floating tags across the covered repositories.
+    pub tags: usize,
+    /// Those with a result a view may show on every platform.
+    pub scanned: usize,
 }
 
 /// One vulnerability across the catalog.
@@ -144,10 +163,11 @@ pub struct Hit {
 pub struct VerifiedAggregate(AggregateData);
 
 impl VerifiedAggregate {
-    /// Folds `hits`, each verified, into the aggregate.
-    pub fn of(hits: &[(String, String, Verified<Vec<Match>>)]) -> Self {
+    /// Folds `hits`, each verified, into the aggregate over what `coverage` says.
+    pub fn of(hits: &[(String, String, Verified<Vec<Match>>)], coverage: Coverage) -> Self {
         VerifiedAggregate(AggregateData::of(
             hits.iter().map(|(r, t, m)| (r, t, m.get())),
+            coverage,
         ))
     }
 
@@ -160,7 +180,10 @@ impl VerifiedAggregate {
 impl AggregateData {
     /// Folds matches per (repository, tag) into the aggregate: distinct ids, each with its
     /// most severe severity and where it shows.
-    fn of<'a>(hits: impl Iterator<Item = (&'a String, &'a String, &'a Vec<Match>)>) -> Self {
+    fn of<'a>(
+        hits: impl Iterator<Item = (&'a String, &'a String, &'a Vec<Match>)>,
+        coverage: Coverage,
+    ) -> Self {
         let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
         for (repository, tag, matches) in hits {
             for m in matches {
@@ -183,11 +206,22 @@ impl AggregateData {
         for v in &vulnerabilities {
             *totals.entry(v.severity).or_default() += 1;
         }
+        let known = coverage.scanned > 0 || coverage.tags == 0;
         AggregateData {
-            totals,
+            totals: known.then_some(totals),
+            coverage,
             vulnerabilities,
         }
     }
+}
+
+/// What a walk for the aggregate found.
+#[derive(Clone, Debug)]
+pub struct Walked {
+    /// Each platform's matches, per tag.
+    pub hits: Vec<Hit>,
+    /// What they cover.
+    pub coverage: Coverage,
 }
 
 /// The aggregate of what `trust` lets a view show, walked from the registry now.
@@ -197,10 +231,13 @@ pub async fn compute(
     trust: &Trust,
     repositories: &Repositories,
 ) -> Result<AggregateData, CatalogError> {
-    let hits = Box::pin(walk(client, preferred, trust, repositories)).await?;
+    let walked = Box::pin(walk(client, preferred, trust, repositories)).await?;
     Ok(AggregateData::of(
-        hits.iter()
+        walked
+            .hits
+            .iter()
             .map(|h| (&h.repository, &h.tag, h.matches.get())),
+        walked.coverage,
     ))
 }
 
@@ -212,18 +249,18 @@ pub async fn walk(
     preferred: Option<&str>,
     trust: &Trust,
     repositories: &Repositories,
-) -> Result<Vec<Hit>, CatalogError> {
+) -> Result<Walked, CatalogError> {
     let listed = Box::pin(repositories.list(client))
         .await?
         .into_repositories();
-    let per_repository: Vec<Vec<Hit>> = stream::iter(listed)
+    let per_repository: Vec<(Vec<Hit>, Coverage)> = stream::iter(listed)
         .map(|repository| async move {
             let view = match unreadable_as_none(tags(client, &repository, trust).await)? {
                 Some(view) => view,
-                None => return Ok(Vec::new()),
+                None => return Ok((Vec::new(), Coverage::default())),
             };
             let default = default_tag(&view, preferred).map(|t| t.tag.clone());
-            let mut hits = Vec::new();
+            let (mut hits, mut coverage) = (Vec::new(), Coverage::default());
             for entry in view
                 .tags
                 .iter()
@@ -236,30 +273,45 @@ pub async fn walk(
                 };
                 // One tag whose result cannot be read (not an image, gone, a stored
                 // document that does not parse) is left out; a failing registry fails.
+                coverage.tags += 1;
                 let found = async {
-                    let mut found = Vec::new();
+                    let (mut found, mut every) = (Vec::new(), true);
                     for platform in platform_manifests(client, &reference, None).await? {
                         let digest = &platform.descriptor.digest;
-                        found.extend(scan(client, &repository, digest, trust).await?.matches);
+                        let matches = scan(client, &repository, digest, trust).await?.matches;
+                        every &= matches.is_some();
+                        found.extend(matches);
                     }
-                    Ok::<_, CatalogError>(found)
+                    Ok::<_, CatalogError>((found, every))
                 };
                 match found.await {
-                    Ok(found) => hits.extend(found.into_iter().map(|matches| Hit {
-                        repository: repository.to_string(),
-                        tag: entry.tag.clone(),
-                        matches,
-                    })),
+                    Ok((found, every)) => {
+                        coverage.scanned += usize::from(every);
+                        hits.extend(found.into_iter().map(|matches| Hit {
+                            repository: repository.to_string(),
+                            tag: entry.tag.clone(),
+                            matches,
+                        }))
+                    }
                     Err(e) if about_the_tag_alone(&e) => {
                         tracing::warn!(%repository, tag = %entry.tag, error = %e, "left out of the aggregate")
                     }
                     Err(e) => return Err(e),
                 }
             }
-            Ok::<_, CatalogError>(hits)
+            Ok::<_, CatalogError>((hits, coverage))
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    Ok(per_repository.into_iter().flatten().collect())
+    let mut walked = Walked {
+        hits: Vec::new(),
+        coverage: Coverage::default(),
+    };
+    for (hits, coverage) in per_repository {
+        walked.hits.extend(hits);
+        walked.coverage.tags += coverage.tags;
+        walked.coverage.scanned += coverage.scanned;
+    }
+    Ok(walked)
 }

@@ -13,7 +13,7 @@ use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
-use crate::trust::Trust;
+use crate::trust::{Checking, Trust};
 
 /// Repositories walked at once.
 const CONCURRENCY: usize = 8;
@@ -67,6 +67,9 @@ impl DirectoryQuery {
 pub struct Directory {
     /// Repositories in the registry.
     pub total: usize,
+    /// `checked` with keys; `not-checked` when the catalog runs without them.
+    pub signatures: Checking,
+
     /// This page.
     pub page: usize,
     /// Page size.
@@ -328,6 +331,7 @@ pub async fn directory(
     };
     Ok(Directory {
         total,
+        signatures: trust.signatures(),
         page,
         per_page,
         images,

@@ -13,7 +13,7 @@ use crate::artifact::annotations::RELEASE_GONE;
 use crate::reference::{in_stream, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
-use crate::trust::Trust;
+use crate::trust::{Checking, Trust};
 
 /// Moved-away releases read at once.
 const CONCURRENCY: usize = 8;
@@ -24,6 +24,9 @@ const CONCURRENCY: usize = 8;
 pub struct HistoryView {
     /// The repository.
     pub repository: String,
+    /// `checked` with keys; `not-checked` when the catalog runs without them.
+    pub signatures: Checking,
+
     /// The stream (its floating tag).
     pub stream: String,
     /// Its releases, newest first.
@@ -128,6 +131,7 @@ pub async fn history(
     releases.sort_by(|a, b| (&b.created, &b.digest).cmp(&(&a.created, &a.digest)));
     Ok(HistoryView {
         repository: repository.to_string(),
+        signatures: trust.signatures(),
         stream: stream.to_string(),
         releases,
     })

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::CatalogError;
 use crate::artifact::annotations::BUNDLE_CONTENT;
+use crate::artifact::Format;
 use crate::digest::Digest;
 use crate::media_types::{DSSE_ENVELOPE, IN_TOTO_JSON, SIGSTORE_BUNDLE_V03};
 use crate::oci::{Descriptor, Manifest};
@@ -20,7 +21,12 @@ use crate::sign::dsse::Envelope;
 use crate::trust::{Trust, Verdict};
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-const MAX_STATEMENT_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_STATEMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Statement layers read per attestation manifest, and attestation referrers read per
+/// platform manifest: anyone with push access can attach thousands, and each costs a
+/// fetch and a signature check.
+const MAX_STATEMENT_LAYERS: usize = 8;
+const MAX_ATTESTATIONS: usize = 32;
 
 /// Provenance per platform.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -214,9 +220,15 @@ async fn in_manifest(
         return Ok(Found::AboutAnother);
     }
     let mut about_another = false;
-    for layer in manifest.layers.iter().filter(|l| {
-        [IN_TOTO_JSON, DSSE_ENVELOPE, SIGSTORE_BUNDLE_V03].contains(&l.media_type.as_str())
-    }) {
+    for layer in manifest
+        .layers
+        .iter()
+        .filter(|l| {
+            [IN_TOTO_JSON, DSSE_ENVELOPE, SIGSTORE_BUNDLE_V03].contains(&l.media_type.as_str())
+        })
+        .filter(|l| l.size <= MAX_STATEMENT_BYTES)
+        .take(MAX_STATEMENT_LAYERS)
+    {
         let data = client
             .get_blob(repository, &layer.digest, Some(MAX_STATEMENT_BYTES))
             .await?;
@@ -277,7 +289,19 @@ async fn for_platform(
             referrer: false,
         });
     let mut referred = Vec::new();
+    // refcat's own artifacts say what they are in the listing and cost nothing; a
+    // referrer whose listed type says nothing costs a manifest read, so at most
+    // MAX_ATTESTATIONS of those and of statements are looked at.
+    let mut looked_at = 0;
     for referrer in client.referrers(repository, platform, None).await? {
+        if Format::of(&referrer).is_some() {
+            continue;
+        }
+        looked_at += 1;
+        if looked_at > MAX_ATTESTATIONS {
+            tracing::warn!(%repository, %platform, "more referrers than attestations anyone writes; only {MAX_ATTESTATIONS} are looked at");
+            break;
+        }
         let kind = super::artifacts::artifact_type(client, repository, &referrer).await?;
         if let Some(found_in) = may_hold_a_statement(&referrer, kind.as_deref().unwrap_or_default())
         {
@@ -296,15 +320,23 @@ async fn for_platform(
             found_in: "cosign-attestation",
             referrer: false,
         });
-    let mut about_another = 0;
+    // The first whose signature verifies wins; one that does not is shown only when
+    // nothing verifies, so a pusher's unsigned statement cannot hide a signed one.
+    let (mut about_another, mut unproved) = (0, None);
     for source in buildkit.chain(referred).chain(legacy) {
         match in_manifest(client, repository, platform, &source, trust).await? {
-            Found::Provenance(found) => return Ok((Some(*found), about_another)),
+            Found::Provenance(found) => {
+                let verified = found.signature.as_ref().is_some_and(Verdict::is_verified);
+                if verified || !trust.checks() {
+                    return Ok((Some(*found), about_another));
+                }
+                unproved.get_or_insert(*found);
+            }
             Found::AboutAnother => about_another += 1,
             Found::Nothing => {}
         }
     }
-    Ok((None, about_another))
+    Ok((unproved, about_another))
 }
 
 /// The provenance view of `reference`.

@@ -15,7 +15,7 @@ use crate::artifact::Format;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
-use crate::trust::{Judged, Trust};
+use crate::trust::{Checking, Judged, Trust};
 
 /// Tags resolved at once; each fans out to its platforms, so the registry sees at most
 /// this many times the platform count in flight from one view.
@@ -27,6 +27,9 @@ const TAG_CONCURRENCY: usize = 16;
 pub struct TagsView {
     /// The repository.
     pub repository: String,
+    /// `checked` with keys; `not-checked` when the catalog runs without them.
+    pub signatures: Checking,
+
     /// Its image tags, sorted.
     pub tags: Vec<TagEntry>,
     /// Tags left out, with why: not an image (a Helm chart, an `oras push`), deleted
@@ -70,7 +73,8 @@ pub struct TagEntry {
     pub floating: bool,
     /// The earliest `created` across its platforms.
     pub oldest_created: Option<String>,
-    /// Matches per severity, summed over platforms; `None` when nothing was scanned.
+    /// Matches per severity, summed over platforms; `None` unless every platform has a
+    /// result a view may show.
     pub vulnerabilities: Option<BTreeMap<Severity, usize>>,
     /// Its platforms.
     pub platforms: Vec<TagPlatform>,
@@ -175,6 +179,7 @@ pub async fn tags(
     }
     Ok(TagsView {
         repository: repository.to_string(),
+        signatures: trust.signatures(),
         tags,
         skipped,
     })
@@ -231,16 +236,21 @@ pub async fn entry(
             }
         })
         .collect();
+    // Known for the tag only when known for every platform: a sum over some of them
+    // would read as the whole.
     let vulnerabilities = platforms
         .iter()
-        .filter_map(|p| p.vulnerabilities.as_ref())
-        .fold(None, |sum: Option<BTreeMap<Severity, usize>>, counts| {
-            let mut sum = sum.unwrap_or_default();
-            for (s, n) in counts {
-                *sum.entry(*s).or_default() += n;
-            }
-            Some(sum)
-        });
+        .map(|p| p.vulnerabilities.as_ref())
+        .try_fold(
+            BTreeMap::new(),
+            |mut sum: BTreeMap<Severity, usize>, counts| {
+                for (s, n) in counts? {
+                    *sum.entry(*s).or_default() += n;
+                }
+                Some(sum)
+            },
+        )
+        .filter(|_| !platforms.is_empty());
     Ok(TagEntry {
         tag: name.to_string(),
         digest: top.digest.to_string(),

@@ -22,7 +22,8 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::artifact::annotations::{
-    RELEASE_FIRST_SEEN, RELEASE_GONE, RELEASE_KEPT, RELEASE_SEGMENT, RELEASE_TAGS,
+    RELEASE_FIRST_SEEN, RELEASE_GONE, RELEASE_KEPT, RELEASE_REPOSITORY, RELEASE_SEGMENT,
+    RELEASE_SUPERSEDED, RELEASE_TAGS,
 };
 use crate::artifact::parse_time;
 use crate::digest::Digest;
@@ -62,6 +63,8 @@ pub struct ReleaseLog {
     segments: Vec<Descriptor>,
     /// The releases as their segments hold them, by digest, to tell what changed.
     sealed: HashMap<Digest, Descriptor>,
+    /// A log this one replaced because it did not verify, kept referenced.
+    superseded: Option<Descriptor>,
 }
 
 /// The log of `repository` as `trust` lets it be read: `None` when there is none, or
@@ -74,7 +77,16 @@ pub async fn read(
     let read = trust
         .tagged_index(client, repository, &tag(), RELEASE_LOG, segments_of)
         .await?;
-    Ok(read.map(|parts| parts.map(ReleaseLog::assemble)))
+    let Some(parts) = read else {
+        return Ok(None);
+    };
+    // A signed log copied from another repository is that repository's.
+    let names = parts.get().0.annotations.get(RELEASE_REPOSITORY);
+    if names.map(String::as_str) != Some(repository.as_str()) {
+        tracing::warn!(%repository, names = ?names, "the release log names another repository; not used");
+        return Ok(None);
+    }
+    Ok(Some(parts.map(ReleaseLog::assemble)))
 }
 
 /// The digests of the sealed segments a head lists.
@@ -120,6 +132,7 @@ impl ReleaseLog {
             index: empty(),
             segments: Vec::new(),
             sealed: HashMap::new(),
+            superseded: None,
         }
     }
 
@@ -131,6 +144,9 @@ impl ReleaseLog {
             .iter()
             .cloned()
             .partition(|d| d.annotations.contains_key(RELEASE_SEGMENT));
+        let (superseded, head_releases): (Vec<Descriptor>, Vec<Descriptor>) = head_releases
+            .into_iter()
+            .partition(|d| d.annotations.contains_key(RELEASE_SUPERSEDED));
         let mut sealed = HashMap::new();
         let mut all: Vec<Descriptor> = Vec::new();
         let mut position: HashMap<Digest, usize> = HashMap::new();
@@ -157,6 +173,7 @@ impl ReleaseLog {
             },
             segments,
             sealed,
+            superseded: superseded.into_iter().next(),
         }
     }
 
@@ -347,10 +364,23 @@ impl LogEdit {
         }
     }
 
-    /// The head to sign and tag, sealing the oldest releases into new segments while the
-    /// head would hold more than `limit`: the head keeps the releases no segment holds
-    /// as they are now, the newest `limit` of them.
-    pub fn seal(&self, limit: usize) -> SealedLog {
+    /// Keeps `old`, a log found under the tag that did not verify, referenced from this
+    /// one (the first such one only): what it lists is not lost to garbage collection,
+    /// and none of it is believed.
+    pub fn supersede(&mut self, old: &Descriptor) {
+        if self.log.superseded.is_none() {
+            let mut entry = Descriptor::new(old.media_type.clone(), old.digest.clone(), old.size);
+            entry
+                .annotations
+                .insert(RELEASE_SUPERSEDED.into(), "true".into());
+            self.log.superseded = Some(entry);
+        }
+    }
+
+    /// The head of the log of `repository` to sign and tag, sealing the oldest releases
+    /// into new segments while the head would hold more than `limit`: the head keeps the
+    /// releases no segment holds as they are now, the newest `limit` of them.
+    pub fn seal(&self, repository: &RepositoryName, limit: usize) -> SealedLog {
         let limit = limit.max(1);
         let log = &self.log;
         let mut open: Vec<Descriptor> = log
@@ -378,10 +408,16 @@ impl LogEdit {
             segments.push(descriptor);
             sealed.push((digest, bytes));
         }
-        let head = ImageIndex {
-            manifests: segments.into_iter().chain(open).collect(),
+        let mut head = ImageIndex {
+            manifests: segments
+                .into_iter()
+                .chain(log.superseded.clone())
+                .chain(open)
+                .collect(),
             ..log.index.clone()
         };
+        head.annotations
+            .insert(RELEASE_REPOSITORY.into(), repository.to_string());
         SealedLog {
             segments: sealed,
             head: Bytes::from(serde_json::to_vec(&head).expect("an index serializes")),
@@ -405,6 +441,10 @@ mod tests {
 
     fn tag(text: &str) -> Tag {
         text.parse().unwrap()
+    }
+
+    fn repo() -> RepositoryName {
+        "team/app".parse().unwrap()
     }
 
     /// A time `n` seconds into 2026-11-01, as the worker writes them.
@@ -530,7 +570,7 @@ mod tests {
         for (i, name) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
             edit.merge(&[(tag(&format!("1.{i}")), image(name))], &at(i as i64));
         }
-        let sealed = edit.seal(3);
+        let sealed = edit.seal(&repo(), 3);
         assert_eq!(sealed.segments().len(), 2);
         let head: ImageIndex = serde_json::from_slice(sealed.head()).unwrap();
         assert_eq!(segments_of(&head).len(), 2);
@@ -546,7 +586,7 @@ mod tests {
         let first_segments = sealed.segments().to_vec();
         let mut edit = LogEdit { log: again };
         edit.merge(&[(tag("latest"), image("a"))], &at(9));
-        let resealed = edit.seal(3);
+        let resealed = edit.seal(&repo(), 3);
         assert!(resealed.segments().is_empty());
         let head: ImageIndex = serde_json::from_slice(resealed.head()).unwrap();
         assert_eq!(head.manifests.len(), 4);

@@ -121,11 +121,7 @@ impl Candidates {
                     "more look-alike artifacts than any scanner writes; only {MAX_CANDIDATES} are read");
                 let mut ranked = Vec::with_capacity(of_format.len());
                 for (f, d) in of_format {
-                    let rank = match trust.remembered(repository, &d.digest).await {
-                        Some(v) if v.is_verified() => 0,
-                        None => 1,
-                        Some(_) => 2,
-                    };
+                    let rank = trust.known(repository, &d.digest).await;
                     let claimed = d
                         .annotations
                         .get(CREATED)
@@ -169,8 +165,10 @@ impl Candidates {
     }
 
     /// Sorts artifact manifests into formats, keeping those whose `subject` is
-    /// `subject`, newest first by their own `created`.
-    pub fn from_manifests(
+    /// `subject`, newest first by their own `created`. Private: a candidate pairs a
+    /// digest with the manifest read by that digest, and only [`Candidates::read`]
+    /// reads one.
+    fn from_manifests(
         subject: &Digest,
         read: impl IntoIterator<Item = (Descriptor, ImageManifest)>,
     ) -> Candidates {

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use candidates::{Candidate, Candidates, MAX_CANDIDATES};
 pub use content::ContentError;
 pub use owned::Owned;
-pub use verdicts::{Verdict, RECHECK};
+pub use verdicts::{Checking, Verdict, RECHECK};
 pub use verified::{Origin, Proof, Shown, Unverified, Verified};
 
 use crate::digest::Digest;
@@ -74,6 +74,17 @@ impl std::fmt::Debug for Trust {
             Mode::Unverified => f.write_str("Trust(unverified: nothing is checked)"),
         }
     }
+}
+
+/// What a trust knows of an artifact without asking, in the order candidates are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Known {
+    /// Its signature verified before.
+    Proved,
+    /// Not judged yet (or judged too long ago).
+    Unjudged,
+    /// Judged, and not proved.
+    FoundWanting,
 }
 
 /// A candidate and the verdict on it: its content when a view may show it.
@@ -149,6 +160,14 @@ impl Trust {
         matches!(self.mode, Mode::Checked { .. })
     }
 
+    /// [`Trust::checks`], as views state it.
+    pub fn signatures(&self) -> Checking {
+        match self.mode {
+            Mode::Checked { .. } => Checking::Checked,
+            Mode::Unverified => Checking::NotChecked,
+        }
+    }
+
     /// The keys signatures are checked with (none in the unverified mode).
     pub fn keys(&self) -> &[PublicKey] {
         match &self.mode {
@@ -176,18 +195,29 @@ impl Trust {
         if let Some(known) = self.verdicts.get(&key).await {
             return Ok(known);
         }
-        let checked = signatures::check(client, repository, artifact, keys, false).await?;
+        let before = self.verdicts.prover(&key).await;
+        let checked =
+            signatures::check(client, repository, artifact, keys, false, before.as_ref()).await?;
+        if let Some(prover) = checked.proving.first() {
+            self.verdicts
+                .remember_prover(key.clone(), &prover.digest)
+                .await;
+        }
         self.verdicts.remember(key, &checked.verdict).await;
         Ok(checked.verdict)
     }
 
-    /// The verdict on `artifact` this trust remembers, without asking the registry.
-    pub(crate) async fn remembered(
-        &self,
-        repository: &RepositoryName,
-        artifact: &Digest,
-    ) -> Option<Verdict> {
-        self.verdicts.get(&format!("{repository}@{artifact}")).await
+    /// What this trust knows of `artifact` without asking the registry, for choosing
+    /// which candidates to read: one proved before stays first even once its verdict is
+    /// due a recheck, so that look-alikes never crowd it out.
+    pub(crate) async fn known(&self, repository: &RepositoryName, artifact: &Digest) -> Known {
+        let key = format!("{repository}@{artifact}");
+        match self.verdicts.get(&key).await {
+            Some(v) if v.is_verified() => Known::Proved,
+            Some(_) => Known::FoundWanting,
+            None if self.verdicts.manifest(&key).await.is_some() => Known::Proved,
+            None => Known::Unjudged,
+        }
     }
 
     /// The verdict on `candidate`, and its content when a view may show it.
@@ -362,30 +392,45 @@ impl Trust {
         if head.artifact_type.as_deref() != Some(artifact_type) {
             return Ok(None);
         }
+        // The head's signature first: nothing it names is read before it is believed.
+        let (verdict, shown) = self
+            .vouch(client, repository, &fetched.digest, None, ())
+            .await?;
+        let Some(shown) = shown else {
+            tracing::warn!(%repository, %tag, ?verdict, "its signature does not verify; not used");
+            return Ok(None);
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut named = follow(&head);
+        named.retain(|d| seen.insert(d.clone()));
+        if named.len() > MAX_FOLLOWED {
+            tracing::warn!(%repository, %tag, named = named.len(), "names more indexes than refcat writes; only {MAX_FOLLOWED} are read");
+            named.truncate(MAX_FOLLOWED);
+        }
         let mut followed = Vec::new();
-        for digest in follow(&head) {
-            let part = client
+        for digest in named {
+            match client
                 .get_manifest(repository, &Target::Digest(digest.clone()))
-                .await?;
-            match part.manifest {
-                Manifest::Index(index) => followed.push(index),
-                Manifest::Image(_) => {
-                    return Err(RegistryError::InvalidResponse {
-                        what: format!("{repository}@{digest}, named by {repository}:{tag}"),
-                        reason: "a manifest where an index was expected".into(),
-                    })
+                .await
+            {
+                Ok(part) => match part.manifest {
+                    Manifest::Index(index) => followed.push(index),
+                    Manifest::Image(_) => tracing::warn!(%repository, %tag, %digest,
+                        "names a manifest where an index was expected; left out"),
+                },
+                Err(e) if e.is_not_found() => {
+                    tracing::warn!(%repository, %tag, %digest, "names an index that is gone; left out")
                 }
+                Err(e) => return Err(e),
             }
         }
-        let (verdict, shown) = self
-            .vouch(client, repository, &fetched.digest, None, (head, followed))
-            .await?;
-        if shown.is_none() {
-            tracing::warn!(%repository, %tag, ?verdict, "its signature does not verify; not used");
-        }
-        Ok(shown)
+        Ok(Some(shown.with((head, followed))))
     }
 }
+
+/// Indexes a tagged index may name that are read: 1,000 release-log segments of 500
+/// releases each.
+const MAX_FOLLOWED: usize = 1000;
 
 /// What `tag` names, `None` when it names nothing.
 async fn tagged(

@@ -52,10 +52,11 @@ impl Trust {
         };
         let proof = verified.proof();
         let (repository, artifact) = (proof.repository(), proof.artifact());
-        self.verdicts
-            .forget(&format!("{repository}@{artifact}"))
-            .await;
-        let checked = signatures::check(client, repository, artifact, keys, true).await?;
+        let key = format!("{repository}@{artifact}");
+        self.verdicts.forget(&key).await;
+        let before = self.verdicts.prover(&key).await;
+        let checked =
+            signatures::check(client, repository, artifact, keys, true, before.as_ref()).await?;
         if !checked.verdict.is_verified() {
             tracing::warn!(%repository, %artifact, verdict = ?checked.verdict,
                 "no longer verifies with the publisher's key; not deleted");
@@ -92,10 +93,11 @@ async fn own_listing(
     };
     match &fetched.manifest {
         Manifest::Index(index)
-            if index
-                .manifests
-                .iter()
-                .all(|d| signatures.contains(&d.digest)) =>
+            if !index.manifests.is_empty()
+                && index
+                    .manifests
+                    .iter()
+                    .all(|d| signatures.contains(&d.digest)) =>
         {
             Ok(Some(fetched.digest))
         }

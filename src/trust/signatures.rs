@@ -9,7 +9,7 @@
 
 use crate::artifact::annotations::BUNDLE_CONTENT;
 use crate::digest::Digest;
-use crate::media_types::{COSIGN_SIMPLE_SIGNING, SIGSTORE_BUNDLE_V03};
+use crate::media_types::{COSIGN_SIMPLE_SIGNING, EMPTY_JSON, SIGSTORE_BUNDLE_V03};
 use crate::oci::{Descriptor, ImageManifest, Manifest};
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
@@ -20,9 +20,12 @@ use super::Verdict;
 /// Signatures are small; anything bigger is not one.
 const MAX_SIGNATURE_BYTES: u64 = 1024 * 1024;
 
-/// Bundle referrers read per artifact. Anyone with push access can attach thousands;
-/// past this many, the rest are not signatures worth a request each.
-const MAX_BUNDLES: usize = 16;
+/// Bundle referrers read per artifact, the one that proved it before first. Anyone with
+/// push access can attach thousands; past this many, the rest are not read.
+const MAX_BUNDLES: usize = 64;
+
+/// Layers of a legacy `.sig` manifest that are checked: cosign appends one per signer.
+const MAX_LEGACY_LAYERS: usize = 16;
 
 /// A manifest that holds a signature of the checked artifact with a trusted key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,12 +114,16 @@ pub(super) async fn check(
     signed: &Digest,
     keys: &[PublicKey],
     every: bool,
+    proved_before: Option<&Digest>,
 ) -> Result<Checked, RegistryError> {
     let mut failure = None;
     let mut proving = Vec::new();
     let mut verified_legacy = None;
     let listed = client.referrers(repository, signed, None).await?;
-    let bundles: Vec<&Descriptor> = listed.iter().filter(|d| is_bundle(d)).collect();
+    let mut bundles: Vec<&Descriptor> = listed.iter().filter(|d| is_bundle(d)).collect();
+    // The listing's order is anyone's to decide: the bundle that proved the artifact
+    // before is read first, so look-alike bundles cannot push it out of reach.
+    bundles.sort_by_key(|d| Some(&d.digest) != proved_before);
     if bundles.len() > MAX_BUNDLES {
         tracing::warn!(%repository, artifact = %signed, listed = bundles.len(),
             "more signature referrers than any signer writes; only the first {MAX_BUNDLES} are read");
@@ -131,24 +138,31 @@ pub(super) async fn check(
             failure = Some("a listed signature whose manifest is about another artifact".into());
             continue;
         }
-        let mut verified = false;
-        for layer in manifest
-            .layers
-            .iter()
-            .filter(|l| l.media_type == SIGSTORE_BUNDLE_V03)
+        // A bundle referrer as cosign writes one: the bundle, and nothing else.
+        let [layer] = manifest.layers.as_slice() else {
+            failure = Some("a listed signature manifest that holds more than a bundle".into());
+            continue;
+        };
+        if manifest.artifact_type.as_deref() != Some(SIGSTORE_BUNDLE_V03)
+            || manifest.config.media_type != EMPTY_JSON
+            || layer.media_type != SIGSTORE_BUNDLE_V03
         {
-            let data = match fetch(client, repository, layer).await? {
-                Ok(data) => data,
+            failure = Some("a listed signature manifest that is not a Sigstore bundle".into());
+            continue;
+        }
+        let verified = match fetch(client, repository, layer).await? {
+            Ok(data) => match any_key(keys, |k| bundle::verify(&data, k, signed)) {
+                Ok(()) => true,
                 Err(reason) => {
                     failure = Some(reason);
-                    continue;
+                    false
                 }
-            };
-            match any_key(keys, |k| bundle::verify(&data, k, signed)) {
-                Ok(()) => verified = true,
-                Err(reason) => failure = Some(reason),
+            },
+            Err(reason) => {
+                failure = Some(reason);
+                false
             }
-        }
+        };
         if verified {
             proving.push(SignatureManifest {
                 digest,
@@ -202,6 +216,12 @@ async fn legacy_signature(
     else {
         return Ok(None);
     };
+    if manifest.layers.len() > MAX_LEGACY_LAYERS {
+        return Ok(Some(Err(format!(
+            "the .sig manifest holds {} layers, more than any signers write",
+            manifest.layers.len()
+        ))));
+    }
     let (mut verified, mut only_signatures) = (false, !manifest.layers.is_empty());
     let mut failure = "the .sig manifest holds no signature".to_string();
     for layer in &manifest.layers {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::digest::Digest;
 use crate::oci::ImageManifest;
 
 /// The verdict on one artifact.
@@ -37,6 +38,17 @@ impl Verdict {
     }
 }
 
+/// Whether a view's signatures were checked at all: every catalog-wide view says so,
+/// so that one served without keys is never read as checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checking {
+    /// With keys: what the view counts verified.
+    Checked,
+    /// Without keys (the explicit unverified mode): nothing was checked.
+    NotChecked,
+}
+
 /// How long a verified verdict is trusted before its signature is checked again, unless
 /// [`super::Trust::recheck_after`] says otherwise.
 pub const RECHECK: Duration = Duration::from_secs(3600);
@@ -50,6 +62,8 @@ const MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct Verdicts {
     judged: moka::future::Cache<String, Verdict>,
+    /// The signature manifest that proved each artifact, read first the next time.
+    provers: moka::future::Cache<String, Digest>,
     manifests: moka::future::Cache<String, Arc<ImageManifest>>,
 }
 
@@ -79,6 +93,10 @@ impl Verdicts {
                 .weigher(|k: &String, v: &Verdict| weigh_verdict(k, v))
                 .time_to_live(recheck)
                 .build(),
+            provers: moka::future::Cache::builder()
+                .max_capacity(VERDICT_BYTES)
+                .weigher(|k: &String, _: &Digest| u32::try_from(k.len() + 160).unwrap_or(u32::MAX))
+                .build(),
             manifests: moka::future::Cache::builder()
                 .max_capacity(MANIFEST_BYTES)
                 .weigher(|k: &String, m: &Arc<ImageManifest>| weigh_manifest(k, m))
@@ -94,6 +112,14 @@ impl Verdicts {
         if *verdict != Verdict::NotChecked {
             self.judged.insert(key, verdict.clone()).await;
         }
+    }
+
+    pub(super) async fn prover(&self, key: &str) -> Option<Digest> {
+        self.provers.get(key).await
+    }
+
+    pub(super) async fn remember_prover(&self, key: String, signature: &Digest) {
+        self.provers.insert(key, signature.clone()).await;
     }
 
     pub(super) async fn forget(&self, key: &str) {

@@ -34,7 +34,7 @@ pub struct AggregateTarget {
 pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<bool, String> {
     let client = &context.client;
     let own = context.publisher.own_trust();
-    let hits = aggregate::walk(
+    let walked = aggregate::walk(
         client,
         target.default_tag.as_deref(),
         own,
@@ -42,11 +42,12 @@ pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<boo
     )
     .await
     .map_err(|e| format!("computing the aggregate: {e}"))?;
-    let verified: Vec<_> = hits
+    let verified: Vec<_> = walked
+        .hits
         .into_iter()
         .filter_map(|hit| Some((hit.repository, hit.tag, hit.matches.verified()?)))
         .collect();
-    let data = VerifiedAggregate::of(&verified);
+    let data = VerifiedAggregate::of(&verified, walked.coverage);
     let stored = aggregate::stored(client, &target.repository, own)
         .await
         .map_err(|e| format!("reading the stored aggregate: {e}"))?

@@ -29,8 +29,9 @@ pub struct Exposure {
     pub cve: String,
     /// Its severity.
     pub severity: Severity,
-    /// Hours since refcat first saw it on this package of this image.
-    pub exposure_hours: f64,
+    /// Hours since refcat first saw it on this package of this image; `None` when its
+    /// record says nothing of when (unknown, not zero).
+    pub exposure_hours: Option<f64>,
     /// The repository.
     pub repository: String,
     /// The tag.
@@ -80,11 +81,11 @@ fn exposures(
                 .first_seen
                 .as_deref()
                 .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-            let hours = since.map_or(0.0, |s| ((now - s).as_seconds_f64() / 3600.0).max(0.0));
+            let hours = since.map(|s| ((now - s).as_seconds_f64() / 3600.0).max(0.0));
             out.push(Exposure {
                 cve: entry.matched.id.clone(),
                 severity: entry.matched.severity,
-                exposure_hours: (hours * 100.0).round() / 100.0,
+                exposure_hours: hours.map(|h| (h * 100.0).round() / 100.0),
                 repository: repository.to_string(),
                 tag: tag.to_string(),
                 package: entry.matched.package.clone(),
@@ -112,14 +113,18 @@ impl ExposureMetrics {
                 .entry(e.severity)
                 .or_default()
                 .insert(e.cve.clone());
+            // An exposure of unknown age is active, but has no place in the histogram.
+            let Some(hours) = e.exposure_hours else {
+                continue;
+            };
             let (buckets, count, sum) = metrics.histogram.entry(e.severity).or_default();
             for (i, bound) in BUCKETS.iter().enumerate() {
-                if e.exposure_hours <= *bound {
+                if hours <= *bound {
                     buckets[i] += 1;
                 }
             }
             *count += 1;
-            *sum += e.exposure_hours;
+            *sum += hours;
         }
         metrics
     }
@@ -168,7 +173,7 @@ mod tests {
         Exposure {
             cve: cve.into(),
             severity,
-            exposure_hours: hours,
+            exposure_hours: Some(hours),
             repository: "r".into(),
             tag: "t".into(),
             package: "p".into(),

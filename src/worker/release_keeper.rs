@@ -40,8 +40,18 @@ impl JobContext {
                 (edit, Some(proof))
             }
             // Not signed with this worker's key (or by an older refcat that did not sign
-            // it): nothing in it is believed, and a new log replaces it.
-            _ => (LogEdit::new(), None),
+            // it): nothing in it is believed, and a new log replaces it, keeping it
+            // referenced so that what it lists is not lost to garbage collection.
+            _ => {
+                let mut edit = LogEdit::new();
+                let tag = Target::Tag(release_log::tag());
+                if let Some(old) = self.client.head_manifest(repository, &tag).await? {
+                    tracing::warn!(%repository, head = %old.digest,
+                        "the release log is not signed with this worker's key; a new one replaces it");
+                    edit.supersede(&old);
+                }
+                (edit, None)
+            }
         };
         let now = now_rfc3339();
         let added = edit.merge(seen, &now);
@@ -92,7 +102,7 @@ async fn write(
     edit: &LogEdit,
     previous: Option<&crate::trust::Verified<()>>,
 ) -> Result<(), PublishError> {
-    let sealed = edit.seal(HEAD_LIMIT);
+    let sealed = edit.seal(repository, HEAD_LIMIT);
     for (digest, bytes) in sealed.segments() {
         let target = Target::Digest(digest.clone());
         context

@@ -234,7 +234,7 @@ fn a_release_log_past_its_head_limit_is_sealed_into_segments() {
             &format!("2026-11-0{}T00:00:00Z", i + 1),
         );
     }
-    let sealed = edit.seal(1);
+    let sealed = edit.seal(&repository, 1);
     for (digest, bytes) in sealed.segments() {
         let target = Target::Digest(digest.clone());
         tokio_run(client.put_manifest(&repository, &target, OCI_INDEX, bytes.clone())).unwrap();

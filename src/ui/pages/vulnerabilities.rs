@@ -36,7 +36,9 @@ struct AggregatePage {
     layout: Layout,
     form: Form,
     severities: [&'static str; 6],
-    totals: Vec<(&'static str, usize)>,
+    /// `None` when no tag has a result a view may show.
+    totals: Option<Vec<(&'static str, usize)>>,
+    coverage: crate::catalog::aggregate::Coverage,
     live: bool,
     rows: Vec<Row>,
 }
@@ -72,10 +74,13 @@ pub async fn render(state: &AppState, uri: &Uri) -> Result<String, Problem> {
     Ok(super::render(&AggregatePage {
         layout: Layout::new("Vulnerabilities", "vulnerabilities").checked_by(&state.trust),
         severities: Severity::ALL.map(Severity::as_str),
-        totals: Severity::ALL
-            .into_iter()
-            .map(|s| (s.as_str(), view.data.totals.get(&s).copied().unwrap_or(0)))
-            .collect(),
+        totals: view.data.totals.as_ref().map(|totals| {
+            Severity::ALL
+                .into_iter()
+                .map(|s| (s.as_str(), totals.get(&s).copied().unwrap_or(0)))
+                .collect()
+        }),
+        coverage: view.data.coverage,
         live: view.source == aggregate::AggregateSource::Live,
         rows,
         form,
