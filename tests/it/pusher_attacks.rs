@@ -572,3 +572,86 @@ async fn views_of_one_vulnerability_share_one_walk_of_the_catalog() {
         "one walk of the catalog per TTL, however many views read it: {metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_that_holds_a_copied_bundle_and_more_is_never_pruned() {
+    let (registry, keys, reference, platforms) = published_alpine(Kind::Zot).await;
+    let client = registry.client();
+    let subject = amd64(&platforms);
+    let old = listed(&client, &subject.descriptor.digest, GRYPE_JSON).await[0]
+        .digest
+        .clone();
+    // refcat's own bundle of its Grype result, copied into a manifest of the pusher's
+    // that holds more than the bundle, with the same subject.
+    let bundles = client.referrers(&alpine(), &old, None).await.unwrap();
+    let bundle = client
+        .get_manifest(&alpine(), &Target::Digest(bundles[0].digest.clone()))
+        .await
+        .unwrap();
+    let mut manifest: Value = serde_json::from_slice(&bundle.bytes).unwrap();
+    let extra = manifest["config"].clone();
+    manifest["layers"].as_array_mut().unwrap().push(extra);
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    let kept: refcat::reference::Tag = "kept".parse().unwrap();
+    client
+        .put_manifest(
+            &alpine(),
+            &Target::Tag(kept.clone()),
+            &bundle.media_type,
+            bytes,
+        )
+        .await
+        .unwrap();
+
+    let mut again = refcat_publish(keys.path());
+    again.args([
+        "--platform",
+        "linux/amd64",
+        "--force",
+        "--keep",
+        "1",
+        &reference,
+    ]);
+    let out = output(again).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let gone = client.head_manifest(&alpine(), &Target::Digest(old)).await;
+    assert!(
+        gone.unwrap().is_none(),
+        "refcat's own older result is pruned"
+    );
+    let survivor = client.head_manifest(&alpine(), &Target::Tag(kept)).await;
+    assert!(
+        survivor.unwrap().is_some(),
+        "refcat deleted a manifest that holds more than its signature"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refcats_result_stays_found_past_a_flood_after_its_verdict_expires() {
+    let (registry, keys, _, platforms) = published_alpine(Kind::Zot).await;
+    let client = registry.client();
+    let subject = amd64(&platforms);
+    let real = listed(&client, &subject.descriptor.digest, GRYPE_JSON).await[0]
+        .digest
+        .clone();
+    for i in 0..100 {
+        let created = format!("2099-01-01T00:{:02}:{:02}Z", i / 60, i % 60);
+        let data = made_up_grype_json() + &" ".repeat(i);
+        let artifact = look_alike(subject, &created, grype_layer(data));
+        client.push_artifact(&alpine(), &artifact).await.unwrap();
+    }
+    // Verdicts last as long as views: two seconds.
+    let public = keys.path().join("refcat.pub");
+    let args = ["--key", public.to_str().unwrap(), "--cache-ttl", "2s"];
+    let serve = ServeProcess::start(&registry.host, &args).await;
+    let path = format!("/v1/images/{ALPINE}/vulnerabilities/3.19");
+    let shown = |view: &Value| view["platforms"]["linux/amd64"]["artifact"] == real.to_string();
+    let (_, first) = serve.get(&path).await;
+    let (_, second) = serve.get(&format!("{path}?severity=critical")).await;
+    assert!(shown(&first) || shown(&second), "not found in two views");
+    // Every verdict has expired; the look-alikes, unjudged again, are newer by claim.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, third) = serve.get(&format!("{path}?severity=high")).await;
+    assert_eq!(status, 200, "{third}");
+    assert!(shown(&third), "lost once its verdict expired: {third}");
+}

@@ -42,6 +42,12 @@ async fn an_image_nobody_scanned_answers_null_not_zero() {
     let tag_page = page(&open, "/images/fixtures/alpine/tags/3.19").await;
     assert!(tag_page.contains("Unknown: no scan"), "{tag_page}");
     assert!(!tag_page.contains("No matches."));
+    // The catalog-wide view knows of one tag and of no scan: unknown, not zero.
+    let (status, aggregate) = open.get("/v1/vulnerabilities").await;
+    assert_eq!(status, 200, "{aggregate}");
+    assert_eq!(aggregate["totals"], Value::Null, "{aggregate}");
+    assert_eq!(aggregate["coverage"]["scanned"], 0, "{aggregate}");
+    assert_eq!(aggregate["signatures"], "not-checked", "{aggregate}");
     for path in ["/", "/images/fixtures/alpine", "/vulnerabilities"] {
         assert!(
             page(&open, path)
@@ -84,4 +90,43 @@ async fn an_image_nobody_scanned_answers_null_not_zero() {
         assert!(tag_page.contains("Unknown: no scan"), "{tag_page}");
         assert!(!tag_page.contains("Signatures are not checked"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_with_one_platform_scanned_answers_null_not_that_platforms_sum() {
+    let registry = Registry::zot();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    push_fixture(&registry.client(), "alpine").await;
+    let reference = format!("{}/fixtures/alpine:3.19", registry.host);
+    let mut publish = crate::common::refcat_publish(keys.path());
+    publish.args(["--platform", "linux/amd64", &reference]);
+    let out = crate::common::published::output(publish).await;
+    assert_eq!(crate::common::published::code(&out), 0);
+
+    let public = keys.path().join("refcat.pub");
+    let serve = ServeProcess::start(&registry.host, &["--key", public.to_str().unwrap()]).await;
+    let (status, tags) = serve.get("/v1/images/fixtures/alpine/tags").await;
+    assert_eq!(status, 200, "{tags}");
+    let entry = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "3.19")
+        .unwrap();
+    let platforms = entry["platforms"].as_array().unwrap();
+    let amd64 = platforms
+        .iter()
+        .find(|p| p["platform"] == "linux/amd64")
+        .unwrap();
+    assert!(amd64["vulnerabilities"].is_object(), "{amd64}");
+    // arm64 was not scanned: the tag's counts are unknown, not amd64's alone.
+    assert_eq!(entry["vulnerabilities"], Value::Null, "{entry}");
+    let (_, directory) = serve.get("/v1/images").await;
+    assert_eq!(
+        directory["images"][0]["vulnerabilities"],
+        Value::Null,
+        "{directory}"
+    );
+    assert_eq!(directory["signatures"], "checked");
 }
