@@ -62,3 +62,57 @@ fn a_pusher_cannot_add_a_release_to_the_history() {
         .collect();
     assert_eq!(releases, [image.top.digest.to_string()], "{}", history.1);
 }
+
+#[test]
+fn a_pushers_log_naming_anything_stops_no_job_and_is_kept_referenced() {
+    let registry = Registry::zot();
+    let keys = tempfile::tempdir().unwrap();
+    write_keys(keys.path());
+    let client = registry.client();
+    let image = tokio_run(push_fixture(&client, "alpine"));
+    // A log nobody signed, whose one "segment" is an image manifest.
+    let log = Target::Tag(refcat::reference::RELEASE_LOG_TAG.parse().unwrap());
+    let named = &image.platform_manifests[1];
+    let forged = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "artifactType": "application/vnd.dev.refcat.release-log.v1+json",
+        "manifests": [{
+            "mediaType": named.media_type,
+            "digest": named.digest.to_string(),
+            "size": named.bytes.len(),
+            "annotations": { "dev.refcat.release.segment": "500" }
+        }]
+    });
+    let bytes = bytes::Bytes::from(serde_json::to_vec(&forged).unwrap());
+    let pushed = tokio_run(client.put_manifest(&alpine(), &log, OCI_INDEX, bytes)).unwrap();
+
+    let worker = Worker::start(&registry, keys.path(), free_port(), &[]);
+    let start = std::time::Instant::now();
+    while worker.jobs("published") == 0 && worker.jobs("failed") == 0 {
+        assert!(start.elapsed() < Duration::from_secs(300), "no job ended");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.wait_idle(Duration::from_secs(300));
+    assert_eq!(worker.jobs("failed"), 0, "{}", worker.log());
+    // The worker's own log replaced it, signed, and keeps it referenced.
+    let head = tokio_run(client.get_manifest(&alpine(), &log)).unwrap();
+    let index: Value = serde_json::from_slice(&head.bytes).unwrap();
+    let superseded = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["dev.refcat.release.superseded"].is_string())
+        .unwrap_or_else(|| panic!("{index}"));
+    assert_eq!(superseded["digest"], pushed.digest.to_string());
+    let releases = tokio_run(crate::common::published::recorded_releases(
+        &client,
+        &alpine(),
+        keys.path(),
+    ));
+    let digests: Vec<String> = releases
+        .iter()
+        .map(|r| r.descriptor.digest.to_string())
+        .collect();
+    assert_eq!(digests, [image.top.digest.to_string()]);
+}
