@@ -108,6 +108,21 @@ fn oras_copy(host: &str, from: &str, to: &str) {
     ]));
 }
 
+/// A forced re-scan of amd64 that keeps one result, so refcat prunes its older one.
+async fn republish_keeping_one(keys: &std::path::Path, reference: &str) {
+    let mut again = refcat_publish(keys);
+    again.args([
+        "--platform",
+        "linux/amd64",
+        "--force",
+        "--keep",
+        "1",
+        reference,
+    ]);
+    let out = output(again).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
 async fn retagged_signatures_never_make_refcat_delete(kind: Kind) {
     let (registry, keys, reference, platforms) = published_alpine(kind).await;
     let client = registry.client();
@@ -155,17 +170,7 @@ async fn retagged_signatures_never_make_refcat_delete(kind: Kind) {
     }
 
     // A re-scan that keeps one result prunes refcat's older one, with its signatures.
-    let mut again = refcat_publish(keys.path());
-    again.args([
-        "--platform",
-        "linux/amd64",
-        "--force",
-        "--keep",
-        "1",
-        &reference,
-    ]);
-    let out = output(again).await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    republish_keeping_one(keys.path(), &reference).await;
 
     let head = |digest: &Digest| {
         let client = client.clone();
@@ -603,17 +608,7 @@ async fn a_manifest_that_holds_a_copied_bundle_and_more_is_never_pruned() {
         .await
         .unwrap();
 
-    let mut again = refcat_publish(keys.path());
-    again.args([
-        "--platform",
-        "linux/amd64",
-        "--force",
-        "--keep",
-        "1",
-        &reference,
-    ]);
-    let out = output(again).await;
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    republish_keeping_one(keys.path(), &reference).await;
     let gone = client.head_manifest(&alpine(), &Target::Digest(old)).await;
     assert!(
         gone.unwrap().is_none(),

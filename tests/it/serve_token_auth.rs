@@ -22,10 +22,10 @@ async fn alice_and_bob() -> TokenAuth {
     auth
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repository_outside_a_users_token_scope_is_left_out_not_a_sign_in() {
-    let auth = alice_and_bob().await;
-    let served = serve(
+/// `serve` in front of the registry, passing each caller's credentials through to the
+/// token service the test trusts.
+async fn serve_passing_through(auth: &TokenAuth) -> crate::common::serving::ServeProcess {
+    serve(
         &auth.registry.host,
         &[
             "--auth",
@@ -34,7 +34,13 @@ async fn a_repository_outside_a_users_token_scope_is_left_out_not_a_sign_in() {
             &auth.realm.host,
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_outside_a_users_token_scope_is_left_out_not_a_sign_in() {
+    let auth = alice_and_bob().await;
+    let served = serve_passing_through(&auth).await;
 
     // The registry's catalog lists both; each user's directory holds their own.
     let (status, headers, directory) = get(&served, "/v1/images", Some("alice")).await;
@@ -118,16 +124,7 @@ async fn a_failing_token_service_is_waited_for_not_taken_for_refused_credentials
     assert!(stderr(&out).contains("HTTP 429"), "{}", stderr(&out));
 
     // Pass-through: a 503 to come back to, not a sign-in prompt.
-    let served = serve(
-        &auth.registry.host,
-        &[
-            "--auth",
-            "pass-through",
-            "--trusted-realm",
-            &auth.realm.host,
-        ],
-    )
-    .await;
+    let served = serve_passing_through(&auth).await;
     let (status, headers, body) = get(&served, "/v1/images/alice/app/tags", Some("alice")).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
