@@ -83,6 +83,19 @@ pub(crate) async fn get(
     )
 }
 
+/// The web catalog's directory page as `user`, which must be 200.
+pub(crate) async fn directory_page(served: &Served, user: &str) -> String {
+    let page = reqwest::Client::new()
+        .get(format!("{}/", served.base))
+        .header("accept", "text/html")
+        .basic_auth(user, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    page.text().await.unwrap()
+}
+
 pub(crate) fn names(directory: &serde_json::Value) -> Vec<String> {
     directory["images"]
         .as_array()
@@ -193,14 +206,7 @@ async fn pass_through_shows_each_caller_what_they_may_pull() {
     assert_eq!(names(&bob), ["shared/app", "team-b/debian"]);
     assert_eq!(bob["images"][0]["signed"], true, "{bob}");
     // The web catalog is read the same way.
-    let page = reqwest::Client::new()
-        .get(format!("{}/", served.base))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let html = directory_page(&served, "alice").await;
     assert!(html.contains("team-a/alpine") && !html.contains("team-b/debian"));
     // A repository one may not pull is refused, not shown.
     let (status, _, _) = get(&served, "/v1/images/team-b/debian/tags", Some("alice")).await;

@@ -11,7 +11,7 @@ use crate::common::faults::{Fault, Rule};
 use crate::common::published::{code, output, stderr};
 use crate::common::refcat;
 use crate::common::token_auth::TokenAuth;
-use crate::serve_access::{get, names, push_as, serve, PASSWORD};
+use crate::serve_access::{directory_page, get, names, push_as, serve, PASSWORD};
 
 /// A token-auth registry where alice pushed `alice/app` and bob `bob/app`; each may
 /// pull only their own.
@@ -60,15 +60,7 @@ async fn a_repository_outside_a_users_token_scope_is_left_out_not_a_sign_in() {
         assert!(!headers.contains_key("www-authenticate"), "{path}");
     }
     // The web catalog's directory too: a page, not a browser's sign-in prompt.
-    let page = reqwest::Client::new()
-        .get(format!("{}/", served.base))
-        .header("accept", "text/html")
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    let html = directory_page(&served, "alice").await;
     assert!(html.contains("alice/app") && !html.contains("bob/app"));
     // Wrong credentials are still a sign-in prompt.
     let (status, headers, _) = get(&served, "/v1/images", Some("mallory")).await;
