@@ -15,6 +15,7 @@ use routes::{ImageRoute, View};
 use crate::catalog::advisory::{self, VulnerabilityId};
 use crate::catalog::directory::{self, DirectoryQuery};
 use crate::catalog::sbom::SbomQuery;
+use crate::catalog::tags::TagsQuery;
 use crate::catalog::vulnerabilities::VulnerabilityQuery;
 use crate::catalog::{compare, details, history, provenance, sbom, tags, vulnerabilities};
 use crate::reference::Target;
@@ -156,7 +157,10 @@ async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendere
             .await?,
         ),
         ImageRoute::Tags(repository) => {
-            Rendered::json(&tags::tags(client, &repository, &state.trust).await?)
+            let q: TagsQuery = query(&uri)?;
+            let view = tags::tags(client, &repository, &q, &state.trust).await?;
+            let path = format!("/v1/images/{repository}/tags");
+            Rendered::json(&view).paged(&path, view.page, view.per_page, view.pages())
         }
         ImageRoute::Compare(repository, from, to) => Rendered::json(
             &compare::compare(

@@ -13,7 +13,7 @@ use crate::catalog::directory::{Directory, DirectoryQuery, ImageOverview, ImageS
 use crate::catalog::history::{HistoryView, Release};
 use crate::catalog::provenance::{PlatformProvenance, Provenance, ProvenanceView};
 use crate::catalog::sbom::{Package, SbomPlatform, SbomQuery, SbomView};
-use crate::catalog::tags::{SkippedTag, TagEntry, TagPlatform, TagsView};
+use crate::catalog::tags::{SkippedTag, TagEntry, TagPlatform, TagsQuery, TagsView};
 use crate::catalog::vulnerabilities::{
     MatchOrder, VulnerabilitiesView, VulnerabilityEntry, VulnerabilityPlatform, VulnerabilityQuery,
 };
@@ -129,8 +129,8 @@ fn directory() {}
     (status = 200, body = ImageOverview), ViewErrors))]
 fn overview() {}
 
-#[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")), responses(
-    (status = 200, body = TagsView), ViewErrors))]
+#[utoipa::path(get, path = "/v1/images/{name}/tags", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), TagsQuery), responses(
+    (status = 200, body = TagsView, headers(("Link" = String, description = "The first, previous, next and last pages (`rel` first, prev, next, last)"))), ViewErrors))]
 fn tags() {}
 
 #[utoipa::path(get, path = "/v1/images/{name}/details/{tag}", params(("name" = String, Path, description = "Repository path", example = "fixtures/debian", max_length = 255, pattern = "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"), ("tag" = String, Path, example = "12", pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")), responses(

@@ -12,7 +12,7 @@ use super::directory::default_tag;
 use super::platforms::platform_manifests;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::stored::StoredDocument;
-use super::tags::{about_the_tag_alone, tags};
+use super::tags::{about_the_tag_alone, selected};
 use super::vulnerabilities::scan;
 use super::CatalogError;
 use crate::media_types::CATALOG_AGGREGATE;
@@ -255,7 +255,7 @@ pub async fn walk(
         .into_repositories();
     let per_repository: Vec<(Vec<Hit>, Coverage)> = stream::iter(listed)
         .map(|repository| async move {
-            let view = match unreadable_as_none(tags(client, &repository, trust).await)? {
+            let view = match unreadable_as_none(selected(client, &repository, trust, |_| true).await)? {
                 Some(view) => view,
                 None => return Ok((Vec::new(), Coverage::default())),
             };

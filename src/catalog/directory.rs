@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::details::details;
 use super::repositories::{unreadable_as_none, Repositories};
-use super::tags::{tags, TagEntry, TagsView};
+use super::tags::{selected, TagEntry, TagsView};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::Client;
@@ -216,7 +216,7 @@ pub async fn summary(
     preferred: Option<&str>,
     trust: &Trust,
 ) -> Result<ImageSummary, CatalogError> {
-    let view = tags(client, repository, trust).await?;
+    let view = selected(client, repository, trust, |_| true).await?;
     let default = default_tag(&view, preferred);
     let labels = match default {
         Some(entry) => {

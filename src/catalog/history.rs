@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-use super::tags::{tags, TagEntry};
+use super::tags::{selected, TagEntry};
 use super::CatalogError;
 use crate::artifact::annotations::RELEASE_GONE;
 use crate::reference::{in_stream, RepositoryName, Tag, Target};
@@ -57,12 +57,11 @@ pub async fn history(
     stream: &Tag,
     trust: &Trust,
 ) -> Result<HistoryView, CatalogError> {
-    let view = tags(client, repository, trust).await?;
-    let members: Vec<&TagEntry> = view
-        .tags
-        .iter()
-        .filter(|t| in_stream(&t.tag, stream.as_str()))
-        .collect();
+    let view = selected(client, repository, trust, |t| {
+        in_stream(t.as_str(), stream.as_str())
+    })
+    .await?;
+    let members: Vec<&TagEntry> = view.tags.iter().collect();
     // Releases the tags have left come from the worker's log, and only as the catalog's
     // trust lets it be read: with keys, only a log its signature proves the worker's.
     let log = crate::records::release_log::read(client, repository, trust).await?;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use futures_util::future::try_join_all;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::image::manifest_and_config;
 use super::platforms::{with_each_platform, ResolveError};
@@ -21,7 +21,38 @@ use crate::trust::{Checking, Judged, Trust};
 /// this many times the platform count in flight from one view.
 const TAG_CONCURRENCY: usize = 16;
 
-/// Every tag of a repository.
+/// Tags on a page unless the caller asks for another size.
+pub const TAGS_PER_PAGE: usize = 100;
+/// The most tags one page holds: each costs registry round trips.
+const MAX_TAGS_PER_PAGE: usize = 1000;
+
+/// Paging for the tags view. Tags are sorted as the registry lists them and cut into
+/// pages before any is resolved, so a page costs what its tags cost, whatever the
+/// repository holds.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TagsQuery {
+    /// 1-based page.
+    #[param(minimum = 1, maximum = 1000000)]
+    pub page: Option<usize>,
+    /// Tags per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub per_page: Option<usize>,
+}
+
+impl TagsQuery {
+    fn checked(&self) -> Result<(usize, usize), CatalogError> {
+        CatalogError::check_range("page", self.page, 1_000_000)?;
+        CatalogError::check_range("per_page", self.per_page, MAX_TAGS_PER_PAGE)?;
+        Ok((
+            self.page.unwrap_or(1),
+            self.per_page.unwrap_or(TAGS_PER_PAGE),
+        ))
+    }
+}
+
+/// One page of a repository's tags.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TagsView {
@@ -30,11 +61,26 @@ pub struct TagsView {
     /// `checked` with keys; `not-checked` when the catalog runs without them.
     pub signatures: Checking,
 
-    /// Its image tags, sorted.
+    /// Tags listed in the repository, on every page (tags that hold signatures or
+    /// referrers indexes are not counted).
+    pub total: usize,
+    /// This page.
+    pub page: usize,
+    /// Page size.
+    pub per_page: usize,
+    /// This page's image tags, sorted.
     pub tags: Vec<TagEntry>,
-    /// Tags left out, with why: not an image (a Helm chart, an `oras push`), deleted
-    /// while the view was read, or an image whose manifests refcat cannot read.
+    /// Tags of this page left out, with why: not an image (a Helm chart, an `oras
+    /// push`), deleted while the view was read, or an image whose manifests refcat
+    /// cannot read.
     pub skipped: Vec<SkippedTag>,
+}
+
+impl TagsView {
+    /// How many pages there are (at least one, which may be empty).
+    pub fn pages(&self) -> usize {
+        self.total.div_ceil(self.per_page.max(1)).max(1)
+    }
 }
 
 /// A tag the view leaves out.
@@ -138,25 +184,74 @@ fn floating(all: &[Tag]) -> HashSet<&str> {
     floating
 }
 
-/// The tags view of `repository` on `client`'s registry. Tags that hold referrers
-/// indexes or signatures are not images and are left out.
+/// The page of the tags view of `repository` on `client`'s registry that `query` asks
+/// for. Tags that hold referrers indexes or signatures are not images and are left out.
 pub async fn tags(
     client: &Client,
     repository: &RepositoryName,
+    query: &TagsQuery,
     trust: &Trust,
 ) -> Result<TagsView, CatalogError> {
+    let (page, per_page) = query.checked()?;
+    let all = listed(client, repository).await?;
+    let chosen: Vec<&Tag> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    read(client, repository, &all, &chosen, trust, page, per_page).await
+}
+
+/// The tags of `repository` that `keep` selects, resolved on one page; floating is
+/// judged against every tag. For views over a whole repository (its default tag, the
+/// aggregate's walk) or a stream.
+pub async fn selected(
+    client: &Client,
+    repository: &RepositoryName,
+    trust: &Trust,
+    keep: impl Fn(&Tag) -> bool,
+) -> Result<TagsView, CatalogError> {
+    let all = listed(client, repository).await?;
+    let chosen: Vec<&Tag> = all.iter().filter(|t| keep(t)).collect();
+    read(
+        client,
+        repository,
+        &all,
+        &chosen,
+        trust,
+        1,
+        all.len().max(1),
+    )
+    .await
+}
+
+/// The tags of `repository` that may name images, sorted.
+async fn listed(client: &Client, repository: &RepositoryName) -> Result<Vec<Tag>, CatalogError> {
     let mut all = client.list_tags(repository, None).await?;
     all.retain(|t| !t.is_supporting());
+    Ok(all)
+}
+
+/// The view of the `chosen` tags out of `all` (which floating is judged against).
+async fn read(
+    client: &Client,
+    repository: &RepositoryName,
+    all: &[Tag],
+    chosen: &[&Tag],
+    trust: &Trust,
+    page: usize,
+    per_page: usize,
+) -> Result<TagsView, CatalogError> {
     let limit = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
-    let floating = floating(&all);
-    let (limit, all, floating) = (&limit, &all, &floating);
-    let read = try_join_all(all.iter().map(|tag| async move {
+    let floating = floating(all);
+    let (limit, floating) = (&limit, &floating);
+    let read = try_join_all(chosen.iter().map(|tag| async move {
         let _permit = limit
             .acquire()
             .await
             .expect("the semaphore is never closed");
         let floating = floating.contains(tag.as_str());
-        let target = Target::Tag(tag.clone());
+        let target = Target::Tag((*tag).clone());
         match entry(client, repository, target, tag.as_str(), floating, trust).await {
             Ok(entry) => Ok(Ok(entry)),
             Err(e) if about_the_tag_alone(&e) => {
@@ -180,6 +275,9 @@ pub async fn tags(
     Ok(TagsView {
         repository: repository.to_string(),
         signatures: trust.signatures(),
+        total: all.len(),
+        page,
+        per_page,
         tags,
         skipped,
     })

@@ -132,7 +132,10 @@ async fn image(
         match route {
             paths::Page::Overview(repository) => {
                 let missing = format!("There is no repository {repository} in this registry.");
-                in_words(pages::overview::render(&state, &repository).await, missing)
+                in_words(
+                    pages::overview::render(&state, &repository, &uri).await,
+                    missing,
+                )
             }
             paths::Page::Tag(repository, tag) => {
                 let missing = format!("{repository} has no tag {tag}.");

@@ -22,6 +22,8 @@ pub struct Rendered {
     pub content_type: &'static str,
     /// Its strong ETag, quoted.
     pub etag: String,
+    /// Its `Link` header, for a paged view.
+    pub link: Option<String>,
 }
 
 impl Rendered {
@@ -49,7 +51,26 @@ impl Rendered {
             body,
             content_type,
             etag,
+            link: None,
         }
+    }
+
+    /// With `Link` to the other pages of a paged view at `path`: `first`, `prev`,
+    /// `next` and `last`, as the distribution API links the next page of tags.
+    pub fn paged(mut self, path: &str, page: usize, per_page: usize, pages: usize) -> Rendered {
+        let at = |page: usize, rel: &str| {
+            format!("<{path}?page={page}&per_page={per_page}>; rel=\"{rel}\"")
+        };
+        let mut links = vec![at(1, "first")];
+        if page > 1 {
+            links.push(at((page - 1).min(pages), "prev"));
+        }
+        if page < pages {
+            links.push(at(page + 1, "next"));
+        }
+        links.push(at(pages, "last"));
+        self.link = Some(links.join(", "));
+        self
     }
 }
 

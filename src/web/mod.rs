@@ -99,6 +99,10 @@ pub(crate) fn respond(rendered: &Rendered, headers: &HeaderMap, cache_control: &
             .into_response()
     };
     let h = response.headers_mut();
+    if let Some(link) = rendered.link.as_deref() {
+        // Built from a parsed path and numbers.
+        h.insert(header::LINK, HeaderValue::from_str(link).expect("ascii"));
+    }
     h.insert(
         header::ETAG,
         HeaderValue::from_str(&rendered.etag).expect("hex etags are valid headers"),

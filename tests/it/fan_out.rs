@@ -107,3 +107,65 @@ async fn an_unknown_architecture_is_refused_before_any_walk() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["total"], 0, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tags_page_costs_what_its_tags_cost() {
+    let registry = Registry::start(Kind::Zot);
+    let repository = many_tags(&registry, 1, 250).await.remove(0);
+    let proxy = FaultProxy::start(&registry.host).await;
+    let served = ServeProcess::start(&proxy.host, &[]).await;
+    let path = format!("/v1/images/{repository}/tags");
+    let response = reqwest::get(format!("{}{path}?page=2&per_page=50", served.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let link = response.headers()["link"].to_str().unwrap().to_string();
+    let body: serde_json::Value = response.json().await.unwrap();
+    // 250 numbered tags, the fixture's own two, sorted as the registry lists them.
+    assert_eq!(
+        (body["total"].as_u64(), body["page"].as_u64()),
+        (Some(252), Some(2))
+    );
+    let page: Vec<&str> = body["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(page.len(), 50, "{body}");
+    for (rel, n) in [("first", 1), ("prev", 1), ("next", 3), ("last", 6)] {
+        let wanted = format!("<{path}?page={n}&per_page=50>; rel=\"{rel}\"");
+        assert!(link.contains(&wanted), "{wanted} not in {link}");
+    }
+    // Only the page's tags were resolved: no other tag's manifest was asked for.
+    let asked: std::collections::BTreeSet<String> = proxy
+        .all_seen()
+        .iter()
+        .filter_map(|s| s.path.split("/manifests/").nth(1).map(str::to_string))
+        .filter(|reference| !reference.starts_with("sha256:"))
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = page.iter().map(|t| t.to_string()).collect();
+    assert_eq!(asked, wanted);
+
+    // The last page holds what is left and links no next page; past it is empty.
+    let (status, body) = served.get(&format!("{path}?page=6&per_page=50")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tags"].as_array().unwrap().len(), 2, "{body}");
+    let (_, body) = served.get(&format!("{path}?page=7&per_page=50")).await;
+    assert_eq!(body["tags"].as_array().unwrap().len(), 0, "{body}");
+    for bad in ["per_page=1001", "page=0", "per_page=0", "page=x", "n=5"] {
+        let (status, body) = served.get(&format!("{path}?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // The page people browse pages the same way.
+    let html = reqwest::get(format!("{}/images/{repository}?page=2", served.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Page 2 of 3"), "{html}");
+    assert!(html.contains("?page=3#tags\" rel=\"next\""), "{html}");
+    assert!(html.contains("#tags\" rel=\"prev\""), "{html}");
+}

@@ -2,13 +2,23 @@
 //! `/v1/images/{name}` and `/v1/images/{name}/tags`.
 
 use askama::Template;
+use axum::http::Uri;
+use serde::Deserialize;
 
 use super::Layout;
 use crate::catalog::directory;
-use crate::catalog::tags::{self, TagEntry};
+use crate::catalog::tags::{self, TagEntry, TagsQuery};
 use crate::reference::RepositoryName;
 use crate::ui::format::{self, Counts};
-use crate::web::{AppState, Problem};
+use crate::web::{query, AppState, Problem};
+
+/// The page's query as a browser sends it: an empty page means the first.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    #[serde(default)]
+    page: String,
+}
 
 struct TagRow {
     tag: String,
@@ -38,6 +48,11 @@ struct OverviewPage {
     compare: String,
     rows: Vec<TagRow>,
     skipped: Vec<(String, String)>,
+    page: usize,
+    pages: usize,
+    total: usize,
+    previous: Option<String>,
+    next: Option<String>,
 }
 
 /// Markdown to HTML, with everything that could run or load from elsewhere removed.
@@ -51,9 +66,18 @@ fn markdown(text: &str) -> String {
         .to_string()
 }
 
-/// Renders the overview of `repository`.
-pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<String, Problem> {
+/// Renders the overview of `repository` with the page of its tags `uri` asks for.
+pub async fn render(
+    state: &AppState,
+    repository: &RepositoryName,
+    uri: &Uri,
+) -> Result<String, Problem> {
     let client = &state.client;
+    let form: Form = query(uri)?;
+    let paging = TagsQuery {
+        page: format::page_field(&form.page)?,
+        per_page: None,
+    };
     let (overview, tags) = tokio::try_join!(
         directory::overview(
             client,
@@ -61,8 +85,20 @@ pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<Str
             state.default_tag.as_deref(),
             &state.trust
         ),
-        tags::tags(client, repository, &state.trust),
+        tags::tags(client, repository, &paging, &state.trust),
     )?;
+    let (page, pages, total) = (tags.page, tags.pages(), tags.total);
+    let at = |page: usize| {
+        let page = if page > 1 {
+            page.to_string()
+        } else {
+            String::new()
+        };
+        format!(
+            "{}#tags",
+            format::link(&format::image_path(repository.as_str()), &[("page", page)])
+        )
+    };
     let host = client.registry();
     let row = |entry: TagEntry| {
         let platforms: Vec<&str> = entry
@@ -116,6 +152,11 @@ pub async fn render(state: &AppState, repository: &RepositoryName) -> Result<Str
             .into_iter()
             .map(|s| (s.tag, s.reason))
             .collect(),
+        page,
+        pages,
+        total,
+        previous: (page > 1).then(|| at(page - 1)),
+        next: (page < pages).then(|| at(page + 1)),
     }))
 }
 
