@@ -35,6 +35,9 @@ pub const CATALOG_AGGREGATE: &str = "application/vnd.dev.refcat.catalog-aggregat
 /// The repositories the worker found, stored where `_catalog` cannot list them
 /// (artifactType and layer).
 pub const REPOSITORY_LIST: &str = "application/vnd.dev.refcat.repository-list.v1+json";
+/// Where refcat has published complete sets, per platform manifest: the index
+/// promotion reuse reads (artifactType and layer).
+pub const SUBJECT_INDEX: &str = "application/vnd.dev.refcat.subject-index.v1+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 

@@ -135,6 +135,9 @@ pub const AGGREGATE_TAG: &str = "refcat-aggregate";
 /// The tag of the repositories the worker found, stored beside the aggregate.
 pub const REPOSITORIES_TAG: &str = "refcat-repositories";
 
+/// The tag of the subject index (where complete sets are), stored beside the aggregate.
+pub const SUBJECTS_TAG: &str = "refcat-subjects";
+
 /// A tag, valid by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -147,10 +150,17 @@ impl Tag {
 
     /// Whether this tag holds supporting content rather than an image: a tag-schema
     /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
-    /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log, aggregate or
-    /// repository list.
+    /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log, aggregate,
+    /// repository list or subject index.
     pub fn is_supporting(&self) -> bool {
-        if [RELEASE_LOG_TAG, AGGREGATE_TAG, REPOSITORIES_TAG].contains(&self.0.as_str()) {
+        if [
+            RELEASE_LOG_TAG,
+            AGGREGATE_TAG,
+            REPOSITORIES_TAG,
+            SUBJECTS_TAG,
+        ]
+        .contains(&self.0.as_str())
+        {
             return true;
         }
         let Some((algorithm, rest)) = self.0.split_once('-') else {

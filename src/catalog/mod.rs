@@ -16,6 +16,7 @@ pub mod referrers_tree;
 pub mod repositories;
 pub mod sbom;
 pub mod stored;
+pub mod subjects;
 pub mod tags;
 pub mod vulnerabilities;
 

@@ -43,6 +43,10 @@ pub struct BackfillArgs {
     /// found (its signed `refcat-repositories`) expand --repository globs.
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<crate::reference::RepositoryName>,
+    /// Scan every image, even one copied from a repository where the worker's subject
+    /// index names a complete set for the same digest (by default such a set is copied).
+    #[arg(long, env = "REFCAT_NO_REUSE")]
+    pub no_reuse: bool,
     #[command(flatten)]
     pub repositories: super::RepositoryArgs,
     #[command(flatten)]
@@ -63,6 +67,7 @@ impl BackfillArgs {
             self.aggregate_repository.clone(),
             !self.dry_run,
             None,
+            !self.no_reuse,
         )?;
         let spinner = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} checking {msg}").expect("a valid template"),

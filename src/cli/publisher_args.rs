@@ -100,8 +100,13 @@ impl PublisherArgs {
         aggregate: Option<RepositoryName>,
         record: bool,
         broker: Option<Broker>,
+        reuse: bool,
     ) -> anyhow::Result<Arc<JobContext>> {
-        let mut publisher = self.publisher(client.clone(), PublishOptions::default())?;
+        let options = PublishOptions {
+            reuse_from: aggregate.clone().filter(|_| reuse),
+            ..PublishOptions::default()
+        };
+        let mut publisher = self.publisher(client.clone(), options)?;
         let mut release_logs = KeyedLocks::default();
         if let Some(broker) = &broker {
             publisher = publisher.share_locks(broker.shared_locks());
@@ -116,6 +121,7 @@ impl PublisherArgs {
             record,
             repositories,
             broker,
+            complete: Default::default(),
         }))
     }
 

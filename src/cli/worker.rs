@@ -99,6 +99,11 @@ pub struct WorkerArgs {
     /// `serve` and `backfill` where `_catalog` is refused.
     #[arg(long, env = "REFCAT_AGGREGATE_REPOSITORY", value_name = "REPOSITORY")]
     pub aggregate_repository: Option<RepositoryName>,
+    /// Scan every image, even one copied from a repository where refcat already holds a
+    /// complete set for the same digest (by default, with --aggregate-repository, such
+    /// a set is copied, signatures and all, with no scan).
+    #[arg(long, env = "REFCAT_NO_REUSE")]
+    pub no_reuse: bool,
     /// The tag that summarises a repository in the aggregate when it has it (default:
     /// the newest by created), as for `refcat serve --default-tag`.
     #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
@@ -153,6 +158,7 @@ impl WorkerArgs {
             self.aggregate_repository.clone(),
             true,
             broker.clone(),
+            !self.no_reuse,
         )?;
         let config = QueueConfig {
             capacity: self.queue_capacity,

@@ -26,6 +26,7 @@ mod commit;
 mod existing;
 mod pipeline;
 mod prune;
+mod reuse;
 mod signable;
 mod stored;
 

@@ -40,6 +40,10 @@ pub struct PublishOptions {
     pub keep: Option<std::num::NonZeroUsize>,
     /// Told when syft, grype and the commit begin, for a progress display.
     pub progress: Option<super::ProgressSink>,
+    /// Where the subject index is (the aggregate's repository): before scanning, a
+    /// complete set for the same digest in a repository it names is copied instead.
+    /// `None` scans every time.
+    pub reuse_from: Option<crate::reference::RepositoryName>,
 }
 
 /// An artifact a run committed.
@@ -62,6 +66,13 @@ pub struct SubjectReport {
     pub missing: Missing,
     /// What this run committed.
     pub published: Vec<Published>,
+    /// What this run copied from another repository's set for the same digest.
+    pub reused: Vec<Published>,
+    /// The repository it was copied from.
+    pub reused_from: Option<String>,
+    /// The platform manifest's digest.
+    #[serde(skip)]
+    pub digest: Digest,
     /// Older Grype artifacts this run deleted (`--keep`).
     pub pruned: Vec<Digest>,
     /// Wall time spent on this platform manifest, its share of the shared checks included.
@@ -336,7 +347,7 @@ impl Publisher {
         let subjects = self.resolve(reference, top).await?;
         // What exists is checked under the hold, so a concurrent job's work is seen.
         let held = self.hold(reference, &subjects).await;
-        let plan = self.check(reference, subjects).await?;
+        let mut plan = self.check(reference, subjects.clone()).await?;
         if plan.iter().any(|(_, _, missing)| missing.any()) {
             self.client
                 .check_writable(&reference.repository)
@@ -345,6 +356,29 @@ impl Publisher {
                     repository: reference.repository.to_string(),
                     source,
                 })?;
+        }
+        let mut reused = BTreeMap::new();
+        let lacking = plan.iter().any(|(_, _, missing)| missing.any());
+        if let Some(index) = match lacking && !self.options.force {
+            true => self.subject_index().await,
+            false => None,
+        } {
+            let db_built = self.grype_db().await?.built;
+            for (subject, _, missing) in plan.iter().filter(|(_, _, m)| m.any()) {
+                for lock in &held {
+                    lock.check()?;
+                }
+                if let Some(copied) = self
+                    .reuse(index.get(), reference, subject, *missing, &db_built)
+                    .await?
+                {
+                    reused.insert(subject.descriptor.digest.to_string(), (*missing, copied));
+                }
+            }
+            // What is still missing after the copy: a stale Grype result, say.
+            if !reused.is_empty() {
+                plan = self.check(reference, subjects).await?;
+            }
         }
         // The shared checks are split evenly across the platform manifests.
         let share = plan.len().max(1) as u32;
@@ -366,17 +400,25 @@ impl Publisher {
         let mut reports = Vec::new();
         for (subject, existing, missing) in plan {
             let (start, scanners_before) = (Instant::now(), self.scanner_time());
+            let copied = reused.remove(&subject.descriptor.digest.to_string());
             let mut report = SubjectReport {
                 subject: reference
                     .with_digest(subject.descriptor.digest.clone())
                     .to_string(),
                 platform: subject.platform.to_string(),
-                missing,
+                missing: copied.as_ref().map_or(missing, |(before, _)| *before),
                 published: Vec::new(),
+                reused: Vec::new(),
+                reused_from: None,
+                digest: subject.descriptor.digest.clone(),
                 pruned: Vec::new(),
                 elapsed_seconds: 0.0,
                 scanner_seconds: 0.0,
             };
+            if let Some((_, copied)) = copied {
+                report.reused = copied.artifacts;
+                report.reused_from = Some(copied.from.to_string());
+            }
             if missing.any() {
                 let lineage = Lineage {
                     existing: &existing,

@@ -19,10 +19,11 @@ use crate::artifact::{ArtifactBuilder, ArtifactLayer, BuiltArtifact, Format};
 use crate::catalog::aggregate::VerifiedAggregate;
 use crate::catalog::platforms::PlatformManifest;
 use crate::catalog::repositories::{Listed, RepositoryList};
+use crate::catalog::subjects::SubjectIndex;
 use crate::digest::Digest;
 use crate::media_types::{
-    CATALOG_AGGREGATE, OCI_INDEX, RELEASE_LOG, REPOSITORY_LIST, SYFT_JSON, SYFT_JSON_GZIP,
-    VULNERABILITY_RECORD,
+    CATALOG_AGGREGATE, OCI_INDEX, RELEASE_LOG, REPOSITORY_LIST, SUBJECT_INDEX, SYFT_JSON,
+    SYFT_JSON_GZIP, VULNERABILITY_RECORD,
 };
 use crate::oci::Descriptor;
 use crate::records::release_log::SealedLog;
@@ -151,6 +152,11 @@ impl Signable {
             aggregate.data(),
             created,
         )
+    }
+
+    /// Where refcat has published complete sets, per platform manifest.
+    pub fn subject_index(index: &SubjectIndex, created: &str) -> Self {
+        document(SUBJECT_INDEX, "subjects.json", index, created)
     }
 
     /// The head of a release log: releases the worker saw under tags, kept from a log

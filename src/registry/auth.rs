@@ -202,7 +202,11 @@ impl Client {
             if let Some(service) = service {
                 query.append_pair("service", service);
             }
-            query.append_pair("scope", scope);
+            // Several scopes (a cross-repository mount's) go as one `scope` each, as
+            // the token spec has them; the OAuth2 form below takes them space-separated.
+            for scope in scope.split(' ') {
+                query.append_pair("scope", scope);
+            }
             if let Credentials::Basic { username, .. } = credentials {
                 query.append_pair("account", username);
             }

@@ -264,13 +264,13 @@ impl Client {
         Ok(())
     }
 
-    fn knows_blob(&self, repository: &RepositoryName, digest: &Digest) -> bool {
+    pub(super) fn knows_blob(&self, repository: &RepositoryName, digest: &Digest) -> bool {
         self.inner
             .known_blobs
             .contains_key(&format!("{repository}@{digest}"))
     }
 
-    fn remember_blob(&self, repository: &RepositoryName, digest: &Digest) {
+    pub(super) fn remember_blob(&self, repository: &RepositoryName, digest: &Digest) {
         self.inner
             .known_blobs
             .insert(format!("{repository}@{digest}"), ());

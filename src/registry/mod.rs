@@ -9,6 +9,7 @@ mod auth;
 mod blobs;
 mod cache;
 mod client;
+mod copy;
 mod counter;
 mod credentials;
 mod error;

@@ -31,6 +31,15 @@ const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
 pub struct Unlisted(BTreeMap<String, (Digest, Vec<Descriptor>)>);
 
 impl Unlisted {
+    /// Adds `referrer` of `subject`.
+    pub(super) fn add(&mut self, subject: Digest, referrer: Descriptor) {
+        self.0
+            .entry(subject.to_string())
+            .or_insert_with(|| (subject, Vec::new()))
+            .1
+            .push(referrer);
+    }
+
     /// Adds `other`'s referrers.
     pub fn extend(&mut self, other: Unlisted) {
         for (key, (subject, referrers)) in other.0 {
@@ -319,12 +328,7 @@ impl Client {
         let mut unlisted = Unlisted::default();
         for (artifact, acknowledged) in futures_util::future::try_join_all(pushes).await? {
             if let (Some(subject), false) = (&artifact.subject, acknowledged) {
-                unlisted
-                    .0
-                    .entry(subject.digest.to_string())
-                    .or_insert_with(|| (subject.digest.clone(), Vec::new()))
-                    .1
-                    .push(artifact.descriptor.clone());
+                unlisted.add(subject.digest.clone(), artifact.descriptor.clone());
             }
         }
         Ok(unlisted)

@@ -11,12 +11,15 @@ use crate::oci::Manifest;
 use crate::reference::{RepositoryName, Target};
 use crate::registry::{Client, RegistryError};
 
-/// A manifest of refcat's own that may be deleted, with its signature manifests; built
-/// only by [`Trust::prove_owned`], just before the delete.
+/// A manifest of refcat's own, with its signature manifests: what may be deleted, or
+/// copied whole to another repository; built only by [`Trust::prove_owned`], just
+/// before the delete or copy.
 #[derive(Debug)]
 pub struct Owned {
     origin: Origin,
     signatures: Vec<Digest>,
+    /// The one of `signatures` that cosign's `.sig` tag holds, if any.
+    legacy: Option<Digest>,
     listing: Option<Digest>,
 }
 
@@ -29,6 +32,11 @@ impl Owned {
     /// The manifests that hold only refcat's signatures of it.
     pub fn signatures(&self) -> &[Digest] {
         &self.signatures
+    }
+
+    /// Whether `signature` is the manifest under cosign's `.sig` tag (not a referrer).
+    pub fn is_legacy(&self, signature: &Digest) -> bool {
+        self.legacy.as_ref() == Some(signature)
     }
 
     /// Its tag-schema referrers index, when it lists nothing but those signatures.
@@ -62,11 +70,17 @@ impl Trust {
                 "no longer verifies with the publisher's key; not deleted");
             return Ok(None);
         }
+        let legacy = checked
+            .proving
+            .iter()
+            .find(|s| s.format == "legacy")
+            .map(|s| s.digest.clone());
         let signatures: Vec<Digest> = checked.proving.into_iter().map(|s| s.digest).collect();
         let listing = own_listing(client, repository, artifact, &signatures).await?;
         Ok(Some(Owned {
             origin: proof.origin().clone(),
             signatures,
+            legacy,
             listing,
         }))
     }

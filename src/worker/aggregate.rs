@@ -2,7 +2,8 @@
 //! ended, and the queue is idle, the aggregate is computed again and, when it differs
 //! from the stored one, stored as a signed artifact tagged `refcat-aggregate`, so that
 //! `refcat serve` answers `/v1/vulnerabilities` with one fetch. Beside it, where a glob
-//! selects the repositories, the ones found are stored as `refcat-repositories`.
+//! selects the repositories, the ones found are stored as `refcat-repositories`, and the
+//! complete sets the worker made or found as the subject index, `refcat-subjects`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,9 @@ use super::queue::JobQueue;
 use crate::artifact::now_rfc3339;
 use crate::catalog::aggregate::{self, VerifiedAggregate};
 use crate::catalog::repositories::RepositoryList;
+use crate::catalog::subjects::SubjectIndex;
 use crate::publish::Signable;
-use crate::reference::{RepositoryName, AGGREGATE_TAG, REPOSITORIES_TAG};
+use crate::reference::{RepositoryName, AGGREGATE_TAG, REPOSITORIES_TAG, SUBJECTS_TAG};
 use crate::trust::Verified;
 
 /// Where and how the aggregate is stored.
@@ -96,6 +98,52 @@ pub async fn store_repositories(
     Ok(true)
 }
 
+/// Stores the subject index with the complete sets noted since it was last stored, when
+/// they add to it; whether it did. The stored index counts only when it verifies with
+/// the publisher's key: an index a pusher wrote names nothing refcat would copy from.
+pub async fn store_subjects(
+    context: &JobContext,
+    target: &AggregateTarget,
+) -> Result<bool, String> {
+    let noted = std::mem::take(&mut *context.complete.lock().expect("subject index lock"));
+    if noted.is_empty() {
+        return Ok(false);
+    }
+    let stored = SubjectIndex::stored(
+        &context.client,
+        &target.repository,
+        context.publisher.own_trust(),
+    )
+    .await
+    .map_err(|e| format!("reading the stored subject index: {e}"));
+    let stored = match stored {
+        Ok(stored) => stored.and_then(|current| current.document.verified()),
+        Err(e) => {
+            context
+                .complete
+                .lock()
+                .expect("subject index lock")
+                .merge(&noted);
+            return Err(e);
+        }
+    };
+    let mut index = stored.as_ref().map(|s| s.get().clone()).unwrap_or_default();
+    if !index.merge(&noted) {
+        return Ok(false);
+    }
+    let document = Signable::subject_index(&index, &now_rfc3339());
+    if let Err(e) = replace(context, target, SUBJECTS_TAG, document, stored.as_ref()).await {
+        // Kept for the next try.
+        context
+            .complete
+            .lock()
+            .expect("subject index lock")
+            .merge(&noted);
+        return Err(format!("storing the subject index: {e}"));
+    }
+    Ok(true)
+}
+
 /// Stores `document` signed, tagged `tag` in the target repository, replacing
 /// `previous` (what the tag held, verified with the publisher's key).
 async fn replace<T>(
@@ -147,6 +195,15 @@ pub async fn keep_current(
             Ok(false) => {}
             Err(e) => {
                 tracing::error!(error = %e, "the repository list was not stored; the next change retries")
+            }
+        }
+        match store_subjects(&context, &target).await {
+            Ok(true) => {
+                tracing::info!(repository = %target.repository, "stored the subject index")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the subject index was not stored; the next change retries")
             }
         }
         match store(&context, &target).await {

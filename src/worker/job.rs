@@ -6,9 +6,11 @@ use super::stats::WorkerStats;
 use super::Job;
 use crate::catalog::platforms::is_image;
 use crate::catalog::repositories::Repositories;
+use crate::catalog::subjects::SubjectIndex;
+use crate::digest::Digest;
 use crate::locks::KeyedLocks;
 use crate::publish::Publisher;
-use crate::reference::{Reference, Tag, Target};
+use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 
 /// What every job needs; one per worker, shared by its runners.
@@ -27,6 +29,23 @@ pub struct JobContext {
     pub repositories: Repositories,
     /// The broker replicas share work through, when there is one.
     pub broker: Option<crate::broker::Broker>,
+    /// Complete sets found or made since the subject index was last stored.
+    pub complete: std::sync::Mutex<SubjectIndex>,
+}
+
+impl JobContext {
+    /// Notes that `repository` now holds refcat's complete set for each of `subjects`,
+    /// for the subject index.
+    pub fn note_complete<'a>(
+        &self,
+        repository: &RepositoryName,
+        subjects: impl IntoIterator<Item = &'a Digest>,
+    ) {
+        let mut complete = self.complete.lock().expect("subject index lock");
+        for subject in subjects {
+            complete.add(subject, repository);
+        }
+    }
 }
 
 impl std::fmt::Debug for JobContext {
@@ -144,16 +163,22 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         .publish_fetched(&reference, &fetched, predecessor.as_ref())
         .await
         .map_err(|e| e.to_string())?;
+    // A publish that returned did make every subject's set complete.
+    context.note_complete(&reference.repository, reports.iter().map(|r| &r.digest));
     for report in &reports {
         for published in &report.published {
             context.stats.attached(published.format.as_str());
         }
+        context.stats.reused(report.reused.len());
         context.stats.pruned(report.pruned.len());
     }
     context
         .stats
         .scanned_for(reports.iter().map(|r| r.scanner_seconds).sum());
-    if reports.iter().any(|r| !r.published.is_empty()) {
+    if reports
+        .iter()
+        .any(|r| !r.published.is_empty() || !r.reused.is_empty())
+    {
         Ok(Outcome::Published)
     } else {
         Ok(Outcome::Complete)

@@ -114,6 +114,12 @@ async fn check(
     };
     let plan = context.publisher.plan_fetched(&reference, &fetched).await?;
     let lacking = plan.iter().any(|(_, _, missing)| missing.any());
+    if !lacking {
+        context.note_complete(
+            repository,
+            plan.iter().map(|(s, _, _)| &s.descriptor.digest),
+        );
+    }
     // The tag goes with the job: its run records the release and finds the stream's
     // previous one before publishing.
     // The DB the plan judged by goes too: a replica with an older one must not find its

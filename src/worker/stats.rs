@@ -12,6 +12,7 @@ use super::exposure::ExposureMetrics;
 pub struct WorkerStats {
     artifacts: Mutex<BTreeMap<&'static str, u64>>,
     pruned: Mutex<u64>,
+    reused: Mutex<u64>,
     db_built: Mutex<Option<String>>,
     scanner_seconds: Mutex<f64>,
     exposure: Mutex<ExposureMetrics>,
@@ -32,6 +33,11 @@ impl WorkerStats {
     /// Counts older Grype artifacts deleted under `--keep`.
     pub fn pruned(&self, n: usize) {
         *self.pruned.lock().expect("stats") += n as u64;
+    }
+
+    /// Counts artifacts copied from another repository's set instead of made.
+    pub fn reused(&self, n: usize) {
+        *self.reused.lock().expect("stats") += n as u64;
     }
 
     /// Adds time spent waiting for syft and grype.
@@ -67,6 +73,11 @@ impl WorkerStats {
             out,
             "# HELP refcat_worker_pruned_total Older Grype artifacts deleted (--keep).\n# TYPE refcat_worker_pruned_total counter\nrefcat_worker_pruned_total {}",
             *self.pruned.lock().expect("stats")
+        );
+        let _ = writeln!(
+            out,
+            "# HELP refcat_worker_reused_total Artifacts copied, signatures and all, from another repository's set for the same digest instead of scanning.\n# TYPE refcat_worker_reused_total counter\nrefcat_worker_reused_total {}",
+            *self.reused.lock().expect("stats")
         );
         let _ = writeln!(
             out,

@@ -22,6 +22,7 @@ mod held_connections;
 mod hostile;
 mod index_duplicates;
 mod lexicons;
+mod promotion;
 mod publish;
 mod publish_options;
 mod publish_recovery;

@@ -542,6 +542,26 @@ pub fn counted_syft(dir: &std::path::Path, allowed: usize) -> std::path::PathBuf
     launcher
 }
 
+/// A launcher for the real grype that notes each match run (not `version` or `db …`) as
+/// a line of `dir/grype-runs`.
+pub fn counted_grype(dir: &std::path::Path) -> std::path::PathBuf {
+    let launcher = dir.join("grype");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in version|db) ;; *) echo \"$@\" >> '{dir}/grype-runs' ;; esac\nexec '{grype}' \"$@\"\n",
+        dir = dir.display(),
+        grype = tool("grype").display(),
+    );
+    write_script(&launcher, &script);
+    launcher
+}
+
+/// How many lines `dir/name` holds (0 when it does not exist): runs a launcher counted.
+pub fn runs(dir: &std::path::Path, name: &str) -> usize {
+    std::fs::read_to_string(dir.join(name))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
 /// A launcher for the real syft whose scans wait while the file `hold` in `dir` exists
 /// (a test creates and removes it to keep a replica busy); the launcher's path and the
 /// hold file's.

@@ -1,0 +1,159 @@
+//! Promotion reuse: an image copied to another repository (`oras copy dev/app:1
+//! prod/app:1`) has the same platform manifests, and refcat may already hold a complete
+//! set for them. Before scanning, the subject index names where; a set there that still
+//! verifies with the publisher's key is copied byte for byte, signatures and all, so
+//! `cosign verify` passes in the new repository with no new signature. A Grype result
+//! made with an older DB than the current one stays behind, and grype runs on the copied
+//! Syft JSON.
+
+use super::existing::{Existing, Missing};
+use super::pipeline::{Published, Publisher};
+use super::PublishError;
+use crate::artifact::Format;
+use crate::catalog::platforms::PlatformManifest;
+use crate::catalog::subjects::SubjectIndex;
+use crate::reference::{Reference, RepositoryName, Target};
+use crate::registry::{RegistryError, SubjectState, Unlisted};
+use crate::sign::legacy;
+use crate::trust::{Candidate, Verified};
+
+/// What was copied for one platform manifest, and from where.
+#[derive(Clone, Debug)]
+pub(super) struct Reused {
+    /// The repository it came from.
+    pub from: RepositoryName,
+    /// The artifacts copied.
+    pub artifacts: Vec<Published>,
+}
+
+impl Publisher {
+    /// The subject index, when reuse is on and one is stored that verifies with the
+    /// publisher's key; read once per publish, and only when something is missing.
+    pub(super) async fn subject_index(&self) -> Option<Verified<SubjectIndex>> {
+        let repository = self.options.reuse_from.as_ref()?;
+        match SubjectIndex::stored(&self.client, repository, self.own_trust()).await {
+            Ok(stored) => stored.and_then(|s| s.document.verified()),
+            Err(e) => {
+                tracing::warn!(%repository, error = %e, "the subject index cannot be read; scanning instead of reusing");
+                None
+            }
+        }
+    }
+
+    /// Copies what `subject` lacks in `reference`'s repository from the first repository
+    /// the index names that holds refcat's own, verified set for the same digest; `None`
+    /// when none does (the caller scans). A holder that cannot be read or copied from is
+    /// passed over: reuse only ever saves work, it never fails a job.
+    pub(super) async fn reuse(
+        &self,
+        index: &SubjectIndex,
+        reference: &Reference,
+        subject: &PlatformManifest,
+        missing: Missing,
+        db_built: &str,
+    ) -> Result<Option<Reused>, PublishError> {
+        let digest = &subject.descriptor.digest;
+        for holder in index.holders(digest, &reference.repository) {
+            let theirs = match Existing::owned(
+                &self.client,
+                &holder,
+                digest,
+                self.own_trust(),
+                &Format::ALL,
+                false,
+            )
+            .await
+            {
+                Ok(theirs) => theirs,
+                Err(e) => {
+                    tracing::warn!(%holder, %digest, error = %e, "a repository the subject index names cannot be read; not reused from");
+                    continue;
+                }
+            };
+            let lacks = theirs.missing(db_built);
+            // Every SBOM the target lacks must be there; a stale Grype result is not copied.
+            if (missing.syft && lacks.syft) || (missing.spdx && lacks.spdx) {
+                continue;
+            }
+            let mut copy: Vec<(Format, &Verified<Candidate>)> = Vec::new();
+            for (format, wanted) in [
+                (Format::SyftJson, missing.syft),
+                (Format::SpdxJson, missing.spdx),
+                (Format::GrypeJson, missing.grype && !lacks.grype),
+            ] {
+                if let Some(newest) = theirs.of_format(format).first().filter(|_| wanted) {
+                    copy.push((format, newest));
+                }
+            }
+            if copy.is_empty() {
+                continue;
+            }
+            match self.copy_set(&holder, &reference.repository, &copy).await {
+                Ok(Some(artifacts)) => {
+                    tracing::info!(from = %holder, to = %reference.repository, %digest,
+                        copied = artifacts.len(), "reused refcat's set from another repository instead of scanning");
+                    return Ok(Some(Reused {
+                        from: holder,
+                        artifacts,
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(from = %holder, %digest, error = %e, "copying the set failed; trying elsewhere, else scanning")
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Copies each artifact of `copy` from `from` to `to` with the signature manifests
+    /// that prove it the publisher's, signatures first and the artifact manifest last (as
+    /// a publish commits), then lists them where the registry does not; `None` when one
+    /// no longer proves to be the publisher's own.
+    async fn copy_set(
+        &self,
+        from: &RepositoryName,
+        to: &RepositoryName,
+        copy: &[(Format, &Verified<Candidate>)],
+    ) -> Result<Option<Vec<Published>>, RegistryError> {
+        let client = &self.client;
+        let mut proven = Vec::with_capacity(copy.len());
+        for (format, artifact) in copy {
+            match self.own_trust().prove_owned(client, *artifact).await? {
+                Some(owned) if !owned.signatures().is_empty() => proven.push((*format, owned)),
+                _ => return Ok(None),
+            }
+        }
+        let mut listed_last = Unlisted::default();
+        let mut published = Vec::with_capacity(proven.len());
+        for (format, owned) in &proven {
+            let artifact = owned.origin().artifact();
+            let mut signatures = Unlisted::default();
+            for signature in owned.signatures() {
+                let target = if owned.is_legacy(signature) {
+                    let tag = legacy::signature_tag(artifact).map_err(|source| {
+                        RegistryError::Digest {
+                            what: format!("the .sig tag of {to}@{artifact}"),
+                            source,
+                        }
+                    })?;
+                    Target::Tag(tag)
+                } else {
+                    Target::Digest(signature.clone())
+                };
+                signatures.extend(client.copy_manifest(from, to, signature, &target).await?);
+            }
+            // The signatures are listed before the artifact they sign shows.
+            client.list(to, signatures, SubjectState::Existing).await?;
+            let target = Target::Digest(artifact.clone());
+            listed_last.extend(client.copy_manifest(from, to, artifact, &target).await?);
+            published.push(Published {
+                format: *format,
+                digest: artifact.clone(),
+            });
+        }
+        // One read-modify-write of the subject's tag-schema index for the whole set.
+        client.list(to, listed_last, SubjectState::Existing).await?;
+        Ok(Some(published))
+    }
+}
