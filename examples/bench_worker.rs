@@ -5,6 +5,9 @@
 //! - re-scan after a Grype DB change (grype on the stored Syft JSON) versus a full
 //!   re-scan of the same images with `refcat publish --force` (syft + grype + attach +
 //!   sign); goal: ≥ 5× faster;
+//! - promotion: each image copied with `oras copy` into another repository, from the
+//!   copy to a complete signed set (the set reused, no scan) versus its push to a
+//!   complete set (scanned); goal: ≥ 20× faster, with no syft or grype run;
 //! - the worker's peak memory (VmHWM);
 //! - replicas: K images pushed at once, published by 1, 2 and 3 worker replicas sharing
 //!   one nats-server (JetStream): throughput, and duplicates and losses (goal: none).
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use refcat::artifact::Format;
 use refcat::catalog::platforms::platform_manifests;
+use refcat::catalog::subjects::SubjectIndex;
 use refcat::publish::Existing;
 use refcat::reference::Reference;
 use refcat::registry::{Client, ClientConfig};
@@ -33,6 +37,8 @@ use support::{tool, tools};
 
 const PASSWORD: &str = "bench";
 const SECRET: &str = "bench-webhook-secret";
+/// Where the worker keeps its catalog records, the subject index among them.
+const AGGREGATE: &str = "bench/catalog";
 const IMAGES: [(&str, &str); 3] = [("debian", "12"), ("alpine", "3.19"), ("lang", "1.0.0")];
 
 struct Worker {
@@ -160,6 +166,8 @@ async fn main() -> anyhow::Result<()> {
             "0",
             "--db-check-interval",
             "1",
+            "--aggregate-repository",
+            AGGREGATE,
         ])
         .env("REFCAT_WEBHOOK_SECRET", SECRET)
         .stdout(Stdio::null())
@@ -214,6 +222,16 @@ async fn main() -> anyhow::Result<()> {
             references.push(reference);
         }
     }
+    let (promotion, promotion_rows) = promotion_section(
+        host,
+        &client,
+        &own,
+        &worker,
+        &references,
+        &latencies,
+        &db_built,
+    )
+    .await?;
     let latency = median(&mut latencies);
     let overhead = median(&mut overheads);
 
@@ -318,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
          includes up to 1 s until the watcher's next check). From the moment the worker reported the new DB: **{after_notice:.2} s**.\n\
          The same images with `refcat publish --force` (syft + grype + attach + sign): **{full:.2} s**.\n\
          Ratio **{ratio:.1}×** faster from the import (goal ≥ 5×: {}); **{ratio_after_notice:.1}×** from the moment the worker saw it.\n\n\
+         {promotion}\n\n{promotion_rows}\n\
          ## Memory\n\nWorker peak RSS (VmHWM) over the run: **{peak:.1} MiB**.\n\n{replicas}",
         if overhead <= 2.0 { "met" } else { "NOT met" },
         if ratio >= 5.0 { "met" } else { "NOT met" },
@@ -328,6 +347,92 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(report, &out)?;
     print!("{out}");
     Ok(())
+}
+
+/// Copies each of `references` (published, with its push-to-complete time in `scanned`)
+/// into a repository of its own with `oras copy`, and times each copy to a complete
+/// signed set: the section's summary and its table.
+async fn promotion_section(
+    host: &str,
+    client: &Client,
+    own: &Trust,
+    worker: &Worker,
+    references: &[Reference],
+    scanned: &[f64],
+    db_built: &str,
+) -> anyhow::Result<(String, String)> {
+    // Reuse looks only where the stored subject index says: wait until it names every
+    // published platform manifest.
+    let index_repository = AGGREGATE.parse()?;
+    let mut subjects = Vec::new();
+    for reference in references {
+        for platform in platform_manifests(client, reference, None).await? {
+            subjects.push((reference.repository.clone(), platform.descriptor.digest));
+        }
+    }
+    until("the subject index", Duration::from_secs(120), async || {
+        let stored = SubjectIndex::stored(client, &index_repository, own).await?;
+        let Some(index) = stored.and_then(|s| s.document.verified()) else {
+            return Ok(false);
+        };
+        Ok(subjects
+            .iter()
+            .all(|(repository, digest)| index.get().holds(digest, repository)))
+    })
+    .await?;
+    let made = async || {
+        let mut n = 0.0;
+        for format in ["syft-json", "spdx-json", "grype-json"] {
+            let series = format!("refcat_worker_artifacts_total{{format=\"{format}\"}}");
+            n += worker.metric(&series).await?;
+        }
+        Ok::<_, anyhow::Error>(n)
+    };
+    let made_before = made().await?;
+    let (mut rows, mut times, mut ratios) = (String::new(), Vec::new(), Vec::new());
+    for (reference, scan) in references.iter().zip(scanned) {
+        let promoted: Reference = format!(
+            "{host}/bench/promoted/{}:{}",
+            reference.repository,
+            reference.target.manifest_reference()
+        )
+        .parse()?;
+        let copied = Instant::now();
+        run(Command::new(tool("oras")).args([
+            "copy",
+            "--from-plain-http",
+            "--to-plain-http",
+            &reference.to_string(),
+            &promoted.to_string(),
+        ]))?;
+        until(
+            &promoted.to_string(),
+            Duration::from_secs(600),
+            async || complete(client, own, &promoted, db_built).await,
+        )
+        .await?;
+        let took = copied.elapsed().as_secs_f64();
+        rows.push_str(&format!(
+            "| {promoted} | {took:.2} | {scan:.2} | {:.1} |\n",
+            scan / took
+        ));
+        times.push(took);
+        ratios.push(scan / took);
+    }
+    let made = made().await? - made_before;
+    let reused = worker.metric("refcat_worker_reused_total").await?;
+    let (took, ratio) = (median(&mut times), median(&mut ratios));
+    let summary = format!(
+        "## Promotion (`oras copy` into another repository)\n\n\
+         Copy start → complete signed set, median **{took:.2} s**; the same image's push → complete set (scanned) \
+         over that, median **{ratio:.1}×** (goal ≥ 20×: {}). Artifacts made (syft or grype run) meanwhile: \
+         **{made}**; artifacts copied instead: **{reused}**.",
+        if ratio >= 20.0 && made == 0.0 { "met" } else { "NOT met" },
+    );
+    let table = format!(
+        "| copy | copy → complete s | its push → complete s (scanned) | ratio |\n|---|---|---|---|\n{rows}"
+    );
+    Ok((summary, table))
 }
 
 /// The built time of the Grype DB in `db`, as grype reports it.

@@ -62,6 +62,13 @@ impl SubjectIndex {
             .collect()
     }
 
+    /// Whether it says `repository` holds a set for `subject`.
+    pub fn holds(&self, subject: &Digest, repository: &RepositoryName) -> bool {
+        self.subjects
+            .get(&subject.to_string())
+            .is_some_and(|held| held.contains(repository.as_str()))
+    }
+
     /// The index stored in `repository`, as `trust` lets it be read.
     pub async fn stored(
         client: &Client,
@@ -83,6 +90,7 @@ mod tests {
         let repos: Vec<RepositoryName> =
             (0..20).map(|i| format!("r{i}").parse().unwrap()).collect();
         assert!(index.add(&subject, &repos[0]));
+        assert!(index.holds(&subject, &repos[0]) && !index.holds(&subject, &repos[1]));
         assert!(!index.add(&subject, &repos[0]));
         for r in &repos[1..] {
             index.add(&subject, r);

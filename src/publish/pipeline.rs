@@ -364,16 +364,22 @@ impl Publisher {
             false => None,
         } {
             let db_built = self.grype_db().await?.built;
-            for (subject, _, missing) in plan.iter().filter(|(_, _, m)| m.any()) {
-                for lock in &held {
-                    lock.check()?;
-                }
-                if let Some(copied) = self
-                    .reuse(index.get(), reference, subject, *missing, &db_built)
-                    .await?
-                {
-                    reused.insert(subject.descriptor.digest.to_string(), (*missing, copied));
-                }
+            for lock in &held {
+                lock.check()?;
+            }
+            let (index, db_built) = (&index, &db_built);
+            let lacking = plan.iter().filter(|(_, _, m)| m.any());
+            let copies = futures_util::future::try_join_all(lacking.map(
+                |(subject, _, missing)| async move {
+                    let copied = self
+                        .reuse(index.get(), reference, subject, *missing, db_built)
+                        .await?;
+                    Ok::<_, PublishError>(copied.map(|c| (subject, *missing, c)))
+                },
+            ))
+            .await?;
+            for (subject, missing, copied) in copies.into_iter().flatten() {
+                reused.insert(subject.descriptor.digest.to_string(), (missing, copied));
             }
             // What is still missing after the copy: a stale Grype result, say.
             if !reused.is_empty() {

@@ -6,6 +6,8 @@
 //! made with an older DB than the current one stays behind, and grype runs on the copied
 //! Syft JSON.
 
+use futures_util::future::try_join_all;
+
 use super::existing::{Existing, Missing};
 use super::pipeline::{Published, Publisher};
 use super::PublishError;
@@ -117,19 +119,23 @@ impl Publisher {
         copy: &[(Format, &Verified<Candidate>)],
     ) -> Result<Option<Vec<Published>>, RegistryError> {
         let client = &self.client;
-        let mut proven = Vec::with_capacity(copy.len());
-        for (format, artifact) in copy {
-            match self.own_trust().prove_owned(client, *artifact).await? {
-                Some(owned) if !owned.signatures().is_empty() => proven.push((*format, owned)),
-                _ => return Ok(None),
-            }
-        }
-        let mut listed_last = Unlisted::default();
-        let mut published = Vec::with_capacity(proven.len());
-        for (format, owned) in &proven {
+        // Each artifact is proven, then copied, independently of the others: their round
+        // trips overlap.
+        let proofs = try_join_all(copy.iter().map(|(format, artifact)| async move {
+            let owned = self.own_trust().prove_owned(client, *artifact).await?;
+            Ok::<_, RegistryError>(
+                owned
+                    .filter(|o| !o.signatures().is_empty())
+                    .map(|o| (*format, o)),
+            )
+        }))
+        .await?;
+        let Some(proven) = proofs.into_iter().collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        let copies = try_join_all(proven.iter().map(|(format, owned)| async move {
             let artifact = owned.origin().artifact();
-            let mut signatures = Unlisted::default();
-            for signature in owned.signatures() {
+            let signatures = try_join_all(owned.signatures().iter().map(|signature| async move {
                 let target = if owned.is_legacy(signature) {
                     let tag = legacy::signature_tag(artifact).map_err(|source| {
                         RegistryError::Digest {
@@ -141,16 +147,27 @@ impl Publisher {
                 } else {
                     Target::Digest(signature.clone())
                 };
-                signatures.extend(client.copy_manifest(from, to, signature, &target).await?);
-            }
+                client.copy_manifest(from, to, signature, &target).await
+            }))
+            .await?;
+            let mut unlisted = Unlisted::default();
+            signatures.into_iter().for_each(|s| unlisted.extend(s));
             // The signatures are listed before the artifact they sign shows.
-            client.list(to, signatures, SubjectState::Existing).await?;
+            client.list(to, unlisted, SubjectState::Existing).await?;
             let target = Target::Digest(artifact.clone());
-            listed_last.extend(client.copy_manifest(from, to, artifact, &target).await?);
-            published.push(Published {
+            let listed_last = client.copy_manifest(from, to, artifact, &target).await?;
+            let published = Published {
                 format: *format,
                 digest: artifact.clone(),
-            });
+            };
+            Ok::<_, RegistryError>((published, listed_last))
+        }))
+        .await?;
+        let mut listed_last = Unlisted::default();
+        let mut published = Vec::with_capacity(copies.len());
+        for (artifact, unlisted) in copies {
+            published.push(artifact);
+            listed_last.extend(unlisted);
         }
         // One read-modify-write of the subject's tag-schema index for the whole set.
         client.list(to, listed_last, SubjectState::Existing).await?;
