@@ -188,32 +188,33 @@ pub async fn keep_current(
                 }
             },
         };
-        match store_repositories(&context, &target).await {
-            Ok(true) => {
-                tracing::info!(repository = %target.repository, "stored the repositories found")
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "the repository list was not stored; the next change retries")
-            }
-        }
-        match store_subjects(&context, &target).await {
-            Ok(true) => {
-                tracing::info!(repository = %target.repository, "stored the subject index")
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "the subject index was not stored; the next change retries")
-            }
-        }
-        match store(&context, &target).await {
-            Ok(true) => {
-                tracing::info!(repository = %target.repository, "stored the catalog aggregate")
-            }
-            Ok(false) => tracing::debug!("the catalog aggregate is unchanged"),
-            Err(e) => {
-                tracing::error!(error = %e, "the catalog aggregate was not stored; the next change retries")
-            }
+        let repository = &target.repository;
+        said(
+            repository,
+            "the repositories found",
+            store_repositories(&context, &target).await,
+        );
+        said(
+            repository,
+            "the subject index",
+            store_subjects(&context, &target).await,
+        );
+        said(
+            repository,
+            "the catalog aggregate",
+            store(&context, &target).await,
+        );
+    }
+}
+
+/// Logs what became of storing `what` in `repository`: an error is retried on the next
+/// change.
+fn said(repository: &RepositoryName, what: &str, stored: Result<bool, String>) {
+    match stored {
+        Ok(true) => tracing::info!(%repository, "stored {what}"),
+        Ok(false) => tracing::debug!(%repository, "{what}: unchanged"),
+        Err(e) => {
+            tracing::error!(error = %e, "{what} was not stored; the next change retries")
         }
     }
 }
