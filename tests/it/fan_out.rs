@@ -146,6 +146,19 @@ async fn a_tags_page_costs_what_its_tags_cost() {
         .collect();
     let wanted: std::collections::BTreeSet<String> = page.iter().map(|t| t.to_string()).collect();
     assert_eq!(asked, wanted);
+    // Every tag here is the same image: past one GET per tag of the page, what they
+    // share by digest is read once (its referrers and config), besides the listing.
+    let seen = proxy.all_seen();
+    let per_tag = seen
+        .iter()
+        .filter(|s| s.path.contains("/manifests/") && !s.path.contains("sha256:"))
+        .count();
+    let shared = seen
+        .iter()
+        .filter(|s| !s.path.contains("/manifests/1.") && !s.path.contains("/tags/list"))
+        .count();
+    assert_eq!(per_tag, 50, "{seen:?}");
+    assert!(shared <= 4, "{seen:?}");
 
     // The last page holds what is left and links no next page; past it is empty.
     let (status, body) = served.get(&format!("{path}?page=6&per_page=50")).await;
