@@ -10,7 +10,7 @@ use super::details::details;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::tags::{selected, TagEntry, TagsView};
 use super::CatalogError;
-use crate::reference::{Reference, RepositoryName, Target};
+use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
 use crate::trust::{Checking, Trust};
@@ -104,7 +104,8 @@ pub struct ImageSummary {
     /// Whether every platform's newest SBOM and scan verify with the configured keys;
     /// `None` when no keys are configured.
     pub signed: Option<bool>,
-    /// How many tags the repository has.
+    /// How many tags the repository lists (tags that hold signatures or referrers
+    /// indexes not counted).
     pub tag_count: usize,
 }
 
@@ -216,7 +217,18 @@ pub async fn summary(
     preferred: Option<&str>,
     trust: &Trust,
 ) -> Result<ImageSummary, CatalogError> {
-    let view = selected(client, repository, trust, |_| true).await?;
+    // The preferred tag, when the repository has it as an image, is all a summary reads;
+    // otherwise the newest by `created` needs every tag.
+    let wanted = preferred.and_then(|p| p.parse::<Tag>().ok());
+    let view = match &wanted {
+        Some(wanted) => Some(selected(client, repository, trust, |t| t == wanted).await?)
+            .filter(|view| !view.tags.is_empty()),
+        None => None,
+    };
+    let view = match view {
+        Some(view) => view,
+        None => selected(client, repository, trust, |_| true).await?,
+    };
     let default = default_tag(&view, preferred);
     let labels = match default {
         Some(entry) => {
@@ -264,7 +276,7 @@ pub async fn summary(
                 !t.platforms.is_empty() && t.platforms.iter().all(|p| p.signed == Some(true))
             })
         }),
-        tag_count: view.tags.len(),
+        tag_count: view.total,
     })
 }
 

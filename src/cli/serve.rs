@@ -62,7 +62,8 @@ pub struct ServeArgs {
     #[arg(long, env = "REFCAT_REQUIRE_SIGNATURE")]
     pub require_signature: bool,
     /// The tag that summarises a repository in the directory when it has it
-    /// (default: the newest by created).
+    /// (default: the newest by created). With it, a summary reads that one tag; without
+    /// it, finding the newest reads every tag of the repository.
     #[arg(long, env = "REFCAT_DEFAULT_TAG", value_name = "TAG")]
     pub default_tag: Option<String>,
     /// The repository where `refcat worker --aggregate-repository` stores the catalog

@@ -182,3 +182,29 @@ async fn a_tags_page_costs_what_its_tags_cost() {
     assert!(html.contains("?page=3#tags\" rel=\"next\""), "{html}");
     assert!(html.contains("#tags\" rel=\"prev\""), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_default_tag_the_directory_reads_that_tag_alone() {
+    let registry = Registry::start(Kind::Zot);
+    let repository = many_tags(&registry, 1, 30).await.remove(0);
+    let proxy = FaultProxy::start(&registry.host).await;
+    let served = ServeProcess::start(&proxy.host, &["--default-tag", "1.7"]).await;
+    let (status, body) = served.get("/v1/images").await;
+    assert_eq!(status, 200, "{body}");
+    let summary = &body["images"][0];
+    assert_eq!(summary["name"], repository.as_str(), "{body}");
+    assert_eq!(summary["defaultTag"], "1.7", "{body}");
+    assert_eq!(summary["tagCount"], 32, "{body}");
+    let tags_asked: std::collections::BTreeSet<String> = proxy
+        .all_seen()
+        .iter()
+        .filter_map(|s| s.path.split("/manifests/").nth(1).map(str::to_string))
+        .filter(|reference| !reference.starts_with("sha256:"))
+        .collect();
+    assert_eq!(tags_asked, ["1.7".to_string()].into(), "{tags_asked:?}");
+    // A default tag the repository lacks falls back to the newest tag.
+    let served = ServeProcess::start(&proxy.host, &["--default-tag", "9.9"]).await;
+    let (_, body) = served.get("/v1/images").await;
+    assert!(body["images"][0]["defaultTag"].is_string(), "{body}");
+    assert_ne!(body["images"][0]["defaultTag"], "9.9", "{body}");
+}
