@@ -358,6 +358,11 @@ impl Publisher {
                 })?;
         }
         let mut reused = BTreeMap::new();
+        // What CheckExisting found, before any copy: what the reports say was missing.
+        let before: BTreeMap<String, Missing> = plan
+            .iter()
+            .map(|(s, _, missing)| (s.descriptor.digest.to_string(), *missing))
+            .collect();
         let lacking = plan.iter().any(|(_, _, missing)| missing.any());
         if let Some(index) = match lacking && !self.options.force {
             true => self.subject_index().await,
@@ -369,20 +374,28 @@ impl Publisher {
             }
             let (index, db_built) = (&index, &db_built);
             let lacking = plan.iter().filter(|(_, _, m)| m.any());
+            // A copy that failed halfway may have written some of a set.
+            let tried = lacking.clone().any(|(subject, _, _)| {
+                !index
+                    .get()
+                    .holders(&subject.descriptor.digest, &reference.repository)
+                    .is_empty()
+            });
             let copies = futures_util::future::try_join_all(lacking.map(
                 |(subject, _, missing)| async move {
                     let copied = self
                         .reuse(index.get(), reference, subject, *missing, db_built)
                         .await?;
-                    Ok::<_, PublishError>(copied.map(|c| (subject, *missing, c)))
+                    Ok::<_, PublishError>(copied.map(|c| (subject, c)))
                 },
             ))
             .await?;
-            for (subject, missing, copied) in copies.into_iter().flatten() {
-                reused.insert(subject.descriptor.digest.to_string(), (missing, copied));
+            for (subject, copied) in copies.into_iter().flatten() {
+                reused.insert(subject.descriptor.digest.to_string(), copied);
             }
-            // What is still missing after the copy: a stale Grype result, say.
-            if !reused.is_empty() {
+            // What is still missing after a copy: a stale Grype result, say, or what a
+            // copy that failed halfway did not bring.
+            if tried {
                 plan = self.check(reference, subjects).await?;
             }
         }
@@ -412,7 +425,10 @@ impl Publisher {
                     .with_digest(subject.descriptor.digest.clone())
                     .to_string(),
                 platform: subject.platform.to_string(),
-                missing: copied.as_ref().map_or(missing, |(before, _)| *before),
+                missing: before
+                    .get(&subject.descriptor.digest.to_string())
+                    .copied()
+                    .unwrap_or(missing),
                 published: Vec::new(),
                 reused: Vec::new(),
                 reused_from: None,
@@ -421,7 +437,7 @@ impl Publisher {
                 elapsed_seconds: 0.0,
                 scanner_seconds: 0.0,
             };
-            if let Some((_, copied)) = copied {
+            if let Some(copied) = copied {
                 report.reused = copied.artifacts;
                 report.reused_from = Some(copied.from.to_string());
             }

@@ -17,7 +17,11 @@ use crate::catalog::subjects::SubjectIndex;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::{RegistryError, SubjectState, Unlisted};
 use crate::sign::legacy;
-use crate::trust::{Candidate, Verified};
+use crate::trust::{Candidate, Verified, MAX_LAYER_BYTES};
+
+/// The largest blob a copied signature manifest may name: a Sigstore bundle or a
+/// `.sig` payload is a few KiB.
+const MAX_SIGNATURE_BLOB_BYTES: u64 = 1024 * 1024;
 
 /// What was copied for one platform manifest, and from where.
 #[derive(Clone, Debug)]
@@ -108,10 +112,11 @@ impl Publisher {
         Ok(None)
     }
 
-    /// Copies each artifact of `copy` from `from` to `to` with the signature manifests
-    /// that prove it the publisher's, signatures first and the artifact manifest last (as
+    /// Copies each artifact of `copy` from `from` to `to` with a signature manifest that
+    /// proves it the publisher's, the signature first and the artifact manifest last (as
     /// a publish commits), then lists them where the registry does not; `None` when one
-    /// no longer proves to be the publisher's own.
+    /// no longer proves to be the publisher's own. Blobs are bounded: a look-alike
+    /// signature manifest that names a huge blob is refused, not copied.
     async fn copy_set(
         &self,
         from: &RepositoryName,
@@ -135,27 +140,30 @@ impl Publisher {
         };
         let copies = try_join_all(proven.iter().map(|(format, owned)| async move {
             let artifact = owned.origin().artifact();
-            let signatures = try_join_all(owned.signatures().iter().map(|signature| async move {
-                let target = if owned.is_legacy(signature) {
-                    let tag = legacy::signature_tag(artifact).map_err(|source| {
-                        RegistryError::Digest {
-                            what: format!("the .sig tag of {to}@{artifact}"),
-                            source,
-                        }
+            // One signature is all a verifier needs; the first that proved it is copied.
+            let signature = owned
+                .signatures()
+                .first()
+                .expect("only proofs with a signature are kept");
+            let target = if owned.is_legacy(signature) {
+                let tag =
+                    legacy::signature_tag(artifact).map_err(|source| RegistryError::Digest {
+                        what: format!("the .sig tag of {to}@{artifact}"),
+                        source,
                     })?;
-                    Target::Tag(tag)
-                } else {
-                    Target::Digest(signature.clone())
-                };
-                client.copy_manifest(from, to, signature, &target).await
-            }))
-            .await?;
-            let mut unlisted = Unlisted::default();
-            signatures.into_iter().for_each(|s| unlisted.extend(s));
+                Target::Tag(tag)
+            } else {
+                Target::Digest(signature.clone())
+            };
+            let unlisted = client
+                .copy_manifest(from, to, signature, &target, MAX_SIGNATURE_BLOB_BYTES)
+                .await?;
             // The signatures are listed before the artifact they sign shows.
             client.list(to, unlisted, SubjectState::Existing).await?;
             let target = Target::Digest(artifact.clone());
-            let listed_last = client.copy_manifest(from, to, artifact, &target).await?;
+            let listed_last = client
+                .copy_manifest(from, to, artifact, &target, MAX_LAYER_BYTES)
+                .await?;
             let published = Published {
                 format: *format,
                 digest: artifact.clone(),

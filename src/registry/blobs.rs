@@ -287,14 +287,19 @@ impl Client {
 /// The upload `Location` with `digest=` added; relative locations stay on the registry.
 fn upload_url(location: &str, digest: &Digest) -> String {
     let separator = if location.contains('?') { '&' } else { '?' };
-    let path = match url::Url::parse(location) {
+    format!("{}{separator}digest={digest}", session_path(location))
+}
+
+/// The path and query of an upload session's `Location`: an absolute one is reduced to
+/// them, so that requests (and credentials) go to the registry, wherever it points.
+pub(super) fn session_path(location: &str) -> String {
+    match url::Url::parse(location) {
         Ok(u) => match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
         },
         Err(_) => location.to_string(),
-    };
-    format!("{path}{separator}digest={digest}")
+    }
 }
 
 #[cfg(test)]

@@ -17,14 +17,16 @@ use crate::reference::{RepositoryName, Target};
 impl Client {
     /// Copies image manifest `digest` and the blobs it names from `from` to `to`, under
     /// `target` in `to` (its digest, or a tag). An index is refused: an artifact or
-    /// signature is one manifest. What the registry did not list under the manifest's
-    /// `subject` is returned for [`Client::list`].
+    /// signature is one manifest; so is one that names a blob larger than
+    /// `max_blob_bytes`, before anything is copied. What the registry did not list under
+    /// the manifest's `subject` is returned for [`Client::list`].
     pub async fn copy_manifest(
         &self,
         from: &RepositoryName,
         to: &RepositoryName,
         digest: &Digest,
         target: &Target,
+        max_blob_bytes: u64,
     ) -> Result<Unlisted, RegistryError> {
         let fetched = self
             .get_manifest(from, &Target::Digest(digest.clone()))
@@ -36,6 +38,12 @@ impl Client {
             });
         };
         let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
+        if blobs.clone().any(|b| b.size > max_blob_bytes) {
+            return Err(RegistryError::TooLarge {
+                what: format!("copy {from}@{digest}: a blob it names"),
+                limit: max_blob_bytes,
+            });
+        }
         futures_util::future::try_join_all(blobs.map(|blob| self.copy_blob(from, to, blob)))
             .await?;
         let pushed = self
@@ -95,7 +103,7 @@ impl Client {
                     let cancel = Request::new(
                         Method::DELETE,
                         RequestKind::Upload,
-                        location.to_string(),
+                        super::blobs::session_path(location),
                         push_scope(to.as_str()),
                         format!("cancel the upload of {to}@{digest}"),
                     );

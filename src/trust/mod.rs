@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use candidates::{Candidate, Candidates, MAX_CANDIDATES};
-pub use content::ContentError;
+pub use content::{ContentError, MAX_LAYER_BYTES};
 pub use owned::Owned;
 pub use verdicts::{Checking, Verdict, RECHECK};
 pub use verified::{Origin, Proof, Shown, Unverified, Verified};
