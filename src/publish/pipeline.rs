@@ -357,47 +357,17 @@ impl Publisher {
                     source,
                 })?;
         }
-        let mut reused = BTreeMap::new();
         // What CheckExisting found, before any copy: what the reports say was missing.
         let before: BTreeMap<String, Missing> = plan
             .iter()
             .map(|(s, _, missing)| (s.descriptor.digest.to_string(), *missing))
             .collect();
-        let lacking = plan.iter().any(|(_, _, missing)| missing.any());
-        if let Some(index) = match lacking && !self.options.force {
-            true => self.subject_index().await,
-            false => None,
-        } {
-            let db_built = self.grype_db().await?.built;
-            for lock in &held {
-                lock.check()?;
-            }
-            let (index, db_built) = (&index, &db_built);
-            let lacking = plan.iter().filter(|(_, _, m)| m.any());
-            // A copy that failed halfway may have written some of a set.
-            let tried = lacking.clone().any(|(subject, _, _)| {
-                !index
-                    .get()
-                    .holders(&subject.descriptor.digest, &reference.repository)
-                    .is_empty()
-            });
-            let copies = futures_util::future::try_join_all(lacking.map(
-                |(subject, _, missing)| async move {
-                    let copied = self
-                        .reuse(index.get(), reference, subject, *missing, db_built)
-                        .await?;
-                    Ok::<_, PublishError>(copied.map(|c| (subject, c)))
-                },
-            ))
-            .await?;
-            for (subject, copied) in copies.into_iter().flatten() {
-                reused.insert(subject.descriptor.digest.to_string(), copied);
-            }
+        let mut reused = BTreeMap::new();
+        if let Some(copied) = self.reuse_where_lacking(reference, &plan, &held).await? {
+            reused = copied;
             // What is still missing after a copy: a stale Grype result, say, or what a
             // copy that failed halfway did not bring.
-            if tried {
-                plan = self.check(reference, subjects).await?;
-            }
+            plan = self.check(reference, subjects).await?;
         }
         // The shared checks are split evenly across the platform manifests.
         let share = plan.len().max(1) as u32;

@@ -6,6 +6,8 @@
 //! made with an older DB than the current one stays behind, and grype runs on the copied
 //! Syft JSON.
 
+use std::collections::BTreeMap;
+
 use futures_util::future::try_join_all;
 
 use super::existing::{Existing, Missing};
@@ -14,6 +16,7 @@ use super::PublishError;
 use crate::artifact::Format;
 use crate::catalog::platforms::PlatformManifest;
 use crate::catalog::subjects::SubjectIndex;
+use crate::locks::Held;
 use crate::reference::{Reference, RepositoryName, Target};
 use crate::registry::{RegistryError, SubjectState, Unlisted};
 use crate::sign::legacy;
@@ -33,6 +36,47 @@ pub(super) struct Reused {
 }
 
 impl Publisher {
+    /// Copies, for every subject of `plan` that lacks something, a set from another
+    /// repository where the subject index names one, under `held`. `None` when no copy
+    /// was tried; else what was copied, by subject digest (the plan must be checked
+    /// again: a copy that failed halfway may have written part of a set).
+    pub(super) async fn reuse_where_lacking(
+        &self,
+        reference: &Reference,
+        plan: &[(PlatformManifest, Existing, Missing)],
+        held: &[Held],
+    ) -> Result<Option<BTreeMap<String, Reused>>, PublishError> {
+        let lacking = plan.iter().filter(|(_, _, m)| m.any());
+        if self.options.force || lacking.clone().next().is_none() {
+            return Ok(None);
+        }
+        let Some(index) = self.subject_index().await else {
+            return Ok(None);
+        };
+        let tried = lacking.clone().any(|(subject, _, _)| {
+            !index
+                .get()
+                .holders(&subject.descriptor.digest, &reference.repository)
+                .is_empty()
+        });
+        if !tried {
+            return Ok(None);
+        }
+        let db_built = self.grype_db().await?.built;
+        for lock in held {
+            lock.check()?;
+        }
+        let (index, db_built) = (&index, &db_built);
+        let copies = try_join_all(lacking.map(|(subject, _, missing)| async move {
+            let copied = self
+                .reuse(index.get(), reference, subject, *missing, db_built)
+                .await?;
+            Ok::<_, PublishError>(copied.map(|c| (subject.descriptor.digest.to_string(), c)))
+        }))
+        .await?;
+        Ok(Some(copies.into_iter().flatten().collect()))
+    }
+
     /// The subject index, when reuse is on and one is stored that verifies with the
     /// publisher's key; read once per publish, and only when something is missing.
     pub(super) async fn subject_index(&self) -> Option<Verified<SubjectIndex>> {
@@ -50,7 +94,7 @@ impl Publisher {
     /// the index names that holds refcat's own, verified set for the same digest; `None`
     /// when none does (the caller scans). A holder that cannot be read or copied from is
     /// passed over: reuse only ever saves work, it never fails a job.
-    pub(super) async fn reuse(
+    async fn reuse(
         &self,
         index: &SubjectIndex,
         reference: &Reference,
