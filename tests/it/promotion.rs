@@ -98,6 +98,15 @@ fn wait_for_subject_index(registry: &Registry, worker: &Worker) {
 /// Publishes the alpine fixture, then copies it to `promoted/alpine` with oras; the
 /// scanner runs before and after the copy, and the worker.
 fn promote(kind: Kind, extra: &[&str]) -> (Registry, tempfile::TempDir, tempfile::TempDir, Worker) {
+    promote_after(kind, extra, |_| {})
+}
+
+/// As [`promote`], with `meddle` run on the registry between publishing and the copy.
+fn promote_after(
+    kind: Kind,
+    extra: &[&str],
+    meddle: impl FnOnce(&Registry),
+) -> (Registry, tempfile::TempDir, tempfile::TempDir, Worker) {
     let (scans, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_keys(keys.path());
     let (registry, worker, _) = counted_worker(kind, scans.path(), keys.path(), extra);
@@ -106,6 +115,7 @@ fn promote(kind: Kind, extra: &[&str]) -> (Registry, tempfile::TempDir, tempfile
     wait_for_subject_index(&registry, &worker);
     // syft and grype once per platform.
     assert_eq!(scanner_runs(scans.path()), (2, 2));
+    meddle(&registry);
     let published = worker.jobs("published");
     let copied = Instant::now();
     oras_copy(&registry);
@@ -138,16 +148,10 @@ fn promotion_costs_no_scan(kind: Kind) {
     ));
     // Byte-identical: the same artifact digests as in the source, and cosign accepts
     // each one's signature in the new repository.
-    let client = registry.client();
     let host = &registry.host;
     let digests = |image: &str| {
-        let reference = format!("{host}/{image}");
-        let per_platform = tokio_run(existing_per_platform(&client, &reference));
-        let mut digests: Vec<String> = per_platform
-            .iter()
-            .flat_map(|e| refcat::artifact::Format::ALL.map(|f| e.of(f)[0].digest().to_string()))
-            .collect();
-        digests.sort();
+        let mut digests = artifact_digests(&registry, image);
+        digests.sort_by_key(ToString::to_string);
         digests
     };
     let promoted = digests("promoted/alpine:3.19");
@@ -281,4 +285,55 @@ fn an_unsigned_subject_index_is_never_followed() {
         keys.path(),
         "promoted/alpine:3.19",
     ));
+}
+
+/// The digests of refcat's artifacts on every platform of `image` in `registry`.
+fn artifact_digests(registry: &Registry, image: &str) -> Vec<refcat::digest::Digest> {
+    let reference = format!("{}/{image}", registry.host);
+    tokio_run(existing_per_platform(&registry.client(), &reference))
+        .iter()
+        .flat_map(|e| refcat::artifact::Format::ALL.map(|f| e.of(f)[0].digest().clone()))
+        .collect()
+}
+
+#[test]
+fn a_pushers_oversized_look_alike_signature_is_never_copied() {
+    // A pusher attaches to each of refcat's artifacts in the source repository a
+    // bundle-typed manifest naming a 3 MiB blob: were every signature-like referrer
+    // copied, each would be copied, blob and all, into every promoted repository.
+    let work = tempfile::tempdir().unwrap();
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    std::fs::write(work.path().join("bundle.json"), &big).unwrap();
+    let big_digest = refcat::digest::sha256(&big);
+    let bundle = refcat::media_types::SIGSTORE_BUNDLE_V03;
+    // On distribution, whose blobs belong to a repository (zot links any blob it stores
+    // into a repository that asks for it).
+    let (registry, keys, scans, worker) = promote_after(Kind::Distribution, &[], |registry| {
+        for artifact in artifact_digests(registry, "fixtures/alpine:3.19") {
+            run_ok(
+                std::process::Command::new(tool("oras"))
+                    .current_dir(work.path())
+                    .args(["attach", "--plain-http", "--artifact-type", bundle])
+                    .arg(format!("{}/fixtures/alpine@{artifact}", registry.host))
+                    .arg(format!("bundle.json:{bundle}")),
+            );
+        }
+    });
+    // Reused all the same: no scan, and refcat's own signature verifies there.
+    assert_eq!(scanner_runs(scans.path()), (2, 2));
+    assert_eq!(worker.metric("refcat_worker_reused_total"), 6);
+    tokio_run(check_recovered(
+        &registry,
+        keys.path(),
+        "promoted/alpine:3.19",
+    ));
+    // One signature per artifact came along, the one that proved it; the look-alike and
+    // its blob stayed behind.
+    let client = registry.client();
+    let promoted: refcat::reference::RepositoryName = "promoted/alpine".parse().unwrap();
+    for artifact in artifact_digests(&registry, "promoted/alpine:3.19") {
+        let signatures = tokio_run(client.referrers(&promoted, &artifact, Some(bundle))).unwrap();
+        assert_eq!(signatures.len(), 1, "{artifact}: {signatures:?}");
+    }
+    assert!(!tokio_run(client.blob_exists(&promoted, &big_digest)).unwrap());
 }
