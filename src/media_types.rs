@@ -38,6 +38,9 @@ pub const REPOSITORY_LIST: &str = "application/vnd.dev.refcat.repository-list.v1
 /// Where refcat has published complete sets, per platform manifest: the index
 /// promotion reuse reads (artifactType and layer).
 pub const SUBJECT_INDEX: &str = "application/vnd.dev.refcat.subject-index.v1+json";
+/// One repository's summary the worker keeps: its image tags, and per image its
+/// platforms and refcat's results (artifactType and layer).
+pub const REPOSITORY_SUMMARY: &str = "application/vnd.dev.refcat.repository-summary.v1+json";
 /// Grype's JSON results (no registered type exists; this follows Syft's).
 pub const GRYPE_JSON: &str = "application/vnd.grype+json";
 

@@ -138,6 +138,16 @@ pub const REPOSITORIES_TAG: &str = "refcat-repositories";
 /// The tag of the subject index (where complete sets are), stored beside the aggregate.
 pub const SUBJECTS_TAG: &str = "refcat-subjects";
 
+/// The prefix of the tags that hold repository summaries, beside the aggregate.
+pub const SUMMARY_TAG_PREFIX: &str = "refcat-summary-";
+
+/// The tag of `repository`'s summary: a hash of its name, since a name may be longer
+/// than a tag and hold characters a tag may not.
+pub fn summary_tag(repository: &RepositoryName) -> Tag {
+    let hash = crate::digest::sha256(repository.as_str().as_bytes());
+    Tag(format!("{SUMMARY_TAG_PREFIX}{}", &hash.digest()[..32]))
+}
+
 /// A tag, valid by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -151,7 +161,7 @@ impl Tag {
     /// Whether this tag holds supporting content rather than an image: a tag-schema
     /// referrers index (`sha256-<hex>`) or a cosign signature, attestation or SBOM
     /// (`sha256-<hex>.sig`, `.att`, `.sbom`), or refcat's release log, aggregate,
-    /// repository list or subject index.
+    /// repository list, subject index or a repository summary.
     pub fn is_supporting(&self) -> bool {
         if [
             RELEASE_LOG_TAG,
@@ -160,6 +170,7 @@ impl Tag {
             SUBJECTS_TAG,
         ]
         .contains(&self.0.as_str())
+            || self.0.starts_with(SUMMARY_TAG_PREFIX)
         {
             return true;
         }

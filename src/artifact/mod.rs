@@ -78,9 +78,35 @@ pub fn format_time(at: time::OffsetDateTime) -> String {
         .expect("a UTC time formats")
 }
 
+/// Whether a result matched with a DB built at `built` is current for the DB in use,
+/// built at `db_built`: built no earlier, compared as times. A missing or unreadable
+/// time is old.
+pub fn is_current(built: Option<&str>, db_built: &str) -> bool {
+    match (built.and_then(parse_time), parse_time(db_built)) {
+        (Some(built), Some(current)) => built >= current,
+        _ => false,
+    }
+}
+
 /// An RFC 3339 time as written in annotations; `None` when it is not one. Times are
 /// compared parsed, never as text: another writer's offset or precision, or a pusher's
 /// `~`, must not decide what is newest.
 pub fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_current_when_its_db_is_no_older() {
+        let db = "2026-11-01T00:00:00Z";
+        assert!(is_current(Some("2026-11-01T00:00:00Z"), db));
+        assert!(is_current(Some("2026-11-01T01:00:00+01:00"), db));
+        assert!(is_current(Some("2026-11-02T00:00:00Z"), db));
+        assert!(!is_current(Some("2026-10-31T23:59:59.9Z"), db));
+        assert!(!is_current(Some("~"), db));
+        assert!(!is_current(None, db));
+    }
 }

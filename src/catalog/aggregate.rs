@@ -12,6 +12,7 @@ use super::directory::default_tag;
 use super::platforms::platform_manifests;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::stored::StoredDocument;
+use super::summary::RepositorySummary;
 use super::tags::{about_the_tag_alone, selected};
 use super::vulnerabilities::scan;
 use super::CatalogError;
@@ -166,7 +167,39 @@ impl VerifiedAggregate {
     /// Folds `hits`, each verified, into the aggregate over what `coverage` says.
     pub fn of(hits: &[(String, String, Verified<Vec<Match>>)], coverage: Coverage) -> Self {
         VerifiedAggregate(AggregateData::of(
-            hits.iter().map(|(r, t, m)| (r, t, m.get())),
+            hits.iter().flat_map(|(r, t, m)| {
+                m.get()
+                    .iter()
+                    .map(move |m| (r.as_str(), t.as_str(), m.id.as_str(), m.severity))
+            }),
+            coverage,
+        ))
+    }
+
+    /// The aggregate over `summaries`, each verified: what their default and floating
+    /// tags' results hold, with no registry request.
+    pub fn of_summaries(
+        summaries: &[Verified<RepositorySummary>],
+        preferred: Option<&str>,
+    ) -> Self {
+        let mut coverage = Coverage::default();
+        let mut found = Vec::new();
+        for summary in summaries {
+            let summary = summary.get();
+            for (tag, platforms, every) in summary.covered(preferred) {
+                coverage.tags += 1;
+                coverage.scanned += usize::from(every);
+                found.push((&summary.repository, tag, platforms));
+            }
+        }
+        VerifiedAggregate(AggregateData::of(
+            found.iter().flat_map(|(repository, tag, platforms)| {
+                platforms.iter().flat_map(move |matches| {
+                    matches.iter().map(move |m| {
+                        (repository.as_str(), tag.as_str(), m.id.as_str(), m.severity)
+                    })
+                })
+            }),
             coverage,
         ))
     }
@@ -178,27 +211,27 @@ impl VerifiedAggregate {
 }
 
 impl AggregateData {
-    /// Folds matches per (repository, tag) into the aggregate: distinct ids, each with its
-    /// most severe severity and where it shows.
+    /// Folds matches (repository, tag, id, severity) into the aggregate: distinct ids,
+    /// each with its most severe severity and where it shows.
     fn of<'a>(
-        hits: impl Iterator<Item = (&'a String, &'a String, &'a Vec<Match>)>,
+        hits: impl Iterator<Item = (&'a str, &'a str, &'a str, Severity)>,
         coverage: Coverage,
     ) -> Self {
         let mut by_id: BTreeMap<String, AggregateEntry> = BTreeMap::new();
-        for (repository, tag, matches) in hits {
-            for m in matches {
-                let entry = by_id.entry(m.id.clone()).or_insert_with(|| AggregateEntry {
-                    id: m.id.clone(),
-                    severity: m.severity,
+        for (repository, tag, id, severity) in hits {
+            let entry = by_id
+                .entry(id.to_string())
+                .or_insert_with(|| AggregateEntry {
+                    id: id.to_string(),
+                    severity,
                     affected: BTreeMap::new(),
                 });
-                entry.severity = entry.severity.min(m.severity);
-                entry
-                    .affected
-                    .entry(repository.clone())
-                    .or_default()
-                    .insert(tag.clone());
-            }
+            entry.severity = entry.severity.min(severity);
+            entry
+                .affected
+                .entry(repository.to_string())
+                .or_default()
+                .insert(tag.to_string());
         }
         let mut vulnerabilities: Vec<AggregateEntry> = by_id.into_values().collect();
         vulnerabilities.sort_by(|a, b| (a.severity, &a.id).cmp(&(b.severity, &b.id)));
@@ -233,10 +266,16 @@ pub async fn compute(
 ) -> Result<AggregateData, CatalogError> {
     let walked = Box::pin(walk(client, preferred, trust, repositories)).await?;
     Ok(AggregateData::of(
-        walked
-            .hits
-            .iter()
-            .map(|h| (&h.repository, &h.tag, h.matches.get())),
+        walked.hits.iter().flat_map(|h| {
+            h.matches.get().iter().map(|m| {
+                (
+                    h.repository.as_str(),
+                    h.tag.as_str(),
+                    m.id.as_str(),
+                    m.severity,
+                )
+            })
+        }),
         walked.coverage,
     ))
 }

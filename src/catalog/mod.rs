@@ -17,6 +17,7 @@ pub mod repositories;
 pub mod sbom;
 pub mod stored;
 pub mod subjects;
+pub mod summary;
 pub mod tags;
 pub mod vulnerabilities;
 

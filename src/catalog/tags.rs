@@ -167,7 +167,7 @@ pub fn counts_from_annotations(
 /// `3.19-r1`). Each tag names the streams it extends by its own prefixes that end before a
 /// `-` or `.`, so one pass over every tag's characters finds them all, where comparing
 /// every pair would cost the square of the tag count.
-fn floating(all: &[Tag]) -> HashSet<&str> {
+pub(super) fn floating(all: &[Tag]) -> HashSet<&str> {
     let names: HashSet<&str> = all.iter().map(Tag::as_str).collect();
     let mut floating = HashSet::new();
     for tag in &names {

@@ -122,6 +122,7 @@ impl PublisherArgs {
             repositories,
             broker,
             complete: Default::default(),
+            published: Default::default(),
         }))
     }
 

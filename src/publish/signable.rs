@@ -20,10 +20,11 @@ use crate::catalog::aggregate::VerifiedAggregate;
 use crate::catalog::platforms::PlatformManifest;
 use crate::catalog::repositories::{Listed, RepositoryList};
 use crate::catalog::subjects::SubjectIndex;
+use crate::catalog::summary::RepositorySummary;
 use crate::digest::Digest;
 use crate::media_types::{
-    CATALOG_AGGREGATE, OCI_INDEX, RELEASE_LOG, REPOSITORY_LIST, SUBJECT_INDEX, SYFT_JSON,
-    SYFT_JSON_GZIP, VULNERABILITY_RECORD,
+    CATALOG_AGGREGATE, OCI_INDEX, RELEASE_LOG, REPOSITORY_LIST, REPOSITORY_SUMMARY, SUBJECT_INDEX,
+    SYFT_JSON, SYFT_JSON_GZIP, VULNERABILITY_RECORD,
 };
 use crate::oci::Descriptor;
 use crate::records::release_log::SealedLog;
@@ -157,6 +158,11 @@ impl Signable {
     /// Where refcat has published complete sets, per platform manifest.
     pub fn subject_index(index: &SubjectIndex, created: &str) -> Self {
         document(SUBJECT_INDEX, "subjects.json", index, created)
+    }
+
+    /// A repository's summary, made of what the publisher's key verified.
+    pub fn repository_summary(summary: &RepositorySummary, created: &str) -> Self {
+        document(REPOSITORY_SUMMARY, "summary.json", summary, created)
     }
 
     /// The head of a release log: releases the worker saw under tags, kept from a log

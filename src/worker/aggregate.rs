@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::Notify;
 
 use super::job::JobContext;
@@ -30,16 +31,21 @@ pub struct AggregateTarget {
     pub default_tag: Option<String>,
 }
 
-/// Stores the aggregate when it changed; whether it did. It is computed from this
-/// publisher's own results alone, verified with its key: a look-alike result anyone
-/// with push access attached never reaches what refcat signs.
-pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<bool, String> {
-    let client = &context.client;
-    let own = context.publisher.own_trust();
+/// How often the aggregate is computed by a full walk of every default and floating
+/// tag, as a check on the one folded from the repository summaries.
+pub const FULL_CHECK_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// The aggregate by a full walk of every covered repository's default and floating
+/// tags, from this publisher's own results alone, verified with its key: a look-alike
+/// result anyone with push access attached never reaches what refcat signs.
+async fn walked(
+    context: &JobContext,
+    target: &AggregateTarget,
+) -> Result<VerifiedAggregate, String> {
     let walked = aggregate::walk(
-        client,
+        &context.client,
         target.default_tag.as_deref(),
-        own,
+        context.publisher.own_trust(),
         &context.repositories,
     )
     .await
@@ -49,7 +55,60 @@ pub async fn store(context: &JobContext, target: &AggregateTarget) -> Result<boo
         .into_iter()
         .filter_map(|hit| Some((hit.repository, hit.tag, hit.matches.verified()?)))
         .collect();
-    let data = VerifiedAggregate::of(&verified, walked.coverage);
+    Ok(VerifiedAggregate::of(&verified, walked.coverage))
+}
+
+/// The aggregate folded from every covered repository's stored summary (verified with
+/// the publisher's key); `None` while one has none yet.
+async fn folded(
+    context: &JobContext,
+    target: &AggregateTarget,
+) -> Result<Option<VerifiedAggregate>, String> {
+    let listed = context
+        .repositories
+        .list(&context.client)
+        .await
+        .map_err(|e| format!("listing the repositories: {e}"))?
+        .into_repositories();
+    let summaries: Vec<_> = futures_util::stream::iter(listed)
+        .map(|repository| async move { context.stored_summary(&repository).await })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let Some(summaries) = summaries.into_iter().collect::<Option<Vec<_>>>() else {
+        return Ok(None);
+    };
+    Ok(Some(VerifiedAggregate::of_summaries(
+        &summaries,
+        target.default_tag.as_deref(),
+    )))
+}
+
+/// Stores the aggregate when it changed; whether it did. It is folded from the
+/// repository summaries, which change only by what changed; with `full`, or while a
+/// repository has no summary yet, it is walked from every default and floating tag (a
+/// summary that disagrees with the walk is logged, and the walk wins).
+pub async fn store(
+    context: &JobContext,
+    target: &AggregateTarget,
+    full: bool,
+) -> Result<bool, String> {
+    let client = &context.client;
+    let own = context.publisher.own_trust();
+    let data = match (full, folded(context, target).await?) {
+        (false, Some(folded)) => {
+            context.stats.aggregated("folded");
+            folded
+        }
+        (_, folded) => {
+            let walked = walked(context, target).await?;
+            context.stats.aggregated("walked");
+            if folded.is_some_and(|f| f != walked) {
+                tracing::warn!("the aggregate folded from the repository summaries differs from a full walk; the walk's is stored");
+            }
+            walked
+        }
+    };
     let stored = aggregate::stored(client, &target.repository, own)
         .await
         .map_err(|e| format!("reading the stored aggregate: {e}"))?
@@ -169,6 +228,7 @@ pub async fn keep_current(
     target: AggregateTarget,
     changed: Arc<Notify>,
 ) {
+    let mut last_full: Option<std::time::Instant> = None;
     loop {
         changed.notified().await;
         while !queue.idle().await {
@@ -201,9 +261,15 @@ pub async fn keep_current(
         );
         said(
             repository,
-            "the catalog aggregate",
-            store(&context, &target).await,
+            "the repository summaries",
+            context.store_published().await.map(|n| n > 0),
         );
+        let full = last_full.is_none_or(|at| at.elapsed() >= FULL_CHECK_EVERY);
+        let stored = store(&context, &target, full).await;
+        if full && stored.is_ok() {
+            last_full = Some(std::time::Instant::now());
+        }
+        said(repository, "the catalog aggregate", stored);
     }
 }
 

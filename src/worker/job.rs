@@ -31,6 +31,8 @@ pub struct JobContext {
     pub broker: Option<crate::broker::Broker>,
     /// Complete sets found or made since the subject index was last stored.
     pub complete: std::sync::Mutex<SubjectIndex>,
+    /// Images jobs published since the repository summaries were last stored.
+    pub published: std::sync::Mutex<super::summaries::Published>,
 }
 
 impl JobContext {
@@ -142,7 +144,8 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         return Ok(Outcome::Skipped);
     }
     let mut predecessor = None;
-    if let Some(tag) = confirmed_tag(client, &job, &fetched.digest).await? {
+    let confirmed = confirmed_tag(client, &job, &fetched.digest).await?.cloned();
+    if let Some(tag) = &confirmed {
         let log = context
             .record_releases(
                 &job.repository,
@@ -165,6 +168,7 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         .map_err(|e| e.to_string())?;
     // A publish that returned did make every subject's set complete.
     context.note_complete(&reference.repository, reports.iter().map(|r| &r.digest));
+    context.note_published(&reference.repository, confirmed.as_ref(), &fetched.digest);
     for report in &reports {
         for published in &report.published {
             context.stats.attached(published.format.as_str());

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod reconcile;
 mod release_keeper;
 pub mod stats;
+pub mod summaries;
 pub mod tasks;
 
 use crate::reference::{RepositoryName, Tag, Target};

@@ -4,6 +4,11 @@
 //! lacks a complete, current, signed set becomes a job, and every tag's image goes into
 //! the repository's release log. The worker runs it on an interval; `refcat backfill`
 //! runs it once in the foreground.
+//!
+//! Where the repository's signed summary says a tag's image is complete for the current
+//! DB, one HEAD of the tag confirms it still names that image, and nothing more is read:
+//! an unchanged registry costs about one request per tag. The walk then writes each
+//! repository's summary from the tags it found.
 
 use std::collections::HashSet;
 
@@ -11,6 +16,7 @@ use super::job::JobContext;
 use super::Job;
 use crate::catalog::platforms::is_image;
 use crate::catalog::repositories::RepositoryPattern;
+use crate::catalog::summary::{RepositorySummary, SummaryImage};
 use crate::catalog::CatalogError;
 use crate::digest::Digest;
 use crate::oci::Descriptor;
@@ -55,17 +61,33 @@ pub async fn walk(
         };
         let mut releases = Vec::new();
         let errors_before = walk.errors.len();
-        for tag in tags.into_iter().filter(|t| !t.is_supporting()) {
+        let summary = match context.stored_summary(&repository).await {
+            Ok(summary) => summary,
+            Err(e) => {
+                tracing::warn!(error = %e, "walking without the repository's summary");
+                None
+            }
+        };
+        // Without the DB's build time nothing is called complete: every tag is checked.
+        let db_built = context.publisher.grype_db().await.map(|s| s.built);
+        let known = Known {
+            summary: summary.as_ref().map(|s| s.get()),
+            db_built: db_built.as_deref().unwrap_or_default(),
+        };
+        let tags: Vec<Tag> = tags.into_iter().filter(|t| !t.is_supporting()).collect();
+        let mut images = Vec::new();
+        for tag in &tags {
             let name = format!("{repository}:{tag}");
             progress(&name);
-            match check(context, &repository, &tag, &mut seen).await {
+            match check(context, &repository, tag, &known, &mut seen).await {
                 Ok((image, job)) => {
                     if let Some(image) = &image {
                         let digest = image.digest.clone();
+                        images.push((tag.clone(), digest.clone()));
                         walk.image_tags
                             .push((repository.clone(), tag.clone(), digest));
                     }
-                    releases.extend(image.map(|d| (tag, d)));
+                    releases.extend(image.map(|d| (tag.clone(), d)));
                     if let Some(job) = job {
                         walk.lacking += 1;
                         found(job);
@@ -76,6 +98,15 @@ pub async fn walk(
         }
         // Every tag is in `releases` only when every one could be checked.
         let every_tag = walk.errors.len() == errors_before;
+        if every_tag {
+            let listed = tags.len();
+            if let Err(e) = context
+                .summarise(&repository, summary.as_ref(), &images, listed, &[])
+                .await
+            {
+                walk.errors.push((format!("{repository} summary"), e));
+            }
+        }
         if let Err(e) = context
             .record_releases(&repository, &releases, every_tag)
             .await
@@ -88,15 +119,52 @@ pub async fn walk(
     Ok(walk)
 }
 
+/// What the repository's stored summary says, and the DB results are judged by.
+struct Known<'a> {
+    summary: Option<&'a RepositorySummary>,
+    db_built: &'a str,
+}
+
+impl Known<'_> {
+    /// The image the summary says `tag` names, when it calls that image complete.
+    fn complete(&self, tag: &Tag) -> Option<(&str, &SummaryImage)> {
+        let summary = self.summary?;
+        let (digest, image) = summary
+            .tags
+            .get_key_value(tag.as_str())
+            .and_then(|(_, d)| summary.images.get_key_value(d))?;
+        image
+            .complete(self.db_built)
+            .then_some((digest.as_str(), image))
+    }
+}
+
 /// The image `tag` points at (when it is one), and a job for it when it lacks
 /// something and was not seen yet.
 async fn check(
     context: &JobContext,
     repository: &RepositoryName,
     tag: &Tag,
+    known: &Known<'_>,
     seen: &mut HashSet<String>,
 ) -> Result<(Option<Descriptor>, Option<Job>), PublishError> {
     let client = &context.client;
+    if let Some((digest, image)) = known.complete(tag) {
+        let head = client
+            .head_manifest(repository, &Target::Tag(tag.clone()))
+            .await?;
+        if let Some(found) = head.filter(|d| d.digest.to_string() == digest) {
+            if seen.insert(format!("{repository}@{digest}")) {
+                let subjects: Vec<Digest> = image
+                    .platforms
+                    .iter()
+                    .filter_map(|p| crate::digest::parse(&p.digest).ok())
+                    .collect();
+                context.note_complete(repository, subjects.iter());
+            }
+            return Ok((Some(found), None));
+        }
+    }
     let fetched = client
         .get_manifest(repository, &Target::Tag(tag.clone()))
         .await?;

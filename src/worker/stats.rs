@@ -17,6 +17,7 @@ pub struct WorkerStats {
     scanner_seconds: Mutex<f64>,
     exposure: Mutex<ExposureMetrics>,
     walks: Mutex<u64>,
+    aggregates: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl WorkerStats {
@@ -50,6 +51,17 @@ impl WorkerStats {
         *self.walks.lock().expect("stats") += 1;
     }
 
+    /// Counts an aggregate computed `how`: `folded` from the repository summaries, or
+    /// `walked` from every default and floating tag.
+    pub fn aggregated(&self, how: &'static str) {
+        *self
+            .aggregates
+            .lock()
+            .expect("stats")
+            .entry(how)
+            .or_default() += 1;
+    }
+
     /// Replaces the exposure metrics with those of the latest walk.
     pub fn exposed(&self, metrics: ExposureMetrics) {
         *self.exposure.lock().expect("stats") = metrics;
@@ -62,6 +74,15 @@ impl WorkerStats {
 
     /// The counters in the Prometheus text format.
     pub fn write_prometheus(&self, out: &mut String) {
+        out.push_str("# HELP refcat_worker_aggregates_total Catalog aggregates computed: folded from the repository summaries, or walked from every default and floating tag.\n# TYPE refcat_worker_aggregates_total counter\n");
+        for how in ["folded", "walked"] {
+            let n = self.aggregates.lock().expect("stats").get(how).copied();
+            let _ = writeln!(
+                out,
+                "refcat_worker_aggregates_total{{how=\"{how}\"}} {}",
+                n.unwrap_or(0)
+            );
+        }
         out.push_str("# HELP refcat_worker_artifacts_total Artifacts attached, by format.\n# TYPE refcat_worker_artifacts_total counter\n");
         for (format, n) in self.artifacts.lock().expect("stats").iter() {
             let _ = writeln!(

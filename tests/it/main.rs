@@ -9,6 +9,7 @@ mod common;
 #[path = "../../examples/support/fixture.rs"]
 mod fixture;
 
+mod aggregate_incremental;
 mod api;
 mod api_http;
 mod api_provenance;

@@ -297,26 +297,48 @@ fn artifact_digests(registry: &Registry, image: &str) -> Vec<refcat::digest::Dig
 }
 
 #[test]
-fn a_pushers_oversized_look_alike_signature_is_never_copied() {
-    // A pusher attaches to each of refcat's artifacts in the source repository a
-    // bundle-typed manifest naming a 3 MiB blob: were every signature-like referrer
-    // copied, each would be copied, blob and all, into every promoted repository.
+fn a_pushers_extra_signatures_are_never_copied() {
+    // A pusher attaches to each of refcat's artifacts in the source repository three
+    // copies of refcat's own bundle (each proves the artifact, so each would pass a
+    // check), and a bundle-typed manifest naming a 3 MiB blob: were every signature
+    // that proves, or every signature-like referrer, copied, a promotion would carry
+    // them all into the new repository.
     let work = tempfile::tempdir().unwrap();
     let big = vec![b'x'; 3 * 1024 * 1024];
-    std::fs::write(work.path().join("bundle.json"), &big).unwrap();
+    std::fs::write(work.path().join("big.json"), &big).unwrap();
     let big_digest = refcat::digest::sha256(&big);
     let bundle = refcat::media_types::SIGSTORE_BUNDLE_V03;
+    let source: refcat::reference::RepositoryName = "fixtures/alpine".parse().unwrap();
     // On distribution, whose blobs belong to a repository (zot links any blob it stores
     // into a repository that asks for it).
     let (registry, keys, scans, worker) = promote_after(Kind::Distribution, &[], |registry| {
+        let client = registry.client();
         for artifact in artifact_digests(registry, "fixtures/alpine:3.19") {
-            run_ok(
-                std::process::Command::new(tool("oras"))
-                    .current_dir(work.path())
-                    .args(["attach", "--plain-http", "--artifact-type", bundle])
-                    .arg(format!("{}/fixtures/alpine@{artifact}", registry.host))
-                    .arg(format!("bundle.json:{bundle}")),
-            );
+            let signatures = tokio_run(client.referrers(&source, &artifact, Some(bundle))).unwrap();
+            let manifest = tokio_run(client.get_manifest(
+                &source,
+                &refcat::reference::Target::Digest(signatures[0].digest.clone()),
+            ))
+            .unwrap();
+            let refcat::oci::Manifest::Image(manifest) = manifest.manifest else {
+                panic!("a bundle manifest is an image manifest");
+            };
+            let real = tokio_run(client.get_blob(&source, &manifest.layers[0].digest, None));
+            std::fs::write(work.path().join("bundle.json"), real.unwrap()).unwrap();
+            let attach = |file: &str, copy: usize| {
+                run_ok(
+                    std::process::Command::new(tool("oras"))
+                        .current_dir(work.path())
+                        .args(["attach", "--plain-http", "--artifact-type", bundle])
+                        .args(["--annotation", &format!("copy={copy}")])
+                        .arg(format!("{}/fixtures/alpine@{artifact}", registry.host))
+                        .arg(format!("{file}:{bundle}")),
+                );
+            };
+            for copy in 0..3 {
+                attach("bundle.json", copy);
+            }
+            attach("big.json", 3);
         }
     });
     // Reused all the same: no scan, and refcat's own signature verifies there.
@@ -327,8 +349,8 @@ fn a_pushers_oversized_look_alike_signature_is_never_copied() {
         keys.path(),
         "promoted/alpine:3.19",
     ));
-    // One signature per artifact came along, the one that proved it; the look-alike and
-    // its blob stayed behind.
+    // One signature per artifact came along, the first that proved it; the copies, the
+    // look-alike and its blob stayed behind.
     let client = registry.client();
     let promoted: refcat::reference::RepositoryName = "promoted/alpine".parse().unwrap();
     for artifact in artifact_digests(&registry, "promoted/alpine:3.19") {

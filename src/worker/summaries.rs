@@ -1,0 +1,146 @@
+//! Keeps each repository's summary (see [`crate::catalog::summary`]) current, where an
+//! aggregate repository holds them: the walk writes the summary of each repository it
+//! walked, from the tags it found; a job notes the image it published, and once the
+//! queue is idle the summaries of those repositories change by those images alone.
+
+use std::collections::BTreeMap;
+
+use super::job::JobContext;
+use crate::artifact::now_rfc3339;
+use crate::catalog::summary::RepositorySummary;
+use crate::digest::Digest;
+use crate::publish::Signable;
+use crate::reference::{summary_tag, RepositoryName, Tag};
+use crate::trust::Verified;
+
+/// Images published since the summaries were last stored, per repository: each digest
+/// with the tag the job confirmed, when there was one.
+pub type Published = BTreeMap<RepositoryName, Vec<(Option<Tag>, Digest)>>;
+
+impl JobContext {
+    /// Notes that a job published (or found complete) `digest` in `repository`, under
+    /// `tag` when the registry confirmed it.
+    pub fn note_published(&self, repository: &RepositoryName, tag: Option<&Tag>, digest: &Digest) {
+        if self.repositories.aggregate().is_none() || !self.record {
+            return;
+        }
+        self.published
+            .lock()
+            .expect("published lock")
+            .entry(repository.clone())
+            .or_default()
+            .push((tag.cloned(), digest.clone()));
+    }
+
+    /// The summary of `repository` stored beside the aggregate, when there is one that
+    /// verifies with the publisher's key; `None` without an aggregate repository.
+    pub async fn stored_summary(
+        &self,
+        repository: &RepositoryName,
+    ) -> Result<Option<Verified<RepositorySummary>>, String> {
+        let Some(stored_in) = self.repositories.aggregate() else {
+            return Ok(None);
+        };
+        let own = self.publisher.own_trust();
+        let stored = RepositorySummary::stored(&self.client, stored_in, repository, own)
+            .await
+            .map_err(|e| format!("reading the summary of {repository}: {e}"))?;
+        Ok(stored.and_then(|s| s.document.verified()))
+    }
+
+    /// Writes the summary of `repository` with `tags` (each image tag and its digest,
+    /// out of `listed`) when it differs from `previous`; whether it did. Images
+    /// `previous` holds complete for the current DB are kept; the rest are read again,
+    /// and `stale` ones always are.
+    pub async fn summarise(
+        &self,
+        repository: &RepositoryName,
+        previous: Option<&Verified<RepositorySummary>>,
+        tags: &[(Tag, Digest)],
+        listed: usize,
+        stale: &[Digest],
+    ) -> Result<bool, String> {
+        let Some(stored_in) = self.repositories.aggregate().filter(|_| self.record) else {
+            return Ok(false);
+        };
+        let db_built = self
+            .publisher
+            .grype_db()
+            .await
+            .map_err(|e| e.to_string())?
+            .built;
+        let mut kept = previous.map(|p| p.get().clone());
+        if let Some(kept) = &mut kept {
+            for digest in stale {
+                kept.images.remove(&digest.to_string());
+            }
+        }
+        let own = self.publisher.own_trust();
+        let summary = RepositorySummary::update(
+            &self.client,
+            repository,
+            kept.as_ref(),
+            tags,
+            listed,
+            &db_built,
+            own,
+        )
+        .await
+        .map_err(|e| format!("summarising {repository}: {e}"))?;
+        if previous.is_some_and(|p| *p.get() == summary) {
+            return Ok(false);
+        }
+        let document = Signable::repository_summary(&summary, &now_rfc3339());
+        self.publisher
+            .replace_tagged(stored_in, summary_tag(repository), document, previous)
+            .await
+            .map_err(|e| format!("storing the summary of {repository}: {e}"))?;
+        Ok(true)
+    }
+
+    /// Changes the summary of each repository where jobs published by what they
+    /// published; how many were written. A repository without a stored summary waits
+    /// for the walk, which writes one from every tag.
+    pub async fn store_published(&self) -> Result<usize, String> {
+        let noted = std::mem::take(&mut *self.published.lock().expect("published lock"));
+        let mut written = 0;
+        for (repository, images) in noted {
+            let kept = match self.stored_summary(&repository).await {
+                Ok(Some(previous)) => previous,
+                Ok(None) => continue,
+                Err(e) => {
+                    // Kept for the next try.
+                    self.published
+                        .lock()
+                        .expect("published lock")
+                        .entry(repository)
+                        .or_default()
+                        .extend(images);
+                    return Err(e);
+                }
+            };
+            let mut tags: BTreeMap<String, (Tag, Digest)> = BTreeMap::new();
+            for (tag, digest) in kept.get().tags.iter() {
+                if let (Ok(t), Ok(d)) = (tag.parse::<Tag>(), crate::digest::parse(digest)) {
+                    tags.insert(tag.clone(), (t, d));
+                }
+            }
+            let mut listed = kept.get().listed;
+            for (tag, digest) in &images {
+                if let Some(tag) = tag {
+                    let new = tags
+                        .insert(tag.to_string(), (tag.clone(), digest.clone()))
+                        .is_none();
+                    listed += usize::from(new);
+                }
+            }
+            let tags: Vec<(Tag, Digest)> = tags.into_values().collect();
+            let stale: Vec<Digest> = images.into_iter().map(|(_, d)| d).collect();
+            written += usize::from(
+                self.summarise(&repository, Some(&kept), &tags, listed, &stale)
+                    .await?,
+            );
+        }
+        Ok(written)
+    }
+}
