@@ -153,12 +153,14 @@ async fn render(state: &AppState, route: ImageRoute, uri: Uri) -> Result<Rendere
                 &repository,
                 state.default_tag.as_deref(),
                 &state.trust,
+                state.repositories.aggregate(),
             )
             .await?,
         ),
         ImageRoute::Tags(repository) => {
             let q: TagsQuery = query(&uri)?;
-            let view = tags::tags(client, &repository, &q, &state.trust).await?;
+            let stored_in = state.repositories.aggregate();
+            let view = tags::tags(client, &repository, &q, &state.trust, stored_in).await?;
             let path = format!("/v1/images/{repository}/tags");
             Rendered::json(&view).paged(&path, view.page, view.per_page, view.pages())
         }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::details::details;
 use super::repositories::{unreadable_as_none, Repositories};
+use super::summary::for_view;
 use super::tags::{selected, TagEntry, TagsView};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
@@ -142,8 +143,9 @@ pub async fn overview(
     repository: &RepositoryName,
     preferred: Option<&str>,
     trust: &Trust,
+    stored_in: Option<&RepositoryName>,
 ) -> Result<ImageOverview, CatalogError> {
-    let summary = summary(client, repository, preferred, trust).await?;
+    let summary = summary(client, repository, preferred, trust, stored_in).await?;
     let (mut annotations, mut readme) = (BTreeMap::new(), None);
     if let Some(tag) = &summary.default_tag {
         let target = Target::Tag(tag.parse().expect("listed tags parse"));
@@ -210,13 +212,24 @@ pub fn default_tag<'a>(view: &'a TagsView, preferred: Option<&str>) -> Option<&'
         })
 }
 
-/// The summary of `repository`.
+/// The summary of `repository`: from the summary the worker stored in `stored_in`
+/// when there is one a view may read, else from its tags.
 pub async fn summary(
     client: &Client,
     repository: &RepositoryName,
     preferred: Option<&str>,
     trust: &Trust,
+    stored_in: Option<&RepositoryName>,
 ) -> Result<ImageSummary, CatalogError> {
+    if let Some(stored) = for_view(client, stored_in, repository, trust).await {
+        let view = stored.view(trust.signatures());
+        let default = default_tag(&view, preferred);
+        let labels = default
+            .and_then(|t| stored.labels(&t.tag))
+            .cloned()
+            .unwrap_or_default();
+        return Ok(summarised(repository, &view, default, labels, trust));
+    }
     // The preferred tag, when the repository has it as an image, is all a summary reads;
     // otherwise the newest by `created` needs every tag.
     let wanted = preferred.and_then(|p| p.parse::<Tag>().ok());
@@ -247,12 +260,24 @@ pub async fn summary(
         }
         None => BTreeMap::new(),
     };
+    Ok(summarised(repository, &view, default, labels, trust))
+}
+
+/// The summary of `repository` whose tags `view` holds, `default` the tag it
+/// describes, with that image's `labels`.
+fn summarised(
+    repository: &RepositoryName,
+    view: &TagsView,
+    default: Option<&TagEntry>,
+    labels: BTreeMap<String, String>,
+    trust: &Trust,
+) -> ImageSummary {
     let label = |key: &str| {
         labels
             .get(&format!("org.opencontainers.image.{key}"))
             .cloned()
     };
-    Ok(ImageSummary {
+    ImageSummary {
         name: repository.to_string(),
         title: label("title"),
         description: label("description"),
@@ -277,7 +302,7 @@ pub async fn summary(
             })
         }),
         tag_count: view.total,
-    })
+    }
 }
 
 /// The directory page asked for, over the covered repositories. One that cannot be read
@@ -314,7 +339,8 @@ pub async fn directory(
     let summarise = |chosen: Vec<RepositoryName>| async move {
         let found = stream::iter(chosen)
             .map(|repository| async move {
-                unreadable_as_none(summary(client, &repository, preferred, trust).await)
+                let stored_in = covered.aggregate();
+                unreadable_as_none(summary(client, &repository, preferred, trust, stored_in).await)
             })
             .buffered(CONCURRENCY)
             .try_collect::<Vec<Option<ImageSummary>>>()

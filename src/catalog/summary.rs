@@ -372,3 +372,23 @@ impl RepositorySummary {
         }))
     }
 }
+
+/// The stored summary of `repository` a view may read instead of walking its tags: one
+/// kept in `stored_in` that `trust` accepts, for a client that reads with the catalog's
+/// own credentials (a caller's may not read every repository the worker summarised).
+/// `None` otherwise, and when it cannot be read (logged): the view walks instead.
+pub async fn for_view(
+    client: &Client,
+    stored_in: Option<&RepositoryName>,
+    repository: &RepositoryName,
+    trust: &Trust,
+) -> Option<RepositorySummary> {
+    let stored_in = stored_in.filter(|_| !client.serves_a_caller())?;
+    match RepositorySummary::stored(client, stored_in, repository, trust).await {
+        Ok(found) => found.map(|s| s.document.get().clone()),
+        Err(e) => {
+            tracing::warn!(%repository, error = %e, "the repository's summary cannot be read; walking its tags");
+            None
+        }
+    }
+}

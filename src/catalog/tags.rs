@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::image::manifest_and_config;
 use super::platforms::{with_each_platform, ResolveError};
+use super::summary::RepositorySummary;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
 use crate::artifact::Format;
@@ -186,20 +187,37 @@ pub(super) fn floating(all: &[Tag]) -> HashSet<&str> {
 
 /// The page of the tags view of `repository` on `client`'s registry that `query` asks
 /// for. Tags that hold referrers indexes or signatures are not images and are left out.
+/// Where the worker stored the repository's summary in `stored_in`, a tag that still
+/// names the image the summary holds costs one `HEAD`.
 pub async fn tags(
     client: &Client,
     repository: &RepositoryName,
     query: &TagsQuery,
     trust: &Trust,
+    stored_in: Option<&RepositoryName>,
 ) -> Result<TagsView, CatalogError> {
     let (page, per_page) = query.checked()?;
-    let all = listed(client, repository).await?;
+    let (all, summary) = tokio::join!(
+        listed(client, repository),
+        super::summary::for_view(client, stored_in, repository, trust),
+    );
+    let all = all?;
     let chosen: Vec<&Tag> = all
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
         .collect();
-    read(client, repository, &all, &chosen, trust, page, per_page).await
+    let paging = (page, per_page);
+    read(
+        client,
+        repository,
+        &all,
+        &chosen,
+        trust,
+        paging,
+        summary.as_ref(),
+    )
+    .await
 }
 
 /// The tags of `repository` that `keep` selects, resolved on one page; floating is
@@ -213,16 +231,8 @@ pub async fn selected(
 ) -> Result<TagsView, CatalogError> {
     let all = listed(client, repository).await?;
     let chosen: Vec<&Tag> = all.iter().filter(|t| keep(t)).collect();
-    read(
-        client,
-        repository,
-        &all,
-        &chosen,
-        trust,
-        1,
-        all.len().max(1),
-    )
-    .await
+    let paging = (1, all.len().max(1));
+    read(client, repository, &all, &chosen, trust, paging, None).await
 }
 
 /// The tags of `repository` that may name images, sorted.
@@ -232,15 +242,16 @@ async fn listed(client: &Client, repository: &RepositoryName) -> Result<Vec<Tag>
     Ok(all)
 }
 
-/// The view of the `chosen` tags out of `all` (which floating is judged against).
+/// The view of the `chosen` tags out of `all` (which floating is judged against), on
+/// page `paging` (page, size), from `summary` where it holds a tag's image.
 async fn read(
     client: &Client,
     repository: &RepositoryName,
     all: &[Tag],
     chosen: &[&Tag],
     trust: &Trust,
-    page: usize,
-    per_page: usize,
+    (page, per_page): (usize, usize),
+    summary: Option<&RepositorySummary>,
 ) -> Result<TagsView, CatalogError> {
     let limit = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
     let floating = floating(all);
@@ -252,7 +263,11 @@ async fn read(
             .expect("the semaphore is never closed");
         let floating = floating.contains(tag.as_str());
         let target = Target::Tag((*tag).clone());
-        match entry(client, repository, target, tag.as_str(), floating, trust).await {
+        let found = match summary.filter(|s| s.tags.contains_key(tag.as_str())) {
+            Some(summary) => summarised(client, repository, summary, tag, floating, trust).await,
+            None => entry(client, repository, target, tag.as_str(), floating, trust).await,
+        };
+        match found {
             Ok(entry) => Ok(Ok(entry)),
             Err(e) if about_the_tag_alone(&e) => {
                 tracing::debug!(%repository, %tag, error = %e, "tag left out of the tags view");
@@ -281,6 +296,30 @@ async fn read(
         tags,
         skipped,
     })
+}
+
+/// The entry of `tag` from `summary` when the tag still names the image the summary
+/// holds for it (one `HEAD`); else read from the registry.
+async fn summarised(
+    client: &Client,
+    repository: &RepositoryName,
+    summary: &RepositorySummary,
+    tag: &Tag,
+    floating: bool,
+    trust: &Trust,
+) -> Result<TagEntry, CatalogError> {
+    let target = Target::Tag(tag.clone());
+    // A tag gone since it was listed is left to `entry`, which says so.
+    if let Some(head) = client.head_manifest(repository, &target).await? {
+        let digest = head.digest.to_string();
+        if summary.tags.get(tag.as_str()) == Some(&digest) {
+            if let Some(found) = summary.entry(tag.as_str(), &digest, floating, trust.signatures())
+            {
+                return Ok(found);
+            }
+        }
+    }
+    entry(client, repository, target, tag.as_str(), floating, trust).await
 }
 
 /// The entry of the image at `target`, listed under `name`.

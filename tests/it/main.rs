@@ -41,6 +41,7 @@ mod serve_access_load;
 mod serve_token_auth;
 mod shared_queue;
 mod signing_interop;
+mod summaries_served;
 mod tls;
 mod trust;
 mod ui_behaviour;

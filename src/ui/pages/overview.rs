@@ -83,9 +83,16 @@ pub async fn render(
             client,
             repository,
             state.default_tag.as_deref(),
-            &state.trust
+            &state.trust,
+            state.repositories.aggregate(),
         ),
-        tags::tags(client, repository, &paging, &state.trust),
+        tags::tags(
+            client,
+            repository,
+            &paging,
+            &state.trust,
+            state.repositories.aggregate()
+        ),
     )?;
     let (page, pages, total) = (tags.page, tags.pages(), tags.total);
     let at = |page: usize| {
