@@ -186,12 +186,19 @@ test: tools
     cargo clippy --all-targets --quiet -- -D warnings
     cargo test
 
-# Benchmark WHAT (publish, api or worker) in one run against the real tools; writes target/bench/WHAT.md.
+# Benchmark WHAT (publish, api, worker or scale) in one run against the real tools; writes target/bench/WHAT.md.
+# For scale, RUNS is the sizes in tags, comma-separated (default 100,1000,10000).
 bench what="publish" runs="3": tools
     #!/usr/bin/env bash
     set -euo pipefail
-    case "{{what}}" in publish|api|worker) ;; *) echo "just bench: unknown benchmark '{{what}}' (known: publish, api, worker)" >&2; exit 2;; esac
+    case "{{what}}" in publish|api|worker|scale) ;; *) echo "just bench: unknown benchmark '{{what}}' (known: publish, api, worker, scale)" >&2; exit 2;; esac
     cargo build --release --quiet --example bench_{{what}} --bin refcat
+    if [ "{{what}}" = scale ]; then
+        sizes="{{runs}}"; [ "$sizes" = 3 ] && sizes=100,1000,10000
+        target/release/examples/bench_scale target/bench/scale.md "$sizes"
+        echo "report: target/bench/scale.md (plot: target/bench/scale.svg)"
+        exit 0
+    fi
     data=$(mktemp -d)
     free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
     port=$(free_port)

@@ -143,6 +143,10 @@ impl BackfillArgs {
             .collect()
             .await;
         progress.clear();
+        // The summaries the walk wrote gain what the jobs published.
+        if let Err(e) = context.store_published().await {
+            eprintln!("refcat: the repository summaries were not brought up to date: {e}");
+        }
         let count = |o: Outcome| {
             results
                 .iter()
