@@ -173,34 +173,14 @@ async fn push_images(
     let pushed: Vec<anyhow::Result<()>> = futures_util::stream::iter(jobs)
         .map(|(r, t)| async move {
             let repository: RepositoryName = format!("scale/r{r}").parse()?;
-            let mut index: serde_json::Value = serde_json::from_slice(&image.top.bytes)?;
-            for (i, platform) in image.platform_manifests.iter().enumerate() {
-                let mut manifest: serde_json::Value = serde_json::from_slice(&platform.bytes)?;
-                manifest["annotations"] =
-                    serde_json::json!({ "dev.refcat.bench.tag": format!("{r}.{t}") });
-                let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest)?);
-                let digest = refcat::digest::sha256(&bytes);
-                client
-                    .put_manifest(
-                        &repository,
-                        &Target::Digest(digest.clone()),
-                        &platform.media_type,
-                        bytes.clone(),
-                    )
-                    .await?;
-                index["manifests"][i]["digest"] = digest.to_string().into();
-                index["manifests"][i]["size"] = bytes.len().into();
-            }
-            let tag = Target::Tag(format!("1.{t}").parse()?);
-            client
-                .put_manifest(
-                    &repository,
-                    &tag,
-                    &image.top.media_type,
-                    serde_json::to_vec(&index)?.into(),
-                )
-                .await?;
-            Ok(())
+            push_distinct(
+                client,
+                image,
+                &repository,
+                &format!("1.{t}"),
+                &format!("{r}.{t}"),
+            )
+            .await
         })
         .buffer_unordered(16)
         .collect()
@@ -563,7 +543,7 @@ async fn measure(
             .count()
     };
     let stored_before = aggregated(&log);
-    push_one(&client, per_repository).await?;
+    push_one(&client).await?;
     let top = client
         .head_manifest(&largest.parse()?, &Target::Tag("new".parse()?))
         .await?
@@ -602,34 +582,41 @@ async fn measure(
 }
 
 /// Pushes one more distinct image to `scale/r0` as `new`.
-async fn push_one(client: &Client, per_repository: usize) -> anyhow::Result<()> {
+async fn push_one(client: &Client) -> anyhow::Result<()> {
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
     let image = support::fixture::build(&testdata.join("images/alpine"))?;
-    let repository: RepositoryName = "scale/r0".parse()?;
+    push_distinct(client, &image, &"scale/r0".parse()?, "new", "new").await
+}
+
+/// Pushes `image` (its blobs already in `repository`) as `tag`, each platform manifest
+/// annotated with `label` so that it is a digest of its own.
+async fn push_distinct(
+    client: &Client,
+    image: &support::fixture::BuiltImage,
+    repository: &RepositoryName,
+    tag: &str,
+    label: &str,
+) -> anyhow::Result<()> {
     let mut index: serde_json::Value = serde_json::from_slice(&image.top.bytes)?;
     for (i, platform) in image.platform_manifests.iter().enumerate() {
         let mut manifest: serde_json::Value = serde_json::from_slice(&platform.bytes)?;
-        manifest["annotations"] =
-            serde_json::json!({ "dev.refcat.bench.tag": format!("new.{per_repository}") });
+        manifest["annotations"] = serde_json::json!({ "dev.refcat.bench.tag": label });
         let bytes = bytes::Bytes::from(serde_json::to_vec(&manifest)?);
         let digest = refcat::digest::sha256(&bytes);
+        let target = Target::Digest(digest.clone());
         client
-            .put_manifest(
-                &repository,
-                &Target::Digest(digest.clone()),
-                &platform.media_type,
-                bytes.clone(),
-            )
+            .put_manifest(repository, &target, &platform.media_type, bytes.clone())
             .await?;
         index["manifests"][i]["digest"] = digest.to_string().into();
         index["manifests"][i]["size"] = bytes.len().into();
     }
+    let index = serde_json::to_vec(&index)?.into();
     client
         .put_manifest(
-            &repository,
-            &Target::Tag("new".parse()?),
+            repository,
+            &Target::Tag(tag.parse()?),
             &image.top.media_type,
-            serde_json::to_vec(&index)?.into(),
+            index,
         )
         .await?;
     Ok(())
