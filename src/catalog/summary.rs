@@ -17,7 +17,7 @@ use super::stored::StoredDocument;
 use super::tags::{floating, TagEntry, TagPlatform, TagsView};
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
-use crate::artifact::{is_current, Format};
+use crate::artifact::{is_current, now_rfc3339, parse_time, Format};
 use crate::digest::Digest;
 use crate::media_types::REPOSITORY_SUMMARY;
 use crate::reference::{summary_tag, Reference, RepositoryName, Tag, Target};
@@ -54,7 +54,16 @@ pub struct SummaryImage {
     pub labels: BTreeMap<String, String>,
     /// Its platforms.
     pub platforms: Vec<SummaryPlatform>,
+    /// When refcat last checked its set against the registry (RFC 3339): a walk trusts
+    /// the summary's word on it only for [`RECHECK_AFTER`] after that.
+    #[serde(default)]
+    pub checked: Option<String>,
 }
+
+/// How long a summary's word that an image is complete stands before a walk checks
+/// the image's set in the registry again: a set deleted since (by a pusher, by garbage
+/// collection) is found and made again within a day.
+pub const RECHECK_AFTER: time::Duration = time::Duration::hours(24);
 
 /// One platform manifest in a summary: what refcat's own, verified artifacts say.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,12 +183,22 @@ impl SummaryImage {
             media_type: top.media_type,
             labels,
             platforms,
+            checked: Some(now_rfc3339()),
         })
     }
 
     /// Whether every platform is complete for a DB built at `db_built`.
     pub fn complete(&self, db_built: &str) -> bool {
         !self.platforms.is_empty() && self.platforms.iter().all(|p| p.complete(db_built))
+    }
+
+    /// Whether its set was checked in the registry within [`RECHECK_AFTER`].
+    pub fn recently_checked(&self) -> bool {
+        let now = time::OffsetDateTime::now_utc();
+        self.checked
+            .as_deref()
+            .and_then(parse_time)
+            .is_some_and(|at| at <= now && now - at < RECHECK_AFTER)
     }
 }
 
@@ -390,5 +409,34 @@ pub async fn for_view(
             tracing::warn!(%repository, error = %e, "the repository's summary cannot be read; walking its tags");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(checked: Option<String>) -> SummaryImage {
+        SummaryImage {
+            media_type: String::new(),
+            labels: BTreeMap::new(),
+            platforms: Vec::new(),
+            checked,
+        }
+    }
+
+    #[test]
+    fn a_summary_is_believed_for_a_day_after_its_check() {
+        let ago = |hours: i64| {
+            let at = time::OffsetDateTime::now_utc() - time::Duration::hours(hours);
+            Some(crate::artifact::format_time(at))
+        };
+        assert!(image(ago(0)).recently_checked());
+        assert!(image(ago(23)).recently_checked());
+        assert!(!image(ago(25)).recently_checked());
+        // A time in the future or one that does not parse is no check at all.
+        assert!(!image(ago(-2)).recently_checked());
+        assert!(!image(Some("~".into())).recently_checked());
+        assert!(!image(None).recently_checked());
     }
 }

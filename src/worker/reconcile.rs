@@ -6,8 +6,9 @@
 //! runs it once in the foreground.
 //!
 //! Where the repository's signed summary says a tag's image is complete for the current
-//! DB, one HEAD of the tag confirms it still names that image, and nothing more is read:
-//! an unchanged registry costs about one request per tag. The walk then writes each
+//! DB, and that was checked in the registry within a day, one HEAD of the tag confirms
+//! it still names that image, and nothing more is read: an unchanged registry costs
+//! about one request per tag, and each set is still checked in full once a day. The walk then writes each
 //! repository's summary from the tags it found.
 
 use std::collections::HashSet;
@@ -75,12 +76,15 @@ pub async fn walk(
             db_built: db_built.as_deref().unwrap_or_default(),
         };
         let tags: Vec<Tag> = tags.into_iter().filter(|t| !t.is_supporting()).collect();
-        let (mut images, mut pending) = (Vec::new(), Vec::new());
+        let (mut images, mut pending, mut rechecked) = (Vec::new(), Vec::new(), Vec::new());
         for tag in &tags {
             let name = format!("{repository}:{tag}");
             progress(&name);
             match check(context, &repository, tag, &known, &mut seen).await {
-                Ok((image, job)) => {
+                Ok((image, job, checked)) => {
+                    if checked {
+                        rechecked.extend(image.as_ref().map(|d| d.digest.clone()));
+                    }
                     if let Some(image) = &image {
                         let digest = image.digest.clone();
                         images.push((tag.clone(), digest.clone()));
@@ -104,7 +108,14 @@ pub async fn walk(
             images.retain(|(_, digest)| !pending.contains(digest));
             let listed = tags.len();
             if let Err(e) = context
-                .summarise(&repository, summary.as_ref(), &images, listed, &[])
+                .summarise(
+                    &repository,
+                    summary.as_ref(),
+                    &images,
+                    listed,
+                    &[],
+                    &rechecked,
+                )
                 .await
             {
                 walk.errors.push((format!("{repository} summary"), e));
@@ -142,15 +153,15 @@ impl Known<'_> {
     }
 }
 
-/// The image `tag` points at (when it is one), and a job for it when it lacks
-/// something and was not seen yet.
+/// The image `tag` points at (when it is one), a job for it when it lacks something and
+/// was not seen yet, and whether its set was checked in full and found complete.
 async fn check(
     context: &JobContext,
     repository: &RepositoryName,
     tag: &Tag,
     known: &Known<'_>,
     seen: &mut HashSet<String>,
-) -> Result<(Option<Descriptor>, Option<Job>), PublishError> {
+) -> Result<(Option<Descriptor>, Option<Job>, bool), PublishError> {
     let client = &context.client;
     if let Some((digest, image)) = known.complete(tag) {
         let head = client
@@ -165,18 +176,18 @@ async fn check(
                     .collect();
                 context.note_complete(repository, subjects.iter());
             }
-            return Ok((Some(found), None));
+            return Ok((Some(found), None, false));
         }
     }
     let fetched = client
         .get_manifest(repository, &Target::Tag(tag.clone()))
         .await?;
     if !is_image(&fetched.manifest) {
-        return Ok((None, None));
+        return Ok((None, None, false));
     }
     let image = fetched.descriptor();
     if !seen.insert(format!("{repository}@{}", fetched.digest)) {
-        return Ok((Some(image), None));
+        return Ok((Some(image), None, false));
     }
     let reference = Reference {
         registry: client.registry().to_string(),
@@ -201,5 +212,5 @@ async fn check(
         target: Target::Pinned(tag.clone(), fetched.digest.clone()),
         db_built: Some(db_built),
     });
-    Ok((Some(image), job))
+    Ok((Some(image), job, !lacking))
 }

@@ -51,7 +51,8 @@ impl JobContext {
     /// Writes the summary of `repository` with `tags` (each image tag and its digest,
     /// out of `listed`) when it differs from `previous`; whether it did. Images
     /// `previous` holds complete for the current DB are kept; the rest are read again,
-    /// and `stale` ones always are.
+    /// and `stale` ones always are; `rechecked` ones, whose sets were just checked in
+    /// full, are noted checked now.
     pub async fn summarise(
         &self,
         repository: &RepositoryName,
@@ -59,6 +60,7 @@ impl JobContext {
         tags: &[(Tag, Digest)],
         listed: usize,
         stale: &[Digest],
+        rechecked: &[Digest],
     ) -> Result<bool, String> {
         let Some(stored_in) = self.repositories.aggregate().filter(|_| self.record) else {
             return Ok(false);
@@ -87,6 +89,13 @@ impl JobContext {
         )
         .await
         .map_err(|e| format!("summarising {repository}: {e}"))?;
+        let mut summary = summary;
+        let now = now_rfc3339();
+        for digest in rechecked {
+            if let Some(image) = summary.images.get_mut(&digest.to_string()) {
+                image.checked = Some(now.clone());
+            }
+        }
         if previous.is_some_and(|p| *p.get() == summary) {
             return Ok(false);
         }
@@ -137,7 +146,7 @@ impl JobContext {
             let tags: Vec<(Tag, Digest)> = tags.into_values().collect();
             let stale: Vec<Digest> = images.into_iter().map(|(_, d)| d).collect();
             written += usize::from(
-                self.summarise(&repository, Some(&kept), &tags, listed, &stale)
+                self.summarise(&repository, Some(&kept), &tags, listed, &stale, &[])
                     .await?,
             );
         }
