@@ -107,10 +107,11 @@ impl PublisherArgs {
             ..PublishOptions::default()
         };
         let mut publisher = self.publisher(client.clone(), options)?;
-        let mut release_logs = KeyedLocks::default();
+        let (mut release_logs, mut summary_locks) = Default::default();
         if let Some(broker) = &broker {
             publisher = publisher.share_locks(broker.shared_locks());
             release_logs = KeyedLocks::across(broker.shared_locks(), "release-log");
+            summary_locks = KeyedLocks::across(broker.shared_locks(), "summary");
         }
         let repositories = repositories.repositories(aggregate, publisher.own_trust().clone())?;
         Ok(Arc::new(JobContext {
@@ -123,6 +124,7 @@ impl PublisherArgs {
             broker,
             complete: Default::default(),
             published: Default::default(),
+            summary_locks,
         }))
     }
 

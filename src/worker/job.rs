@@ -33,6 +33,8 @@ pub struct JobContext {
     pub complete: std::sync::Mutex<SubjectIndex>,
     /// Images jobs published since the repository summaries were last stored.
     pub published: std::sync::Mutex<super::summaries::Published>,
+    /// Summary writes, one at a time per repository.
+    pub summary_locks: KeyedLocks,
 }
 
 impl JobContext {

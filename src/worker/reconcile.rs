@@ -76,7 +76,7 @@ pub async fn walk(
             db_built: db_built.as_deref().unwrap_or_default(),
         };
         let tags: Vec<Tag> = tags.into_iter().filter(|t| !t.is_supporting()).collect();
-        let (mut images, mut pending, mut rechecked) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut images, mut rechecked) = (Vec::new(), Vec::new());
         for tag in &tags {
             let name = format!("{repository}:{tag}");
             progress(&name);
@@ -94,7 +94,6 @@ pub async fn walk(
                     releases.extend(image.map(|d| (tag.clone(), d)));
                     if let Some(job) = job {
                         walk.lacking += 1;
-                        pending.extend(job.target.digest().cloned());
                         found(job);
                     }
                 }
@@ -104,8 +103,6 @@ pub async fn walk(
         // Every tag is in `releases` only when every one could be checked.
         let every_tag = walk.errors.len() == errors_before;
         if every_tag {
-            // An image a job will publish is summarised once that job has run.
-            images.retain(|(_, digest)| !pending.contains(digest));
             let listed = tags.len();
             if let Err(e) = context
                 .summarise(

@@ -49,10 +49,12 @@ impl JobContext {
     }
 
     /// Writes the summary of `repository` with `tags` (each image tag and its digest,
-    /// out of `listed`) when it differs from `previous`; whether it did. Images
-    /// `previous` holds complete for the current DB are kept; the rest are read again,
-    /// and `stale` ones always are; `rechecked` ones, whose sets were just checked in
-    /// full, are noted checked now.
+    /// out of `listed`) when it differs from `previous`, what the caller read; whether
+    /// it did. Images the summary holds complete for the current DB are kept; the rest
+    /// are read again, and `stale` ones always are; `rechecked` ones, whose sets were
+    /// just checked in full, are noted checked now. A write happens under the
+    /// repository's lock, from the summary stored then: what another writer (a job's
+    /// note, a walk) stored since `previous` was read is built on, not lost.
     pub async fn summarise(
         &self,
         repository: &RepositoryName,
@@ -71,37 +73,54 @@ impl JobContext {
             .await
             .map_err(|e| e.to_string())?
             .built;
-        let mut kept = previous.map(|p| p.get().clone());
-        if let Some(kept) = &mut kept {
-            for digest in stale {
-                kept.images.remove(&digest.to_string());
+        let db_built = &db_built;
+        let build = |mut kept: Option<RepositorySummary>| async move {
+            if let Some(kept) = &mut kept {
+                for digest in stale {
+                    kept.images.remove(&digest.to_string());
+                }
+            }
+            let own = self.publisher.own_trust();
+            let mut summary = RepositorySummary::update(
+                &self.client,
+                repository,
+                kept.as_ref(),
+                tags,
+                listed,
+                db_built,
+                own,
+            )
+            .await
+            .map_err(|e| format!("summarising {repository}: {e}"))?;
+            let now = now_rfc3339();
+            for digest in rechecked {
+                if let Some(image) = summary.images.get_mut(&digest.to_string()) {
+                    image.checked = Some(now.clone());
+                }
+            }
+            Ok::<_, String>(summary)
+        };
+        // Nothing changed since `previous`, the common case: no lock, no write.
+        if previous.is_some() && rechecked.is_empty() && stale.is_empty() {
+            let summary = build(previous.map(|p| p.get().clone())).await?;
+            if previous.is_some_and(|p| *p.get() == summary) {
+                return Ok(false);
             }
         }
-        let own = self.publisher.own_trust();
-        let summary = RepositorySummary::update(
-            &self.client,
-            repository,
-            kept.as_ref(),
-            tags,
-            listed,
-            &db_built,
-            own,
-        )
-        .await
-        .map_err(|e| format!("summarising {repository}: {e}"))?;
-        let mut summary = summary;
-        let now = now_rfc3339();
-        for digest in rechecked {
-            if let Some(image) = summary.images.get_mut(&digest.to_string()) {
-                image.checked = Some(now.clone());
-            }
-        }
-        if previous.is_some_and(|p| *p.get() == summary) {
+        let _held = self.summary_locks.lock(repository.to_string()).await;
+        let current = self.stored_summary(repository).await?;
+        let summary = build(current.as_ref().map(|p| p.get().clone())).await?;
+        if current.as_ref().is_some_and(|p| *p.get() == summary) {
             return Ok(false);
         }
         let document = Signable::repository_summary(&summary, &now_rfc3339());
         self.publisher
-            .replace_tagged(stored_in, summary_tag(repository), document, previous)
+            .replace_tagged(
+                stored_in,
+                summary_tag(repository),
+                document,
+                current.as_ref(),
+            )
             .await
             .map_err(|e| format!("storing the summary of {repository}: {e}"))?;
         Ok(true)
@@ -116,7 +135,17 @@ impl JobContext {
         for (repository, images) in noted {
             let kept = match self.stored_summary(&repository).await {
                 Ok(Some(previous)) => previous,
-                Ok(None) => continue,
+                // The walk that found the images has not stored the summary yet: kept
+                // for the next try, after that walk.
+                Ok(None) => {
+                    self.published
+                        .lock()
+                        .expect("published lock")
+                        .entry(repository)
+                        .or_default()
+                        .extend(images);
+                    continue;
+                }
                 Err(e) => {
                     // Kept for the next try.
                     self.published
