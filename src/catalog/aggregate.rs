@@ -9,11 +9,12 @@ use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::directory::default_tag;
+use super::error::about_the_tag_alone;
 use super::platforms::platform_manifests;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::stored::StoredDocument;
-use super::summary::RepositorySummary;
-use super::tags::{about_the_tag_alone, selected};
+use super::summary::{RepositorySummary, SummaryMatch};
+use super::tags::{selected, summary_view};
 use super::vulnerabilities::scan;
 use super::CatalogError;
 use crate::media_types::CATALOG_AGGREGATE;
@@ -186,7 +187,7 @@ impl VerifiedAggregate {
         let mut found = Vec::new();
         for summary in summaries {
             let summary = summary.get();
-            for (tag, platforms, every) in summary.covered(preferred) {
+            for (tag, platforms, every) in covered(summary, preferred) {
                 coverage.tags += 1;
                 coverage.scanned += usize::from(every);
                 found.push((&summary.repository, tag, platforms));
@@ -246,6 +247,30 @@ impl AggregateData {
             vulnerabilities,
         }
     }
+}
+
+/// The matches of the tags the aggregate covers (the default and floating tags):
+/// per tag, each platform's matches, and whether every platform has a result.
+pub fn covered<'a>(
+    summary: &'a RepositorySummary,
+    preferred: Option<&str>,
+) -> Vec<(String, Vec<&'a [SummaryMatch]>, bool)> {
+    let view = summary_view(summary, Checking::NotChecked);
+    let default = default_tag(&view, preferred).map(|t| t.tag.clone());
+    view.tags
+        .iter()
+        .filter(|t| t.floating || Some(&t.tag) == default.as_ref())
+        .filter_map(|t| {
+            let image = summary.images.get(&t.digest)?;
+            let matches: Vec<&[SummaryMatch]> = image
+                .platforms
+                .iter()
+                .filter_map(|p| p.matches.as_deref())
+                .collect();
+            let every = matches.len() == image.platforms.len();
+            Some((t.tag.clone(), matches, every))
+        })
+        .collect()
 }
 
 /// What a walk for the aggregate found.

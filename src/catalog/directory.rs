@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::details::details;
 use super::repositories::{unreadable_as_none, Repositories};
 use super::summary::for_view;
-use super::tags::{selected, TagEntry, TagsView};
+use super::tags::{selected, summary_view, TagEntry, TagsView};
 use super::CatalogError;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
@@ -163,7 +163,7 @@ pub async fn overview(
                     break;
                 }
                 Ok(None) => {}
-                Err(e) if super::tags::about_the_tag_alone(&e) => {
+                Err(e) if super::error::about_the_tag_alone(&e) => {
                     tracing::warn!(%repository, referrer = %referrer.digest, error = %e, "README left out")
                 }
                 Err(e) => return Err(e),
@@ -222,7 +222,7 @@ pub async fn summary(
     stored_in: Option<&RepositoryName>,
 ) -> Result<ImageSummary, CatalogError> {
     if let Some(stored) = for_view(client, stored_in, repository, trust).await {
-        let view = stored.view(trust.signatures());
+        let view = summary_view(&stored, trust.signatures());
         let default = default_tag(&view, preferred);
         let labels = default
             .and_then(|t| stored.labels(&t.tag))

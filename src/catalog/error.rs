@@ -71,3 +71,14 @@ impl CatalogError {
         }
     }
 }
+
+/// Whether a tag's failure is about that tag alone (it is not an image, is gone, or is
+/// unreadable), so the view goes on without it; a failing registry fails the view.
+pub(super) fn about_the_tag_alone(error: &CatalogError) -> bool {
+    match error {
+        CatalogError::Resolve(super::platforms::ResolveError::Registry(e))
+        | CatalogError::Registry(e) => e.is_not_found(),
+        CatalogError::Resolve(_) | CatalogError::Stored { .. } => true,
+        CatalogError::Query(_) | CatalogError::NotFound(_) | CatalogError::NoCatalog(_) => false,
+    }
+}

@@ -10,11 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::{stream, StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use super::directory::default_tag;
 use super::image::manifest_and_config;
 use super::platforms::with_each_platform;
 use super::stored::StoredDocument;
-use super::tags::{floating, TagEntry, TagPlatform, TagsView};
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, GRYPE_DB_BUILT};
 use crate::artifact::{is_current, now_rfc3339, parse_time, Format};
@@ -23,7 +21,7 @@ use crate::media_types::REPOSITORY_SUMMARY;
 use crate::reference::{summary_tag, Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 use crate::scan::report::Severity;
-use crate::trust::{Checking, Judged, Trust};
+use crate::trust::{Judged, Trust};
 
 /// Images read at once when a summary is brought up to date.
 const CONCURRENCY: usize = 8;
@@ -103,7 +101,8 @@ impl SummaryPlatform {
             && is_current(self.db_built.as_deref(), db_built)
     }
 
-    fn counts(&self) -> Option<BTreeMap<Severity, usize>> {
+    /// Its matches per severity; `None` without a result.
+    pub fn counts(&self) -> Option<BTreeMap<Severity, usize>> {
         let mut counts: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
         for m in self.matches.as_ref()? {
             *counts.entry(m.severity).or_default() += 1;
@@ -237,7 +236,7 @@ impl RepositorySummary {
             .map(|digest| async move {
                 match Box::pin(SummaryImage::read(client, repository, &digest, own)).await {
                     Ok(image) => Ok((digest.to_string(), Some(image))),
-                    Err(e) if super::tags::about_the_tag_alone(&e) => {
+                    Err(e) if super::error::about_the_tag_alone(&e) => {
                         tracing::warn!(%repository, %digest, error = %e, "left out of the repository's summary");
                         Ok((digest.to_string(), None))
                     }
@@ -270,94 +269,6 @@ impl RepositorySummary {
         (*named == digest.to_string())
             .then(|| self.images.get(named))
             .flatten()
-    }
-
-    /// The tag entry of `tag` (which names `digest`): the tags view's, from the
-    /// summary. `signatures` says whether the summary verified, so its results did.
-    pub fn entry(
-        &self,
-        tag: &str,
-        digest: &str,
-        floating: bool,
-        signatures: Checking,
-    ) -> Option<TagEntry> {
-        let image = self.images.get(digest)?;
-        let platforms: Vec<TagPlatform> = image
-            .platforms
-            .iter()
-            .map(|p| TagPlatform {
-                platform: p.platform.clone(),
-                digest: p.digest.clone(),
-                created: p.created.clone(),
-                scanned_at: p.scanned_at.clone(),
-                vulnerabilities: p.counts(),
-                sbom: p.sboms.contains(Format::SyftJson.as_str()),
-                signed: (signatures == Checking::Checked)
-                    .then(|| p.matches.is_some() && p.sboms.contains(Format::SyftJson.as_str())),
-            })
-            .collect();
-        let vulnerabilities = platforms
-            .iter()
-            .map(|p| p.vulnerabilities.as_ref())
-            .try_fold(BTreeMap::new(), |mut sum: BTreeMap<Severity, usize>, c| {
-                for (s, n) in c? {
-                    *sum.entry(*s).or_default() += n;
-                }
-                Some(sum)
-            })
-            .filter(|_| !platforms.is_empty());
-        Some(TagEntry {
-            tag: tag.to_string(),
-            digest: digest.to_string(),
-            media_type: image.media_type.clone(),
-            floating,
-            oldest_created: platforms.iter().filter_map(|p| p.created.clone()).min(),
-            vulnerabilities,
-            platforms,
-        })
-    }
-
-    /// The tags view over every tag, from the summary alone.
-    pub fn view(&self, signatures: Checking) -> TagsView {
-        let names: Vec<Tag> = self.tags.keys().filter_map(|t| t.parse().ok()).collect();
-        let floats = floating(&names);
-        let tags = self
-            .tags
-            .iter()
-            .filter_map(|(tag, digest)| {
-                self.entry(tag, digest, floats.contains(tag.as_str()), signatures)
-            })
-            .collect();
-        TagsView {
-            repository: self.repository.clone(),
-            signatures,
-            total: self.listed,
-            page: 1,
-            per_page: self.tags.len().max(1),
-            tags,
-            skipped: Vec::new(),
-        }
-    }
-
-    /// The matches of the tags the aggregate covers (the default and floating tags):
-    /// per tag, each platform's matches, and whether every platform has a result.
-    pub fn covered(&self, preferred: Option<&str>) -> Vec<(String, Vec<&[SummaryMatch]>, bool)> {
-        let view = self.view(Checking::NotChecked);
-        let default = default_tag(&view, preferred).map(|t| t.tag.clone());
-        view.tags
-            .iter()
-            .filter(|t| t.floating || Some(&t.tag) == default.as_ref())
-            .filter_map(|t| {
-                let image = self.images.get(&t.digest)?;
-                let matches: Vec<&[SummaryMatch]> = image
-                    .platforms
-                    .iter()
-                    .filter_map(|p| p.matches.as_deref())
-                    .collect();
-                let every = matches.len() == image.platforms.len();
-                Some((t.tag.clone(), matches, every))
-            })
-            .collect()
     }
 
     /// The labels of the image `tag` names.

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
+use super::error::about_the_tag_alone;
 use super::image::manifest_and_config;
-use super::platforms::{with_each_platform, ResolveError};
+use super::platforms::with_each_platform;
 use super::summary::RepositorySummary;
 use super::CatalogError;
 use crate::artifact::annotations::{CREATED, VULNERABILITIES_PREFIX};
@@ -92,18 +93,6 @@ pub struct SkippedTag {
     pub tag: String,
     /// Why it is left out.
     pub reason: String,
-}
-
-/// Whether a tag's failure is about that tag alone (it is not an image, is gone, or is
-/// unreadable), so the view goes on without it; a failing registry fails the view.
-pub(super) fn about_the_tag_alone(error: &CatalogError) -> bool {
-    match error {
-        CatalogError::Resolve(ResolveError::Registry(e)) | CatalogError::Registry(e) => {
-            e.is_not_found()
-        }
-        CatalogError::Resolve(_) | CatalogError::Stored { .. } => true,
-        CatalogError::Query(_) | CatalogError::NotFound(_) | CatalogError::NoCatalog(_) => false,
-    }
 }
 
 /// One tag.
@@ -313,13 +302,87 @@ async fn summarised(
     if let Some(head) = client.head_manifest(repository, &target).await? {
         let digest = head.digest.to_string();
         if summary.tags.get(tag.as_str()) == Some(&digest) {
-            if let Some(found) = summary.entry(tag.as_str(), &digest, floating, trust.signatures())
+            let signatures = trust.signatures();
+            if let Some(found) = from_summary(summary, tag.as_str(), &digest, floating, signatures)
             {
                 return Ok(found);
             }
         }
     }
     entry(client, repository, target, tag.as_str(), floating, trust).await
+}
+
+/// The tag entry of `tag` (which names `digest`): the tags view's, from the
+/// summary. `signatures` says whether the summary verified, so its results did.
+pub fn from_summary(
+    summary: &RepositorySummary,
+    tag: &str,
+    digest: &str,
+    floating: bool,
+    signatures: Checking,
+) -> Option<TagEntry> {
+    let image = summary.images.get(digest)?;
+    let platforms: Vec<TagPlatform> = image
+        .platforms
+        .iter()
+        .map(|p| TagPlatform {
+            platform: p.platform.clone(),
+            digest: p.digest.clone(),
+            created: p.created.clone(),
+            scanned_at: p.scanned_at.clone(),
+            vulnerabilities: p.counts(),
+            sbom: p.sboms.contains(Format::SyftJson.as_str()),
+            signed: (signatures == Checking::Checked)
+                .then(|| p.matches.is_some() && p.sboms.contains(Format::SyftJson.as_str())),
+        })
+        .collect();
+    let vulnerabilities = platforms
+        .iter()
+        .map(|p| p.vulnerabilities.as_ref())
+        .try_fold(BTreeMap::new(), |mut sum: BTreeMap<Severity, usize>, c| {
+            for (s, n) in c? {
+                *sum.entry(*s).or_default() += n;
+            }
+            Some(sum)
+        })
+        .filter(|_| !platforms.is_empty());
+    Some(TagEntry {
+        tag: tag.to_string(),
+        digest: digest.to_string(),
+        media_type: image.media_type.clone(),
+        floating,
+        oldest_created: platforms.iter().filter_map(|p| p.created.clone()).min(),
+        vulnerabilities,
+        platforms,
+    })
+}
+
+/// The tags view over every tag, from the summary alone.
+pub fn summary_view(summary: &RepositorySummary, signatures: Checking) -> TagsView {
+    let names: Vec<Tag> = summary.tags.keys().filter_map(|t| t.parse().ok()).collect();
+    let floats = floating(&names);
+    let tags = summary
+        .tags
+        .iter()
+        .filter_map(|(tag, digest)| {
+            from_summary(
+                summary,
+                tag,
+                digest,
+                floats.contains(tag.as_str()),
+                signatures,
+            )
+        })
+        .collect();
+    TagsView {
+        repository: summary.repository.clone(),
+        signatures,
+        total: summary.listed,
+        page: 1,
+        per_page: summary.tags.len().max(1),
+        tags,
+        skipped: Vec::new(),
+    }
 }
 
 /// The entry of the image at `target`, listed under `name`.

@@ -13,6 +13,10 @@ use crate::publish::Publisher;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::Client;
 
+/// Images published since the summaries were last stored, per repository: each digest
+/// with the tag the job confirmed, when there was one.
+pub type Published = std::collections::BTreeMap<RepositoryName, Vec<(Option<Tag>, Digest)>>;
+
 /// What every job needs; one per worker, shared by its runners.
 pub struct JobContext {
     /// The registry.
@@ -32,7 +36,7 @@ pub struct JobContext {
     /// Complete sets found or made since the subject index was last stored.
     pub complete: std::sync::Mutex<SubjectIndex>,
     /// Images jobs published since the repository summaries were last stored.
-    pub published: std::sync::Mutex<super::summaries::Published>,
+    pub published: std::sync::Mutex<Published>,
     /// Summary writes, one at a time per repository.
     pub summary_locks: KeyedLocks,
 }

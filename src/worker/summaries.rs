@@ -13,10 +13,6 @@ use crate::publish::Signable;
 use crate::reference::{summary_tag, RepositoryName, Tag};
 use crate::trust::Verified;
 
-/// Images published since the summaries were last stored, per repository: each digest
-/// with the tag the job confirmed, when there was one.
-pub type Published = BTreeMap<RepositoryName, Vec<(Option<Tag>, Digest)>>;
-
 impl JobContext {
     /// Notes that a job published (or found complete) `digest` in `repository`, under
     /// `tag` when the registry confirmed it.
