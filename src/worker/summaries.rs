@@ -128,29 +128,21 @@ impl JobContext {
     pub async fn store_published(&self) -> Result<usize, String> {
         let noted = std::mem::take(&mut *self.published.lock().expect("published lock"));
         let mut written = 0;
-        for (repository, images) in noted {
+        let mut noted = noted.into_iter();
+        while let Some((repository, images)) = noted.next() {
             let kept = match self.stored_summary(&repository).await {
                 Ok(Some(previous)) => previous,
-                // The walk that found the images has not stored the summary yet: kept
-                // for the next try, after that walk.
-                Ok(None) => {
-                    self.published
-                        .lock()
-                        .expect("published lock")
-                        .entry(repository)
-                        .or_default()
-                        .extend(images);
-                    continue;
-                }
-                Err(e) => {
-                    // Kept for the next try.
-                    self.published
-                        .lock()
-                        .expect("published lock")
-                        .entry(repository)
-                        .or_default()
-                        .extend(images);
-                    return Err(e);
+                // The walk that found the images has not stored the summary yet, or it
+                // cannot be read now: kept for the next try.
+                found => {
+                    self.keep_for_later(repository, images);
+                    match found {
+                        Err(e) => {
+                            noted.for_each(|(r, i)| self.keep_for_later(r, i));
+                            return Err(e);
+                        }
+                        _ => continue,
+                    }
                 }
             };
             let mut tags: BTreeMap<String, (Tag, Digest)> = BTreeMap::new();
@@ -169,12 +161,29 @@ impl JobContext {
                 }
             }
             let tags: Vec<(Tag, Digest)> = tags.into_values().collect();
-            let stale: Vec<Digest> = images.into_iter().map(|(_, d)| d).collect();
-            written += usize::from(
-                self.summarise(&repository, Some(&kept), &tags, listed, &stale, &[])
-                    .await?,
-            );
+            let stale: Vec<Digest> = images.iter().map(|(_, d)| d.clone()).collect();
+            match self
+                .summarise(&repository, Some(&kept), &tags, listed, &stale, &[])
+                .await
+            {
+                Ok(stored) => written += usize::from(stored),
+                Err(e) => {
+                    self.keep_for_later(repository, images);
+                    noted.for_each(|(r, i)| self.keep_for_later(r, i));
+                    return Err(e);
+                }
+            }
         }
         Ok(written)
+    }
+
+    /// Puts `images` back among those noted for `repository`'s summary.
+    fn keep_for_later(&self, repository: RepositoryName, images: Vec<(Option<Tag>, Digest)>) {
+        self.published
+            .lock()
+            .expect("published lock")
+            .entry(repository)
+            .or_default()
+            .extend(images);
     }
 }
