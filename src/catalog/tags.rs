@@ -186,9 +186,12 @@ pub async fn tags(
     stored_in: Option<&RepositoryName>,
 ) -> Result<TagsView, CatalogError> {
     let (page, per_page) = query.checked()?;
+    // Boxed: a view's future nests deep, and serve's threads have bounded stacks.
     let (all, summary) = tokio::join!(
         listed(client, repository),
-        super::summary::for_view(client, stored_in, repository, trust),
+        Box::pin(super::summary::for_view(
+            client, stored_in, repository, trust
+        )),
     );
     let all = all?;
     let chosen: Vec<&Tag> = all
@@ -197,7 +200,7 @@ pub async fn tags(
         .take(per_page)
         .collect();
     let paging = (page, per_page);
-    read(
+    Box::pin(read(
         client,
         repository,
         &all,
@@ -205,7 +208,7 @@ pub async fn tags(
         trust,
         paging,
         summary.as_ref(),
-    )
+    ))
     .await
 }
 
