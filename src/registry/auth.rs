@@ -12,8 +12,7 @@ use serde::Deserialize;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
-use super::error::RegistryError;
-use super::transport::{is_transient, retry_after};
+use super::error::{is_transient, retry_after, RegistryError};
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use moka::future::Cache;
 
-use super::manifests::FetchedManifest;
+use super::fetched::FetchedManifest;
 use crate::cache::CacheConfig;
 use crate::oci::Descriptor;
 use crate::reference::{RepositoryName, Tag};

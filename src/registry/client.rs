@@ -6,12 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cache::ContentCache;
-use super::counter::{RequestCounter, RequestKind};
+use super::counter::RequestCounter;
 use super::credentials::{Credentials, Secret};
-use super::error::RegistryError;
 use super::tls::Tls;
-use super::transport::{Request, MAX_IN_FLIGHT};
 use crate::cache::CacheConfig;
+
+/// Requests one client (with the clients of its callers) has waiting for the registry's
+/// answer at once. Views fan out over repositories, tags and platforms, and several run
+/// at once: without a bound their product reaches the registry, and each request holds a
+/// connection and a descriptor.
+pub(super) const MAX_IN_FLIGHT: usize = 32;
 
 /// How to reach and talk to one registry.
 #[derive(Clone, Debug)]
@@ -277,24 +281,6 @@ impl Client {
     /// How registry certificates are checked, for scanners that reach the same registry.
     pub fn tls(&self) -> &Tls {
         &self.inner.config.tls
-    }
-
-    /// Checks that the registry answers `GET /v2/` (with credentials, if it wants them).
-    pub async fn ping(&self) -> Result<(), RegistryError> {
-        let what = "GET /v2/".to_string();
-        let req = Request::new(
-            reqwest::Method::GET,
-            RequestKind::Base,
-            "/v2/".into(),
-            String::new(),
-            what.clone(),
-        );
-        let response = self.send(req).await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.unexpected(response, what).await)
-        }
     }
 
     /// The requests this client has sent so far.

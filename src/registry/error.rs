@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+
 use crate::digest::DigestError;
 
 /// What went wrong talking to a registry. Cloneable, so that requests coalesced by a
@@ -181,4 +184,21 @@ impl RegistryError {
     pub fn has_code(&self, code: &str) -> bool {
         matches!(self, RegistryError::Status { codes, .. } if codes.iter().any(|c| c == code))
     }
+}
+
+/// Whether a status is worth retrying: the registry is busy or failing for now.
+pub(super) fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// The wait a `Retry-After` header asks for, in seconds.
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }

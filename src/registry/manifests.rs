@@ -10,6 +10,7 @@ use super::cache::ContentCache;
 use super::client::Client;
 use super::counter::RequestKind;
 use super::error::RegistryError;
+pub use super::fetched::FetchedManifest;
 use super::transport::{pull_scope, push_scope, Request};
 use crate::cache::coalesced;
 use crate::digest::{self, Digest};
@@ -19,30 +20,6 @@ use crate::reference::{RepositoryName, Target};
 
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 const OCI_SUBJECT: &str = "oci-subject";
-
-/// A manifest as served, with the digest of its exact bytes.
-#[derive(Clone, Debug)]
-pub struct FetchedManifest {
-    /// The served media type.
-    pub media_type: String,
-    /// The digest of `bytes`.
-    pub digest: Digest,
-    /// The exact bytes served.
-    pub bytes: Bytes,
-    /// The parsed document.
-    pub manifest: Manifest,
-}
-
-impl FetchedManifest {
-    /// A descriptor of this manifest.
-    pub fn descriptor(&self) -> Descriptor {
-        Descriptor::new(
-            self.media_type.clone(),
-            self.digest.clone(),
-            self.bytes.len() as u64,
-        )
-    }
-}
 
 /// What a manifest push reported.
 #[derive(Clone, Debug)]

@@ -13,6 +13,7 @@ mod copy;
 mod counter;
 mod credentials;
 mod error;
+mod fetched;
 mod listing;
 mod manifests;
 mod referrers;

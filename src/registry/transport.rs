@@ -5,20 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 
 use super::auth::{basic_header, Challenge};
 use super::client::Client;
 use super::counter::RequestKind;
 use super::credentials::{Credentials, Secret};
-use super::error::RegistryError;
-
-/// Requests one client (with the clients of its callers) has waiting for the registry's
-/// answer at once. Views fan out over repositories, tags and platforms, and several run
-/// at once: without a bound their product reaches the registry, and each request holds a
-/// connection and a descriptor.
-pub(super) const MAX_IN_FLIGHT: usize = 32;
+use super::error::{is_transient, retry_after, RegistryError};
 
 /// One request to send, rebuildable for each attempt.
 #[derive(Clone, Debug)]
@@ -85,6 +79,24 @@ pub(super) fn push_scope(repository: &str) -> String {
 }
 
 impl Client {
+    /// Checks that the registry answers `GET /v2/` (with credentials, if it wants them).
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        let what = "GET /v2/".to_string();
+        let req = Request::new(
+            reqwest::Method::GET,
+            RequestKind::Base,
+            "/v2/".into(),
+            String::new(),
+            what.clone(),
+        );
+        let response = self.send(req).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.unexpected(response, what).await)
+        }
+    }
+
     /// Sends `req`, answering auth challenges and retrying what may be retried.
     /// Returns the response for any status other than 401, 403 and exhausted 429/5xx.
     pub(super) async fn send(&self, req: Request) -> Result<Response, RegistryError> {
@@ -342,21 +354,6 @@ impl Client {
     }
 }
 
-pub(super) fn is_transient(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
-}
-
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// The `errors[].code` values of a distribution error body.
 pub(super) fn error_codes(body: &[u8]) -> Vec<String> {
     #[derive(serde::Deserialize)]
@@ -456,6 +453,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::RETRY_AFTER;
 
     #[test]
     fn reads_error_codes_and_retry_after() {
