@@ -96,16 +96,21 @@ impl JobContext {
             }
             Ok::<_, String>(summary)
         };
-        // Nothing changed since `previous`, the common case: no lock, no write.
-        if previous.is_some() && rechecked.is_empty() && stale.is_empty() {
-            let summary = build(previous.map(|p| p.get().clone())).await?;
-            if previous.is_some_and(|p| *p.get() == summary) {
-                return Ok(false);
-            }
+        // Built on `previous` first: when nothing changed, the common case, there is no
+        // lock and no write.
+        let built = build(previous.map(|p| p.get().clone())).await?;
+        if previous.is_some_and(|p| *p.get() == built) {
+            return Ok(false);
         }
         let _held = self.summary_locks.lock(repository.to_string()).await;
         let current = self.stored_summary(repository).await?;
-        let summary = build(current.as_ref().map(|p| p.get().clone())).await?;
+        // Built again only when another writer stored a summary since `previous`: the
+        // images are read once otherwise.
+        let unchanged = current.as_ref().map(Verified::get) == previous.map(Verified::get);
+        let summary = match unchanged {
+            true => built,
+            false => build(current.as_ref().map(|p| p.get().clone())).await?,
+        };
         if current.as_ref().is_some_and(|p| *p.get() == summary) {
             return Ok(false);
         }
