@@ -182,7 +182,7 @@ impl SummaryImage {
             media_type: top.media_type,
             labels,
             platforms,
-            checked: Some(now_rfc3339()),
+            checked: None,
         })
     }
 
@@ -235,7 +235,15 @@ impl RepositorySummary {
         let read: Vec<(String, Option<SummaryImage>)> = stream::iter(unread)
             .map(|digest| async move {
                 match Box::pin(SummaryImage::read(client, repository, &digest, own)).await {
-                    Ok(image) => Ok((digest.to_string(), Some(image))),
+                    // A set read now and found complete was just checked; an incomplete
+                    // one is read again anyway, and stamping it would change the
+                    // summary at every walk.
+                    Ok(mut image) => {
+                        if image.complete(db_built) {
+                            image.checked = Some(now_rfc3339());
+                        }
+                        Ok((digest.to_string(), Some(image)))
+                    }
                     Err(e) if super::error::about_the_tag_alone(&e) => {
                         tracing::warn!(%repository, %digest, error = %e, "left out of the repository's summary");
                         Ok((digest.to_string(), None))
@@ -304,8 +312,9 @@ impl RepositorySummary {
 }
 
 /// The stored summary of `repository` a view may read instead of walking its tags: one
-/// kept in `stored_in` that `trust` accepts, for a client that reads with the catalog's
-/// own credentials (a caller's may not read every repository the worker summarised).
+/// kept in `stored_in` whose signature verifies with `trust`'s keys, for a client that
+/// reads with the catalog's own credentials (a caller's may not read every repository
+/// the worker summarised).
 /// `None` otherwise, and when it cannot be read (logged): the view walks instead.
 pub async fn for_view(
     client: &Client,
@@ -313,7 +322,8 @@ pub async fn for_view(
     repository: &RepositoryName,
     trust: &Trust,
 ) -> Option<RepositorySummary> {
-    let stored_in = stored_in.filter(|_| !client.serves_a_caller())?;
+    // Without keys nothing proves who wrote a summary: the view walks the registry.
+    let stored_in = stored_in.filter(|_| !client.serves_a_caller() && trust.checks())?;
     match RepositorySummary::stored(client, stored_in, repository, trust).await {
         Ok(found) => found.map(|s| s.document.get().clone()),
         Err(e) => {

@@ -364,9 +364,11 @@ pub fn from_summary(
 pub fn summary_view(summary: &RepositorySummary, signatures: Checking) -> TagsView {
     let names: Vec<Tag> = summary.tags.keys().filter_map(|t| t.parse().ok()).collect();
     let floats = floating(&names);
+    // Only what parses as a tag: views later name tags as `Tag`s.
     let tags = summary
         .tags
         .iter()
+        .filter(|(tag, _)| tag.parse::<Tag>().is_ok())
         .filter_map(|(tag, digest)| {
             from_summary(
                 summary,

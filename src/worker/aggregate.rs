@@ -95,7 +95,12 @@ pub async fn store(
 ) -> Result<bool, String> {
     let client = &context.client;
     let own = context.publisher.own_trust();
-    let data = match (full, folded(context, target).await?) {
+    // A fold that fails (a summary unreadable for now) leaves the aggregate to the walk.
+    let folded = folded(context, target).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the aggregate cannot be folded from the summaries; walking");
+        None
+    });
+    let data = match (full, folded) {
         (false, Some(folded)) => {
             context.stats.aggregated("folded");
             folded

@@ -144,8 +144,7 @@ impl Known<'_> {
             .tags
             .get_key_value(tag.as_str())
             .and_then(|(_, d)| summary.images.get_key_value(d))?;
-        image
-            .complete(self.db_built)
+        (image.complete(self.db_built) && image.recently_checked())
             .then_some((digest.as_str(), image))
     }
 }

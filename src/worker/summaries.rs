@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::job::JobContext;
 use crate::artifact::now_rfc3339;
 use crate::catalog::summary::RepositorySummary;
+use crate::catalog::CatalogError;
 use crate::digest::Digest;
 use crate::publish::Signable;
 use crate::reference::{summary_tag, RepositoryName, Tag};
@@ -38,10 +39,18 @@ impl JobContext {
             return Ok(None);
         };
         let own = self.publisher.own_trust();
-        let stored = RepositorySummary::stored(&self.client, stored_in, repository, own)
-            .await
-            .map_err(|e| format!("reading the summary of {repository}: {e}"))?;
-        Ok(stored.and_then(|s| s.document.verified()))
+        match RepositorySummary::stored(&self.client, stored_in, repository, own).await {
+            Ok(stored) => Ok(stored.and_then(|s| s.document.verified())),
+            Err(CatalogError::Registry(e)) if e.is_transient() => {
+                Err(format!("reading the summary of {repository}: {e}"))
+            }
+            // What cannot be read (a manifest a pusher put under the tag that does not
+            // parse, a missing blob) is no summary: the next write replaces it.
+            Err(e) => {
+                tracing::warn!(%repository, error = %e, "the stored summary cannot be read; it is written anew");
+                Ok(None)
+            }
+        }
     }
 
     /// Writes the summary of `repository` with `tags` (each image tag and its digest,
