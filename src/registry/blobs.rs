@@ -145,6 +145,16 @@ impl Client {
             what: format!("push blob {repository}@{digest}"),
             source,
         })?;
+        let known_before = self.knows_blob(repository, digest);
+        let _one_at_a_time = self
+            .inner
+            .upload_locks
+            .lock(format!("{repository}@{digest}"))
+            .await;
+        if !known_before && self.knows_blob(repository, digest) {
+            // Another push of this blob arrived while this one waited.
+            return Ok(());
+        }
         let mut attempt = 1;
         loop {
             let failed = match self.upload(repository, digest, data.clone(), start).await {

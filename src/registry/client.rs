@@ -146,6 +146,9 @@ pub(super) struct Inner {
     pub(super) known_blobs: moka::sync::Cache<String, ()>,
     /// Async locks by name: the referrers API probe per repository.
     pub(super) subject_locks: crate::locks::KeyedLocks,
+    /// One upload at a time per `repository@digest`: distribution 2.8 can lose a blob
+    /// that two sessions commit at once, and the manifest naming it is then refused.
+    pub(super) upload_locks: crate::locks::KeyedLocks,
     /// Tag-schema read-modify-write per subject; across replicas with shared locks.
     pub(super) edit_locks: crate::locks::KeyedLocks,
     /// What was read, when the config asks for a cache.
@@ -187,6 +190,7 @@ impl Client {
                     .time_to_live(KNOWN_BLOBS_TTL)
                     .build(),
                 subject_locks: Default::default(),
+                upload_locks: Default::default(),
                 edit_locks: edits,
                 cache,
                 writable: Default::default(),
@@ -217,6 +221,7 @@ impl Client {
                 referrers_api: Default::default(),
                 known_blobs: moka::sync::Cache::new(0),
                 subject_locks: Default::default(),
+                upload_locks: Default::default(),
                 edit_locks: edit_locks(&config),
                 cache: inner.cache.as_ref().map(|cache| cache.for_caller(scope)),
                 writable: Default::default(),

@@ -261,3 +261,41 @@ async fn unknown_tag_is_not_found() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+/// Pushes of one blob to one repository at the same time make one upload: distribution
+/// 2.8 can lose a blob that two sessions commit at once, and then refuses the manifest
+/// that names it (`DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN`).
+async fn one_blob_pushed_at_once_is_uploaded_once(kind: Kind) {
+    let registry = Registry::start(kind);
+    let client = registry.client();
+    let repository: RepositoryName = "concurrent/blob".parse().unwrap();
+    let data = bytes::Bytes::from(vec![7u8; 256 * 1024]);
+    let digest = refcat::digest::sha256(&data);
+    let before = client.counter().of_kind(RequestKind::Upload);
+    let pushes = (0..16).map(|_| client.push_blob(&repository, &digest, data.clone()));
+    futures_util::future::try_join_all(pushes).await.unwrap();
+    let uploads = client.counter().of_kind(RequestKind::Upload) - before;
+    // One monolithic POST, or a POST and its PUT.
+    assert!(
+        (1..=2).contains(&uploads),
+        "16 pushes at once of one blob made {uploads} upload requests"
+    );
+    assert!(client.blob_exists(&repository, &digest).await.unwrap());
+    // Once it is there, an explicit push still uploads: it is how a lost blob is
+    // pushed again.
+    client
+        .push_blob(&repository, &digest, data.clone())
+        .await
+        .unwrap();
+    assert!(client.counter().of_kind(RequestKind::Upload) - before > uploads);
+}
+
+#[tokio::test]
+async fn one_blob_pushed_at_once_is_uploaded_once_on_distribution() {
+    one_blob_pushed_at_once_is_uploaded_once(Kind::Distribution).await;
+}
+
+#[tokio::test]
+async fn one_blob_pushed_at_once_is_uploaded_once_on_zot() {
+    one_blob_pushed_at_once_is_uploaded_once(Kind::Zot).await;
+}
