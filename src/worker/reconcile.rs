@@ -12,6 +12,9 @@
 //! repository's summary from the tags it found.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
+
+use futures_util::{stream, StreamExt as _};
 
 use super::job::JobContext;
 use super::Job;
@@ -24,6 +27,9 @@ use crate::oci::Descriptor;
 use crate::publish::PublishError;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
 use crate::registry::RegistryError;
+
+/// Tags of one repository checked at once.
+const CONCURRENCY: usize = 8;
 
 /// What one walk found.
 #[derive(Debug, Default)]
@@ -49,7 +55,7 @@ pub async fn walk(
 ) -> Result<Walk, CatalogError> {
     let client = &context.client;
     let mut walk = Walk::default();
-    let mut seen = HashSet::new();
+    let seen = Mutex::new(HashSet::new());
     let (listed, unexpanded) = context.repositories.list(client).await?.into_parts();
     walk.unexpanded = unexpanded;
     for repository in listed {
@@ -77,10 +83,13 @@ pub async fn walk(
         };
         let tags: Vec<Tag> = tags.into_iter().filter(|t| !t.is_supporting()).collect();
         let (mut images, mut rechecked) = (Vec::new(), Vec::new());
-        for tag in &tags {
+        // Tags are checked a few at a time (a check waits on the registry, one request
+        // after another), their outcomes taken in the listing's order.
+        let mut checks = std::pin::pin!(checks(context, &repository, &tags, &known, &seen));
+        while let Some((tag, checked)) = checks.next().await {
             let name = format!("{repository}:{tag}");
             progress(&name);
-            match check(context, &repository, tag, &known, &mut seen).await {
+            match checked {
                 Ok((image, job, checked)) => {
                     if checked {
                         rechecked.extend(image.as_ref().map(|d| d.digest.clone()));
@@ -126,7 +135,7 @@ pub async fn walk(
                 .push((format!("{repository} release log"), e.to_string()));
         }
     }
-    walk.checked = seen.len();
+    walk.checked = seen.lock().expect("seen lock").len();
     Ok(walk)
 }
 
@@ -149,6 +158,22 @@ impl Known<'_> {
     }
 }
 
+/// What [`check`] found for each of `tags`, in their order, [`CONCURRENCY`] at a time.
+fn checks<'a>(
+    context: &'a JobContext,
+    repository: &'a RepositoryName,
+    tags: &'a [Tag],
+    known: &'a Known<'a>,
+    seen: &'a Mutex<HashSet<String>>,
+) -> impl futures_util::Stream<Item = (&'a Tag, Checked)> + 'a {
+    stream::iter(tags)
+        .map(move |tag| async move { (tag, check(context, repository, tag, known, seen).await) })
+        .buffered(CONCURRENCY)
+}
+
+/// What [`check`] found: the image, a job, whether its set was checked in full.
+type Checked = Result<(Option<Descriptor>, Option<Job>, bool), PublishError>;
+
 /// The image `tag` points at (when it is one), a job for it when it lacks something and
 /// was not seen yet, and whether its set was checked in full and found complete.
 async fn check(
@@ -156,15 +181,16 @@ async fn check(
     repository: &RepositoryName,
     tag: &Tag,
     known: &Known<'_>,
-    seen: &mut HashSet<String>,
-) -> Result<(Option<Descriptor>, Option<Job>, bool), PublishError> {
+    seen: &Mutex<HashSet<String>>,
+) -> Checked {
+    let first_sight = |key: String| seen.lock().expect("seen lock").insert(key);
     let client = &context.client;
     if let Some((digest, image)) = known.complete(tag) {
         let head = client
             .head_manifest(repository, &Target::Tag(tag.clone()))
             .await?;
         if let Some(found) = head.filter(|d| d.digest.to_string() == digest) {
-            if seen.insert(format!("{repository}@{digest}")) {
+            if first_sight(format!("{repository}@{digest}")) {
                 let subjects: Vec<Digest> = image
                     .platforms
                     .iter()
@@ -182,7 +208,7 @@ async fn check(
         return Ok((None, None, false));
     }
     let image = fetched.descriptor();
-    if !seen.insert(format!("{repository}@{}", fetched.digest)) {
+    if !first_sight(format!("{repository}@{}", fetched.digest)) {
         return Ok((Some(image), None, false));
     }
     let reference = Reference {
