@@ -89,6 +89,14 @@ pub struct SummaryMatch {
     pub id: String,
     /// grype's severity.
     pub severity: Severity,
+    /// The matched package (empty in summaries written before it was kept: such an
+    /// image is read again).
+    #[serde(default)]
+    pub package: String,
+    /// When refcat first saw this id on this package of the platform manifest (its
+    /// record's `firstSeen`); `None` when the record says nothing of it.
+    #[serde(default)]
+    pub first_seen: Option<String>,
 }
 
 impl SummaryPlatform {
@@ -173,6 +181,11 @@ impl SummaryImage {
                         .map(|m| SummaryMatch {
                             id: m.id.clone(),
                             severity: m.severity,
+                            package: m.package.clone(),
+                            first_seen: grype
+                                .first_seen
+                                .get(&(m.id.clone(), m.package.clone()))
+                                .cloned(),
                         })
                         .collect()
                 }),
@@ -186,9 +199,16 @@ impl SummaryImage {
         })
     }
 
-    /// Whether every platform is complete for a DB built at `db_built`.
+    /// Whether every platform is complete for a DB built at `db_built`, and the summary
+    /// holds all it keeps of it (a summary written before matches kept their package
+    /// lacks it: the image is read again).
     pub fn complete(&self, db_built: &str) -> bool {
-        !self.platforms.is_empty() && self.platforms.iter().all(|p| p.complete(db_built))
+        let whole = self
+            .platforms
+            .iter()
+            .flat_map(|p| p.matches.iter().flatten())
+            .all(|m| !m.package.is_empty());
+        whole && !self.platforms.is_empty() && self.platforms.iter().all(|p| p.complete(db_built))
     }
 
     /// Whether its set was checked in the registry within [`RECHECK_AFTER`].

@@ -10,7 +10,8 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::catalog::vulnerabilities::{vulnerabilities, VulnerabilitiesView};
+use crate::catalog::summary::SummaryImage;
+use crate::catalog::vulnerabilities::vulnerabilities;
 use crate::catalog::CatalogError;
 use crate::digest::Digest;
 use crate::reference::{Reference, RepositoryName, Tag, Target};
@@ -57,42 +58,81 @@ pub async fn of_image(
         target: Target::Digest(digest.clone()),
     };
     let view = vulnerabilities(client, &reference, &Default::default(), own).await?;
-    Ok(tags
+    let active: Vec<Active> = view
+        .platforms
+        .values()
+        .flat_map(|p| p.matches.iter().flatten())
+        .map(|e| Active {
+            id: &e.matched.id,
+            severity: e.matched.severity,
+            package: &e.matched.package,
+            first_seen: e.first_seen.as_deref(),
+        })
+        .collect();
+    Ok(exposures(&active, repository, tags, now))
+}
+
+/// The exposures of `image` under each of `tags`, as of `now`, from the repository's
+/// signed summary, which holds what the image's verified results say.
+pub fn of_summary(
+    image: &SummaryImage,
+    repository: &RepositoryName,
+    tags: &[Tag],
+    now: OffsetDateTime,
+) -> Vec<Exposure> {
+    let active: Vec<Active> = image
+        .platforms
         .iter()
-        .flat_map(|tag| exposures(&view, repository, tag, now))
-        .collect())
+        .flat_map(|p| p.matches.iter().flatten())
+        .map(|m| Active {
+            id: &m.id,
+            severity: m.severity,
+            package: &m.package,
+            first_seen: m.first_seen.as_deref(),
+        })
+        .collect();
+    exposures(&active, repository, tags, now)
+}
+
+/// One match on one platform, as an exposure needs it.
+struct Active<'a> {
+    id: &'a str,
+    severity: Severity,
+    package: &'a str,
+    first_seen: Option<&'a str>,
 }
 
 fn exposures(
-    view: &VulnerabilitiesView,
+    active: &[Active],
     repository: &RepositoryName,
-    tag: &Tag,
+    tags: &[Tag],
     now: OffsetDateTime,
 ) -> Vec<Exposure> {
     let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for platform in view.platforms.values() {
-        for entry in platform.matches.iter().flatten() {
-            // The same vulnerability on the same package on two platforms is one exposure.
-            if !seen.insert((entry.matched.id.clone(), entry.matched.package.clone())) {
-                continue;
-            }
-            let since = entry
-                .first_seen
-                .as_deref()
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-            let hours = since.map(|s| ((now - s).as_seconds_f64() / 3600.0).max(0.0));
-            out.push(Exposure {
-                cve: entry.matched.id.clone(),
-                severity: entry.matched.severity,
-                exposure_hours: hours.map(|h| (h * 100.0).round() / 100.0),
+    let mut one_tag = Vec::new();
+    for entry in active {
+        // The same vulnerability on the same package on two platforms is one exposure.
+        if !seen.insert((entry.id, entry.package)) {
+            continue;
+        }
+        let since = entry
+            .first_seen
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let hours = since.map(|s| ((now - s).as_seconds_f64() / 3600.0).max(0.0));
+        one_tag.push((entry, hours.map(|h| (h * 100.0).round() / 100.0)));
+    }
+    tags.iter()
+        .flat_map(|tag| {
+            one_tag.iter().map(move |(entry, hours)| Exposure {
+                cve: entry.id.to_string(),
+                severity: entry.severity,
+                exposure_hours: *hours,
                 repository: repository.to_string(),
                 tag: tag.to_string(),
-                package: entry.matched.package.clone(),
-            });
-        }
-    }
-    out
+                package: entry.package.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The Prometheus view of one walk's exposures.

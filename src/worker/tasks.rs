@@ -19,27 +19,39 @@ use crate::digest::Digest;
 use crate::reference::{RepositoryName, Tag};
 
 /// One JSON line per active vulnerability on each tagged image to standard output, and
-/// the exposure metrics. Each image is read once, however many tags name it.
+/// the exposure metrics. An image is taken from its repository's signed summary, which
+/// the walk has just brought up to date; one the summary lacks (or without summaries) is
+/// read, once however many tags name it, a few at a time.
 async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Tag, Digest)]) {
     let now = time::OffsetDateTime::now_utc();
-    let mut images: BTreeMap<(&RepositoryName, String), (&Digest, Vec<Tag>)> = BTreeMap::new();
+    let mut images: BTreeMap<&RepositoryName, BTreeMap<String, (&Digest, Vec<Tag>)>> =
+        BTreeMap::new();
     for (repository, tag, digest) in image_tags {
-        let entry = images.entry((repository, digest.to_string()));
-        entry
+        images
+            .entry(repository)
+            .or_default()
+            .entry(digest.to_string())
             .or_insert_with(|| (digest, Vec::new()))
             .1
             .push(tag.clone());
     }
     let mut all = Vec::new();
-    for ((repository, _), (digest, tags)) in &images {
-        let own = context.publisher.own_trust();
-        match exposure::of_image(&context.client, own, repository, digest, tags, now).await {
-            Ok(found) => all.extend(found),
-            Err(e) => {
-                tracing::warn!(%repository, %digest, error = %e, "cannot read the vulnerabilities")
+    let mut unread = Vec::new();
+    let db_built = context.publisher.grype_db().await.map(|s| s.built).ok();
+    for (repository, images) in images {
+        let summary = context.stored_summary(repository).await.ok().flatten();
+        for (key, (digest, tags)) in images {
+            let summarised = summary
+                .as_ref()
+                .and_then(|s| s.get().images.get(&key))
+                .filter(|image| db_built.as_deref().is_some_and(|db| image.complete(db)));
+            match summarised {
+                Some(image) => all.extend(exposure::of_summary(image, repository, &tags, now)),
+                None => unread.push((repository, digest, tags)),
             }
         }
     }
+    all.extend(read_exposures(context, unread, now).await);
     tracing::info!(
         tags = image_tags.len(),
         active = all.len(),
@@ -54,6 +66,35 @@ async fn report_exposure(context: &JobContext, image_tags: &[(RepositoryName, Ta
         );
     }
     context.stats.exposed(ExposureMetrics::new(&all));
+}
+
+/// The exposures of images no summary holds, read eight at a time; an image that cannot
+/// be read is logged and left out.
+async fn read_exposures<'a>(
+    context: &'a JobContext,
+    unread: Vec<(&'a RepositoryName, &'a Digest, Vec<Tag>)>,
+    now: time::OffsetDateTime,
+) -> Vec<exposure::Exposure> {
+    let own = context.publisher.own_trust();
+    let mut read = Vec::with_capacity(unread.len());
+    for chunk in unread.chunks(8) {
+        let reads = chunk.iter().map(|(repository, digest, tags)| async move {
+            let found =
+                exposure::of_image(&context.client, own, repository, digest, tags, now).await;
+            (*repository, *digest, found)
+        });
+        read.extend(futures_util::future::join_all(reads).await);
+    }
+    let mut all = Vec::new();
+    for (repository, digest, found) in read {
+        match found {
+            Ok(found) => all.extend(found),
+            Err(e) => {
+                tracing::warn!(%repository, %digest, error = %e, "cannot read the vulnerabilities")
+            }
+        }
+    }
+    all
 }
 
 /// Checks the Grype DB every `interval`; a change asks for a walk at once. Of replicas

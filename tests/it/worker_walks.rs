@@ -336,3 +336,50 @@ fn every_walk_logs_each_active_cve_and_exports_exposure_metrics() {
     assert_eq!(worker.metric("refcat_active_cves{severity=\"high\"}"), high);
     assert!(worker.metric("refcat_cve_exposure_hours_count{severity=\"high\"}") >= high);
 }
+
+/// The exposure a walk reports from a repository's signed summary is what reading the
+/// image's verified results gives: every (id, package) once per tag, with the severity
+/// and the age from the record's `firstSeen`.
+#[tokio::test]
+async fn exposure_from_a_summary_equals_exposure_read_from_the_registry() {
+    use refcat::catalog::summary::SummaryImage;
+    use refcat::worker::exposure;
+
+    let registry = Registry::start(common::Kind::Distribution);
+    let keys = common::publish_fixtures(&registry).await;
+    let client = registry.client();
+    let key = refcat::sign::PublicKey::from_pem(
+        &std::fs::read_to_string(keys.path().join("refcat.pub")).unwrap(),
+    )
+    .unwrap();
+    let own = refcat::trust::Trust::own(key);
+    let repository: refcat::reference::RepositoryName = "fixtures/debian".parse().unwrap();
+    let top = client
+        .head_manifest(
+            &repository,
+            &refcat::reference::Target::Tag("12".parse().unwrap()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let tags: Vec<refcat::reference::Tag> =
+        vec!["12".parse().unwrap(), "bookworm".parse().unwrap()];
+    let now = time::OffsetDateTime::now_utc();
+    let image = SummaryImage::read(&client, &repository, &top.digest, &own)
+        .await
+        .unwrap();
+    let key = |e: &exposure::Exposure| (e.tag.clone(), e.cve.clone(), e.package.clone());
+    let mut summarised = exposure::of_summary(&image, &repository, &tags, now);
+    let mut read = exposure::of_image(&client, &own, &repository, &top.digest, &tags, now)
+        .await
+        .unwrap();
+    summarised.sort_by_key(key);
+    read.sort_by_key(key);
+    assert!(
+        read.iter()
+            .any(|e| e.cve == "CVE-2023-4911" && e.package == "libc6"),
+        "{read:?}"
+    );
+    assert!(read.iter().all(|e| e.exposure_hours.is_some()), "{read:?}");
+    assert_eq!(summarised, read);
+}
