@@ -233,7 +233,10 @@ pub async fn keep_current(
     target: AggregateTarget,
     changed: Arc<Notify>,
 ) {
-    let mut last_full: Option<std::time::Instant> = None;
+    // The first full walk comes one interval after start, not at it: at 10,000 tags it
+    // reads for minutes, and a worker restarted often would do little else. Until then
+    // the aggregate is folded, or walked while a repository has no summary.
+    let mut last_full = std::time::Instant::now();
     loop {
         changed.notified().await;
         while !queue.idle().await {
@@ -269,10 +272,10 @@ pub async fn keep_current(
             "the repository summaries",
             context.store_published().await.map(|n| n > 0),
         );
-        let full = last_full.is_none_or(|at| at.elapsed() >= FULL_CHECK_EVERY);
+        let full = last_full.elapsed() >= FULL_CHECK_EVERY;
         let stored = store(&context, &target, full).await;
         if full && stored.is_ok() {
-            last_full = Some(std::time::Instant::now());
+            last_full = std::time::Instant::now();
         }
         said(repository, "the catalog aggregate", stored);
     }
