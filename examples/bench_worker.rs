@@ -155,23 +155,34 @@ async fn main() -> anyhow::Result<()> {
             .env("GRYPE_DB_CACHE_DIR", &db)
             .env("COSIGN_PASSWORD", PASSWORD);
     };
+    // The worker's log, at debug, beside the report: where its time went.
+    if let Some(dir) = Path::new(report).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let worker_log = std::fs::File::create(Path::new(report).with_extension("worker.log"))?;
     let mut cmd = Command::new(&refcat);
-    cmd.args(["worker", host, "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--key")
-        .arg(&key)
-        .args([
-            "--concurrency",
-            "1",
-            "--reconcile-interval",
-            "0",
-            "--db-check-interval",
-            "1",
-            "--aggregate-repository",
-            AGGREGATE,
-        ])
-        .env("REFCAT_WEBHOOK_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "worker",
+        "-v",
+        host,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .arg("--key")
+    .arg(&key)
+    .args([
+        "--concurrency",
+        "1",
+        "--reconcile-interval",
+        "0",
+        "--db-check-interval",
+        "1",
+        "--aggregate-repository",
+        AGGREGATE,
+    ])
+    .env("REFCAT_WEBHOOK_SECRET", SECRET)
+    .stdout(Stdio::null())
+    .stderr(worker_log);
     scanner_env(&mut cmd);
     let worker = Worker {
         child: cmd
@@ -345,9 +356,6 @@ async fn main() -> anyhow::Result<()> {
         if overhead <= 2.0 { "met" } else { "NOT met" },
         if ratio >= 5.0 { "met" } else { "NOT met" },
     );
-    if let Some(dir) = Path::new(report).parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     std::fs::write(report, &out)?;
     print!("{out}");
     Ok(())

@@ -44,6 +44,18 @@ impl Missing {
     pub fn any(&self) -> bool {
         self.syft || self.spdx || self.grype
     }
+
+    /// What is still missing once artifacts of `formats` are in place.
+    pub fn without(self, formats: impl IntoIterator<Item = Format>) -> Missing {
+        formats.into_iter().fold(self, |mut left, format| {
+            match format {
+                Format::SyftJson => left.syft = false,
+                Format::SpdxJson => left.spdx = false,
+                Format::GrypeJson => left.grype = false,
+            }
+            left
+        })
+    }
 }
 
 impl Existing {

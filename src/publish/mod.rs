@@ -143,6 +143,10 @@ pub enum PublishError {
     /// An artifact refcat stored earlier cannot be read back.
     #[error("a stored artifact is unusable: {0}")]
     Stored(String),
+    /// The stream's previous release, which a first Grype artifact carries `first_seen`
+    /// over from, could not be found.
+    #[error("the stream's previous release is unknown: {0}")]
+    Predecessor(String),
     /// The subject's lock across replicas was lost before the artifacts were committed.
     #[error(transparent)]
     LockLost(#[from] crate::locks::LockLost),

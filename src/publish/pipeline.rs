@@ -322,17 +322,21 @@ impl Publisher {
 
     /// Publishes whatever is missing for every platform manifest behind `reference`.
     pub async fn publish(&self, reference: &Reference) -> Result<Vec<SubjectReport>, PublishError> {
-        self.publish_from(reference, None, None).await
+        self.publish_from(reference, None, std::future::ready(Ok(None)))
+            .await
     }
 
     /// [`Publisher::publish`] for a manifest the caller has already fetched. A digest
     /// new to its stream names the stream's previous release as `predecessor`: its
-    /// first Grype artifacts carry `first_seen` over from that release's.
+    /// first Grype artifacts carry `first_seen` over from that release's. It is awaited
+    /// only when a Grype artifact is made with nothing of its own to carry over from, so
+    /// finding it (a release log's write) runs alongside the checks and copies; when it
+    /// fails, nothing is made without it.
     pub async fn publish_fetched(
         &self,
         reference: &Reference,
         top: &FetchedManifest,
-        predecessor: Option<&Digest>,
+        predecessor: impl std::future::Future<Output = Result<Option<Digest>, String>>,
     ) -> Result<Vec<SubjectReport>, PublishError> {
         self.publish_from(reference, Some(top), predecessor).await
     }
@@ -341,7 +345,7 @@ impl Publisher {
         &self,
         reference: &Reference,
         top: Option<&FetchedManifest>,
-        predecessor: Option<&Digest>,
+        predecessor: impl std::future::Future<Output = Result<Option<Digest>, String>>,
     ) -> Result<Vec<SubjectReport>, PublishError> {
         let (start, scanners_before) = (Instant::now(), self.scanner_time());
         let subjects = self.resolve(reference, top).await?;
@@ -365,9 +369,24 @@ impl Publisher {
         let mut reused = BTreeMap::new();
         if let Some(copied) = self.reuse_where_lacking(reference, &plan, &held).await? {
             reused = copied;
-            // What is still missing after a copy: a stale Grype result, say, or what a
-            // copy that failed halfway did not bring.
-            plan = self.check(reference, subjects).await?;
+            let left: Vec<Missing> = plan
+                .iter()
+                .map(|(s, _, missing)| {
+                    let copied = reused.get(&s.descriptor.digest.to_string());
+                    missing.without(copied.iter().flat_map(|c| &c.artifacts).map(|a| a.format))
+                })
+                .collect();
+            if left.iter().any(Missing::any) {
+                // What is still missing after a copy: a stale Grype result, say, or what a
+                // copy that failed halfway did not bring.
+                plan = self.check(reference, subjects).await?;
+            } else {
+                // Every copy landed whole (by digest, from a proven set): reading the
+                // sets back would only say so again.
+                for ((_, _, missing), left) in plan.iter_mut().zip(left) {
+                    *missing = left;
+                }
+            }
         }
         // The shared checks are split evenly across the platform manifests.
         let share = plan.len().max(1) as u32;
@@ -380,11 +399,13 @@ impl Publisher {
         let orphaned = plan
             .iter()
             .any(|(_, existing, missing)| missing.grype && existing.grype.is_empty());
-        let previous = match predecessor {
-            Some(release) if orphaned => {
-                stored::release_platforms(&self.client, reference, release).await
-            }
-            _ => Vec::new(),
+        let predecessor = match orphaned {
+            true => predecessor.await.map_err(PublishError::Predecessor)?,
+            false => None,
+        };
+        let previous = match &predecessor {
+            Some(release) => stored::release_platforms(&self.client, reference, release).await,
+            None => Vec::new(),
         };
         let mut reports = Vec::new();
         for (subject, existing, missing) in plan {

@@ -1,6 +1,8 @@
 //! Running one job: make sure the target is an image (not a referrer or another
 //! artifact), note a tagged image in the release log, then publish whatever it lacks.
 
+use futures_util::FutureExt as _;
+
 use super::queue::Outcome;
 use super::stats::WorkerStats;
 use super::Job;
@@ -89,8 +91,12 @@ async fn has_db_of(context: &JobContext, wanted: &str) -> Result<bool, String> {
 }
 
 /// The longest single wait for an event's tag to show up in the registry (the waits
-/// double from 200 ms: about 3 s in all).
+/// double from [`FIRST_TAG_WAIT`]: about 3 s in all).
 const TAG_SETTLE: std::time::Duration = std::time::Duration::from_millis(1600);
+
+/// The first wait for an event's tag: distribution links it a few milliseconds after its
+/// event, so a short first wait saves most of a promoted image's time to a complete set.
+const FIRST_TAG_WAIT: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The job's tag, when the registry confirms it: a job fetched by tag has it; a tag that
 /// came with a digest (from an event, which anyone allowed to send one can make up) is
@@ -103,7 +109,7 @@ async fn confirmed_tag<'a>(
     let Target::Pinned(tag, _) = &job.target else {
         return Ok(job.tag());
     };
-    let mut wait = std::time::Duration::from_millis(200);
+    let mut wait = FIRST_TAG_WAIT;
     loop {
         let found = client
             .head_manifest(&job.repository, &Target::Tag(tag.clone()))
@@ -149,9 +155,12 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
         tracing::debug!(job = %job.key(), "not an image (a referrer or an artifact); skipped");
         return Ok(Outcome::Skipped);
     }
-    let mut predecessor = None;
-    let confirmed = confirmed_tag(client, &job, &fetched.digest).await?.cloned();
-    if let Some(tag) = &confirmed {
+    // The release is recorded while the sets are checked and copied: the publish waits
+    // for it only when it makes a first Grype artifact, whose first_seen it names.
+    let recorded = async {
+        let Some(tag) = confirmed_tag(client, &job, &fetched.digest).await? else {
+            return Ok((None, None));
+        };
         let log = context
             .record_releases(
                 &job.repository,
@@ -160,18 +169,24 @@ pub async fn run(context: &JobContext, job: Job) -> Result<Outcome, String> {
             )
             .await
             .map_err(|e| format!("recording the release: {e}"))?;
-        predecessor = log.and_then(|edit| edit.log().predecessor(&fetched.digest));
+        let predecessor = log.and_then(|edit| edit.log().predecessor(&fetched.digest));
+        Ok::<_, String>((Some(tag.clone()), predecessor))
     }
+    .shared();
     let reference = Reference {
         registry: client.registry().to_string(),
-        repository: job.repository,
+        repository: job.repository.clone(),
         target: Target::Digest(fetched.digest.clone()),
     };
-    let reports = context
-        .publisher
-        .publish_fetched(&reference, &fetched, predecessor.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let predecessor = recorded.clone().map(|r| r.map(|(_, p)| p));
+    let (recorded, reports) = tokio::join!(
+        recorded,
+        context
+            .publisher
+            .publish_fetched(&reference, &fetched, predecessor)
+    );
+    let confirmed = recorded?.0;
+    let reports = reports.map_err(|e| e.to_string())?;
     // A publish that returned did make every subject's set complete.
     context.note_complete(&reference.repository, reports.iter().map(|r| &r.digest));
     context.note_published(&reference.repository, confirmed.as_ref(), &fetched.digest);
