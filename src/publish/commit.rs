@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 
-use super::pipeline::{Published, Publisher, SubjectReport};
+use super::pipeline::Publisher;
+use super::report::{Published, SubjectReport};
 use super::signable::Signable;
 use super::{PublishError, SignatureFormat, Step};
 use crate::artifact::{now_rfc3339, BuiltArtifact};

@@ -26,6 +26,7 @@ mod commit;
 mod existing;
 mod pipeline;
 mod prune;
+mod report;
 mod reuse;
 mod signable;
 mod stored;
@@ -34,7 +35,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use existing::{Existing, Missing};
-pub use pipeline::{PublishOptions, Published, Publisher, SubjectReport};
+pub use pipeline::{PublishOptions, Publisher};
+pub use report::{Published, SubjectReport};
 pub use signable::{GrypeRun, Signable};
 
 use crate::registry::RegistryError;

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use futures_util::future::try_join_all;
 
 use super::existing::{Existing, Missing};
-use super::pipeline::{Published, Publisher};
+use super::pipeline::Publisher;
+use super::report::Published;
 use super::PublishError;
 use crate::artifact::Format;
 use crate::catalog::platforms::PlatformManifest;
